@@ -1,0 +1,121 @@
+//! The command line: clap definitions (raw flags) and the dispatch to commands. Flags become
+//! validated settings in `config`; this module only parses and maps errors to exit codes.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::duration::parse_duration;
+
+/// herald's exit code for its own failures before the step ran (bad usage, bad configuration).
+pub const EXIT_HERALD_FAILED: i32 = 125;
+
+const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (", env!("HERALD_TARGET"), ", commit ", env!("HERALD_GIT_COMMIT"), ")");
+
+/// Supervise GitLab CI job steps like an init process and publish what they do.
+#[derive(Debug, Parser)]
+#[command(name = "herald", version = VERSION, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one step under supervision; publish it; exit with the step's exit code
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = RUN_AFTER_HELP)]
+pub struct RunArgs {
+    /// Name of the step in reports [default: a short form of the command, e.g. "cargo test"]
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+
+    /// Stop the step after this long (SIGTERM, grace, SIGKILL); it is reported as timed out
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Time between SIGTERM and SIGKILL when stopping the step or what it left behind [default: 10s]
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub grace: Option<Duration>,
+
+    /// The command to run, after `--`
+    #[arg(value_name = "CMD", trailing_var_arg = true, required = true)]
+    pub command: Vec<OsString>,
+}
+
+const RUN_AFTER_HELP: &str = "\
+Durations: 90s, 5m, 1h30m; a plain number means seconds.
+
+Exit code: the step's own; 128+N if it died of signal N; 125 if herald failed before the step
+ran; 126 if the command is not executable; 127 if it was not found.
+
+Environment:
+  GITLAB_CI=true    wrap the step in a collapsible job-log section and end with a summary line
+  HERALD_JUNIT      path of a JUnit XML report the step is appended to
+  HERALD_JOB_NAME   job name in reports [default: CI_JOB_NAME]";
+
+/// Parses the command line, runs the command, returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            // --help and --version: print them; a closed pipe (`herald --help | head -1`) is fine.
+            let _ = error.print();
+            return 0;
+        }
+        Err(error) => {
+            say(&format!("herald: {} (see 'herald --help')", first_paragraph(&error.to_string())));
+            return EXIT_HERALD_FAILED;
+        }
+    };
+    match cli.command {
+        Command::Run(args) => crate::commands::run::run(args),
+    }
+}
+
+/// clap's error, as one line: its first paragraph without the `error:` label.
+fn first_paragraph(message: &str) -> String {
+    let paragraph = message.split("\n\n").next().unwrap_or(message);
+    let words: Vec<&str> = paragraph.split_whitespace().collect();
+    words.join(" ").trim_start_matches("error: ").to_owned()
+}
+
+/// Writes to stderr, ignoring failures: a closed stderr must never change a step's exit code.
+pub fn say(line: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(line.as_bytes());
+    if !line.ends_with('\n') {
+        let _ = stderr.write_all(b"\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn errors_fit_on_one_line() {
+        let error = Cli::try_parse_from(["herald", "run"]).unwrap_err();
+        assert_eq!(first_paragraph(&error.to_string()), "the following required arguments were not provided: <CMD>...");
+    }
+
+    #[test]
+    fn run_takes_everything_after_the_command() {
+        let cli = Cli::try_parse_from(["herald", "run", "--name", "u", "cargo", "test", "--name", "x"]).unwrap();
+        let Command::Run(args) = cli.command;
+        assert_eq!(args.name.as_deref(), Some("u"));
+        assert_eq!(args.command, ["cargo", "test", "--name", "x"]);
+    }
+}

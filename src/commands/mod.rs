@@ -1,0 +1,3 @@
+//! One module per `herald` subcommand: each wires settings, supervision and reporting together.
+
+pub mod run;

@@ -1,0 +1,60 @@
+//! `herald run`: start the step at once, supervise it, show its outcome, exit with its code.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::cli::{say, RunArgs, EXIT_HERALD_FAILED};
+use crate::config::{ProcessEnv, RunSettings};
+use crate::report::joblog::{summary_line, LogSection};
+use crate::report::junit;
+use crate::step::{StepEnd, StepOutcome};
+use crate::supervise::Supervisor;
+
+pub fn run(args: RunArgs) -> i32 {
+    // Before anything else, so that a signal arriving from now on waits for the step.
+    let supervisor = match Supervisor::install() {
+        Ok(supervisor) => supervisor,
+        Err(error) => {
+            say(&format!("herald: cannot set up signal handling: {error}"));
+            return EXIT_HERALD_FAILED;
+        }
+    };
+    let settings = match RunSettings::resolve(args, &ProcessEnv) {
+        Ok(settings) => settings,
+        Err(error) => {
+            say(&format!("herald run: {error}"));
+            return EXIT_HERALD_FAILED;
+        }
+    };
+
+    let section = settings.in_gitlab_ci.then(|| LogSection::for_step(&settings.step, std::process::id()));
+    if let Some(section) = &section {
+        say(&section.start_marker(unix_now()));
+    }
+    let outcome = match supervisor.spawn(&settings.command) {
+        Ok(running) => running.wait(&settings.limits),
+        Err(error) => {
+            say(&format!("herald: {error}"));
+            StepOutcome { end: StepEnd::NotStarted { exit_code: error.exit_code() }, elapsed: Default::default() }
+        }
+    };
+    if let Some(section) = &section {
+        say(&section.end_marker(unix_now()));
+        say(&summary_line(&settings.step, &outcome));
+    }
+    if let Some(path) = &settings.junit {
+        let description = outcome.describe();
+        let case = junit::TestCase {
+            classname: &settings.job_name,
+            name: settings.step.as_str(),
+            time: outcome.elapsed,
+            failure: (outcome.exit_code() != 0 || outcome.verdict() != crate::step::Verdict::Passed)
+                .then_some(description.as_str()),
+        };
+        junit::append_or_warn(path, &case);
+    }
+    outcome.exit_code()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

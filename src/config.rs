@@ -1,0 +1,142 @@
+//! Settings resolved from flags and the environment. `resolve` is a pure function of the two, so
+//! every rule here is tested without spawning anything. CI variables are how GitLab users
+//! configure things, so the environment comes first; flags exist where a per-step choice makes sense.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::RunArgs;
+use crate::step::StepName;
+use crate::supervise::Limits;
+
+/// Everything `herald run` needs to know, decided before the step starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSettings {
+    pub command: Vec<OsString>,
+    pub step: StepName,
+    pub limits: Limits,
+    /// `GITLAB_CI=true`: decorate the job log (sections, summary line).
+    pub in_gitlab_ci: bool,
+    /// `HERALD_JUNIT`: the JUnit report each step appends to.
+    pub junit: Option<PathBuf>,
+    /// `HERALD_JOB_NAME`, else `CI_JOB_NAME`: groups this job's steps in reports.
+    pub job_name: String,
+}
+
+/// A configuration mistake: herald exits 125 with this one line, before the step runs.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// Reads one environment variable; `std::env::var_os` in the binary, a map in tests.
+pub trait Env {
+    fn get(&self, key: &str) -> Option<OsString>;
+
+    /// A variable that is set to something other than blanks.
+    fn non_empty(&self, key: &str) -> Option<OsString> {
+        self.get(key).filter(|value| !value.to_string_lossy().trim().is_empty())
+    }
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<OsString> {
+        std::env::var_os(key)
+    }
+}
+
+impl RunSettings {
+    pub fn resolve(args: RunArgs, env: &dyn Env) -> Result<RunSettings, ConfigError> {
+        if args.command.first().is_none_or(|program| program.is_empty()) {
+            return Err(ConfigError("missing command: write it after '--', e.g. herald run -- cargo test".into()));
+        }
+        let step = match args.name.as_deref().map(str::trim) {
+            Some("") => return Err(ConfigError("--name must not be empty".into())),
+            Some(name) => StepName::new(name),
+            None => StepName::from_command(&args.command),
+        };
+        if args.timeout == Some(Duration::ZERO) {
+            return Err(ConfigError("--timeout must be more than 0".into()));
+        }
+        let job_name = env
+            .non_empty("HERALD_JOB_NAME")
+            .or_else(|| env.non_empty("CI_JOB_NAME"))
+            .map_or_else(|| "herald".to_owned(), |name| name.to_string_lossy().into_owned());
+        Ok(RunSettings {
+            command: args.command,
+            step,
+            limits: Limits { timeout: args.timeout, grace: args.grace.unwrap_or(Limits::DEFAULT_GRACE) },
+            in_gitlab_ci: env.get("GITLAB_CI").as_deref() == Some(OsStr::new("true")),
+            junit: env.non_empty("HERALD_JUNIT").map(PathBuf::from),
+            job_name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct MapEnv(HashMap<&'static str, &'static str>);
+
+    impl Env for MapEnv {
+        fn get(&self, key: &str) -> Option<OsString> {
+            self.0.get(key).map(OsString::from)
+        }
+    }
+
+    fn args(command: &[&str]) -> RunArgs {
+        RunArgs { name: None, timeout: None, grace: None, command: command.iter().map(OsString::from).collect() }
+    }
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> MapEnv {
+        MapEnv(pairs.iter().copied().collect())
+    }
+
+    #[test]
+    fn defaults_outside_ci() {
+        let settings = RunSettings::resolve(args(&["cargo", "test", "--workspace"]), &env(&[])).unwrap();
+        assert_eq!(settings.step.as_str(), "cargo test");
+        assert_eq!(settings.limits, Limits { timeout: None, grace: Duration::from_secs(10) });
+        assert!(!settings.in_gitlab_ci);
+        assert_eq!(settings.junit, None);
+        assert_eq!(settings.job_name, "herald");
+    }
+
+    #[test]
+    fn reads_gitlab_variables_and_overrides() {
+        let ci = env(&[("GITLAB_CI", "true"), ("CI_JOB_NAME", "test 1/3"), ("HERALD_JUNIT", "report.xml")]);
+        let settings = RunSettings::resolve(args(&["true"]), &ci).unwrap();
+        assert!(settings.in_gitlab_ci);
+        assert_eq!(settings.junit, Some(PathBuf::from("report.xml")));
+        assert_eq!(settings.job_name, "test 1/3");
+        let overridden = env(&[("CI_JOB_NAME", "test"), ("HERALD_JOB_NAME", "local"), ("HERALD_JUNIT", " ")]);
+        let settings = RunSettings::resolve(args(&["true"]), &overridden).unwrap();
+        assert_eq!((settings.job_name.as_str(), settings.junit), ("local", None));
+        assert!(!RunSettings::resolve(args(&["true"]), &env(&[("GITLAB_CI", "false")])).unwrap().in_gitlab_ci);
+    }
+
+    #[test]
+    fn flags_win_and_are_checked() {
+        let mut flagged = args(&["make"]);
+        flagged.name = Some("unit".into());
+        flagged.timeout = Some(Duration::from_secs(60));
+        flagged.grace = Some(Duration::from_secs(2));
+        let settings = RunSettings::resolve(flagged, &env(&[])).unwrap();
+        assert_eq!(settings.step.as_str(), "unit");
+        assert_eq!(settings.limits, Limits { timeout: Some(Duration::from_secs(60)), grace: Duration::from_secs(2) });
+
+        assert!(RunSettings::resolve(args(&[]), &env(&[])).unwrap_err().0.contains("missing command"));
+        assert!(RunSettings::resolve(args(&[""]), &env(&[])).is_err());
+        let mut unnamed = args(&["make"]);
+        unnamed.name = Some("  ".into());
+        assert!(RunSettings::resolve(unnamed, &env(&[])).is_err());
+        let mut zero = args(&["make"]);
+        zero.timeout = Some(Duration::ZERO);
+        assert!(RunSettings::resolve(zero, &env(&[])).is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! What a step is called and how it ended: the vocabulary shared by the supervisor (which produces
+//! outcomes), the job log and JUnit report (which show them) and, later, the publisher.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::duration::format_duration;
+use crate::supervise::signal_name;
+
+/// The readable name of a step: `--name`, or a short form of the command (`cargo test`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepName(String);
+
+impl StepName {
+    /// At most this many characters; longer names are cut (they still have to fit GitLab's
+    /// 255-character status names once a prefix and a task are added).
+    const MAX_CHARS: usize = 100;
+
+    pub fn new(name: &str) -> StepName {
+        let clean: String = name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let clean = clean.trim();
+        if clean.chars().count() <= Self::MAX_CHARS {
+            StepName(clean.to_owned())
+        } else {
+            let cut: String = clean.chars().take(Self::MAX_CHARS - 1).collect();
+            StepName(format!("{}…", cut.trim_end()))
+        }
+    }
+
+    /// `cargo test --workspace` → `cargo test`; `npm run lint` → `npm run lint`;
+    /// `./ci/check.sh -v` → `check.sh`; `python -m pytest` → `python -m pytest`.
+    /// The program's file name, then the words that read like subcommands, up to the first option,
+    /// path or value; `-m`/`-c` of interpreters keep their module, not their code.
+    pub fn from_command(command: &[OsString]) -> StepName {
+        let Some(program) = command.first() else {
+            return StepName::new("step");
+        };
+        let program = Path::new(program)
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| program.to_string_lossy().into_owned());
+        let mut words = vec![program];
+        let mut args = command[1..].iter().map(|arg| arg.to_string_lossy());
+        while words.len() < 3 {
+            let Some(arg) = args.next() else { break };
+            if arg == "-m" {
+                // `python -m pytest`: the module is what the step is.
+                if let Some(module) = args.next().filter(|m| is_word(m)) {
+                    words.push("-m".into());
+                    words.push(module.into_owned());
+                }
+                break;
+            }
+            if !is_word(&arg) {
+                break;
+            }
+            words.push(arg.into_owned());
+        }
+        StepName::new(&words.join(" "))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A subcommand-like word: `test`, `run`, `build:release`, not a flag, path, value or script.
+fn is_word(arg: &str) -> bool {
+    let mut chars = arg.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && arg.len() <= 32
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':'))
+}
+
+impl std::fmt::Display for StepName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How the step's main process ended, as `waitpid` reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessEnd {
+    Exited(i32),
+    Signaled(i32),
+}
+
+/// Why herald stopped the step, when it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// `--timeout` expired.
+    TimedOut,
+    /// herald received this signal (the job was canceled or the runner is shutting down) and
+    /// forwarded it to the step.
+    Signal(i32),
+}
+
+/// The outcome of one step, as published: a verdict plus the facts that explain it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepOutcome {
+    pub end: StepEnd,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepEnd {
+    /// The process ran and ended; `stop` says whether herald had asked it to.
+    Ran { process: ProcessEnd, stop: Option<StopCause> },
+    /// The command could not be started; the code is 126 (not executable) or 127 (not found).
+    NotStarted { exit_code: i32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    Failed,
+    Canceled,
+}
+
+impl StepOutcome {
+    /// The exit code herald passes back: the child's own, 128+N for signal N.
+    pub fn exit_code(&self) -> i32 {
+        match self.end {
+            StepEnd::Ran { process: ProcessEnd::Exited(code), .. } => code,
+            StepEnd::Ran { process: ProcessEnd::Signaled(signal), .. } => 128 + signal,
+            StepEnd::NotStarted { exit_code } => exit_code,
+        }
+    }
+
+    /// A timed-out step failed even if it exited 0 after SIGTERM; a step stopped by a signal
+    /// herald received was canceled, whatever its exit code.
+    pub fn verdict(&self) -> Verdict {
+        match self.end {
+            StepEnd::Ran { stop: Some(StopCause::Signal(_)), .. } => Verdict::Canceled,
+            StepEnd::Ran { stop: Some(StopCause::TimedOut), .. } => Verdict::Failed,
+            _ if self.exit_code() == 0 => Verdict::Passed,
+            _ => Verdict::Failed,
+        }
+    }
+
+    /// One short sentence: `passed in 12.3s`, `failed (exit 2) after 4.1s`,
+    /// `killed by SIGSEGV after 0.1s`, `timed out after 5m00s`, `canceled (SIGTERM) after 3.0s`,
+    /// `not found`. Fits GitLab's 255-character status description.
+    pub fn describe(&self) -> String {
+        let took = format_duration(self.elapsed);
+        match self.end {
+            StepEnd::NotStarted { exit_code: 127 } => "could not start: command not found".into(),
+            StepEnd::NotStarted { .. } => "could not start: not executable".into(),
+            StepEnd::Ran { stop: Some(StopCause::TimedOut), .. } => format!("timed out after {took}"),
+            StepEnd::Ran { stop: Some(StopCause::Signal(signal)), .. } => {
+                format!("canceled ({}) after {took}", signal_name(signal))
+            }
+            StepEnd::Ran { process: ProcessEnd::Exited(0), .. } => format!("passed in {took}"),
+            StepEnd::Ran { process: ProcessEnd::Exited(code), .. } => format!("failed (exit {code}) after {took}"),
+            StepEnd::Ran { process: ProcessEnd::Signaled(signal), .. } => {
+                format!("killed by {} after {took}", signal_name(signal))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_of(command: &str) -> String {
+        let words: Vec<OsString> = command.split(' ').map(OsString::from).collect();
+        StepName::from_command(&words).to_string()
+    }
+
+    #[test]
+    fn short_names_from_commands() {
+        assert_eq!(name_of("cargo test --workspace"), "cargo test");
+        assert_eq!(name_of("cargo clippy -- -D warnings"), "cargo clippy");
+        assert_eq!(name_of("npm run lint"), "npm run lint");
+        assert_eq!(name_of("./ci/check.sh -v"), "check.sh");
+        assert_eq!(name_of("/usr/bin/make"), "make");
+        assert_eq!(name_of("go vet ./..."), "go vet");
+        assert_eq!(name_of("python -m pytest -q"), "python -m pytest");
+        assert_eq!(name_of("sh -c echo"), "sh");
+        assert_eq!(name_of("pytest tests/unit"), "pytest");
+    }
+
+    #[test]
+    fn names_are_cleaned_and_bounded() {
+        assert_eq!(StepName::new(" a\nb\x1b ").as_str(), "a b");
+        let long = StepName::new(&"x".repeat(500));
+        assert_eq!(long.as_str().chars().count(), 100);
+        assert!(long.as_str().ends_with('…'));
+    }
+
+    fn ran(process: ProcessEnd, stop: Option<StopCause>) -> StepOutcome {
+        StepOutcome { end: StepEnd::Ran { process, stop }, elapsed: Duration::from_millis(4100) }
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        assert_eq!(ran(ProcessEnd::Exited(2), None).exit_code(), 2);
+        assert_eq!(ran(ProcessEnd::Signaled(15), None).exit_code(), 143);
+        assert_eq!(ran(ProcessEnd::Signaled(9), Some(StopCause::TimedOut)).exit_code(), 137);
+    }
+
+    #[test]
+    fn verdicts_and_descriptions() {
+        let passed = ran(ProcessEnd::Exited(0), None);
+        assert_eq!((passed.verdict(), passed.describe().as_str()), (Verdict::Passed, "passed in 4.1s"));
+        let failed = ran(ProcessEnd::Exited(2), None);
+        assert_eq!((failed.verdict(), failed.describe().as_str()), (Verdict::Failed, "failed (exit 2) after 4.1s"));
+        let segv = ran(ProcessEnd::Signaled(11), None);
+        assert_eq!(segv.describe(), "killed by SIGSEGV after 4.1s");
+        let timed_out = ran(ProcessEnd::Exited(0), Some(StopCause::TimedOut));
+        assert_eq!((timed_out.verdict(), timed_out.describe().as_str()), (Verdict::Failed, "timed out after 4.1s"));
+        let canceled = ran(ProcessEnd::Signaled(15), Some(StopCause::Signal(15)));
+        assert_eq!(
+            (canceled.verdict(), canceled.describe().as_str()),
+            (Verdict::Canceled, "canceled (SIGTERM) after 4.1s")
+        );
+    }
+}

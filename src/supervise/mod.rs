@@ -1,0 +1,318 @@
+//! Runs one step the way a good init process would: the child in its own process group with stdio
+//! inherited untouched, herald's termination signals forwarded to that group, a timeout with grace
+//! then SIGKILL, every zombie reaped, and nothing of the step left running when herald returns.
+//!
+//! The design is tini's, not an async runtime's: the handled signals are blocked before the child
+//! exists and taken synchronously with `sigtimedwait`, so no signal is ever lost or handled in a
+//! signal handler, and the whole supervisor is one loop on one thread. That loop is the only caller
+//! of `waitpid` in herald. Whatever else herald does while a step runs (publishing) happens on
+//! other threads, which inherit the blocked mask and so never steal a signal.
+
+mod sys;
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::step::{ProcessEnd, StepEnd, StepOutcome, StopCause};
+use sys::{Pid, Reaped, SignalSet};
+
+/// Signals that mean "stop": forwarded to the step's group; a second one escalates to SIGKILL.
+const TERMINATING: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP];
+/// Signals passed through to the step's group as they are, for programs that use them
+/// (log reopening, status dumps).
+const PASSED_THROUGH: [i32; 2] = [libc::SIGUSR1, libc::SIGUSR2];
+/// How long to wait, after SIGKILL, for leftovers to disappear before herald gives up on them and
+/// returns anyway (a process stuck in the kernel cannot be killed; herald must not hang on it).
+const AFTER_KILL_WAIT: Duration = Duration::from_secs(2);
+/// While stopping leftovers, herald also polls: processes that are not its children end silently.
+const LEFTOVER_POLL: Duration = Duration::from_millis(50);
+
+/// Time limits for one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Stop the step (SIGTERM, grace, SIGKILL) after this long; reported as "timed out".
+    pub timeout: Option<Duration>,
+    /// Time between SIGTERM and SIGKILL, for signals, timeouts and leftovers alike.
+    pub grace: Duration,
+}
+
+impl Limits {
+    pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+}
+
+/// Why the command did not start. Maps to the shell's codes: 127 not found, 126 not executable.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("{program}: command not found")]
+    NotFound { program: String },
+    #[error("{program}: {reason}")]
+    BadInterpreter { program: String, reason: String },
+    #[error("{program}: cannot execute: {source}")]
+    NotExecutable { program: String, source: io::Error },
+}
+
+impl SpawnError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SpawnError::NotFound { .. } | SpawnError::BadInterpreter { .. } => 127,
+            SpawnError::NotExecutable { .. } => 126,
+        }
+    }
+}
+
+/// The process-wide part of supervision. Create it first thing, before any thread exists, so that
+/// every thread inherits the blocked signals.
+pub struct Supervisor {
+    signals: SignalSet,
+    subreaper: bool,
+}
+
+impl Supervisor {
+    pub fn install() -> io::Result<Supervisor> {
+        let mut waited = vec![libc::SIGCHLD];
+        waited.extend(TERMINATING);
+        waited.extend(PASSED_THROUGH);
+        // SIGTTOU/SIGTTIN are blocked, never waited for: after handing the terminal to the step,
+        // herald is a background process, and a blocked SIGTTOU lets its last lines still print.
+        let mut blocked = waited.clone();
+        blocked.extend([libc::SIGTTOU, libc::SIGTTIN]);
+        sys::block(&SignalSet::of(&blocked))?;
+        sys::default_sigchld();
+        // As PID 1 herald already inherits every orphan; otherwise ask to.
+        let subreaper = sys::own_pid() == 1 || sys::become_subreaper();
+        Ok(Supervisor { signals: SignalSet::of(&waited), subreaper })
+    }
+
+    /// Starts `command` now, in a new process group, with herald's stdio.
+    pub fn spawn(&self, command: &[OsString]) -> Result<RunningStep<'_>, SpawnError> {
+        let (program, args) = command.split_first().expect("the command line is checked to be non-empty");
+        let mut child = Command::new(program);
+        child.args(args).process_group(0);
+        let terminal = sys::foreground_terminal();
+        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions
+        // (sigaction, sigprocmask, tcsetpgrp, getpid). Not taking the terminal is not worth failing
+        // the step for, so that error is ignored.
+        unsafe {
+            child.pre_exec(move || {
+                if let Some(fd) = terminal {
+                    let _ = sys::give_terminal(fd, sys::own_pid());
+                }
+                sys::reset_for_exec()
+            });
+        }
+        let started = Instant::now();
+        let spawned = child.spawn().map_err(|error| spawn_error(program, error))?;
+        // Dropping std's handle neither waits nor kills: the reap loop below owns the child.
+        let pid = spawned.id() as Pid;
+        Ok(RunningStep { supervisor: self, pid, started, terminal })
+    }
+}
+
+fn spawn_error(program: &OsString, error: io::Error) -> SpawnError {
+    let program_text = program.to_string_lossy().into_owned();
+    let has_path = program_text.contains('/');
+    match error.kind() {
+        // ENOENT for a file that exists means its `#!` interpreter is missing.
+        io::ErrorKind::NotFound if has_path && std::path::Path::new(program).exists() => SpawnError::BadInterpreter {
+            program: program_text,
+            reason: "bad interpreter: its #! line names a program that does not exist".into(),
+        },
+        io::ErrorKind::NotFound if has_path => {
+            SpawnError::BadInterpreter { program: program_text, reason: "no such file or directory".into() }
+        }
+        io::ErrorKind::NotFound => SpawnError::NotFound { program: program_text },
+        _ => SpawnError::NotExecutable { program: program_text, source: error },
+    }
+}
+
+/// A step whose process is running.
+pub struct RunningStep<'s> {
+    supervisor: &'s Supervisor,
+    /// The main child; also the id of its process group.
+    pid: Pid,
+    started: Instant,
+    terminal: Option<libc::c_int>,
+}
+
+/// herald is stopping the step: why, and when SIGKILL follows (None once it was sent).
+struct Stopping {
+    cause: StopCause,
+    kill_at: Option<Instant>,
+}
+
+impl RunningStep<'_> {
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// Supervises the step until it and everything it left behind are gone.
+    pub fn wait(self, limits: &Limits) -> StepOutcome {
+        let timeout_at = limits.timeout.map(|t| self.started + t);
+        let mut stopping: Option<Stopping> = None;
+
+        let process = loop {
+            if let Some(end) = self.reap_until_main() {
+                break end;
+            }
+            let now = Instant::now();
+            if let (None, Some(at)) = (&stopping, timeout_at) {
+                if now >= at {
+                    self.signal_group(libc::SIGTERM);
+                    // A stopped (SIGSTOP'd) process only acts on SIGTERM once continued.
+                    self.signal_group(libc::SIGCONT);
+                    stopping = Some(Stopping { cause: StopCause::TimedOut, kill_at: Some(now + limits.grace) });
+                    continue;
+                }
+            }
+            if let Some(stop) = &mut stopping {
+                if stop.kill_at.is_some_and(|at| now >= at) {
+                    self.signal_group(libc::SIGKILL);
+                    stop.kill_at = None;
+                }
+            }
+            let next_deadline = match &stopping {
+                None => timeout_at,
+                Some(stop) => stop.kill_at,
+            };
+            let received =
+                sys::wait_signal(&self.supervisor.signals, next_deadline.map(|at| at.saturating_duration_since(now)));
+            match received {
+                None | Some(libc::SIGCHLD) => {}
+                Some(signal) if TERMINATING.contains(&signal) => match &mut stopping {
+                    None => {
+                        self.signal_group(signal);
+                        stopping = Some(Stopping {
+                            cause: StopCause::Signal(signal),
+                            kill_at: Some(Instant::now() + limits.grace),
+                        });
+                    }
+                    Some(stop) => {
+                        // A second request to stop: no more patience.
+                        self.signal_group(libc::SIGKILL);
+                        stop.kill_at = None;
+                    }
+                },
+                Some(signal) => {
+                    self.signal_group(signal);
+                }
+            }
+        };
+        let elapsed = self.started.elapsed();
+
+        self.stop_leftovers(limits.grace);
+        if let Some(fd) = self.terminal {
+            let _ = sys::give_terminal(fd, sys::own_group());
+        }
+        StepOutcome { end: StepEnd::Ran { process, stop: stopping.map(|s| s.cause) }, elapsed }
+    }
+
+    /// Reaps every ended child; returns the main child's end once it is among them.
+    fn reap_until_main(&self) -> Option<ProcessEnd> {
+        loop {
+            match sys::reap_one() {
+                Reaped::Child(pid, status) if pid == self.pid => {
+                    return Some(match sys::decode_status(status) {
+                        Ok(code) => ProcessEnd::Exited(code),
+                        Err(signal) => ProcessEnd::Signaled(signal),
+                    });
+                }
+                Reaped::Child(..) => continue, // an adopted orphan: reaped, nothing more to do
+                Reaped::NoneEnded => return None,
+                // Cannot happen while the main child is unreaped (SIGCHLD is at its default).
+                // Rather than spin, report the status as unknown.
+                Reaped::NoChildren => return Some(ProcessEnd::Exited(125)),
+            }
+        }
+    }
+
+    fn signal_group(&self, signal: i32) {
+        sys::signal_group(self.pid, signal);
+    }
+
+    /// When the main process has ended, whatever is left of the step (its process group, and the
+    /// orphans herald adopted as subreaper, which may have left the group) is stopped: SIGTERM,
+    /// grace, SIGKILL, then reaped. Such leftovers would otherwise keep running past the step and,
+    /// holding the job log's pipe open, hang the job. The common case, no leftovers, costs two
+    /// system calls.
+    fn stop_leftovers(&self, grace: Duration) {
+        if !self.leftovers_exist() {
+            return;
+        }
+        let mut kill_at = Instant::now() + grace;
+        let mut killed_at: Option<Instant> = None;
+        self.signal_leftovers(libc::SIGTERM);
+        self.signal_leftovers(libc::SIGCONT);
+        while self.leftovers_exist() {
+            let now = Instant::now();
+            match killed_at {
+                None if now >= kill_at => {
+                    self.signal_leftovers(libc::SIGKILL);
+                    killed_at = Some(now);
+                }
+                // Unkillable (stuck in the kernel): do not hang the job on it.
+                Some(at) if now >= at + AFTER_KILL_WAIT => return,
+                _ => {}
+            }
+            let wake = match killed_at {
+                None => kill_at.saturating_duration_since(now).min(LEFTOVER_POLL),
+                Some(_) => LEFTOVER_POLL,
+            };
+            let received = sys::wait_signal(&self.supervisor.signals, Some(wake));
+            if received.is_some_and(|signal| TERMINATING.contains(&signal)) && killed_at.is_none() {
+                kill_at = Instant::now(); // asked to stop while cleaning up: skip the grace
+            }
+        }
+    }
+
+    /// Reaps what has ended, then tells whether anything of the step is still alive.
+    fn leftovers_exist(&self) -> bool {
+        let children_remain = loop {
+            match sys::reap_one() {
+                Reaped::Child(..) => continue,
+                Reaped::NoneEnded => break true,
+                Reaped::NoChildren => break false,
+            }
+        };
+        // Signal 0 checks for existence. Without subreaper rights herald cannot adopt orphans,
+        // so the group is the only handle on them.
+        children_remain || sys::signal_group(self.pid, 0)
+    }
+
+    fn signal_leftovers(&self, signal: i32) {
+        sys::signal_group(self.pid, signal);
+        if self.supervisor.subreaper {
+            for orphan in sys::children_of(sys::own_pid()) {
+                sys::signal_process(orphan, signal);
+            }
+        }
+    }
+}
+
+/// `SIGTERM` for 15, and so on; `signal 42` for numbers without a common name.
+pub fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => return format!("signal {signal}"),
+    };
+    name.to_owned()
+}

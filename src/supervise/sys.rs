@@ -1,0 +1,200 @@
+//! The handful of Linux calls the supervisor needs, each wrapped once with its reason. Nothing else
+//! in herald calls libc for process or signal work.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::time::Duration;
+
+pub(crate) type Pid = libc::pid_t;
+
+/// A set of signals, for blocking and waiting.
+pub(crate) struct SignalSet(libc::sigset_t);
+
+impl SignalSet {
+    pub(crate) fn of(signals: &[i32]) -> SignalSet {
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises the set; sigaddset only writes into it. The signal numbers
+        // are libc constants, so sigaddset cannot fail.
+        unsafe {
+            libc::sigemptyset(set.as_mut_ptr());
+            for &signal in signals {
+                libc::sigaddset(set.as_mut_ptr(), signal);
+            }
+            SignalSet(set.assume_init())
+        }
+    }
+}
+
+/// Blocks `set` in the calling thread (and so in every thread it spawns later). Blocked signals stay
+/// pending until `wait_signal` takes them: no handler runs, nothing is lost between two waits.
+/// The mask is inherited across exec, so the step must get a clean one: `reset_for_exec`.
+pub(crate) fn block(set: &SignalSet) -> io::Result<()> {
+    // SAFETY: a valid, initialised set; the old mask is not needed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, std::ptr::null_mut()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// Gives the about-to-exec child the signal state a program expects: nothing blocked (herald's own
+/// mask would otherwise make the step deaf to SIGTERM), SIGPIPE at its default (Rust ignores it,
+/// and `yes | head` must end). Async-signal-safe: called between fork and exec.
+pub(crate) fn reset_for_exec() -> io::Result<()> {
+    let empty = SignalSet::of(&[]);
+    // SAFETY: a valid, initialised set; sigaction-based calls are async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let rc = libc::pthread_sigmask(libc::SIG_SETMASK, &empty.0, std::ptr::null_mut());
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(rc))
+        }
+    }
+}
+
+/// Restores the default action of SIGCHLD. A parent may have exec'd us with SIGCHLD ignored, which
+/// makes the kernel reap children itself and leaves `waitpid` nothing to report: the exit code of
+/// the step would be lost.
+pub(crate) fn default_sigchld() {
+    // SAFETY: setting a standard disposition; no handler function is involved.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+}
+
+/// Waits for one signal of `set` (which must be blocked), at most `timeout`. `None` on timeout.
+pub(crate) fn wait_signal(set: &SignalSet, timeout: Option<Duration>) -> Option<i32> {
+    loop {
+        let spec = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
+        let spec_ptr = spec.as_ref().map_or(std::ptr::null(), |s| s as *const libc::timespec);
+        // SAFETY: valid set and timespec pointers; siginfo is not needed (null is allowed).
+        let signal = unsafe { libc::sigtimedwait(&set.0, std::ptr::null_mut(), spec_ptr) };
+        if signal > 0 {
+            return Some(signal);
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            // Interrupted by a signal outside the set (e.g. SIGCONT after a stop): wait again.
+            // The caller recomputes deadlines on every return, so a slightly longer wait is harmless.
+            Some(libc::EINTR) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// What one non-blocking `waitpid(-1)` found.
+pub(crate) enum Reaped {
+    /// A child ended; its raw wait status.
+    Child(Pid, i32),
+    /// Children exist, none has ended yet.
+    NoneEnded,
+    /// No children at all.
+    NoChildren,
+}
+
+/// Reaps one ended child, if any. The supervisor is the only caller of `waitpid` in herald, so the
+/// main child's status cannot be taken by anyone else.
+pub(crate) fn reap_one() -> Reaped {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        match pid {
+            0 => return Reaped::NoneEnded,
+            p if p > 0 => return Reaped::Child(p, status),
+            _ => match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                _ => return Reaped::NoChildren,
+            },
+        }
+    }
+}
+
+/// Decodes a raw wait status into (exited with code) or (killed by signal).
+pub(crate) fn decode_status(status: i32) -> Result<i32, i32> {
+    if libc::WIFSIGNALED(status) {
+        Err(libc::WTERMSIG(status))
+    } else {
+        Ok(libc::WEXITSTATUS(status))
+    }
+}
+
+/// Sends `signal` to every process in group `pgid`. Returns false when the group no longer exists.
+pub(crate) fn signal_group(pgid: Pid, signal: i32) -> bool {
+    // SAFETY: kill has no memory effects; a negative pid addresses the process group.
+    unsafe { libc::kill(-pgid, signal) == 0 }
+}
+
+/// Sends `signal` to one process. Returns false when it no longer exists.
+pub(crate) fn signal_process(pid: Pid, signal: i32) -> bool {
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
+pub(crate) fn own_pid() -> Pid {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// Makes herald the reaper of its orphaned descendants (unless it is PID 1, which already is), so
+/// that a step's background processes are herald's to find, stop and reap when the step ends,
+/// instead of escaping to init.
+pub(crate) fn become_subreaper() -> bool {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) == 0 }
+}
+
+/// Direct children of `parent`, read from /proc. Used only when a step left processes behind, to
+/// find the orphans that herald adopted as subreaper (they may have left the step's group).
+pub(crate) fn children_of(parent: Pid) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<Pid>().ok())
+        .filter(|&pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+            // Fields after the command name, which is in parentheses and may itself contain ") ".
+            let after_name = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+            after_name.split(' ').nth(1).and_then(|ppid| ppid.parse::<Pid>().ok()) == Some(parent)
+        })
+        .collect()
+}
+
+/// The terminal on stdin, when herald is its foreground process group. Only then does herald hand
+/// the terminal to the step (like a shell does for a foreground job), so the step can read from it
+/// without being stopped by SIGTTIN, and Ctrl-C reaches it directly.
+pub(crate) fn foreground_terminal() -> Option<libc::c_int> {
+    let fd = libc::STDIN_FILENO;
+    // SAFETY: isatty, tcgetpgrp and getpgrp only query state of a descriptor and this process.
+    unsafe { (libc::isatty(fd) == 1 && libc::tcgetpgrp(fd) == libc::getpgrp()).then_some(fd) }
+}
+
+/// Gives the terminal's foreground to `pgid`. SIGTTOU is blocked around the call: a process that is
+/// not in the foreground group (the step's fresh group; herald after the handover) would otherwise
+/// be stopped by it. Async-signal-safe: called between fork and exec.
+pub(crate) fn give_terminal(fd: libc::c_int, pgid: Pid) -> io::Result<()> {
+    // SAFETY: sigset operations on a local set, then tcsetpgrp on a descriptor we were handed.
+    unsafe {
+        let mut ttou = MaybeUninit::<libc::sigset_t>::uninit();
+        let mut previous = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(ttou.as_mut_ptr());
+        libc::sigaddset(ttou.as_mut_ptr(), libc::SIGTTOU);
+        libc::pthread_sigmask(libc::SIG_BLOCK, ttou.as_ptr(), previous.as_mut_ptr());
+        let rc = libc::tcsetpgrp(fd, pgid);
+        let err = io::Error::last_os_error();
+        libc::pthread_sigmask(libc::SIG_SETMASK, previous.as_ptr(), std::ptr::null_mut());
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    }
+}
+
+/// The process group of the calling process.
+pub(crate) fn own_group() -> Pid {
+    // SAFETY: getpgrp cannot fail.
+    unsafe { libc::getpgrp() }
+}

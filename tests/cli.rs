@@ -1,0 +1,38 @@
+//! The command line as users meet it: help, version, usage errors.
+
+use crate::support::{herald, run};
+
+#[test]
+fn version_names_target_and_commit() {
+    let finished = run(herald().arg("--version"));
+    assert_eq!(finished.code, Some(0));
+    let line = finished.stdout_text();
+    assert!(line.starts_with(&format!("herald {} (", env!("CARGO_PKG_VERSION"))), "{line}");
+    assert!(line.contains("-linux-") && line.contains(", commit "), "{line}");
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let finished = run(herald().arg("--help"));
+    assert_eq!(finished.code, Some(0));
+    assert!(finished.stdout_text().contains("run   Run one step under supervision"), "{}", finished.stdout_text());
+}
+
+#[test]
+fn usage_errors_exit_125_with_one_line() {
+    for args in [
+        &["run"][..],
+        &["run", "--timeout", "soon", "--", "true"],
+        &["run", "--bogus", "--", "true"],
+        &["frobnicate"],
+        &["run", "--", ""],
+    ] {
+        let finished = run(herald().args(args));
+        assert_eq!(finished.code, Some(125), "{args:?}");
+        let message = finished.stderr_text();
+        assert_eq!(message.lines().count(), 1, "{args:?}: {message}");
+        assert!(message.starts_with("herald"), "{message}");
+    }
+    let finished = run(herald().args(["run", "--timeout", "soon", "--", "true"]));
+    assert!(finished.stderr_text().contains("use e.g. 90s"), "{}", finished.stderr_text());
+}

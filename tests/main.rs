@@ -1,0 +1,9 @@
+//! herald's integration tests: one binary, so the suite links once. Each module runs the real
+//! `herald` binary the way users and runners do.
+
+mod support;
+
+mod cli;
+mod joblog;
+mod junit;
+mod supervise;

@@ -1,0 +1,129 @@
+//! Helpers shared by the integration tests: the herald binary, bounded runs (a hang fails the test
+//! instead of wedging the suite), and waiting for a step to reach a known point.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Generous bound for anything that should take a moment: a test machine may be loaded.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// `herald` with an environment free of the CI variables that change its behaviour.
+pub fn herald() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    for key in ["GITLAB_CI", "HERALD_JUNIT", "HERALD_JOB_NAME", "CI_JOB_NAME"] {
+        command.env_remove(key);
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// What a finished run left: exit code (None if killed by a signal) and output.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Finished {
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// Runs to the end, capturing output. Fails the test if herald has not exited *and* closed its
+/// output (that is, if anything still holds the pipes) within `PATIENCE`.
+pub fn run(command: &mut Command) -> Finished {
+    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn herald");
+    finish(child)
+}
+
+/// Waits for a child started with piped stdout and stderr, bounded by `PATIENCE`.
+pub fn finish(mut child: Child) -> Finished {
+    let deadline = Instant::now() + PATIENCE;
+    let stdout = read_all_in_background(child.stdout.take().expect("piped stdout"));
+    let stderr = read_all_in_background(child.stderr.take().expect("piped stderr"));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("herald did not exit within {PATIENCE:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let stdout = stdout.recv_timeout(left).expect("herald exited but something still holds its stdout open");
+    let stderr = stderr.recv_timeout(left).expect("herald exited but something still holds its stderr open");
+    Finished { code: status.code(), stdout, stderr }
+}
+
+fn read_all_in_background(mut stream: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (send, receive) = mpsc::channel();
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        let _ = send.send(bytes);
+    });
+    receive
+}
+
+/// Waits until `path` exists (a step writes it when it reached a known point).
+pub fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + PATIENCE;
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{} did not appear within {PATIENCE:?}", path.display());
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A fresh, empty directory for one test, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("herald-test-{}-{label}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Sends a signal to a process.
+pub fn send_signal(pid: u32, signal: i32) {
+    // SAFETY: kill has no memory effects.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+}
+
+/// Whether a process is alive (a zombie counts as gone: it has ended).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
