@@ -67,7 +67,8 @@ pub(crate) fn default_sigchld() {
 pub(crate) fn wait_signal(set: &SignalSet, timeout: Option<Duration>) -> Option<i32> {
     loop {
         let spec = timeout.map(|t| libc::timespec {
-            tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+            // `as _`: time_t differs between glibc and musl; the cap keeps either in range.
+            tv_sec: t.as_secs().min(i32::MAX as u64) as _,
             tv_nsec: t.subsec_nanos() as libc::c_long,
         });
         let spec_ptr = spec.as_ref().map_or(std::ptr::null(), |s| s as *const libc::timespec);
