@@ -322,3 +322,33 @@ fn open_pty() -> (std::fs::File, std::fs::File) {
         (std::fs::File::from_raw_fd(master), std::fs::File::from_raw_fd(slave))
     }
 }
+
+/// Counts zombies whose parent is herald, from inside the step (herald is the step's parent).
+const COUNT_HERALDS_ZOMBIES: &str = "grep -l \") Z $PPID \" /proc/[0-9]*/stat 2>/dev/null | wc -l";
+
+#[test]
+fn orphans_that_end_during_the_step_are_reaped_at_once() {
+    // The subshell exits at once, orphaning `sleep 0.1`, which herald adopts as subreaper. When it
+    // ends, herald must reap it while the step is still running, or it stays a zombie.
+    let script = format!("( sleep 0.1 & ); sleep 1; {COUNT_HERALDS_ZOMBIES}");
+    let finished = run(&mut sh(&script));
+    assert_eq!(finished.code, Some(0));
+    assert_eq!(finished.stdout_text().trim(), "0", "zombies left unreaped under herald");
+}
+
+#[test]
+fn as_pid_1_herald_reaps_everything_and_passes_the_code_back() {
+    // A new PID namespace makes herald PID 1, as in a container (`docker run … herald run …`).
+    let probe = std::process::Command::new("unshare").args(["--pid", "--fork", "--mount-proc", "true"]).output();
+    if !probe.is_ok_and(|out| out.status.success()) {
+        panic!("this test needs `unshare --pid --fork --mount-proc` (util-linux, as root); it failed here");
+    }
+    let script =
+        format!("echo \"herald is $PPID\"; ( sleep 0.1 & ); sleep 300 & sleep 1; {COUNT_HERALDS_ZOMBIES}; exit 3");
+    let mut command = std::process::Command::new("unshare");
+    command.args(["--pid", "--fork", "--mount-proc", env!("CARGO_BIN_EXE_herald"), "run", "--", "sh", "-c", &script]);
+    command.env_remove("GITLAB_CI").stdin(Stdio::null());
+    let finished = run(&mut command);
+    assert_eq!(finished.stdout_text(), "herald is 1\n0\n");
+    assert_eq!(finished.code, Some(3));
+}
