@@ -27,7 +27,14 @@ struct Cli {
 enum Command {
     /// Run one step under supervision; publish it; exit with the step's exit code
     Run(RunArgs),
+    /// Check token, scopes, expiry, project role, MR context, API reach, CA file; one line per check
+    #[command(after_help = DOCTOR_AFTER_HELP)]
+    Doctor,
 }
+
+const DOCTOR_AFTER_HELP: &str = "\
+Reads the same variables as `herald run` (HERALD_TOKEN, CI_API_V4_URL or HERALD_API_URL, CI_PROJECT_ID or
+HERALD_PROJECT, HERALD_CA_FILE, ...). Exits 1 when publishing would fail, 0 otherwise (warnings included).";
 
 #[derive(Debug, Args)]
 #[command(after_help = RUN_AFTER_HELP)]
@@ -55,10 +62,13 @@ Durations: 90s, 5m, 1h30m; a plain number means seconds.
 Exit code: the step's own; 128+N if it died of signal N; 125 if herald failed before the step
 ran; 126 if the command is not executable; 127 if it was not found.
 
-Environment:
-  GITLAB_CI=true    wrap the step in a collapsible job-log section and end with a summary line
-  HERALD_JUNIT      path of a JUnit XML report the step is appended to
-  HERALD_JOB_NAME   job name in reports [default: CI_JOB_NAME]";
+Environment (see the README for all of them):
+  GITLAB_CI=true        wrap the step in a collapsible job-log section and end with a summary line
+  HERALD_TOKEN          token with the api scope; publishes the step as a commit status
+  HERALD_MODE           ci-only (default), local-only, always, off
+  HERALD_FLUSH_TIMEOUT  most time spent publishing after the step ended [default: 10s]
+  HERALD_DRY_RUN        print the requests instead of sending them
+  HERALD_JUNIT          path of a JUnit XML report the step is appended to";
 
 /// Parses the command line, runs the command, returns the process exit code.
 pub fn main() -> i32 {
@@ -76,6 +86,7 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Run(args) => crate::commands::run::run(args),
+        Command::Doctor => crate::commands::doctor::run(),
     }
 }
 
@@ -114,7 +125,7 @@ mod tests {
     #[test]
     fn run_takes_everything_after_the_command() {
         let cli = Cli::try_parse_from(["herald", "run", "--name", "u", "cargo", "test", "--name", "x"]).unwrap();
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else { panic!("expected run") };
         assert_eq!(args.name.as_deref(), Some("u"));
         assert_eq!(args.command, ["cargo", "test", "--name", "x"]);
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::RunArgs;
+use crate::context::{self, Publishing};
 use crate::step::StepName;
 use crate::supervise::Limits;
 
@@ -22,12 +23,20 @@ pub struct RunSettings {
     pub junit: Option<PathBuf>,
     /// `HERALD_JOB_NAME`, else `CI_JOB_NAME`: groups this job's steps in reports.
     pub job_name: String,
+    /// Whether and where the step's status is published.
+    pub publishing: Publishing,
 }
 
 /// A configuration mistake: herald exits 125 with this one line, before the step runs.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
 pub struct ConfigError(String);
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError(message.into())
+    }
+}
 
 /// Reads one environment variable; `std::env::var_os` in the binary, a map in tests.
 pub trait Env {
@@ -72,6 +81,7 @@ impl RunSettings {
             in_gitlab_ci: env.get("GITLAB_CI").as_deref() == Some(OsStr::new("true")),
             junit: env.non_empty("HERALD_JUNIT").map(PathBuf::from),
             job_name,
+            publishing: context::resolve(env)?,
         })
     }
 }

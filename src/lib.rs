@@ -1,12 +1,16 @@
 //! herald: supervise GitLab CI job steps like an init process and publish what they do.
 //!
-//! Data flows one way: `cli` parses flags → `config` resolves settings (pure) → `supervise` runs the
-//! step → `report` shows its outcome. See ../shared/docs/design.md for the whole picture.
+//! Data flows one way: `cli` parses flags → `config` and `context` resolve settings and where to
+//! publish (pure) → `supervise` runs the step while `publish` tells `gitlab` about it → `report`
+//! shows its outcome. See ../shared/docs/design.md for the whole picture.
 
 pub mod cli;
 mod commands;
 pub mod config;
+pub mod context;
 pub mod duration;
+pub mod gitlab;
+pub mod publish;
 pub mod report;
 pub mod step;
 pub mod supervise;

@@ -15,7 +15,12 @@ fn version_names_target_and_commit() {
 fn help_lists_the_commands() {
     let finished = run(herald().arg("--help"));
     assert_eq!(finished.code, Some(0));
-    assert!(finished.stdout_text().contains("run   Run one step under supervision"), "{}", finished.stdout_text());
+    let help = finished.stdout_text();
+    let commands: Vec<&str> = help.lines().filter_map(|l| l.trim_start().split_once(' ')).map(|(c, _)| c).collect();
+    for command in ["run", "doctor"] {
+        assert!(commands.contains(&command), "{command} missing from:\n{help}");
+    }
+    assert!(help.contains("Run one step under supervision; publish it; exit with the step's exit code"), "{help}");
 }
 
 #[test]

@@ -43,7 +43,7 @@ fn each_step_is_a_section_with_a_summary_line() {
     assert!(name.starts_with("herald-unit-tests-"), "{name}");
     assert!(ended >= started);
     assert!(log.contains("▶ unit tests"));
-    let summary = log.lines().last().unwrap();
+    let summary = log.lines().find(|l| l.contains("✘")).expect("a summary line");
     assert!(summary.contains("✘ unit tests failed (exit 2) after "), "{summary:?}");
 }
 

@@ -4,6 +4,8 @@
 mod support;
 
 mod cli;
+mod doctor;
 mod joblog;
 mod junit;
+mod publish;
 mod supervise;

@@ -1,3 +1,4 @@
 //! One module per `herald` subcommand: each wires settings, supervision and reporting together.
 
+pub mod doctor;
 pub mod run;

@@ -4,6 +4,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cli::{say, RunArgs, EXIT_HERALD_FAILED};
 use crate::config::{ProcessEnv, RunSettings};
+use crate::context::Publishing;
+use crate::publish::Publisher;
 use crate::report::joblog::{summary_line, LogSection};
 use crate::report::junit;
 use crate::step::{StepEnd, StepOutcome};
@@ -30,7 +32,15 @@ pub fn run(args: RunArgs) -> i32 {
     if let Some(section) = &section {
         say(&section.start_marker(unix_now()));
     }
-    let outcome = match supervisor.spawn(&settings.command) {
+    let spawned = supervisor.spawn(&settings.command);
+    // Only now, with the step already running, does anything touch the network.
+    let (publisher, flush_timeout) = match &settings.publishing {
+        Publishing::On(context) => {
+            (Some(Publisher::start(context.as_ref().clone(), &settings.step)), context.flush_timeout)
+        }
+        Publishing::Off(_) => (None, Default::default()),
+    };
+    let outcome = match spawned {
         Ok(running) => running.wait(&settings.limits),
         Err(error) => {
             say(&format!("herald: {error}"));
@@ -40,6 +50,11 @@ pub fn run(args: RunArgs) -> i32 {
     if let Some(section) = &section {
         say(&section.end_marker(unix_now()));
         say(&summary_line(&settings.step, &outcome));
+    }
+    match (publisher, &settings.publishing) {
+        (Some(publisher), _) => publisher.finish(&outcome, flush_timeout),
+        (None, Publishing::Off(Some(why))) => say(why),
+        (None, _) => {}
     }
     if let Some(path) = &settings.junit {
         let description = outcome.describe();

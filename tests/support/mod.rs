@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the herald binary, bounded runs (a hang fails the test
 //! instead of wedging the suite), and waiting for a step to reach a known point.
 
+pub mod gitlab;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,11 +13,14 @@ use std::time::{Duration, Instant};
 /// Generous bound for anything that should take a moment: a test machine may be loaded.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// `herald` with an environment free of the CI variables that change its behaviour.
+/// `herald` with an environment free of the CI and herald variables that change its behaviour.
 pub fn herald() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
-    for key in ["GITLAB_CI", "HERALD_JUNIT", "HERALD_JOB_NAME", "CI_JOB_NAME"] {
-        command.env_remove(key);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("HERALD_") || key.starts_with("CI_") || key == "GITLAB_CI" {
+            command.env_remove(&*key);
+        }
     }
     command.stdin(Stdio::null());
     command
@@ -125,5 +130,61 @@ pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
         Err(_) => false,
+    }
+}
+
+/// Which kind of pipeline a job runs in (reference §E.2), in the stand-in's standard world.
+#[derive(Debug, Clone, Copy)]
+pub enum PipelineKind {
+    /// Branch pipeline of `feature`.
+    Branch,
+    /// Detached merge-request pipeline of MR !1: source head SHA, ref refs/merge-requests/1/head.
+    Detached,
+    /// Merged-results pipeline of MR !1: the temporary merge commit.
+    MergedResults,
+    /// Branch pipeline of the protected branch `main`.
+    ProtectedBranch,
+}
+
+/// `herald` as a GitLab CI job of `kind` would run it, publishing to `gitlab` with `token`.
+pub fn herald_in_ci(gitlab: &gitlab::GitLab, kind: PipelineKind, token: &str) -> Command {
+    use gitlab::*;
+    let mut command = herald();
+    command
+        .env("GITLAB_CI", "true")
+        .env("CI_API_V4_URL", gitlab.api_url())
+        .env("HERALD_TOKEN", token)
+        .env("CI_PROJECT_ID", PROJECT_ID.to_string())
+        .env("CI_PROJECT_PATH", PROJECT_PATH)
+        .env("CI_JOB_NAME", "lint")
+        .env("CI_JOB_URL", "https://gitlab.example.com/group/app/-/jobs/77")
+        .env("HERALD_FLUSH_TIMEOUT", "20s");
+    let (sha, pipeline, source) = match kind {
+        PipelineKind::Branch => (SHA_FEATURE, PIPELINE_BRANCH, "push"),
+        PipelineKind::Detached => (SHA_FEATURE, PIPELINE_DETACHED, "merge_request_event"),
+        PipelineKind::MergedResults => (SHA_MERGE, PIPELINE_MERGED, "merge_request_event"),
+        PipelineKind::ProtectedBranch => (SHA_MAIN, PIPELINE_MAIN, "push"),
+    };
+    command.env("CI_COMMIT_SHA", sha).env("CI_PIPELINE_ID", pipeline.to_string()).env("CI_PIPELINE_SOURCE", source);
+    match kind {
+        PipelineKind::Branch => command.env("CI_COMMIT_BRANCH", "feature").env("CI_COMMIT_REF_NAME", "feature"),
+        PipelineKind::ProtectedBranch => command.env("CI_COMMIT_BRANCH", "main").env("CI_COMMIT_REF_NAME", "main"),
+        // In MR pipelines CI_COMMIT_REF_NAME is the source branch: herald must not send it as ref.
+        PipelineKind::Detached | PipelineKind::MergedResults => {
+            command.env("CI_COMMIT_REF_NAME", "feature").env("CI_MERGE_REQUEST_IID", "1").env(
+                "CI_MERGE_REQUEST_EVENT_TYPE",
+                if matches!(kind, PipelineKind::Detached) { "detached" } else { "merged_result" },
+            )
+        }
+    };
+    command
+}
+
+/// Waits until `condition` holds (checked every 10 ms), failing the test after `PATIENCE`.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
     }
 }

@@ -1,0 +1,224 @@
+//! `herald doctor`: can herald publish from here? One line per check (`ok`, `warn`, `FAIL`), each
+//! failure with its fix; exits 1 when publishing would fail. Never prints the token.
+
+use std::ffi::OsString;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::cli::say;
+use crate::config::{Env, ProcessEnv};
+use crate::context::{self, Publishing};
+use crate::gitlab::{self, ApiError, Client};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Warn when the token expires within this many days.
+const EXPIRY_WARNING_DAYS: i64 = 7;
+
+/// The environment with publishing forced on, to check everything `herald run` would need.
+struct AsIfPublishing<'e>(&'e dyn Env);
+
+impl Env for AsIfPublishing<'_> {
+    fn get(&self, key: &str) -> Option<OsString> {
+        match key {
+            "HERALD_MODE" => Some("always".into()),
+            "HERALD_DRY_RUN" => None,
+            _ => self.0.get(key),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Checks {
+    failed: bool,
+}
+
+impl Checks {
+    fn ok(&mut self, what: &str, detail: &str) {
+        say(&format!("ok   {what}: {detail}"));
+    }
+    fn warn(&mut self, what: &str, detail: &str) {
+        say(&format!("warn {what}: {detail}"));
+    }
+    fn fail(&mut self, what: &str, detail: &str) {
+        self.failed = true;
+        say(&format!("FAIL {what}: {detail}"));
+    }
+}
+
+pub fn run() -> i32 {
+    let mut checks = Checks::default();
+    match context::resolve(&ProcessEnv) {
+        Err(error) => checks.fail("configuration", &error.to_string()),
+        Ok(Publishing::Off(_)) => checks.warn(
+            "mode",
+            "herald run will not publish here (HERALD_MODE is off, or says ci-only outside GitLab CI / local-only in it)",
+        ),
+        Ok(Publishing::On(_)) => checks.ok("mode", "herald run publishes here"),
+    }
+    let context = match context::resolve(&AsIfPublishing(&ProcessEnv)) {
+        Ok(Publishing::On(context)) => context,
+        Ok(Publishing::Off(why)) => {
+            let why = why.unwrap_or_default();
+            checks.fail("context", why.trim_start_matches("herald: not publishing: "));
+            return exit_code(&checks);
+        }
+        Err(_) => return exit_code(&checks), // already reported above
+    };
+    checks.ok("token", "HERALD_TOKEN is set");
+
+    match &context.ca_file {
+        None => checks.ok("ca file", "none set; using Mozilla's root certificates"),
+        Some(path) => match gitlab::count_certificates(path) {
+            Ok(0) => checks.fail("ca file", &format!("{} holds no PEM certificate", path.display())),
+            Ok(n) => checks.ok("ca file", &format!("{n} certificate(s) from {}", path.display())),
+            Err(why) => checks.fail("ca file", &why),
+        },
+    }
+    let client = match Client::new(&context.api_url, context.token.clone(), context.ca_file.as_deref(), false) {
+        Ok(client) => client,
+        Err(why) => {
+            checks.fail("api", &why);
+            return exit_code(&checks);
+        }
+    };
+
+    match gitlab::current_user(&client, TIMEOUT) {
+        Err(ApiError::Transport { reason, .. }) => {
+            checks.fail(
+                "api",
+                &format!("{} does not answer: {reason}; check HERALD_API_URL / CI_API_V4_URL", context.api_url),
+            );
+            return exit_code(&checks);
+        }
+        Err(ApiError::Http { status: 401, message, .. }) => {
+            checks.ok("api", &format!("{} answers", context.api_url));
+            let cause = if message.contains("expired") {
+                "the token has expired: create a new one (or rotate it before it expires)"
+            } else if message.contains("revoked") {
+                "the token was revoked: create a new one"
+            } else {
+                "GitLab does not know this token: check the HERALD_TOKEN variable (and that it is not a CI job token)"
+            };
+            checks.fail("user", &format!("GitLab rejected the token (401: {message}); {cause}"));
+            return exit_code(&checks);
+        }
+        Err(error) => {
+            checks.fail("api", &error.to_string());
+            return exit_code(&checks);
+        }
+        Ok(user) => {
+            checks.ok("api", &format!("{} answers", context.api_url));
+            let kind = if user.bot { " (project or group access token)" } else { "" };
+            checks.ok("user", &format!("@{}{kind}", user.username));
+        }
+    }
+
+    match gitlab::token_info(&client, TIMEOUT) {
+        Ok(info) => {
+            if info.scopes.iter().any(|s| s == "api") {
+                checks.ok("scopes", &info.scopes.join(", "));
+            } else {
+                checks.fail(
+                    "scopes",
+                    &format!(
+                        "{}; herald needs api to post statuses and notes: create a token with the api scope",
+                        info.scopes.join(", ")
+                    ),
+                );
+            }
+            if !info.active || info.revoked {
+                checks.fail("token", "inactive or revoked: create a new one");
+            }
+            match info.expires_at.as_deref().map(days_until) {
+                None => checks.ok("expiry", "never expires"),
+                Some(None) => checks.warn("expiry", "unreadable expiry date"),
+                Some(Some(days)) if days < 0 => checks.fail("expiry", "the token has expired: create a new one"),
+                Some(Some(days)) if days <= EXPIRY_WARNING_DAYS => checks.warn(
+                    "expiry",
+                    &format!(
+                        "expires {} (in {days} day(s)); rotate it and update HERALD_TOKEN before then",
+                        info.expires_at.unwrap_or_default()
+                    ),
+                ),
+                Some(Some(days)) => checks.ok("expiry", &format!("in {days} days")),
+            }
+        }
+        Err(ApiError::Http { status: 400, .. }) => {
+            checks.warn("scopes", "not checkable: not a personal, project or group access token")
+        }
+        Err(error) => checks.warn("scopes", &format!("not checkable: {error}")),
+    }
+
+    match gitlab::project(&client, &context.project, TIMEOUT) {
+        Ok(project) => match project.access_level() {
+            Some(level) if level >= 30 => {
+                let role = gitlab::role_name(level);
+                let protected = if level < 40 { "; posting to protected branches needs Maintainer" } else { "" };
+                checks.ok("role", &format!("{role} on {}{protected}", project.path_with_namespace))
+            }
+            Some(level) => checks.fail(
+                "role",
+                &format!(
+                    "{} on {}; commit statuses need Developer or higher: raise the token's role",
+                    gitlab::role_name(level),
+                    project.path_with_namespace
+                ),
+            ),
+            None => checks.fail(
+                "role",
+                &format!("not a member of {}; add the token's user as Developer", project.path_with_namespace),
+            ),
+        },
+        Err(ApiError::Http { status: 404, .. }) => checks.fail(
+            "project",
+            &format!(
+                "{} not found, or not visible to the token's user; check HERALD_PROJECT / CI_PROJECT_ID",
+                context.project
+            ),
+        ),
+        Err(error) => checks.fail("project", &error.to_string()),
+    }
+
+    match context.mr_iid {
+        Some(iid) => checks.ok("merge request", &format!("!{iid}")),
+        None => checks.warn(
+            "merge request",
+            "none in this pipeline; statuses are still posted (set HERALD_MR_IID to report a local run to an MR)",
+        ),
+    }
+    exit_code(&checks)
+}
+
+fn exit_code(checks: &Checks) -> i32 {
+    i32::from(checks.failed)
+}
+
+/// Days from today (UTC) until `date` (`YYYY-MM-DD`).
+fn days_until(date: &str) -> Option<i64> {
+    let mut parts = date.get(..10)?.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (parts.next()??, parts.next()??, parts.next()??);
+    let today = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64 / 86_400;
+    Some(days_from_civil(year, month, day) - today)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(2026, 11, 21), 20_778);
+        assert_eq!(days_until("not a date"), None);
+    }
+}

@@ -1,0 +1,328 @@
+//! Where a step's results go: the GitLab API, project, commit, pipeline and merge request, read
+//! from GitLab's predefined variables with `HERALD_*` overrides (docs/design.md §1,
+//! gitlab-reference.md §E). A pure function of the environment, like `config`.
+//!
+//! When publishing can't or shouldn't happen, the result says why in one line, with the fix, or
+//! says nothing when the user chose it (`HERALD_MODE=off`, local runs under the default mode).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{ConfigError, Env};
+use crate::duration::parse_duration;
+use crate::gitlab::Token;
+
+/// `HERALD_MODE`: when herald publishes at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Only in GitLab CI (`GITLAB_CI=true`). The default: a developer running a step locally
+    /// publishes nothing by accident.
+    CiOnly,
+    /// Only outside GitLab CI, e.g. to report a local run against a real MR.
+    LocalOnly,
+    Always,
+    Off,
+}
+
+impl Mode {
+    fn parse(text: &str) -> Result<Mode, ConfigError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "ci-only" => Ok(Mode::CiOnly),
+            "local-only" => Ok(Mode::LocalOnly),
+            "always" => Ok(Mode::Always),
+            "off" => Ok(Mode::Off),
+            other => Err(ConfigError::new(format!(
+                "HERALD_MODE must be one of ci-only, local-only, always, off (it is '{other}')"
+            ))),
+        }
+    }
+}
+
+/// Everything needed to publish a step's status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishContext {
+    /// API root without a trailing slash, e.g. `https://gitlab.example.com/api/v4`.
+    pub api_url: String,
+    pub token: Token,
+    /// Numeric id or `group/project` path, as configured; encoded when put into a URL.
+    pub project: String,
+    /// The commit statuses attach to: `CI_COMMIT_SHA`, which in merged-results pipelines is the
+    /// temporary merge commit, the one the running pipeline belongs to (reference §E.3).
+    pub sha: String,
+    pub pipeline_id: Option<u64>,
+    /// Sent as `ref` only in branch and tag pipelines. In merge-request pipelines
+    /// `CI_COMMIT_REF_NAME` is the source branch, not the pipeline's ref, and sending it breaks
+    /// GitLab's pipeline lookup (reference §E.3).
+    pub status_ref: Option<String>,
+    pub mr_iid: Option<u64>,
+    pub job_name: String,
+    /// `CI_JOB_URL`, the statuses' `target_url`, when it fits GitLab's rules (http/https, ≤ 255).
+    pub job_url: Option<String>,
+    pub status_prefix: String,
+    pub ca_file: Option<PathBuf>,
+    pub flush_timeout: Duration,
+    /// `HERALD_DRY_RUN`: print requests instead of sending them.
+    pub dry_run: bool,
+}
+
+/// The outcome of resolving the context.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Publishing {
+    On(Box<PublishContext>),
+    /// Not publishing; the line to print, if the user should hear about it.
+    Off(Option<String>),
+}
+
+pub const DEFAULT_API_URL: &str = "https://gitlab.com/api/v4";
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
+    let text = |key: &str| env.non_empty(key).map(|v| v.to_string_lossy().trim().to_owned());
+    let first = |keys: &[&str]| keys.iter().find_map(|key| text(key));
+
+    let mode = Mode::parse(&text("HERALD_MODE").unwrap_or_default())?;
+    let in_ci = text("GITLAB_CI").as_deref() == Some("true");
+    let flush_timeout = match text("HERALD_FLUSH_TIMEOUT") {
+        Some(value) => parse_duration(&value).map_err(|e| ConfigError::new(format!("HERALD_FLUSH_TIMEOUT: {e}")))?,
+        None => DEFAULT_FLUSH_TIMEOUT,
+    };
+    let pipeline_id = match first(&["HERALD_PIPELINE_ID", "CI_PIPELINE_ID"]) {
+        Some(id) => {
+            Some(id.parse::<u64>().map_err(|_| ConfigError::new(format!("pipeline id '{id}' is not a number")))?)
+        }
+        None => None,
+    };
+    let mr_iid = match first(&["HERALD_MR_IID", "CI_MERGE_REQUEST_IID"]) {
+        Some(iid) => Some(
+            iid.parse::<u64>().map_err(|_| ConfigError::new(format!("merge request IID '{iid}' is not a number")))?,
+        ),
+        None => text("CI_OPEN_MERGE_REQUESTS").and_then(|open| {
+            let project_path = first(&["HERALD_PROJECT", "CI_PROJECT_PATH"])?;
+            open_merge_request_of(&open, &project_path)
+        }),
+    };
+    let dry_run = text("HERALD_DRY_RUN")
+        .is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no" | "off"));
+
+    match mode {
+        Mode::Off => return Ok(Publishing::Off(None)),
+        Mode::CiOnly if !in_ci => return Ok(Publishing::Off(None)),
+        Mode::LocalOnly if in_ci => return Ok(Publishing::Off(None)),
+        _ => {}
+    }
+
+    let token =
+        match text("HERALD_TOKEN") {
+            Some(secret) => Token::new(&secret),
+            None if dry_run => Token::new("dry-run-token"),
+            None => return Ok(off(
+                "HERALD_TOKEN is not set; add a project access token with the api scope as a masked CI/CD variable \
+                 named HERALD_TOKEN (CI_JOB_TOKEN cannot post statuses), or set HERALD_MODE=off",
+            )),
+        };
+    if token.is_job_token() {
+        return Ok(off(
+            "HERALD_TOKEN holds a CI job token, which GitLab refuses for statuses and notes; use a project access \
+             token with the api scope",
+        ));
+    }
+    let Some(project) = first(&["HERALD_PROJECT", "CI_PROJECT_ID", "CI_PROJECT_PATH"]) else {
+        return Ok(off("no project to publish to; set HERALD_PROJECT (id or group/project), or run in GitLab CI"));
+    };
+    let Some(sha) = first(&["HERALD_SHA", "CI_COMMIT_SHA"]) else {
+        return Ok(off("no commit to attach statuses to; set HERALD_SHA, or run in GitLab CI"));
+    };
+
+    let merge_request_pipeline =
+        text("CI_PIPELINE_SOURCE").as_deref() == Some("merge_request_event") || text("CI_MERGE_REQUEST_IID").is_some();
+    let status_ref = if merge_request_pipeline { None } else { first(&["CI_COMMIT_TAG", "CI_COMMIT_BRANCH"]) };
+    let job_url = text("CI_JOB_URL")
+        .filter(|url| url.len() <= 255 && (url.starts_with("https://") || url.starts_with("http://")));
+
+    Ok(Publishing::On(Box::new(PublishContext {
+        api_url: first(&["HERALD_API_URL", "CI_API_V4_URL"])
+            .unwrap_or_else(|| DEFAULT_API_URL.to_owned())
+            .trim_end_matches('/')
+            .to_owned(),
+        token,
+        project,
+        sha,
+        pipeline_id,
+        status_ref,
+        mr_iid,
+        job_name: first(&["HERALD_JOB_NAME", "CI_JOB_NAME"]).unwrap_or_else(|| "herald".to_owned()),
+        job_url,
+        status_prefix: text("HERALD_STATUS_PREFIX").unwrap_or_else(|| "herald".to_owned()),
+        ca_file: first(&["HERALD_CA_FILE", "CI_SERVER_TLS_CA_FILE"]).map(PathBuf::from),
+        flush_timeout,
+        dry_run,
+    })))
+}
+
+fn off(why: &str) -> Publishing {
+    Publishing::Off(Some(format!("herald: not publishing: {why}")))
+}
+
+/// The IID of this project's MR in `CI_OPEN_MERGE_REQUESTS` (`group/proj!12,fork/proj!3`).
+fn open_merge_request_of(open: &str, project_path: &str) -> Option<u64> {
+    open.split(',').find_map(|entry| {
+        let (path, iid) = entry.trim().rsplit_once('!')?;
+        (path == project_path).then(|| iid.parse().ok()).flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+
+    struct MapEnv(HashMap<&'static str, &'static str>);
+
+    impl Env for MapEnv {
+        fn get(&self, key: &str) -> Option<OsString> {
+            self.0.get(key).map(OsString::from)
+        }
+    }
+
+    const BRANCH_PIPELINE: &[(&str, &str)] = &[
+        ("GITLAB_CI", "true"),
+        ("HERALD_TOKEN", "glpat-secret"),
+        ("CI_API_V4_URL", "https://gitlab.example.com/api/v4/"),
+        ("CI_PROJECT_ID", "42"),
+        ("CI_PROJECT_PATH", "group/app"),
+        ("CI_COMMIT_SHA", "abc123"),
+        ("CI_PIPELINE_ID", "1001"),
+        ("CI_PIPELINE_SOURCE", "push"),
+        ("CI_COMMIT_BRANCH", "feature"),
+        ("CI_COMMIT_REF_NAME", "feature"),
+        ("CI_JOB_NAME", "test"),
+        ("CI_JOB_URL", "https://gitlab.example.com/group/app/-/jobs/7"),
+        ("CI_OPEN_MERGE_REQUESTS", "other/app!3,group/app!12"),
+    ];
+
+    fn resolve_with(
+        base: &[(&'static str, &'static str)],
+        changes: &[(&'static str, Option<&'static str>)],
+    ) -> Publishing {
+        let mut vars: HashMap<_, _> = base.iter().copied().collect();
+        for (key, value) in changes {
+            match value {
+                Some(value) => vars.insert(key, value),
+                None => vars.remove(key),
+            };
+        }
+        resolve(&MapEnv(vars)).unwrap()
+    }
+
+    fn on(publishing: Publishing) -> PublishContext {
+        match publishing {
+            Publishing::On(context) => *context,
+            Publishing::Off(why) => panic!("expected publishing, got {why:?}"),
+        }
+    }
+
+    #[test]
+    fn branch_pipelines_send_the_branch_as_ref() {
+        let context = on(resolve_with(BRANCH_PIPELINE, &[]));
+        assert_eq!(context.api_url, "https://gitlab.example.com/api/v4");
+        assert_eq!((context.project.as_str(), context.sha.as_str()), ("42", "abc123"));
+        assert_eq!(context.pipeline_id, Some(1001));
+        assert_eq!(context.status_ref.as_deref(), Some("feature"));
+        assert_eq!(context.mr_iid, Some(12), "from CI_OPEN_MERGE_REQUESTS, this project's entry");
+        assert_eq!(context.job_url.as_deref(), Some("https://gitlab.example.com/group/app/-/jobs/7"));
+        assert_eq!((context.status_prefix.as_str(), context.flush_timeout), ("herald", DEFAULT_FLUSH_TIMEOUT));
+    }
+
+    #[test]
+    fn merge_request_pipelines_send_no_ref() {
+        let merged_results = on(resolve_with(
+            BRANCH_PIPELINE,
+            &[
+                ("CI_PIPELINE_SOURCE", Some("merge_request_event")),
+                ("CI_COMMIT_BRANCH", None),
+                ("CI_MERGE_REQUEST_IID", Some("12")),
+                ("CI_MERGE_REQUEST_EVENT_TYPE", Some("merged_result")),
+                ("CI_COMMIT_SHA", Some("merge-commit-sha")),
+            ],
+        ));
+        assert_eq!(merged_results.status_ref, None);
+        assert_eq!(merged_results.sha, "merge-commit-sha", "the merge commit the pipeline runs on");
+        assert_eq!(merged_results.mr_iid, Some(12));
+    }
+
+    #[test]
+    fn tag_pipelines_send_the_tag() {
+        let tag = on(resolve_with(BRANCH_PIPELINE, &[("CI_COMMIT_BRANCH", None), ("CI_COMMIT_TAG", Some("v1.2"))]));
+        assert_eq!(tag.status_ref.as_deref(), Some("v1.2"));
+    }
+
+    #[test]
+    fn overrides_win() {
+        let context = on(resolve_with(
+            BRANCH_PIPELINE,
+            &[
+                ("HERALD_PROJECT", Some("group/other")),
+                ("HERALD_SHA", Some("def456")),
+                ("HERALD_PIPELINE_ID", Some("7")),
+                ("HERALD_MR_IID", Some("5")),
+                ("HERALD_API_URL", Some("http://127.0.0.1:9/api/v4")),
+                ("HERALD_STATUS_PREFIX", Some("ci")),
+                ("HERALD_FLUSH_TIMEOUT", Some("3s")),
+                ("CI_SERVER_TLS_CA_FILE", Some("/etc/gitlab-ca.pem")),
+            ],
+        ));
+        assert_eq!((context.project.as_str(), context.sha.as_str()), ("group/other", "def456"));
+        assert_eq!((context.pipeline_id, context.mr_iid), (Some(7), Some(5)));
+        assert_eq!(context.api_url, "http://127.0.0.1:9/api/v4");
+        assert_eq!((context.status_prefix.as_str(), context.flush_timeout), ("ci", Duration::from_secs(3)));
+        assert_eq!(context.ca_file, Some(PathBuf::from("/etc/gitlab-ca.pem")));
+    }
+
+    #[test]
+    fn modes() {
+        assert!(matches!(resolve_with(BRANCH_PIPELINE, &[("HERALD_MODE", Some("off"))]), Publishing::Off(None)));
+        assert!(matches!(resolve_with(BRANCH_PIPELINE, &[("GITLAB_CI", None)]), Publishing::Off(None)));
+        assert!(matches!(resolve_with(BRANCH_PIPELINE, &[("HERALD_MODE", Some("local-only"))]), Publishing::Off(None)));
+        let local = resolve_with(BRANCH_PIPELINE, &[("GITLAB_CI", None), ("HERALD_MODE", Some("Local-Only"))]);
+        assert!(matches!(local, Publishing::On(_)));
+        assert!(matches!(
+            resolve_with(BRANCH_PIPELINE, &[("GITLAB_CI", None), ("HERALD_MODE", Some("always"))]),
+            Publishing::On(_)
+        ));
+    }
+
+    #[test]
+    fn says_why_and_how_to_fix_when_it_cannot_publish() {
+        let reason = |changes: &[(&'static str, Option<&'static str>)]| match resolve_with(BRANCH_PIPELINE, changes) {
+            Publishing::Off(Some(line)) => line,
+            other => panic!("{other:?}"),
+        };
+        let no_token = reason(&[("HERALD_TOKEN", None)]);
+        assert!(no_token.contains("HERALD_TOKEN is not set; add a project access token"));
+        let job_token = reason(&[("HERALD_TOKEN", Some("glcbt-64_x"))]);
+        assert!(job_token.contains("CI job token"));
+        let no_sha = reason(&[("CI_COMMIT_SHA", None), ("GITLAB_CI", None), ("HERALD_MODE", Some("always"))]);
+        assert!(no_sha.contains("set HERALD_SHA"));
+        for line in [no_token, job_token, no_sha] {
+            assert_eq!(line.lines().count(), 1);
+        }
+    }
+
+    #[test]
+    fn dry_run_needs_no_token() {
+        let context = on(resolve_with(BRANCH_PIPELINE, &[("HERALD_TOKEN", None), ("HERALD_DRY_RUN", Some("1"))]));
+        assert!(context.dry_run);
+    }
+
+    #[test]
+    fn bad_values_are_configuration_errors() {
+        let vars = |pairs: &[(&'static str, &'static str)]| MapEnv(pairs.iter().copied().collect());
+        assert!(resolve(&vars(&[("HERALD_MODE", "sometimes")]))
+            .unwrap_err()
+            .to_string()
+            .contains("HERALD_MODE must be"));
+        assert!(resolve(&vars(&[("HERALD_FLUSH_TIMEOUT", "soon")])).is_err());
+        assert!(resolve(&vars(&[("CI_PIPELINE_ID", "12a")])).is_err());
+    }
+}

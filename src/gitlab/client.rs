@@ -1,0 +1,243 @@
+//! A small blocking client for GitLab's REST API: JSON in, JSON out, the token in one header.
+//!
+//! - TLS is rustls with Mozilla's roots, plus the certificates of `HERALD_CA_FILE` (a self-hosted
+//!   GitLab's private CA) when one is configured. `HTTPS_PROXY`/`NO_PROXY` are honoured.
+//! - Redirects are not followed: a redirect would carry the token to wherever it points.
+//! - Every answer that is not 2xx becomes an `ApiError` whose message comes from GitLab's JSON
+//!   (`message`, or `error` + `error_description`) or the first line of a plain-text body, with
+//!   the token masked: proxies and broken servers echo request headers back.
+//! - `dry_run` prints each request instead of sending it and pretends GitLab accepted it.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use ureq::http::HeaderValue;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+use super::token::Token;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No HTTP answer: DNS, connection, TLS, timeout.
+    #[error("cannot reach GitLab at {url}: {reason}")]
+    Transport { url: String, reason: String },
+    /// GitLab (or a proxy) answered with a non-2xx status.
+    #[error("GitLab answered {status}: {message}")]
+    Http {
+        status: u16,
+        message: String,
+        /// From `Retry-After` (seconds) or `RateLimit-Reset` (Unix time), on 429 and 503.
+        retry_after: Option<Duration>,
+    },
+}
+
+impl ApiError {
+    /// Worth trying again: GitLab's lock (409), rate limits (429), server errors, no answer.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Transport { .. } => true,
+            ApiError::Http { status, .. } => matches!(status, 409 | 429 | 500..=599),
+        }
+    }
+}
+
+/// A 2xx answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+    api_url: String,
+    token: Token,
+    dry_run: bool,
+}
+
+impl Client {
+    /// Builds the client; fails only on an unusable CA file.
+    pub fn new(api_url: &str, token: Token, ca_file: Option<&Path>, dry_run: bool) -> Result<Client, String> {
+        let mut tls = TlsConfig::builder();
+        if let Some(path) = ca_file {
+            tls = tls.root_certs(roots_with(path)?);
+        }
+        let config = ureq::Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls.build())
+            .build();
+        Ok(Client { agent: config.into(), api_url: api_url.to_owned(), token, dry_run })
+    }
+
+    pub fn token(&self) -> &Token {
+        &self.token
+    }
+
+    pub fn get(&self, path: &str, timeout: Duration) -> Result<Reply, ApiError> {
+        self.send("GET", path, None, timeout)
+    }
+
+    pub fn post(&self, path: &str, body: &Value, timeout: Duration) -> Result<Reply, ApiError> {
+        self.send("POST", path, Some(body), timeout)
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<&Value>, timeout: Duration) -> Result<Reply, ApiError> {
+        let url = format!("{}{path}", self.api_url);
+        if self.dry_run {
+            let body = body.map(|b| format!(" {b}")).unwrap_or_default();
+            let line = self.token.redact(&format!("herald (dry run): {method} {url}{body}\n"));
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            return Ok(Reply { status: if method == "POST" { 201 } else { 200 }, body: Value::Null });
+        }
+        let transport = |reason: String| ApiError::Transport { url: url.clone(), reason: self.token.redact(&reason) };
+        let mut secret = HeaderValue::from_str(self.token.secret())
+            .map_err(|_| transport("the token contains characters that cannot be sent in a header".into()))?;
+        secret.set_sensitive(true);
+
+        let result = match body {
+            None => self
+                .agent
+                .get(&url)
+                .config()
+                .timeout_global(Some(timeout))
+                .build()
+                .header("PRIVATE-TOKEN", secret)
+                .call(),
+            Some(body) => self
+                .agent
+                .post(&url)
+                .config()
+                .timeout_global(Some(timeout))
+                .build()
+                .header("PRIVATE-TOKEN", secret)
+                .header("Content-Type", "application/json")
+                .send(body.to_string()),
+        };
+        let mut response = result.map_err(|error| transport(describe_transport_error(&error)))?;
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(16 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|error| transport(format!("the answer broke off: {error}")))?;
+
+        if (200..300).contains(&status) {
+            let body = if text.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            };
+            return Ok(Reply { status, body });
+        }
+        let message = match (status, location) {
+            (300..=399, Some(to)) => {
+                format!("a redirect to {to}; set HERALD_API_URL to the address GitLab's API really has")
+            }
+            _ => error_message(&text),
+        };
+        Err(ApiError::Http { status, message: self.token.redact(&message), retry_after })
+    }
+}
+
+/// Mozilla's roots plus the certificates in `path`.
+fn roots_with(path: &Path) -> Result<RootCerts, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+    let extra: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    if extra.is_empty() {
+        return Err(format!("the CA file {} holds no PEM certificate", path.display()));
+    }
+    let mozilla =
+        webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().map(|der| Certificate::from_der(der.as_ref()).to_owned());
+    Ok(RootCerts::Specific(Arc::new(mozilla.chain(extra).collect())))
+}
+
+/// The number of CA certificates in a PEM file, for `herald doctor`.
+pub fn count_certificates(path: &Path) -> Result<usize, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(ureq::tls::parse_pem(&pem).filter(|item| matches!(item, Ok(ureq::tls::PemItem::Certificate(_)))).count())
+}
+
+fn describe_transport_error(error: &ureq::Error) -> String {
+    match error {
+        ureq::Error::Timeout(_) => "no answer in time".into(),
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => {
+            format!("TLS failed ({error}); for a private CA set HERALD_CA_FILE to its PEM file")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// GitLab's error shapes (reference §C.2): `{"message": "..."}`, `{"message": {field: [...]}}`,
+/// `{"error": "...", "error_description": "..."}`; anything else is shown by its first line.
+fn error_message(body: &str) -> String {
+    if let Ok(json) = serde_json::from_str::<Value>(body) {
+        let description = json.get("error_description").and_then(Value::as_str);
+        match (json.get("message"), json.get("error").and_then(Value::as_str), description) {
+            (Some(Value::String(message)), _, _) => return message.clone(),
+            (Some(message @ Value::Object(_)), _, _) => return message.to_string(),
+            (_, Some(error), Some(description)) => return format!("{error}: {description}"),
+            (_, Some(error), None) => return error.to_owned(),
+            _ => {}
+        }
+    }
+    let first_line = body.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or("(empty body)");
+    first_line.chars().take(200).collect()
+}
+
+fn retry_after(headers: &ureq::http::HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(seconds) = header("retry-after").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(Duration::from_secs(seconds));
+    }
+    let reset = header("ratelimit-reset").and_then(|v| v.parse::<u64>().ok())?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(reset.saturating_sub(now)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_gitlabs_error_shapes() {
+        assert_eq!(error_message(r#"{"message":"403 Forbidden"}"#), "403 Forbidden");
+        assert_eq!(
+            error_message(r#"{"message":{"name":["has already been taken"]}}"#),
+            r#"{"name":["has already been taken"]}"#
+        );
+        assert_eq!(
+            error_message(r#"{"error":"invalid_token","error_description":"Token is expired."}"#),
+            "invalid_token: Token is expired."
+        );
+        assert_eq!(error_message(r#"{"error":"state is missing"}"#), "state is missing");
+        assert_eq!(error_message("Retry later\n"), "Retry later");
+        assert_eq!(error_message(""), "(empty body)");
+    }
+
+    #[test]
+    fn knows_what_to_retry() {
+        let http = |status| ApiError::Http { status, message: String::new(), retry_after: None };
+        for status in [409, 429, 500, 502, 503] {
+            assert!(http(status).is_retryable(), "{status}");
+        }
+        for status in [400, 401, 403, 404, 422] {
+            assert!(!http(status).is_retryable(), "{status}");
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! What gets sent to GitLab, and when, for one step: its commit status goes `running` while the
+//! step runs and to its final state when it ends (docs/design.md §4).
+//!
+//! Publishing happens on one background thread, started after the step's process, so the step
+//! never waits for the network; the HTTP client and TLS roots are built on that thread too. The
+//! thread always works towards the newest state wanted: if the step ends before `running` went
+//! out, `running` is skipped. A state GitLab already has is never posted again (a terminal state
+//! posted twice would create a second status). Retryable failures (409 lock, 429, 5xx, no answer)
+//! are retried with jittered backoff; once the step has ended, everything must be done within
+//! `HERALD_FLUSH_TIMEOUT`, after which herald exits with the step's code regardless.
+
+mod retry;
+mod status;
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use crate::context::PublishContext;
+use crate::gitlab::{self, ApiError, Client, StatusPost, StatusState};
+use crate::step::{StepName, StepOutcome};
+use retry::Backoff;
+pub use status::{final_status, status_name};
+
+/// Longest a single request may take while the step is still running.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A state the publisher should bring the status to.
+struct Wanted {
+    state: StatusState,
+    description: String,
+}
+
+enum Event {
+    /// The step ended: post this final state, all before `deadline`.
+    Ended { wanted: Wanted, deadline: Instant },
+}
+
+/// How publishing went, for the one line herald prints when it did not go well.
+enum Report {
+    Done,
+    /// Not retryable, or the deadline passed: the line to print.
+    Failed(String),
+}
+
+/// The background publisher of one step's status.
+pub struct Publisher {
+    events: Sender<Event>,
+    reports: Receiver<Report>,
+    status_name: String,
+}
+
+impl Publisher {
+    /// Starts publishing `running` for the step, in the background.
+    pub fn start(context: PublishContext, step: &StepName) -> Publisher {
+        let status_name = status_name(&context.status_prefix, &context.job_name, step);
+        let (events, event_receiver) = mpsc::channel();
+        let (report_sender, reports) = mpsc::channel();
+        let worker = Worker { context, name: status_name.clone(), events: event_receiver };
+        let spawned = std::thread::Builder::new().name("publisher".into()).spawn(move || {
+            let _ = report_sender.send(worker.run());
+        });
+        if let Err(error) = spawned {
+            // Without a thread there is no publishing; the step is unaffected.
+            crate::cli::say(&format!("herald: status '{status_name}' not published: cannot start a thread: {error}"));
+        }
+        Publisher { events, reports, status_name }
+    }
+
+    /// Publishes the step's final state, waiting at most `flush_timeout`. Prints one line if the
+    /// status could not be brought to its final state.
+    pub fn finish(self, outcome: &StepOutcome, flush_timeout: Duration) {
+        let (state, description) = final_status(outcome);
+        // The worker aims a little before the deadline, so that when it gives up, its report (with
+        // the last error) still arrives within the flush timeout.
+        let margin = (flush_timeout / 20).min(Duration::from_millis(250));
+        let deadline = Instant::now() + flush_timeout - margin;
+        let _ = self.events.send(Event::Ended { wanted: Wanted { state, description }, deadline });
+        match self.reports.recv_timeout(flush_timeout) {
+            Ok(Report::Done) | Err(RecvTimeoutError::Disconnected) => {}
+            Ok(Report::Failed(line)) => crate::cli::say(&line),
+            Err(RecvTimeoutError::Timeout) => crate::cli::say(&format!(
+                "herald: status '{}' not published: GitLab did not answer within {} (HERALD_FLUSH_TIMEOUT); \
+                 `herald note --final` in a later job can still close it",
+                self.status_name,
+                crate::duration::format_duration(flush_timeout)
+            )),
+        }
+    }
+}
+
+struct Worker {
+    context: PublishContext,
+    name: String,
+    events: Receiver<Event>,
+}
+
+impl Worker {
+    fn run(self) -> Report {
+        let context = &self.context;
+        let client =
+            match Client::new(&context.api_url, context.token.clone(), context.ca_file.as_deref(), context.dry_run) {
+                Ok(client) => client,
+                Err(why) => return self.failed(&why),
+            };
+        let mut wanted = Wanted { state: StatusState::Running, description: "running".into() };
+        let mut deadline: Option<Instant> = None;
+        let mut sent: Option<StatusState> = None;
+        let mut backoff = Backoff::new();
+        let mut last_error: Option<ApiError> = None;
+
+        loop {
+            // The newest wish wins.
+            while let Ok(Event::Ended { wanted: ended, deadline: at }) = self.events.try_recv() {
+                (wanted, deadline) = (ended, Some(at));
+            }
+            if sent == Some(wanted.state) {
+                if wanted.state.is_final() {
+                    return Report::Done;
+                }
+                match self.events.recv() {
+                    Ok(Event::Ended { wanted: ended, deadline: at }) => (wanted, deadline) = (ended, Some(at)),
+                    Err(_) => return Report::Done, // herald is exiting
+                }
+                continue;
+            }
+
+            let left = deadline.map_or(REQUEST_TIMEOUT, |at| at.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return self.gave_up(last_error);
+            }
+            let post = StatusPost {
+                project: &context.project,
+                sha: &context.sha,
+                pipeline_id: context.pipeline_id,
+                status_ref: context.status_ref.as_deref(),
+                name: &self.name,
+                state: wanted.state,
+                description: &wanted.description,
+                target_url: context.job_url.as_deref(),
+            };
+            match gitlab::post_status(&client, &post, left.min(REQUEST_TIMEOUT)) {
+                Ok(_) => {
+                    sent = Some(wanted.state);
+                    backoff.reset();
+                }
+                Err(error) if error.is_retryable() => {
+                    let retry_after = match &error {
+                        ApiError::Http { retry_after, .. } => *retry_after,
+                        ApiError::Transport { .. } => None,
+                    };
+                    let retry_at = Instant::now() + backoff.next_wait(retry_after);
+                    last_error = Some(error);
+                    // Wait as asked, taking note if the step ends meanwhile; the deadline cuts it short.
+                    loop {
+                        let until = deadline.map_or(retry_at, |at| retry_at.min(at));
+                        let Some(wait) = until.checked_duration_since(Instant::now()) else { break };
+                        match self.events.recv_timeout(wait) {
+                            Ok(Event::Ended { wanted: ended, deadline: at }) => (wanted, deadline) = (ended, Some(at)),
+                            Err(RecvTimeoutError::Timeout) => break,
+                            Err(RecvTimeoutError::Disconnected) => return Report::Done,
+                        }
+                    }
+                }
+                Err(error) => return self.failed(&explain(&error, context, &self.name)),
+            }
+        }
+    }
+
+    fn failed(&self, why: &str) -> Report {
+        Report::Failed(format!("herald: status '{}' not published: {why}", self.name))
+    }
+
+    fn gave_up(&self, last_error: Option<ApiError>) -> Report {
+        let why = last_error.map_or_else(|| "no time left".to_owned(), |e| e.to_string());
+        let limit = crate::duration::format_duration(self.context.flush_timeout);
+        self.failed(&format!("gave up after {limit} (HERALD_FLUSH_TIMEOUT): {why}"))
+    }
+}
+
+/// One line on what a refusal most likely means and what to do about it.
+pub fn explain(error: &ApiError, context: &PublishContext, name: &str) -> String {
+    let ApiError::Http { status, message, .. } = error else { return error.to_string() };
+    match (*status, message.as_str()) {
+        (401, _) => format!(
+            "GitLab rejected HERALD_TOKEN (401: {message}); it is unknown, expired or revoked: create a new token \
+             with the api scope and update the CI/CD variable"
+        ),
+        (403, m) if m.contains("insufficient_scope") => format!(
+            "HERALD_TOKEN lacks the api scope (403: {message}); read_api cannot post: create a token with the api scope"
+        ),
+        (403, _) => format!(
+            "GitLab refused (403: {message}); the token's user needs at least the Developer role on {}, and \
+             Maintainer to post to a protected branch",
+            context.project
+        ),
+        (404, m) if m.contains("Project") => {
+            format!("project {} was not found, or the token's user cannot see it (404)", context.project)
+        }
+        (404, m) if m.contains("Commit") || m.contains("References") => {
+            format!("commit {} is not in project {} (404: {message})", context.sha, context.project)
+        }
+        (404, m) if m.contains("Pipeline") => format!(
+            "pipeline {} of commit {} was not found (404: {message}); check HERALD_PIPELINE_ID and HERALD_SHA",
+            context.pipeline_id.map_or_else(|| "?".into(), |id| id.to_string()),
+            context.sha
+        ),
+        (400, m) if m.contains("has already been taken") => format!(
+            "the name '{name}' is taken by a CI job of this pipeline (400); set HERALD_STATUS_PREFIX to something else"
+        ),
+        _ => format!("GitLab refused the status ({status}: {message})"),
+    }
+}

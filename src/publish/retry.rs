@@ -1,0 +1,64 @@
+//! How long to wait before trying a request again: exponential backoff with jitter, never less than
+//! what GitLab asked for (`Retry-After`, `RateLimit-Reset`), never past the deadline.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const FIRST: Duration = Duration::from_millis(200);
+const MOST: Duration = Duration::from_secs(5);
+
+pub struct Backoff {
+    attempt: u32,
+    random: u64,
+}
+
+impl Backoff {
+    pub fn new() -> Backoff {
+        // Seeded per process, so many jobs retrying at once spread out instead of stampeding.
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        Backoff { attempt: 0, random: (nanos ^ (u64::from(std::process::id()) << 32)) | 1 }
+    }
+
+    /// Forget past failures: the last request went through.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// The wait before the next try: between half and all of 200 ms × 2^attempt (at most 5 s),
+    /// or what the server asked for, if that is longer.
+    pub fn next_wait(&mut self, server_asked: Option<Duration>) -> Duration {
+        let ceiling = FIRST.saturating_mul(1 << self.attempt.min(10)).min(MOST);
+        self.attempt += 1;
+        let jittered = ceiling.mul_f64(0.5 + 0.5 * self.unit_random());
+        server_asked.map_or(jittered, |asked| asked.max(jittered))
+    }
+
+    /// xorshift64*: a uniform number in [0, 1).
+    fn unit_random(&mut self) -> f64 {
+        self.random ^= self.random >> 12;
+        self.random ^= self.random << 25;
+        self.random ^= self.random >> 27;
+        (self.random.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_with_jitter_and_a_ceiling() {
+        let mut backoff = Backoff::new();
+        let waits: Vec<Duration> = (0..12).map(|_| backoff.next_wait(None)).collect();
+        assert!(waits[0] >= Duration::from_millis(100) && waits[0] <= FIRST);
+        assert!(waits[3] >= Duration::from_millis(800) && waits[3] <= Duration::from_millis(1600));
+        assert!(waits.iter().all(|w| *w <= MOST));
+        backoff.reset();
+        assert!(backoff.next_wait(None) <= FIRST);
+    }
+
+    #[test]
+    fn honours_what_the_server_asked() {
+        let mut backoff = Backoff::new();
+        assert_eq!(backoff.next_wait(Some(Duration::from_secs(30))), Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,67 @@
+//! What a step's commit status says: its name and description, within GitLab's limits
+//! (reference §A.1: 255 characters for `description` and `target_url`; keep `name` ≤ 255 too).
+
+use crate::gitlab::StatusState;
+use crate::step::{StepName, StepOutcome, Verdict};
+
+const LIMIT: usize = 255;
+
+/// `<prefix>/<task> › <step>`. Until task names come from the pipeline configuration, the task is
+/// the job's name (a root-file job's task name). Names longer than GitLab allows are cut and end
+/// in a short hash of the full name, so two long names stay distinct and stable.
+pub fn status_name(prefix: &str, task: &str, step: &StepName) -> String {
+    let full = format!("{prefix}/{task} › {step}");
+    if full.len() <= LIMIT {
+        return full;
+    }
+    let suffix = format!("~{:08x}", fnv1a(full.as_bytes()));
+    format!("{}{suffix}", cut_to_bytes(&full, LIMIT - suffix.len()))
+}
+
+/// The status state and description for a finished step.
+pub fn final_status(outcome: &StepOutcome) -> (StatusState, String) {
+    let state = match outcome.verdict() {
+        Verdict::Passed => StatusState::Success,
+        Verdict::Failed => StatusState::Failed,
+        Verdict::Canceled => StatusState::Canceled,
+    };
+    (state, cut_to_bytes(&outcome.describe(), LIMIT).to_owned())
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn cut_to_bytes(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// 32-bit FNV-1a: tiny, stable across versions and platforms, good enough to tell names apart.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |hash, &byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_prefix_task_and_step() {
+        assert_eq!(status_name("herald", "test", &StepName::new("unit")), "herald/test › unit");
+    }
+
+    #[test]
+    fn long_names_are_cut_with_a_stable_distinct_suffix() {
+        let task = "é".repeat(200);
+        let a = status_name("herald", &task, &StepName::new("one"));
+        let b = status_name("herald", &task, &StepName::new("two"));
+        assert!(a.len() <= 255 && b.len() <= 255);
+        assert_ne!(a, b);
+        assert_eq!(a, status_name("herald", &task, &StepName::new("one")));
+        assert!(a.contains('~'));
+    }
+}

@@ -1,0 +1,99 @@
+//! `herald doctor` against the stand-in: one line per check, the fix with every failure, exit 1
+//! when publishing would fail, and never the token.
+
+use crate::support::gitlab::*;
+use crate::support::{herald_in_ci, run, PipelineKind};
+
+fn doctor(gitlab: &GitLab, token: &str) -> (Option<i32>, String) {
+    let finished = run(herald_in_ci(gitlab, PipelineKind::MergedResults, token).arg("doctor"));
+    let output = finished.stderr_text();
+    assert!(!output.contains(token), "the token leaked: {output}");
+    (finished.code, output)
+}
+
+fn line<'o>(output: &'o str, check: &str) -> &'o str {
+    output
+        .lines()
+        .find(|l| l[5..].starts_with(&format!("{check}:")))
+        .unwrap_or_else(|| panic!("no {check} line in:\n{output}"))
+}
+
+#[test]
+fn a_good_token_passes_every_check() {
+    let gitlab = GitLab::start();
+    let (code, output) = doctor(&gitlab, TOKEN_DEVELOPER);
+    assert_eq!(code, Some(0), "{output}");
+    for check in ["mode", "token", "ca file", "api", "user", "scopes", "expiry", "role", "merge request"] {
+        assert!(line(&output, check).starts_with("ok   "), "{check}: {output}");
+    }
+    assert!(line(&output, "user").contains("@project_42_bot (project or group access token)"));
+    assert!(line(&output, "role").contains("Developer on group/app"));
+    assert!(line(&output, "merge request").contains("!1"));
+}
+
+#[test]
+fn an_expired_token_fails_with_the_fix() {
+    let gitlab = GitLab::start();
+    let (code, output) = doctor(&gitlab, TOKEN_EXPIRED);
+    assert_eq!(code, Some(1));
+    let user = line(&output, "user");
+    assert!(
+        user.starts_with("FAIL user: GitLab rejected the token (401: invalid_token: Token is expired."),
+        "{output}"
+    );
+    assert!(user.contains("create a new one"), "{output}");
+}
+
+#[test]
+fn a_read_only_token_fails_on_scopes() {
+    let gitlab = GitLab::start();
+    let (code, output) = doctor(&gitlab, TOKEN_READ_API);
+    assert_eq!(code, Some(1));
+    assert!(line(&output, "scopes").starts_with("FAIL scopes: read_api; herald needs api"), "{output}");
+}
+
+#[test]
+fn a_reporter_fails_on_role() {
+    let gitlab = GitLab::start();
+    let (code, output) = doctor(&gitlab, TOKEN_REPORTER);
+    assert_eq!(code, Some(1));
+    assert!(
+        line(&output, "role").starts_with("FAIL role: Reporter on group/app; commit statuses need Developer"),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_token_about_to_expire_warns() {
+    let gitlab = GitLab::start();
+    let (code, output) = doctor(&gitlab, TOKEN_EXPIRING);
+    assert_eq!(code, Some(0), "a warning is not a failure: {output}");
+    assert!(line(&output, "expiry").starts_with("warn expiry: expires "), "{output}");
+    assert!(line(&output, "expiry").contains("(in 3 day(s)); rotate it"), "{output}");
+}
+
+#[test]
+fn an_unreachable_api_fails_with_the_address() {
+    let gitlab = GitLab::start();
+    let address = gitlab.api_url();
+    drop(gitlab);
+    let finished = run(crate::support::herald()
+        .env("GITLAB_CI", "true")
+        .env("HERALD_TOKEN", TOKEN_DEVELOPER)
+        .env("CI_API_V4_URL", &address)
+        .env("CI_PROJECT_ID", "42")
+        .env("CI_COMMIT_SHA", SHA_FEATURE)
+        .arg("doctor"));
+    assert_eq!(finished.code, Some(1));
+    let output = finished.stderr_text();
+    assert!(line(&output, "api").starts_with(&format!("FAIL api: {address} does not answer")), "{output}");
+}
+
+#[test]
+fn missing_context_is_named() {
+    let finished = run(crate::support::herald().arg("doctor"));
+    assert_eq!(finished.code, Some(1));
+    let output = finished.stderr_text();
+    assert!(line(&output, "mode").starts_with("warn "), "{output}");
+    assert!(line(&output, "context").contains("HERALD_TOKEN is not set"), "{output}");
+}

@@ -1,0 +1,950 @@
+//! A GitLab API stand-in: an HTTP server on 127.0.0.1 that behaves like
+//! ../shared/docs/gitlab-reference.md says GitLab does, for the endpoints herald uses.
+//!
+//! - Commit statuses (§A): the state machine with GitLab's exact 400/404 bodies; status identity
+//!   (name, pipeline, ref, user); pipeline lookup with and without `pipeline_id`/`ref`, new
+//!   external pipelines; retried older statuses; the statuses list with CI jobs mixed in, filters
+//!   and pagination (§B.8).
+//! - Authentication (§C): `PRIVATE-TOKEN`/Bearer, the 401 shapes (unknown, expired, revoked), the
+//!   403 `insufficient_scope` of a `read_api` token on a write, 403 for roles below Developer and
+//!   for Developers on protected branches, 404 for projects the user cannot see. `/user`,
+//!   `/personal_access_tokens/self`, `/projects/:id` with `permissions`.
+//! - Rate limits (§D): Rack::Attack's 429 (plain text, `Retry-After`, `RateLimit-*` headers).
+//! - Faults, for resilience tests: 5xx, 409 lock, 429 storms, connection resets before and after
+//!   the request took effect, hangs, slow answers, bodies cut off mid-way, and a 500 that echoes
+//!   the request headers (the token among them).
+//!
+//! Every request is recorded for assertions. Where it simplifies GitLab, it says so inline.
+//! Responses always close the connection (GitLab keeps it alive; herald must cope with both).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+// The world every test starts from: one private project with three commits and three pipelines.
+pub const PROJECT_ID: u64 = 42;
+pub const PROJECT_PATH: &str = "group/app";
+/// Head of branch `feature` (and of MR !1's source).
+pub const SHA_FEATURE: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+/// Head of the protected branch `main`.
+pub const SHA_MAIN: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+/// MR !1's merged-results commit: exists only under refs/merge-requests/1/merge, on no branch.
+pub const SHA_MERGE: &str = "cccccccccccccccccccccccccccccccccccccccc";
+/// Branch pipeline of `feature` on SHA_FEATURE.
+pub const PIPELINE_BRANCH: u64 = 1001;
+/// Detached MR pipeline on SHA_FEATURE, ref refs/merge-requests/1/head.
+pub const PIPELINE_DETACHED: u64 = 1002;
+/// Merged-results pipeline on SHA_MERGE, ref refs/merge-requests/1/merge.
+pub const PIPELINE_MERGED: u64 = 1003;
+/// Branch pipeline of `main` on SHA_MAIN.
+pub const PIPELINE_MAIN: u64 = 1004;
+
+/// Tokens of the default world. The bot (a project access token's user) is a Developer.
+pub const TOKEN_DEVELOPER: &str = "glpat-developer-aaaaaaaaaaaa";
+pub const TOKEN_MAINTAINER: &str = "glpat-maintainer-bbbbbbbbbbb";
+pub const TOKEN_REPORTER: &str = "glpat-reporter-cccccccccccccc";
+pub const TOKEN_READ_API: &str = "glpat-readonly-dddddddddddddd";
+pub const TOKEN_EXPIRED: &str = "glpat-expired-eeeeeeeeeeeeeee";
+pub const TOKEN_REVOKED: &str = "glpat-revoked-fffffffffffffff";
+pub const TOKEN_EXPIRING: &str = "glpat-expiring-gggggggggggggg";
+pub const TOKEN_OUTSIDER: &str = "glpat-outsider-hhhhhhhhhhhhhh";
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: u64,
+    pub username: String,
+    pub bot: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub user_id: u64,
+    pub name: String,
+    pub scopes: Vec<&'static str>,
+    /// Days from now; negative means expired, None never expires.
+    pub expires_in_days: Option<i64>,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub id: u64,
+    pub path: String,
+    /// user id → access level (Developer 30).
+    pub members: HashMap<u64, u32>,
+    pub protected_branches: Vec<String>,
+    /// branch → head sha (for "branch containing the sha").
+    pub branches: HashMap<String, String>,
+    /// Every sha that `project.commit(sha)` resolves.
+    pub commits: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub id: u64,
+    pub project_id: u64,
+    pub sha: String,
+    pub reference: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A real CI job (Ci::Build).
+    Build,
+    /// A commit status posted through the API (GenericCommitStatus).
+    External,
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: u64,
+    pub pipeline_id: u64,
+    pub kind: JobKind,
+    pub name: String,
+    pub status: String,
+    pub reference: String,
+    pub sha: String,
+    pub user_id: u64,
+    pub description: Option<String>,
+    pub target_url: Option<String>,
+    pub retried: bool,
+}
+
+/// A fault to inject instead of (or around) the normal answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// Answer with this 5xx and a small HTML body.
+    ServerError(u16),
+    /// GitLab's exclusive-lease timeout: 409 `Another update to this commit status is in progress`.
+    Lock,
+    /// Rack::Attack: 429, plain-text `Retry later`, `Retry-After: n`, `RateLimit-*` headers.
+    RateLimited { retry_after_secs: u64 },
+    /// Close the connection with a TCP reset before the request takes effect.
+    Reset,
+    /// Apply the request, then reset the connection: the client never learns it worked.
+    ResetAfterApplying,
+    /// Never answer (until the stand-in is dropped).
+    Hang,
+    /// Answer after this delay.
+    Slow(Duration),
+    /// Send headers and half the body, then close.
+    CutBody,
+    /// 500 whose body lists the request headers, as some proxies' error pages do.
+    EchoHeaders,
+}
+
+/// Which requests get faults: `rate` of them at random (seeded), or all with `always`.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    pub rate: f64,
+    pub kinds: Vec<Fault>,
+    pub always: Option<Fault>,
+    /// Only requests whose method is this (e.g. "POST"); None for all.
+    pub method: Option<&'static str>,
+    random: u64,
+}
+
+impl Faults {
+    pub fn random(rate: f64, kinds: &[Fault], seed: u64) -> Faults {
+        Faults { rate, kinds: kinds.to_vec(), always: None, method: None, random: seed | 1 }
+    }
+
+    pub fn always(fault: Fault) -> Faults {
+        Faults { always: Some(fault), ..Faults::default() }
+    }
+
+    fn pick(&mut self, method: &str) -> Option<Fault> {
+        if self.method.is_some_and(|only| only != method) {
+            return None;
+        }
+        if self.always.is_some() {
+            return self.always;
+        }
+        if self.kinds.is_empty() || self.rate <= 0.0 {
+            return None;
+        }
+        let roll = self.next();
+        if roll >= self.rate {
+            return None;
+        }
+        let index = (self.next() * self.kinds.len() as f64) as usize;
+        Some(self.kinds[index.min(self.kinds.len() - 1)])
+    }
+
+    fn next(&mut self) -> f64 {
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 7;
+        self.random ^= self.random << 17;
+        (self.random >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path below the API root, percent-encoding kept (`/projects/group%2Fapp`).
+    pub path: String,
+    pub query: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub fault: Option<Fault>,
+    /// When the request arrived.
+    pub at: Instant,
+}
+
+impl Recorded {
+    /// A parameter from the JSON body or the query string.
+    pub fn param(&self, key: &str) -> Option<String> {
+        params(&self.query, &self.body).get(key).cloned()
+    }
+}
+
+/// Everything the stand-in knows. Tests may change it through `GitLab::with`.
+#[derive(Debug)]
+pub struct World {
+    pub users: Vec<User>,
+    pub tokens: HashMap<String, TokenRecord>,
+    pub projects: Vec<Project>,
+    pub pipelines: Vec<Pipeline>,
+    pub jobs: Vec<Job>,
+    pub faults: Faults,
+    pub requests: Vec<Recorded>,
+    next_id: u64,
+}
+
+impl World {
+    fn standard() -> World {
+        let user = |id, name: &str, bot| User { id, username: name.into(), bot };
+        let token = |user_id, name: &str, scopes: &[&'static str], expires_in_days, revoked| TokenRecord {
+            user_id,
+            name: name.into(),
+            scopes: scopes.to_vec(),
+            expires_in_days,
+            revoked,
+        };
+        let tokens = HashMap::from([
+            (TOKEN_DEVELOPER.into(), token(100, "herald", &["api"], Some(300), false)),
+            (TOKEN_MAINTAINER.into(), token(102, "herald-maintainer", &["api"], None, false)),
+            (TOKEN_REPORTER.into(), token(101, "herald-reporter", &["api"], Some(300), false)),
+            (TOKEN_READ_API.into(), token(100, "herald-readonly", &["read_api"], Some(300), false)),
+            (TOKEN_EXPIRED.into(), token(100, "herald-old", &["api"], Some(-2), false)),
+            (TOKEN_REVOKED.into(), token(100, "herald-revoked", &["api"], Some(300), true)),
+            (TOKEN_EXPIRING.into(), token(100, "herald-expiring", &["api"], Some(3), false)),
+            (TOKEN_OUTSIDER.into(), token(103, "stranger", &["api"], None, false)),
+        ]);
+        let project = Project {
+            id: PROJECT_ID,
+            path: PROJECT_PATH.into(),
+            members: HashMap::from([(100, 30), (101, 20), (102, 40)]),
+            protected_branches: vec!["main".into()],
+            branches: HashMap::from([("feature".into(), SHA_FEATURE.into()), ("main".into(), SHA_MAIN.into())]),
+            commits: vec![SHA_FEATURE.into(), SHA_MAIN.into(), SHA_MERGE.into()],
+        };
+        // (The pipeline's source, push or merge_request_event, is what CI_PIPELINE_SOURCE tells jobs.)
+        let pipeline = |id, sha: &str, reference: &str| Pipeline {
+            id,
+            project_id: PROJECT_ID,
+            sha: sha.into(),
+            reference: reference.into(),
+        };
+        let mut world = World {
+            users: vec![
+                user(100, "project_42_bot", true),
+                user(101, "reporter_bot", true),
+                user(102, "maintainer", false),
+                user(103, "stranger", false),
+            ],
+            tokens,
+            projects: vec![project],
+            pipelines: vec![
+                pipeline(PIPELINE_BRANCH, SHA_FEATURE, "feature"),
+                pipeline(PIPELINE_DETACHED, SHA_FEATURE, "refs/merge-requests/1/head"),
+                pipeline(PIPELINE_MERGED, SHA_MERGE, "refs/merge-requests/1/merge"),
+                pipeline(PIPELINE_MAIN, SHA_MAIN, "main"),
+            ],
+            jobs: Vec::new(),
+            faults: Faults::default(),
+            requests: Vec::new(),
+            next_id: 5000,
+        };
+        // Each pipeline runs a real CI job named "test", so statuses are mixed with builds.
+        for pipeline in world.pipelines.clone() {
+            let id = world.new_id();
+            world.jobs.push(Job {
+                id,
+                pipeline_id: pipeline.id,
+                kind: JobKind::Build,
+                name: "test".into(),
+                status: "running".into(),
+                reference: pipeline.reference.clone(),
+                sha: pipeline.sha.clone(),
+                user_id: 102,
+                description: None,
+                target_url: None,
+                retried: false,
+            });
+        }
+        world
+    }
+
+    fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// The external statuses (latest, not retried) of a pipeline, by name.
+    pub fn statuses(&self, pipeline_id: u64) -> BTreeMap<String, Job> {
+        self.jobs
+            .iter()
+            .filter(|job| job.pipeline_id == pipeline_id && job.kind == JobKind::External && !job.retried)
+            .map(|job| (job.name.clone(), job.clone()))
+            .collect()
+    }
+
+    /// Every external status of every pipeline, retried ones included.
+    pub fn all_statuses(&self) -> Vec<Job> {
+        self.jobs.iter().filter(|job| job.kind == JobKind::External).cloned().collect()
+    }
+}
+
+/// The running stand-in. Dropping it stops the server.
+pub struct GitLab {
+    address: SocketAddr,
+    world: Arc<Mutex<World>>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl GitLab {
+    pub fn start() -> GitLab {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the stand-in");
+        let address = listener.local_addr().unwrap();
+        let world = Arc::new(Mutex::new(World::standard()));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (shared, stop) = (world.clone(), stopping.clone());
+        thread::spawn(move || {
+            for connection in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(connection) = connection else { continue };
+                let (shared, stop) = (shared.clone(), stop.clone());
+                thread::spawn(move || serve(connection, &shared, &stop));
+            }
+        });
+        GitLab { address, world, stopping }
+    }
+
+    /// The API root, as `CI_API_V4_URL` would give it.
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api/v4", self.address)
+    }
+
+    /// Reads or changes the world.
+    pub fn with<R>(&self, change: impl FnOnce(&mut World) -> R) -> R {
+        change(&mut self.lock())
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for GitLab {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.address);
+    }
+}
+
+/// An HTTP answer.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn json(status: u16, body: Value) -> Answer {
+        Answer { status, headers: vec![("Content-Type".into(), "application/json".into())], body: body.to_string() }
+    }
+
+    fn message(status: u16, message: &str) -> Answer {
+        Answer::json(status, json!({ "message": message }))
+    }
+}
+
+fn serve(mut connection: TcpStream, world: &Mutex<World>, stopping: &AtomicBool) {
+    let _ = connection.set_read_timeout(Some(Duration::from_secs(10)));
+    let Some(mut request) = read_request(&connection) else { return };
+    let lock = || world.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let fault = lock().faults.pick(&request.method);
+    request.fault = fault;
+    lock().requests.push(request.clone());
+
+    let answer = match fault {
+        Some(Fault::Reset) => return reset(connection),
+        Some(Fault::Hang) => {
+            let until = Instant::now() + Duration::from_secs(120);
+            while Instant::now() < until && !stopping.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(20));
+            }
+            return;
+        }
+        Some(Fault::ServerError(status)) => Answer {
+            status,
+            headers: vec![("Content-Type".into(), "text/html".into())],
+            body: format!("<html><body><h1>{status}</h1>We're sorry, something went wrong.</body></html>"),
+        },
+        Some(Fault::Lock) => Answer::message(409, "Another update to this commit status is in progress"),
+        Some(Fault::RateLimited { retry_after_secs }) => rack_attack_429(retry_after_secs),
+        Some(Fault::EchoHeaders) => Answer {
+            status: 500,
+            headers: vec![("Content-Type".into(), "text/plain".into())],
+            body: format!("upstream error, request headers: {:?}", request.headers),
+        },
+        Some(Fault::ResetAfterApplying) => {
+            route(&request, &mut lock());
+            return reset(connection);
+        }
+        Some(Fault::Slow(delay)) => {
+            thread::sleep(delay);
+            route(&request, &mut lock())
+        }
+        Some(Fault::CutBody) | None => route(&request, &mut lock()),
+    };
+    let mut text = format!("HTTP/1.1 {} {}\r\n", answer.status, reason(answer.status));
+    for (name, value) in &answer.headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", answer.body.len()));
+    if fault == Some(Fault::CutBody) {
+        text.push_str(&answer.body[..answer.body.len() / 2]);
+        let _ = connection.write_all(text.as_bytes());
+        return reset(connection);
+    }
+    text.push_str(&answer.body);
+    let _ = connection.write_all(text.as_bytes());
+    let _ = connection.flush();
+}
+
+/// Closes with RST instead of FIN: what a crashed proxy or a dropped connection looks like.
+fn reset(connection: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt with a valid socket and a correctly sized linger struct.
+    unsafe {
+        libc::setsockopt(
+            connection.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(connection);
+}
+
+fn rack_attack_429(retry_after_secs: u64) -> Answer {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    Answer {
+        status: 429,
+        headers: vec![
+            ("Content-Type".into(), "text/plain".into()),
+            ("Retry-After".into(), retry_after_secs.to_string()),
+            ("RateLimit-Name".into(), "throttle_authenticated_api".into()),
+            ("RateLimit-Limit".into(), "2000".into()),
+            ("RateLimit-Observed".into(), "2001".into()),
+            ("RateLimit-Remaining".into(), "0".into()),
+            ("RateLimit-Reset".into(), (now + retry_after_secs).to_string()),
+        ],
+        body: "Retry later\n".into(),
+    }
+}
+
+fn read_request(connection: &TcpStream) -> Option<Recorded> {
+    let mut reader = BufReader::new(connection);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+    }
+    let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let path = path.strip_prefix("/api/v4").unwrap_or(path).to_owned();
+    Some(Recorded {
+        method,
+        path,
+        query: query.to_owned(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        fault: None,
+        at: Instant::now(),
+    })
+}
+
+fn decode(text: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| Some(hex(bytes[i + 1])? * 16 + hex(bytes[i + 2])?))
+            .flatten();
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+            (None, b'+') => out.push(b' '),
+            (None, byte) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Query parameters and JSON (or form) body parameters, merged; the body wins, as in Grape.
+fn params(query: &str, body: &str) -> HashMap<String, String> {
+    let mut all: HashMap<String, String> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect();
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Object(fields)) => {
+            for (key, value) in fields {
+                let text = match value {
+                    Value::String(s) => s,
+                    Value::Null => continue,
+                    other => other.to_string(),
+                };
+                all.insert(key, text);
+            }
+        }
+        // A form-encoded body (curl -d); an empty body has nothing to add.
+        _ if !body.trim().is_empty() => all.extend(params(body, "")),
+        _ => {}
+    }
+    all
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Other",
+    }
+}
+
+/// Authentication (§C): returns the user id, or the error answer.
+fn authenticate(request: &Recorded, world: &World) -> Result<(u64, Vec<&'static str>, TokenRecord), Answer> {
+    let secret =
+        request.headers.get("private-token").cloned().or_else(|| {
+            request.headers.get("authorization").and_then(|a| a.strip_prefix("Bearer ")).map(str::to_owned)
+        });
+    let unauthorized = || Answer::message(401, "401 Unauthorized");
+    let Some(secret) = secret else { return Err(unauthorized()) };
+    // A job token sent as PRIVATE-TOKEN is ignored (§A.1), so it is simply unknown here.
+    let Some(record) = world.tokens.get(&secret) else { return Err(unauthorized()) };
+    let invalid_token = |description: &str| {
+        let mut answer = Answer::json(401, json!({ "error": "invalid_token", "error_description": description }));
+        answer.headers.push((
+            "WWW-Authenticate".into(),
+            format!("Bearer realm=\"The API\", error=\"invalid_token\", error_description=\"{description}\""),
+        ));
+        answer
+    };
+    if record.revoked {
+        return Err(invalid_token("Token was revoked. You have to re-authorize from the user."));
+    }
+    if record.expires_in_days.is_some_and(|days| days < 0) {
+        return Err(invalid_token("Token is expired. You can either do re-authorization or token refresh."));
+    }
+    Ok((record.user_id, record.scopes.clone(), record.clone()))
+}
+
+/// Scope check (§C.2): `api` allows all; `read_api` only GET/HEAD; `read_user` only `/user` reads.
+/// `/personal_access_tokens/self` accepts any scope (§C.4).
+fn scope_allows(scopes: &[&str], method: &str, path: &str) -> bool {
+    path == "/personal_access_tokens/self"
+        || scopes.contains(&"api")
+        || (method == "GET" && scopes.contains(&"read_api"))
+        || (method == "GET" && path == "/user" && scopes.contains(&"read_user"))
+}
+
+fn route(request: &Recorded, world: &mut World) -> Answer {
+    let (user_id, scopes, token) = match authenticate(request, world) {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    if !scope_allows(&scopes, &request.method, &request.path) {
+        let scope = if request.method == "GET" { "api read_api" } else { "api" };
+        return Answer::json(
+            403,
+            json!({
+                "error": "insufficient_scope",
+                "error_description": "The request requires higher privileges than provided by the access token.",
+                "scope": scope
+            }),
+        );
+    }
+    let segments: Vec<String> = request.path.trim_start_matches('/').split('/').map(decode).collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let params = params(&request.query, &request.body);
+    match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["user"]) => {
+            let user = world.users.iter().find(|u| u.id == user_id).unwrap();
+            Answer::json(
+                200,
+                json!({ "id": user.id, "username": user.username, "name": user.username, "state": "active", "bot": user.bot }),
+            )
+        }
+        ("GET", ["personal_access_tokens", "self"]) => Answer::json(
+            200,
+            json!({
+                "id": 1, "name": token.name, "revoked": false, "active": true, "expired": false,
+                "scopes": token.scopes, "user_id": token.user_id,
+                "created_at": "2026-01-01T00:00:00.000Z", "last_used_at": null,
+                "expires_at": token.expires_in_days.map(date_in_days),
+            }),
+        ),
+        ("GET", ["projects", project]) => match visible_project(world, project, user_id) {
+            Ok(project) => {
+                let level = project.members.get(&user_id).copied();
+                Answer::json(
+                    200,
+                    json!({
+                        "id": project.id, "path_with_namespace": project.path,
+                        "permissions": { "project_access": level.map(|l| json!({"access_level": l, "notification_level": 3})), "group_access": null }
+                    }),
+                )
+            }
+            Err(answer) => answer,
+        },
+        ("POST", ["projects", project, "statuses", sha]) => post_status(world, project, sha, user_id, &params),
+        ("GET", ["projects", project, "repository", "commits", sha, "statuses"]) => {
+            list_statuses(world, project, sha, user_id, &params)
+        }
+        _ => Answer::json(404, json!({ "error": "404 Not Found" })),
+    }
+}
+
+fn date_in_days(days: i64) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let day = now.div_euclid(86_400) + days;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The project by id or path, if the user can see it (private project: members only, §C.2).
+fn visible_project(world: &World, id_or_path: &str, user_id: u64) -> Result<Project, Answer> {
+    world
+        .projects
+        .iter()
+        .find(|p| p.id.to_string() == id_or_path || p.path == id_or_path)
+        .filter(|p| p.members.contains_key(&user_id))
+        .cloned()
+        .ok_or_else(|| Answer::message(404, "404 Project Not Found"))
+}
+
+/// `POST /projects/:id/statuses/:sha`, following `Ci::CreateCommitStatusService` (§A.1).
+/// Simplification: the exclusive lease is not modelled (requests are serialised by the world's
+/// lock); its 409 is available as an injected fault.
+fn post_status(world: &mut World, project: &str, sha: &str, user_id: u64, params: &HashMap<String, String>) -> Answer {
+    let project = match visible_project(world, project, user_id) {
+        Ok(project) => project,
+        Err(answer) => return answer,
+    };
+    let level = project.members.get(&user_id).copied().unwrap_or(0);
+    if level < 30 {
+        return Answer::message(403, "403 Forbidden");
+    }
+    let Some(state) = params.get("state") else {
+        return Answer::json(400, json!({ "error": "state is missing" }));
+    };
+    if !["pending", "running", "success", "failed", "canceled", "skipped"].contains(&state.as_str()) {
+        return Answer::json(400, json!({ "error": "state does not have a valid value" }));
+    }
+    if !project.commits.iter().any(|c| c == sha) {
+        return Answer::message(404, "404 Commit Not Found");
+    }
+    let pipeline_id: Option<u64> = params.get("pipeline_id").and_then(|id| id.parse().ok());
+    let requested_ref = params.get("ref").cloned();
+
+    // first_matching_pipeline: newest first, filtered by ref and id when given.
+    let mut candidates: Vec<&Pipeline> =
+        world.pipelines.iter().filter(|p| p.project_id == project.id && p.sha == sha).collect();
+    candidates.sort_by_key(|p| std::cmp::Reverse(p.id));
+    let matching = candidates
+        .into_iter()
+        .filter(|p| requested_ref.as_ref().is_none_or(|r| &p.reference == r))
+        .find(|p| pipeline_id.is_none_or(|id| p.id == id))
+        .cloned();
+    let branch_with_sha = project.branches.iter().find(|(_, head)| *head == sha).map(|(name, _)| name.clone());
+    let Some(reference) =
+        requested_ref.clone().or_else(|| matching.as_ref().map(|p| p.reference.clone())).or(branch_with_sha)
+    else {
+        return Answer::message(404, "404 References for commit Not Found");
+    };
+    let pipeline = match (matching, pipeline_id) {
+        (Some(pipeline), _) => pipeline,
+        (None, Some(_)) => return Answer::message(404, "404 Pipeline for pipeline_id, sha and ref Not Found"),
+        (None, None) => {
+            let id = world.new_id();
+            // A new pipeline with source `external`.
+            let pipeline = Pipeline { id, project_id: project.id, sha: sha.into(), reference: reference.clone() };
+            world.pipelines.push(pipeline.clone());
+            pipeline
+        }
+    };
+    // update_pipeline: a Developer may not update a protected branch's pipeline.
+    if project.protected_branches.contains(&pipeline.reference) && level < 40 {
+        return Answer::message(403, "403 Forbidden");
+    }
+    let name = params.get("name").or_else(|| params.get("context")).cloned().unwrap_or_else(|| "default".into());
+    if world.jobs.iter().any(|j| j.pipeline_id == pipeline.id && j.kind == JobKind::Build && j.name == name) {
+        return Answer::json(400, json!({ "message": { "name": ["has already been taken"] } }));
+    }
+    if let Some(description) = params.get("description") {
+        if description.chars().count() > 255 {
+            return Answer::json(
+                400,
+                json!({ "message": { "description": ["is too long (maximum is 255 characters)"] } }),
+            );
+        }
+    }
+    if let Some(url) = params.get("target_url") {
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 255 {
+            return Answer::json(
+                400,
+                json!({ "message": { "target_url": ["is blocked: Only allowed schemes are http, https"] } }),
+            );
+        }
+    }
+
+    // Find a pending/running status of this name, ref and user in the pipeline, or build one.
+    let existing = world.jobs.iter().position(|j| {
+        j.kind == JobKind::External
+            && j.pipeline_id == pipeline.id
+            && j.name == name
+            && j.reference == pipeline.reference
+            && j.user_id == user_id
+            && (j.status == "pending" || j.status == "running")
+    });
+    let current = existing.map_or("created".to_owned(), |i| world.jobs[i].status.clone());
+    let next = match transition(&current, state) {
+        Ok(next) => next,
+        Err((event, from)) => {
+            return Answer::message(
+                400,
+                &format!("Cannot transition status via :{event} from :{from} (Reason(s): Status cannot transition via \"{event}\")"),
+            )
+        }
+    };
+    let index = match existing {
+        Some(index) => index,
+        None => {
+            let id = world.new_id();
+            world.jobs.push(Job {
+                id,
+                pipeline_id: pipeline.id,
+                kind: JobKind::External,
+                name: name.clone(),
+                status: "created".into(),
+                reference: pipeline.reference.clone(),
+                sha: sha.into(),
+                user_id,
+                description: None,
+                target_url: None,
+                retried: false,
+            });
+            world.jobs.len() - 1
+        }
+    };
+    let job_id = world.jobs[index].id;
+    {
+        let job = &mut world.jobs[index];
+        job.status = next.into();
+        if let Some(description) = params.get("description") {
+            job.description = Some(description.clone());
+        }
+        if let Some(url) = params.get("target_url") {
+            job.target_url = Some(url.clone());
+        }
+    }
+    // update_older_statuses_retried!: every other latest job of that name in the pipeline.
+    for job in world.jobs.iter_mut() {
+        if job.pipeline_id == pipeline.id && job.name == name && job.id != job_id {
+            job.retried = true;
+        }
+    }
+    let job = world.jobs[index].clone();
+    Answer::json(201, status_entity(world, &job))
+}
+
+/// GitLab's state machine as the API drives it (§A.1 table). Ok(new state) or Err((event, from)).
+fn transition(from: &str, to: &str) -> Result<&'static str, (&'static str, String)> {
+    let fail = |event: &'static str| Err((event, from.to_owned()));
+    match to {
+        "pending" => match from {
+            "created" | "skipped" | "manual" | "scheduled" => Ok("pending"),
+            _ => fail("enqueue"),
+        },
+        // `enqueue` (non-raising) then `run!`.
+        "running" => match from {
+            "created" | "pending" => Ok("running"),
+            _ => fail("run"),
+        },
+        "success" => match from {
+            "created" | "pending" | "running" => Ok("success"),
+            _ => fail("success"),
+        },
+        "failed" => match from {
+            "created" | "pending" | "running" | "manual" | "scheduled" => Ok("failed"),
+            _ => fail("drop"),
+        },
+        "canceled" => match from {
+            "created" | "pending" | "running" | "manual" | "scheduled" => Ok("canceled"),
+            _ => fail("cancel"),
+        },
+        "skipped" => match from {
+            "created" | "pending" => Ok("skipped"),
+            _ => fail("skip"),
+        },
+        _ => fail("unknown"),
+    }
+}
+
+fn status_entity(world: &World, job: &Job) -> Value {
+    let author = world.users.iter().find(|u| u.id == job.user_id).unwrap();
+    json!({
+        "id": job.id, "sha": job.sha, "ref": job.reference, "status": job.status, "name": job.name,
+        "target_url": job.target_url, "description": job.description,
+        "created_at": "2026-11-21T00:00:00.000Z", "started_at": null, "finished_at": null,
+        "allow_failure": false, "coverage": null, "pipeline_id": job.pipeline_id,
+        "author": { "id": author.id, "username": author.username, "name": author.username, "state": "active", "bot": author.bot },
+    })
+}
+
+/// `GET /projects/:id/repository/commits/:sha/statuses` (§A.2): every job of every pipeline on
+/// the SHA, CI jobs included; filters `ref`, `name`, `pipeline_id`, `all`; offset pagination.
+fn list_statuses(world: &World, project: &str, sha: &str, user_id: u64, params: &HashMap<String, String>) -> Answer {
+    let project = match visible_project(world, project, user_id) {
+        Ok(project) => project,
+        Err(answer) => return answer,
+    };
+    if project.members.get(&user_id).copied().unwrap_or(0) < 20 {
+        return Answer::message(403, "403 Forbidden");
+    }
+    if !project.commits.iter().any(|c| c == sha) {
+        return Answer::message(404, "404 Commit Not Found");
+    }
+    let all = params.get("all").is_some_and(|v| v == "true");
+    let rows: Vec<&Job> = world
+        .jobs
+        .iter()
+        .filter(|j| j.sha == sha && (all || !j.retried))
+        .filter(|j| params.get("ref").is_none_or(|r| &j.reference == r))
+        .filter(|j| params.get("name").is_none_or(|n| &j.name == n))
+        .filter(|j| params.get("pipeline_id").is_none_or(|id| j.pipeline_id.to_string() == *id))
+        .collect();
+    paginate(&rows.iter().map(|job| status_entity(world, job)).collect::<Vec<_>>(), params)
+}
+
+/// Offset pagination with GitLab's headers (§B.8): per_page default 20, at most 100.
+fn paginate(items: &[Value], params: &HashMap<String, String>) -> Answer {
+    let page: usize = params.get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1);
+    let per_page: usize =
+        params.get("per_page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(20).min(100);
+    let total_pages = items.len().div_ceil(per_page).max(1);
+    let slice: Vec<Value> = items.iter().skip((page - 1) * per_page).take(per_page).cloned().collect();
+    let mut answer = Answer::json(200, Value::Array(slice));
+    let next = if page < total_pages { (page + 1).to_string() } else { String::new() };
+    answer.headers.extend([
+        ("x-page".into(), page.to_string()),
+        ("x-per-page".into(), per_page.to_string()),
+        ("x-total".into(), items.len().to_string()),
+        ("x-total-pages".into(), total_pages.to_string()),
+        ("x-next-page".into(), next),
+        ("x-prev-page".into(), if page > 1 { (page - 1).to_string() } else { String::new() }),
+    ]);
+    answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_machine_matches_the_reference_table() {
+        assert_eq!(transition("created", "running"), Ok("running"));
+        assert_eq!(transition("pending", "running"), Ok("running"));
+        assert_eq!(transition("running", "running"), Err(("run", "running".into())));
+        assert_eq!(transition("pending", "pending"), Err(("enqueue", "pending".into())));
+        assert_eq!(transition("running", "pending"), Err(("enqueue", "running".into())));
+        assert_eq!(transition("running", "skipped"), Err(("skip", "running".into())));
+        assert_eq!(transition("running", "success"), Ok("success"));
+        assert_eq!(transition("running", "canceled"), Ok("canceled"));
+    }
+
+    #[test]
+    fn decodes_parameters() {
+        let found = params("name=a%2Fb+c&ref=x", r#"{"state":"running","pipeline_id":7}"#);
+        assert_eq!(found["name"], "a/b c");
+        assert_eq!(found["pipeline_id"], "7");
+        assert_eq!(found["state"], "running");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(date_in_days(0).len(), 10);
+    }
+}
