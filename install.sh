@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs herald. POSIX sh: runs under Alpine's ash, dash and bash alike.
 #
-# From a checkout of herald, it builds a release binary with cargo (static musl when that Rust
-# target is installed, the fastest and most portable build) and installs it into PREFIX/bin.
+# From a checkout of herald, it builds a release binary with cargo and installs it into PREFIX/bin:
+# static musl (the fastest and most portable build) when the Rust target and a musl C compiler are
+# installed (TLS code is partly C), otherwise for this system's libc.
 # Running it again replaces the binary only when the build changed.
 #
 #   ./install.sh                     # into /usr/local (root) or ~/.local (anyone else)
@@ -53,11 +54,12 @@ command -v cargo >/dev/null 2>&1 ||
   fail "cargo is needed to build herald from source; install Rust from https://rustup.rs"
 
 musl_target="$(uname -m)-unknown-linux-musl"
-if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$musl_target"; then
+have_musl_cc() { command -v musl-gcc >/dev/null 2>&1 || command -v "$(uname -m)-linux-musl-gcc" >/dev/null 2>&1; }
+if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$musl_target" && have_musl_cc; then
   (cd "$source_dir" && cargo build --quiet --locked --release --target "$musl_target") || fail "cargo build failed"
   built="$source_dir/target/$musl_target/release/herald"
 else
-  printf 'install.sh: building for this system'"'"'s libc; for the faster static build: rustup target add %s\n' "$musl_target" >&2
+  printf 'install.sh: building for this system'"'"'s libc; for the faster static build: rustup target add %s, and a musl C compiler (Debian: apt-get install musl-tools)\n' "$musl_target" >&2
   (cd "$source_dir" && cargo build --quiet --locked --release) || fail "cargo build failed"
   built="$source_dir/target/release/herald"
 fi

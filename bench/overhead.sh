@@ -2,15 +2,17 @@
 # Step overhead, side by side in one run: `true` bare, under tini (dynamic and static), under
 # dumb-init, and under `herald run` with no GitLab context, both as shipped (static musl) and as
 # built from a checkout (glibc, dynamic). Reports median wall time, the ratio to the faster tini,
-# and peak RSS.
+# and peak RSS. Then herald publishing to the GitLab stand-in on loopback (plain HTTP, so no TLS
+# handshake is included): the time it adds per step and the requests it sends per step, for a
+# step that ends at once (`true`) and one that runs a moment (`sleep 0.05`).
 #
 #   bench/overhead.sh            # 2000 runs each (about a minute)
 #   RUNS=300 bench/overhead.sh   # quicker, noisier
 #
-# Needs: hyperfine, tini, dumb-init, GNU time (Debian packages: hyperfine tini dumb-init time),
-# python3. herald is measured as shipped: a static musl release build when that target is
-# installed (`rustup target add x86_64-unknown-linux-musl`), else the native release build, which
-# is reported as such. Results go to stdout as a Markdown table; docs/benchmarks.md keeps a run.
+# Needs: hyperfine, tini, dumb-init, GNU time, python3 (Debian packages: hyperfine tini dumb-init
+# time). herald is measured as shipped: a static musl release build when that target and a musl C
+# compiler are installed (`rustup target add x86_64-unknown-linux-musl`, Debian's musl-tools), else
+# the native release build, which is reported as such. Results go to stdout as a Markdown table; docs/benchmarks.md keeps a run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -31,7 +33,7 @@ arch=$(uname -m)
 musl_target="$arch-unknown-linux-musl"
 cargo build --quiet --release
 herald_glibc="target/release/herald"
-if rustup target list --installed 2>/dev/null | grep -qx "$musl_target"; then
+if rustup target list --installed 2>/dev/null | grep -qx "$musl_target" && command -v musl-gcc >/dev/null 2>&1; then
   cargo build --quiet --release --target "$musl_target"
   herald="target/$musl_target/release/herald"
   build="static musl release build ($musl_target)"
@@ -71,9 +73,34 @@ for name in "true" "tini" "tini-static" "dumb-init" "herald" "herald-glibc"; do
   done
 done
 
-python3 - "$out" "$build" "$runs" "$rss_runs" <<'PY'
+# Publishing: herald as a CI job would run it, against the stand-in (tests/support/gitlab.rs).
+publish_runs=${PUBLISH_RUNS:-300}
+cargo build --quiet --release --example gitlab_standin
+mkfifo "$out/standin-stdin"
+target/release/examples/gitlab_standin <"$out/standin-stdin" >"$out/standin-out" &
+exec 3>"$out/standin-stdin" # keeps the stand-in serving until closed
+for _ in $(seq 100); do [ -s "$out/standin-out" ] && break; sleep 0.05; done
+api_url=$(head -n 1 "$out/standin-out")
+(
+  export GITLAB_CI=true CI_API_V4_URL="$api_url" HERALD_TOKEN=glpat-developer-aaaaaaaaaaaa \
+    CI_PROJECT_ID=42 CI_COMMIT_SHA=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa CI_PIPELINE_ID=1001 \
+    CI_COMMIT_BRANCH=feature CI_JOB_NAME=bench
+  hyperfine --shell=none --warmup 20 --runs "$publish_runs" --export-json "$out/publish.json" \
+    --command-name "herald run -- true (publishing)" "$herald run -- $true_bin" \
+    --command-name "herald run -- sleep 0.05 (publishing)" "$herald run -- sleep 0.05" >/dev/null
+  for _ in $(seq "$rss_runs"); do
+    /usr/bin/time -f '%M' -a -o "$out/rss-publishing" "$herald" run -- sleep 0.05 2>/dev/null
+  done
+)
+hyperfine --shell=none --warmup 20 --runs "$publish_runs" --export-json "$out/sleep.json" \
+  --command-name "herald run -- sleep 0.05" "$herald run -- sleep 0.05" >/dev/null
+exec 3>&-
+wait
+stats=$(tail -n 1 "$out/standin-out")
+
+python3 - "$out" "$build" "$runs" "$rss_runs" "$publish_runs" "$stats" <<'PY'
 import json, statistics, sys, platform, os
-out, build, runs, rss_runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+out, build, runs, rss_runs, publish_runs, stats = sys.argv[1:7]
 results = {r["command"]: r for r in json.load(open(f"{out}/times.json"))["results"]}
 rss_files = {"true": "true", "tini -s -- true": "tini", "tini-static -s -- true": "tini-static",
              "dumb-init true": "dumb-init", "herald run -- true": "herald",
@@ -91,6 +118,24 @@ for name, result in results.items():
 herald = statistics.median(results["herald run -- true"]["times"])
 rss = statistics.median(int(l) for l in open(f"{out}/rss-herald") if l.strip()) / 1024
 verdict = lambda ok: "met" if ok else "MISSED"
-print(f"\nTargets (herald as shipped): wall time ≤ 1.2 × tini: {herald/tini:.2f} ({verdict(herald/tini <= 1.2)}); "
+verdicts = (f"\nTargets (herald as shipped): wall time ≤ 1.2 × tini: {herald/tini:.2f} ({verdict(herald/tini <= 1.2)}); "
       f"peak RSS ≤ 8 MiB: {rss:.1f} MiB ({verdict(rss <= 8)})")
+print(verdicts)
+
+publish = {r["command"]: r for r in json.load(open(f"{out}/publish.json"))["results"]}
+sleep = json.load(open(f"{out}/sleep.json"))["results"][0]
+stats = json.loads(stats)
+steps = 2 * (20 + int(publish_runs)) + int(rss_runs)  # every publishing herald run above
+med = lambda r: statistics.median(r["times"]) * 1e3
+pairs = [("true", results["herald run -- true"], publish["herald run -- true (publishing)"]),
+         ("sleep 0.05", sleep, publish["herald run -- sleep 0.05 (publishing)"])]
+print(f"\nPublishing to the stand-in on loopback ({publish_runs} runs each):\n")
+print("| step | without publishing | with publishing | added per step |")
+print("|---|---:|---:|---:|")
+for step, plain, published in pairs:
+    print(f"| `{step}` | {med(plain):.3f} ms | {med(published):.3f} ms | {med(published) - med(plain):.3f} ms |")
+publishing_rss = statistics.median(int(l) for l in open(f"{out}/rss-publishing") if l.strip()) / 1024
+print(f"\nPeak RSS while publishing (median of {rss_runs}): {publishing_rss:.1f} MiB.")
+print(f"Requests: {stats['requests']} for {steps} steps = {stats['requests'] / steps:.2f} per step "
+      f"({stats['by_method']}); statuses left open: {stats['left_open']} of {stats['statuses']}.")
 PY

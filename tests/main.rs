@@ -9,3 +9,4 @@ mod joblog;
 mod junit;
 mod publish;
 mod supervise;
+mod tls;

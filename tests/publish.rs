@@ -316,3 +316,33 @@ fn rate_limits_are_waited_out_as_the_server_asks() {
     let waited = attempts[1].at - attempts[0].at;
     assert!(waited >= Duration::from_millis(950), "retried after {waited:?}, before the Retry-After of 1 s");
 }
+
+#[test]
+fn requests_go_through_the_configured_proxy_unless_no_proxy_says_otherwise() {
+    // The stand-in acts as the proxy; GitLab's own name does not even resolve.
+    let proxy = GitLab::start();
+    let proxy_url = proxy.api_url().trim_end_matches("/api/v4").to_owned();
+    let finished = run(herald_in_ci(&proxy, PipelineKind::Branch, TOKEN_DEVELOPER)
+        .env("CI_API_V4_URL", "http://gitlab.invalid/api/v4")
+        .env("HTTPS_PROXY", &proxy_url)
+        .env("HTTP_PROXY", &proxy_url)
+        .args(["run", "--name", "unit", "--", "true"]));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    let requests = proxy.requests();
+    let (tunnels, through): (Vec<_>, Vec<_>) = requests.iter().partition(|r| r.method == "CONNECT");
+    assert!(!tunnels.is_empty() && !through.is_empty(), "{requests:?}");
+    assert!(through.iter().all(|r| r.proxied_host.as_deref() == Some("gitlab.invalid:80")), "{requests:?}");
+    assert!(tunnels.iter().all(|r| !r.headers.contains_key("private-token")), "the proxy itself never sees the token");
+    assert_eq!(status_of(&proxy, PIPELINE_BRANCH, NAME_UNIT).unwrap().status, "success");
+
+    // NO_PROXY: the same dead proxy is bypassed for the GitLab host.
+    let gitlab = GitLab::start();
+    let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("NO_PROXY", "127.0.0.1")
+        .args(["run", "--name", "unit", "--", "true"]));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert!(gitlab.requests().iter().all(|r| r.proxied_host.is_none()));
+    assert_eq!(status_of(&gitlab, PIPELINE_BRANCH, NAME_UNIT).unwrap().status, "success");
+}

@@ -174,12 +174,13 @@ pub fn count_certificates(path: &Path) -> Result<usize, String> {
 }
 
 fn describe_transport_error(error: &ureq::Error) -> String {
+    let text = error.to_string();
+    // rustls' verdicts often arrive wrapped in an I/O error, so they are recognised by what they say.
+    let tls = matches!(error, ureq::Error::Tls(_) | ureq::Error::Rustls(_)) || text.contains("certificate");
     match error {
         ureq::Error::Timeout(_) => "no answer in time".into(),
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => {
-            format!("TLS failed ({error}); for a private CA set HERALD_CA_FILE to its PEM file")
-        }
-        other => other.to_string(),
+        _ if tls => format!("TLS failed ({text}); for a private CA set HERALD_CA_FILE to its PEM file"),
+        _ => text,
     }
 }
 

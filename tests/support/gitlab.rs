@@ -197,6 +197,9 @@ pub struct Recorded {
     pub fault: Option<Fault>,
     /// When the request arrived.
     pub at: Instant,
+    /// The host asked for, when the request came through the stand-in acting as a proxy
+    /// (`CONNECT host:port`, then the request through the tunnel).
+    pub proxied_host: Option<String>,
 }
 
 impl Recorded {
@@ -389,6 +392,16 @@ fn serve(mut connection: TcpStream, world: &Mutex<World>, stopping: &AtomicBool)
     let _ = connection.set_read_timeout(Some(Duration::from_secs(10)));
     let Some(mut request) = read_request(&connection) else { return };
     let lock = || world.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if request.method == "CONNECT" {
+        // Playing an HTTPS proxy: open the tunnel, then serve what comes through it.
+        let host = request.path.trim_start_matches('/').to_owned();
+        lock().requests.push(request);
+        if connection.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").is_err() {
+            return;
+        }
+        let Some(tunnelled) = read_request(&connection) else { return };
+        request = Recorded { proxied_host: Some(host), ..tunnelled };
+    }
     let fault = lock().faults.pick(&request.method);
     request.fault = fault;
     lock().requests.push(request.clone());
@@ -493,6 +506,14 @@ fn read_request(connection: &TcpStream) -> Option<Recorded> {
     let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
+    // A client talking through a plain HTTP proxy sends the absolute URL (`GET http://host/path`).
+    let (proxied_host, target) = match target.strip_prefix("http://") {
+        Some(rest) => {
+            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+            (Some(host.to_owned()), format!("/{path}"))
+        }
+        None => (None, target),
+    };
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let path = path.strip_prefix("/api/v4").unwrap_or(path).to_owned();
     Some(Recorded {
@@ -503,6 +524,7 @@ fn read_request(connection: &TcpStream) -> Option<Recorded> {
         body: String::from_utf8_lossy(&body).into_owned(),
         fault: None,
         at: Instant::now(),
+        proxied_host,
     })
 }
 

@@ -18,7 +18,8 @@ pub fn herald() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        if key.starts_with("HERALD_") || key.starts_with("CI_") || key == "GITLAB_CI" {
+        let proxy = key.to_ascii_uppercase().ends_with("_PROXY");
+        if key.starts_with("HERALD_") || key.starts_with("CI_") || key == "GITLAB_CI" || proxy {
             command.env_remove(&*key);
         }
     }

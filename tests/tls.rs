@@ -1,0 +1,125 @@
+//! HTTPS to a self-hosted GitLab with a private CA: trusted only through `HERALD_CA_FILE`.
+//! The server is `openssl s_server -WWW`, which serves files, so `/api/v4/user` is a JSON file.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+
+use crate::support::{herald, run, wait_until, TempDir};
+
+struct TlsServer {
+    process: Child,
+    port: u16,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn openssl(dir: &TempDir, args: &[&str]) {
+    let output =
+        Command::new("openssl").args(args).current_dir(dir.path()).output().expect("openssl is needed for this test");
+    assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// A CA, a server certificate for localhost signed by it, and a server answering `/api/v4/user`.
+fn start_server(dir: &TempDir) -> TlsServer {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=herald test CA"],
+        ]
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat(),
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    std::fs::create_dir_all(dir.join("api/v4")).unwrap();
+    std::fs::write(dir.join("api/v4/user"), r#"{"id": 7, "username": "tls_bot", "bot": true}"#).unwrap();
+
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let process = Command::new("openssl")
+        .args(["s_server", "-quiet", "-WWW", "-accept", &port.to_string(), "-cert", "server.pem", "-key", "server.key"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("openssl s_server to listen", || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    TlsServer { process, port }
+}
+
+fn doctor(server: &TlsServer, ca_file: Option<&std::path::Path>) -> String {
+    let mut command = herald();
+    command
+        .env("HERALD_MODE", "always")
+        .env("HERALD_TOKEN", "glpat-tls-test-token")
+        .env("HERALD_API_URL", format!("https://localhost:{}/api/v4", server.port))
+        .env("HERALD_PROJECT", "group/app")
+        .env("HERALD_SHA", "abc")
+        .arg("doctor");
+    if let Some(path) = ca_file {
+        command.env("HERALD_CA_FILE", path);
+    }
+    run(&mut command).stderr_text()
+}
+
+#[test]
+fn a_private_ca_is_trusted_through_herald_ca_file_and_only_then() {
+    let dir = TempDir::new("tls");
+    let server = start_server(&dir);
+
+    let without = doctor(&server, None);
+    let api = without.lines().find(|l| l.contains(" api: ")).unwrap_or_else(|| panic!("{without}"));
+    assert!(api.starts_with("FAIL") && api.contains("TLS failed") && api.contains("set HERALD_CA_FILE"), "{without}");
+
+    let with = doctor(&server, Some(&dir.join("ca.pem")));
+    assert!(with.contains("ok   ca file: 1 certificate(s) from "), "{with}");
+    assert!(with.contains("ok   api: https://localhost:"), "{with}");
+    assert!(with.contains("ok   user: @tls_bot"), "{with}");
+}
+
+#[test]
+fn an_unusable_ca_file_is_named() {
+    let dir = TempDir::new("bad-ca");
+    std::fs::write(dir.join("empty.pem"), "not a certificate\n").unwrap();
+    let finished = run(herald()
+        .env("HERALD_MODE", "always")
+        .env("HERALD_TOKEN", "glpat-x-test-token")
+        .env("HERALD_API_URL", "https://localhost:9/api/v4")
+        .env("HERALD_PROJECT", "p")
+        .env("HERALD_SHA", "abc")
+        .env("HERALD_CA_FILE", dir.join("empty.pem"))
+        .args(["run", "--", "true"]));
+    assert_eq!(finished.code, Some(0), "the step's code, whatever the CA file");
+    assert!(finished.stderr_text().contains("holds no PEM certificate"), "{}", finished.stderr_text());
+}
