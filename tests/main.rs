@@ -8,5 +8,6 @@ mod doctor;
 mod joblog;
 mod junit;
 mod publish;
+mod standin;
 mod supervise;
 mod tls;
