@@ -27,6 +27,14 @@ struct Cli {
 enum Command {
     /// Run one step under supervision; publish it; exit with the step's exit code
     Run(RunArgs),
+    /// Re-render and publish the MR note now; --final also closes statuses left open by dead jobs
+    Note {
+        /// First close herald statuses that ended jobs left running (for a `.post` job, `when: always`)
+        #[arg(long = "final")]
+        close_dangling: bool,
+    },
+    /// For after_script: close this job's steps that are still open (canceled / failed from CI_JOB_STATUS)
+    Finalize,
     /// Check token, scopes, expiry, project role, MR context, API reach, CA file; one line per check
     #[command(after_help = DOCTOR_AFTER_HELP)]
     Doctor,
@@ -86,6 +94,8 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Run(args) => crate::commands::run::run(args),
+        Command::Note { close_dangling } => crate::commands::note::note(close_dangling),
+        Command::Finalize => crate::commands::note::finalize(),
         Command::Doctor => crate::commands::doctor::run(),
     }
 }

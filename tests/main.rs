@@ -7,6 +7,8 @@ mod cli;
 mod doctor;
 mod joblog;
 mod junit;
+mod note_render;
+mod note_sync;
 mod publish;
 mod standin;
 mod supervise;

@@ -1,4 +1,5 @@
 //! One module per `herald` subcommand: each wires settings, supervision and reporting together.
 
 pub mod doctor;
+pub mod note;
 pub mod run;

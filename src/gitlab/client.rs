@@ -51,6 +51,27 @@ impl ApiError {
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// `x-next-page` of a paginated list; None on the last page.
+    pub next_page: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
 }
 
 pub struct Client {
@@ -82,49 +103,54 @@ impl Client {
     }
 
     pub fn get(&self, path: &str, timeout: Duration) -> Result<Reply, ApiError> {
-        self.send("GET", path, None, timeout)
+        self.send(Method::Get, path, None, timeout)
     }
 
     pub fn post(&self, path: &str, body: &Value, timeout: Duration) -> Result<Reply, ApiError> {
-        self.send("POST", path, Some(body), timeout)
+        self.send(Method::Post, path, Some(body), timeout)
     }
 
-    fn send(&self, method: &str, path: &str, body: Option<&Value>, timeout: Duration) -> Result<Reply, ApiError> {
+    pub fn put(&self, path: &str, body: &Value, timeout: Duration) -> Result<Reply, ApiError> {
+        self.send(Method::Put, path, Some(body), timeout)
+    }
+
+    pub fn delete(&self, path: &str, timeout: Duration) -> Result<Reply, ApiError> {
+        self.send(Method::Delete, path, None, timeout)
+    }
+
+    fn send(&self, method: Method, path: &str, body: Option<&Value>, timeout: Duration) -> Result<Reply, ApiError> {
         let url = format!("{}{path}", self.api_url);
         if self.dry_run {
             let body = body.map(|b| format!(" {b}")).unwrap_or_default();
-            let line = self.token.redact(&format!("herald (dry run): {method} {url}{body}\n"));
+            let line = self.token.redact(&format!("herald (dry run): {} {url}{body}\n", method.as_str()));
             let _ = std::io::stderr().write_all(line.as_bytes());
-            return Ok(Reply { status: if method == "POST" { 201 } else { 200 }, body: Value::Null });
+            let status = if method == Method::Post { 201 } else { 200 };
+            return Ok(Reply { status, body: Value::Null, next_page: None });
         }
         let transport = |reason: String| ApiError::Transport { url: url.clone(), reason: self.token.redact(&reason) };
         let mut secret = HeaderValue::from_str(self.token.secret())
             .map_err(|_| transport("the token contains characters that cannot be sent in a header".into()))?;
         secret.set_sensitive(true);
 
-        let result = match body {
-            None => self
-                .agent
-                .get(&url)
-                .config()
-                .timeout_global(Some(timeout))
-                .build()
-                .header("PRIVATE-TOKEN", secret)
-                .call(),
-            Some(body) => self
-                .agent
-                .post(&url)
-                .config()
-                .timeout_global(Some(timeout))
-                .build()
-                .header("PRIVATE-TOKEN", secret)
-                .header("Content-Type", "application/json")
-                .send(body.to_string()),
+        // The same settings for every method; ureq types requests with and without a body apart.
+        macro_rules! prepared {
+            ($builder:expr) => {
+                $builder.config().timeout_global(Some(timeout)).build().header("PRIVATE-TOKEN", secret)
+            };
+        }
+        let json = || body.map(Value::to_string).unwrap_or_default();
+        let result = match method {
+            Method::Get => prepared!(self.agent.get(&url)).call(),
+            Method::Delete => prepared!(self.agent.delete(&url)).call(),
+            Method::Post => prepared!(self.agent.post(&url)).header("Content-Type", "application/json").send(json()),
+            Method::Put => prepared!(self.agent.put(&url)).header("Content-Type", "application/json").send(json()),
         };
         let mut response = result.map_err(|error| transport(describe_transport_error(&error)))?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
-        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let location = header("location");
+        let next_page = header("x-next-page").and_then(|page| page.trim().parse().ok());
         let text = response
             .body_mut()
             .with_config()
@@ -138,7 +164,7 @@ impl Client {
             } else {
                 serde_json::from_str(&text).unwrap_or(Value::String(text))
             };
-            return Ok(Reply { status, body });
+            return Ok(Reply { status, body, next_page });
         }
         let message = match (status, location) {
             (300..=399, Some(to)) => {

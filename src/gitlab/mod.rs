@@ -63,7 +63,8 @@ pub struct StatusPost<'a> {
 /// What became of a status post that GitLab answered.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Posted {
-    Created,
+    /// Accepted; the author's user id, when GitLab said.
+    Created { author_id: Option<u64> },
     /// GitLab already had this state ("Cannot transition … from :<same>"): nothing to do.
     AlreadyThere,
 }
@@ -72,6 +73,7 @@ pub fn project_path(project: &str) -> String {
     format!("/projects/{}", percent_encode(project))
 }
 
+/// Posts a status. `Posted::Created` carries the author, which is the token's user.
 pub fn post_status(client: &Client, post: &StatusPost<'_>, timeout: Duration) -> Result<Posted, ApiError> {
     let mut body = json!({ "state": post.state.as_str(), "name": post.name, "description": post.description });
     if let Some(id) = post.pipeline_id {
@@ -85,7 +87,9 @@ pub fn post_status(client: &Client, post: &StatusPost<'_>, timeout: Duration) ->
     }
     let path = format!("{}/statuses/{}", project_path(post.project), percent_encode(post.sha));
     match client.post(&path, &body, timeout) {
-        Ok(_) => Ok(Posted::Created),
+        Ok(reply) => {
+            Ok(Posted::Created { author_id: reply.body.pointer("/author/id").and_then(serde_json::Value::as_u64) })
+        }
         Err(ApiError::Http { status: 400, message, .. }) if is_same_state(&message, post.state) => {
             Ok(Posted::AlreadyThere)
         }
@@ -171,6 +175,163 @@ fn parse<T: serde::de::DeserializeOwned>(reply: Reply, what: &str) -> Result<T, 
         message: format!("unexpected answer from {what}: {error}"),
         retry_after: None,
     })
+}
+
+/// The author of a status or note.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Author {
+    pub id: u64,
+}
+
+/// One entry of `GET /projects/:id/repository/commits/:sha/statuses` (reference §A.2).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitStatus {
+    pub id: u64,
+    pub name: String,
+    pub status: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub target_url: Option<String>,
+    #[serde(default)]
+    pub pipeline_id: Option<u64>,
+    #[serde(default)]
+    pub author: Option<Author>,
+}
+
+/// The external statuses (herald's and other tools') of one pipeline, all pages.
+pub fn pipeline_statuses(
+    client: &Client,
+    project: &str,
+    sha: &str,
+    pipeline_id: u64,
+    timeout: Duration,
+) -> Result<Vec<CommitStatus>, ApiError> {
+    let path = format!(
+        "{}/repository/commits/{}/statuses?stage=external&pipeline_id={pipeline_id}",
+        project_path(project),
+        percent_encode(sha)
+    );
+    let all: Vec<CommitStatus> = all_pages(client, &path, timeout)?;
+    // Older GitLab ignores `pipeline_id`; filter here too.
+    Ok(all.into_iter().filter(|s| s.pipeline_id.is_none_or(|id| id == pipeline_id)).collect())
+}
+
+/// One CI job of `GET /projects/:id/pipelines/:id/jobs`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PipelineJob {
+    pub id: u64,
+    pub name: String,
+    pub stage: String,
+    pub status: String,
+    #[serde(default)]
+    pub web_url: Option<String>,
+    #[serde(default)]
+    pub allow_failure: bool,
+}
+
+pub fn pipeline_jobs(
+    client: &Client,
+    project: &str,
+    pipeline_id: u64,
+    timeout: Duration,
+) -> Result<Vec<PipelineJob>, ApiError> {
+    all_pages(client, &format!("{}/pipelines/{pipeline_id}/jobs?", project_path(project)), timeout)
+}
+
+/// A merge-request note (reference §B.5).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Note {
+    pub id: u64,
+    pub body: String,
+    pub author: Author,
+    #[serde(default)]
+    pub system: bool,
+}
+
+fn notes_path(project: &str, mr_iid: u64) -> String {
+    format!("{}/merge_requests/{mr_iid}/notes", project_path(project))
+}
+
+/// Every comment (system notes excluded) of a merge request, oldest first.
+pub fn list_notes(client: &Client, project: &str, mr_iid: u64, timeout: Duration) -> Result<Vec<Note>, ApiError> {
+    let path = format!("{}?activity_filter=only_comments&sort=asc&order_by=created_at", notes_path(project, mr_iid));
+    all_pages(client, &path, timeout)
+}
+
+/// One note; None when it no longer exists.
+pub fn get_note(
+    client: &Client,
+    project: &str,
+    mr_iid: u64,
+    id: u64,
+    timeout: Duration,
+) -> Result<Option<Note>, ApiError> {
+    match client.get(&format!("{}/{id}", notes_path(project, mr_iid)), timeout) {
+        Ok(reply) => parse(reply, "the note").map(Some),
+        Err(ApiError::Http { status: 404, .. }) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Creates a note; returns it, or None when GitLab kept nothing (a body of quick actions only).
+pub fn create_note(
+    client: &Client,
+    project: &str,
+    mr_iid: u64,
+    body: &str,
+    timeout: Duration,
+) -> Result<Option<Note>, ApiError> {
+    let reply = client.post(&notes_path(project, mr_iid), &json!({ "body": body }), timeout)?;
+    if reply.status == 202 || reply.body.is_null() {
+        return Ok(None);
+    }
+    parse(reply, "the new note").map(Some)
+}
+
+pub fn update_note(
+    client: &Client,
+    project: &str,
+    mr_iid: u64,
+    id: u64,
+    body: &str,
+    timeout: Duration,
+) -> Result<(), ApiError> {
+    client.put(&format!("{}/{id}", notes_path(project, mr_iid)), &json!({ "body": body }), timeout).map(drop)
+}
+
+/// Deletes a note; one that is already gone counts as deleted.
+pub fn delete_note(client: &Client, project: &str, mr_iid: u64, id: u64, timeout: Duration) -> Result<(), ApiError> {
+    match client.delete(&format!("{}/{id}", notes_path(project, mr_iid)), timeout) {
+        Ok(_) | Err(ApiError::Http { status: 404, .. }) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Follows `x-next-page` through a list, 100 items a page (GitLab's maximum, §B.8).
+fn all_pages<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    path: &str,
+    timeout: Duration,
+) -> Result<Vec<T>, ApiError> {
+    /// A bound against a server that never says "last page": 1,000 pages of 100.
+    const MAX_PAGES: u32 = 1000;
+    let separator = if path.ends_with('?') { "" } else { "&" };
+    let mut items = Vec::new();
+    let mut page = 1;
+    while page <= MAX_PAGES {
+        let reply = client.get(&format!("{path}{separator}per_page=100&page={page}"), timeout)?;
+        let next = reply.next_page;
+        if reply.body.is_null() {
+            break; // dry run
+        }
+        items.extend(parse::<Vec<T>>(reply, path)?);
+        match next {
+            Some(next) if next > page => page = next,
+            _ => break,
+        }
+    }
+    Ok(items)
 }
 
 /// GitLab's role names for access levels.

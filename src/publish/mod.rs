@@ -1,5 +1,6 @@
 //! What gets sent to GitLab, and when, for one step: its commit status goes `running` while the
-//! step runs and to its final state when it ends (docs/design.md §4).
+//! step runs and to its final state when it ends, and the merge request's note follows: one live
+//! update after `running`, one verified write after the final state (docs/design.md §4).
 //!
 //! Publishing happens on one background thread, started after the step's process, so the step
 //! never waits for the network; the HTTP client and TLS roots are built on that thread too. The
@@ -9,20 +10,25 @@
 //! are retried with jittered backoff; once the step has ended, everything must be done within
 //! `HERALD_FLUSH_TIMEOUT`, after which herald exits with the step's code regardless.
 
+mod note;
 mod retry;
 mod status;
 
+use std::cell::RefCell;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use crate::context::PublishContext;
-use crate::gitlab::{self, ApiError, Client, StatusPost, StatusState};
+use crate::gitlab::{self, ApiError, Client, Posted, StatusPost, StatusState};
 use crate::step::{StepName, StepOutcome};
+pub use note::{build_view, NoteSync, SyncError, Synced};
 use retry::Backoff;
 pub use status::{final_status, status_name};
 
 /// Longest a single request may take while the step is still running.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most time spent on the live note update while the step runs.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A state the publisher should bring the status to.
 struct Wanted {
@@ -55,7 +61,7 @@ impl Publisher {
         let status_name = status_name(&context.status_prefix, &context.job_name, step);
         let (events, event_receiver) = mpsc::channel();
         let (report_sender, reports) = mpsc::channel();
-        let worker = Worker { context, name: status_name.clone(), events: event_receiver };
+        let worker = Worker { context, name: status_name.clone(), events: event_receiver, stashed: RefCell::new(None) };
         let spawned = std::thread::Builder::new().name("publisher".into()).spawn(move || {
             let _ = report_sender.send(worker.run());
         });
@@ -92,9 +98,16 @@ struct Worker {
     context: PublishContext,
     name: String,
     events: Receiver<Event>,
+    /// An event taken while a note refresh was checking for one, kept for the main loop.
+    stashed: RefCell<Option<Event>>,
 }
 
 impl Worker {
+    /// The next event, without waiting.
+    fn poll(&self) -> Option<Event> {
+        self.stashed.borrow_mut().take().or_else(|| self.events.try_recv().ok())
+    }
+
     fn run(self) -> Report {
         let context = &self.context;
         let client =
@@ -102,6 +115,7 @@ impl Worker {
                 Ok(client) => client,
                 Err(why) => return self.failed(&why),
             };
+        let mut note = NoteSync::new(&client, context);
         let mut wanted = Wanted { state: StatusState::Running, description: "running".into() };
         let mut deadline: Option<Instant> = None;
         let mut sent: Option<StatusState> = None;
@@ -110,12 +124,15 @@ impl Worker {
 
         loop {
             // The newest wish wins.
-            while let Ok(Event::Ended { wanted: ended, deadline: at }) = self.events.try_recv() {
+            while let Some(Event::Ended { wanted: ended, deadline: at }) = self.poll() {
                 (wanted, deadline) = (ended, Some(at));
             }
             if sent == Some(wanted.state) {
                 if wanted.state.is_final() {
-                    return Report::Done;
+                    return match (note.as_mut(), deadline) {
+                        (Some(note), Some(at)) => self.settle_note(note, at),
+                        _ => Report::Done,
+                    };
                 }
                 match self.events.recv() {
                     Ok(Event::Ended { wanted: ended, deadline: at }) => (wanted, deadline) = (ended, Some(at)),
@@ -139,9 +156,23 @@ impl Worker {
                 target_url: context.job_url.as_deref(),
             };
             match gitlab::post_status(&client, &post, left.min(REQUEST_TIMEOUT)) {
-                Ok(_) => {
+                Ok(posted) => {
                     sent = Some(wanted.state);
                     backoff.reset();
+                    if let (Some(note), Posted::Created { author_id: Some(me) }) = (note.as_mut(), posted) {
+                        note.know_me(me);
+                    }
+                    if let (Some(note), StatusState::Running) = (note.as_mut(), wanted.state) {
+                        // Live: show the step running. Best effort; stops when the step ends.
+                        let stashed = &self.stashed;
+                        let interrupted = || {
+                            if stashed.borrow().is_none() {
+                                *stashed.borrow_mut() = self.events.try_recv().ok();
+                            }
+                            stashed.borrow().is_some()
+                        };
+                        let _ = note.refresh(Instant::now() + REFRESH_TIMEOUT, &interrupted);
+                    }
                 }
                 Err(error) if error.is_retryable() => {
                     let retry_after = match &error {
@@ -163,6 +194,18 @@ impl Worker {
                 }
                 Err(error) => return self.failed(&explain(&error, context, &self.name)),
             }
+        }
+    }
+
+    /// The final note write for this step.
+    fn settle_note(&self, note: &mut NoteSync<'_>, deadline: Instant) -> Report {
+        match note.settle(deadline) {
+            Ok(_) => Report::Done,
+            Err(SyncError::Api(error)) => Report::Failed(format!(
+                "herald: the merge request note was not updated: {}",
+                explain(&error, &self.context, &self.name)
+            )),
+            Err(error) => Report::Failed(format!("herald: the merge request note was not updated: {error}")),
         }
     }
 

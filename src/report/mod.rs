@@ -4,3 +4,4 @@
 
 pub mod joblog;
 pub mod junit;
+pub mod note;

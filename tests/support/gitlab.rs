@@ -9,6 +9,12 @@
 //!   403 `insufficient_scope` of a `read_api` token on a write, 403 for roles below Developer and
 //!   for Developers on protected branches, 404 for projects the user cannot see. `/user`,
 //!   `/personal_access_tokens/self`, `/projects/:id` with `permissions`.
+//! - Merge-request notes (§B): authors, edit/delete rights (author or Maintainer; system notes
+//!   never), list pagination with GitLab's default `sort=desc`, `activity_filter`, quick actions
+//!   executed on create *and* update (recorded in `World::quick_actions`; a body of commands only
+//!   is not saved, or on update deletes the note), the 1,000,000-character limit, and the
+//!   `notes_create` application rate limit (a JSON 429 without headers).
+//! - Pipelines and their CI jobs: `GET /projects/:id/pipelines/:id` and `.../jobs`.
 //! - Rate limits (§D): Rack::Attack's 429 (plain text, `Retry-After`, `RateLimit-*` headers).
 //! - Faults, for resilience tests: 5xx, 409 lock, 429 storms, connection resets before and after
 //!   the request took effect, hangs, slow answers, bodies cut off mid-way, and a 500 that echoes
@@ -106,6 +112,8 @@ pub struct Job {
     pub id: u64,
     pub pipeline_id: u64,
     pub kind: JobKind,
+    /// CI jobs' stage; statuses are in GitLab's `external` stage.
+    pub stage: String,
     pub name: String,
     pub status: String,
     pub reference: String,
@@ -114,6 +122,18 @@ pub struct Job {
     pub description: Option<String>,
     pub target_url: Option<String>,
     pub retried: bool,
+}
+
+/// A note on a merge request.
+#[derive(Debug, Clone)]
+pub struct Note {
+    pub id: u64,
+    pub mr_iid: u64,
+    pub body: String,
+    pub author_id: u64,
+    pub system: bool,
+    /// Logical clock of the last change (GitLab keeps `updated_at` when a PUT changes nothing).
+    pub updated: u64,
 }
 
 /// A fault to inject instead of (or around) the normal answer.
@@ -217,9 +237,18 @@ pub struct World {
     pub projects: Vec<Project>,
     pub pipelines: Vec<Pipeline>,
     pub jobs: Vec<Job>,
+    /// Merge requests of the project, by IID (the standard world has !1, from `feature`).
+    pub merge_requests: Vec<u64>,
+    pub notes: Vec<Note>,
+    /// Quick actions GitLab would have executed, as `(note body line, user id)`.
+    pub quick_actions: Vec<(String, u64)>,
+    /// `notes_create` limit per user and minute (§D.1: 60 on GitLab.com, 300 self-managed).
+    pub notes_create_per_minute: Option<usize>,
+    notes_created: Vec<(u64, Instant)>,
     pub faults: Faults,
     pub requests: Vec<Recorded>,
     next_id: u64,
+    clock: u64,
 }
 
 impl World {
@@ -273,9 +302,15 @@ impl World {
                 pipeline(PIPELINE_MAIN, SHA_MAIN, "main"),
             ],
             jobs: Vec::new(),
+            merge_requests: vec![1],
+            notes: Vec::new(),
+            quick_actions: Vec::new(),
+            notes_create_per_minute: None,
+            notes_created: Vec::new(),
             faults: Faults::default(),
             requests: Vec::new(),
             next_id: 5000,
+            clock: 0,
         };
         // Each pipeline runs a real CI job named "test", so statuses are mixed with builds.
         for pipeline in world.pipelines.clone() {
@@ -284,6 +319,7 @@ impl World {
                 id,
                 pipeline_id: pipeline.id,
                 kind: JobKind::Build,
+                stage: "test".into(),
                 name: "test".into(),
                 status: "running".into(),
                 reference: pipeline.reference.clone(),
@@ -302,6 +338,49 @@ impl World {
         self.next_id
     }
 
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Adds a CI job to a pipeline; returns its id and web URL (what `CI_JOB_URL` would be).
+    pub fn add_job(&mut self, pipeline_id: u64, name: &str, stage: &str, status: &str) -> (u64, String) {
+        let id = self.new_id();
+        let pipeline = self.pipelines.iter().find(|p| p.id == pipeline_id).expect("pipeline").clone();
+        self.jobs.push(Job {
+            id,
+            pipeline_id,
+            kind: JobKind::Build,
+            stage: stage.into(),
+            name: name.into(),
+            status: status.into(),
+            reference: pipeline.reference,
+            sha: pipeline.sha,
+            user_id: 102,
+            description: None,
+            target_url: None,
+            retried: false,
+        });
+        (id, job_url(id))
+    }
+
+    pub fn set_job_status(&mut self, job_id: u64, status: &str) {
+        self.jobs.iter_mut().filter(|j| j.id == job_id).for_each(|j| j.status = status.into());
+    }
+
+    /// The notes of a merge request that herald wrote (its marker) — whoever the author.
+    pub fn herald_notes(&self, mr_iid: u64) -> Vec<Note> {
+        self.notes.iter().filter(|n| n.mr_iid == mr_iid && n.body.starts_with("<!-- herald:note")).cloned().collect()
+    }
+
+    /// Adds a note as `author_id` wrote it (e.g. a person quoting herald's marker).
+    pub fn add_note(&mut self, mr_iid: u64, author_id: u64, body: &str) -> u64 {
+        let id = self.new_id();
+        let updated = self.tick();
+        self.notes.push(Note { id, mr_iid, body: body.into(), author_id, system: false, updated });
+        id
+    }
+
     /// The external statuses (latest, not retried) of a pipeline, by name.
     pub fn statuses(&self, pipeline_id: u64) -> BTreeMap<String, Job> {
         self.jobs
@@ -315,6 +394,11 @@ impl World {
     pub fn all_statuses(&self) -> Vec<Job> {
         self.jobs.iter().filter(|job| job.kind == JobKind::External).cloned().collect()
     }
+}
+
+/// The web URL of a job, as GitLab builds it.
+pub fn job_url(id: u64) -> String {
+    format!("https://gitlab.example.com/{PROJECT_PATH}/-/jobs/{id}")
 }
 
 /// The running stand-in. Dropping it stops the server.
@@ -683,6 +767,25 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
             Err(answer) => answer,
         },
         ("POST", ["projects", project, "statuses", sha]) => post_status(world, project, sha, user_id, &params),
+        ("GET", ["projects", project, "pipelines", id]) => match pipeline_of(world, project, id, user_id) {
+            Ok(pipeline) => Answer::json(200, pipeline_entity(world, &pipeline)),
+            Err(answer) => answer,
+        },
+        ("GET", ["projects", project, "pipelines", id, "jobs"]) => match pipeline_of(world, project, id, user_id) {
+            Ok(pipeline) => {
+                let jobs: Vec<Value> = world
+                    .jobs
+                    .iter()
+                    .filter(|j| j.pipeline_id == pipeline.id && j.kind == JobKind::Build && !j.retried)
+                    .map(job_entity)
+                    .collect();
+                paginate(&jobs, &params)
+            }
+            Err(answer) => answer,
+        },
+        (method, ["projects", project, "merge_requests", iid, "notes", rest @ ..]) => {
+            notes(world, method, project, iid, rest.first().copied(), user_id, &params)
+        }
         ("GET", ["projects", project, "repository", "commits", sha, "statuses"]) => {
             list_statuses(world, project, sha, user_id, &params)
         }
@@ -819,6 +922,7 @@ fn post_status(world: &mut World, project: &str, sha: &str, user_id: u64, params
                 id,
                 pipeline_id: pipeline.id,
                 kind: JobKind::External,
+                stage: "external".into(),
                 name: name.clone(),
                 status: "created".into(),
                 reference: pipeline.reference.clone(),
@@ -850,6 +954,200 @@ fn post_status(world: &mut World, project: &str, sha: &str, user_id: u64, params
     }
     let job = world.jobs[index].clone();
     Answer::json(201, status_entity(world, &job))
+}
+
+fn pipeline_of(world: &World, project: &str, id: &str, user_id: u64) -> Result<Pipeline, Answer> {
+    let project = visible_project(world, project, user_id)?;
+    if project.members.get(&user_id).copied().unwrap_or(0) < 20 {
+        return Err(Answer::message(403, "403 Forbidden"));
+    }
+    world
+        .pipelines
+        .iter()
+        .find(|p| p.id.to_string() == id && p.project_id == project.id)
+        .cloned()
+        .ok_or_else(|| Answer::message(404, "404 Not found"))
+}
+
+/// A pipeline's status, derived from its jobs as GitLab does in the common cases.
+fn pipeline_status(world: &World, pipeline_id: u64) -> &'static str {
+    let statuses: Vec<&str> =
+        world.jobs.iter().filter(|j| j.pipeline_id == pipeline_id && !j.retried).map(|j| j.status.as_str()).collect();
+    if statuses.iter().any(|s| matches!(*s, "running" | "pending" | "created")) {
+        "running"
+    } else if statuses.contains(&"failed") {
+        "failed"
+    } else if statuses.contains(&"canceled") {
+        "canceled"
+    } else {
+        "success"
+    }
+}
+
+fn pipeline_entity(world: &World, pipeline: &Pipeline) -> Value {
+    json!({
+        "id": pipeline.id, "iid": pipeline.id - 1000, "project_id": pipeline.project_id, "sha": pipeline.sha,
+        "ref": pipeline.reference, "status": pipeline_status(world, pipeline.id),
+        "web_url": format!("https://gitlab.example.com/{PROJECT_PATH}/-/pipelines/{}", pipeline.id),
+    })
+}
+
+fn job_entity(job: &Job) -> Value {
+    json!({
+        "id": job.id, "name": job.name, "stage": job.stage, "status": job.status, "ref": job.reference,
+        "allow_failure": false, "web_url": job_url(job.id), "pipeline": { "id": job.pipeline_id },
+        "started_at": null, "finished_at": null, "duration": null,
+    })
+}
+
+/// Merge-request notes (§B.1–B.4).
+fn notes(
+    world: &mut World,
+    method: &str,
+    project: &str,
+    iid: &str,
+    note_id: Option<&str>,
+    user_id: u64,
+    params: &HashMap<String, String>,
+) -> Answer {
+    let project = match visible_project(world, project, user_id) {
+        Ok(project) => project,
+        Err(answer) => return answer,
+    };
+    let level = project.members.get(&user_id).copied().unwrap_or(0);
+    let Some(iid) = iid.parse::<u64>().ok().filter(|iid| world.merge_requests.contains(iid)) else {
+        return Answer::message(404, "404 Merge Request Not Found");
+    };
+    let note_index = match note_id
+        .map(|id| id.parse::<u64>().ok().and_then(|id| world.notes.iter().position(|n| n.id == id && n.mr_iid == iid)))
+    {
+        Some(None) => return Answer::message(404, "404 Note Not Found"),
+        Some(Some(index)) => Some(index),
+        None => None,
+    };
+    // admin_note: the author, or a Maintainer; never a system note (§B.2).
+    let may_admin = |note: &Note| !note.system && (note.author_id == user_id || level >= 40);
+    match (method, note_index) {
+        ("GET", None) => {
+            let filter = params.get("activity_filter").map(String::as_str).unwrap_or("all_notes");
+            let mut list: Vec<&Note> = world
+                .notes
+                .iter()
+                .filter(|n| n.mr_iid == iid)
+                .filter(|n| match filter {
+                    "only_comments" => !n.system,
+                    "only_activity" => n.system,
+                    _ => true,
+                })
+                .collect();
+            // order_by created_at is ordering by id; default sort is desc (§B.1).
+            let by_updated = params.get("order_by").is_some_and(|o| o == "updated_at");
+            list.sort_by_key(|n| if by_updated { (n.updated, n.id) } else { (n.id, 0) });
+            if params.get("sort").is_none_or(|s| s != "asc") {
+                list.reverse();
+            }
+            let entities: Vec<Value> = list.iter().map(|n| note_entity(world, n)).collect();
+            paginate(&entities, params)
+        }
+        ("GET", Some(index)) => Answer::json(200, note_entity(world, &world.notes[index])),
+        ("POST", None) => {
+            let Some(body) = params.get("body").filter(|b| !b.is_empty()) else {
+                return Answer::json(400, json!({ "error": "body is missing" }));
+            };
+            if let Some(limit) = world.notes_create_per_minute {
+                let now = Instant::now();
+                world.notes_created.retain(|(_, at)| now.duration_since(*at) < Duration::from_secs(60));
+                if world.notes_created.iter().filter(|(user, _)| *user == user_id).count() >= limit {
+                    return Answer::json(
+                        429,
+                        json!({ "message": { "error": "This endpoint has been requested too many times. Try again later." } }),
+                    );
+                }
+                world.notes_created.push((user_id, now));
+            }
+            if body.chars().count() > 1_000_000 {
+                return Answer::message(
+                    400,
+                    "400 Bad request - Note {:note=>[\"is too long (maximum is 1000000 characters)\"]}",
+                );
+            }
+            let remaining = run_quick_actions(world, body, user_id);
+            if remaining.trim().is_empty() {
+                return Answer::json(202, json!({ "commands_changes": {}, "summary": ["Commands applied"] }));
+            }
+            let id = world.add_note(iid, user_id, body);
+            let note = world.notes.iter().find(|n| n.id == id).unwrap().clone();
+            Answer::json(201, note_entity(world, &note))
+        }
+        ("PUT", Some(index)) => {
+            if !may_admin(&world.notes[index]) {
+                return Answer::message(403, "403 Forbidden");
+            }
+            let Some(body) = params.get("body").filter(|b| !b.is_empty()) else {
+                return Answer::json(400, json!({ "error": "body is empty" }));
+            };
+            if body.chars().count() > 1_000_000 {
+                return Answer::message(
+                    400,
+                    "400 Bad request - Note {:note=>[\"is too long (maximum is 1000000 characters)\"]}",
+                );
+            }
+            let remaining = run_quick_actions(world, body, user_id);
+            let note = world.notes[index].clone();
+            if remaining.trim().is_empty() {
+                // Notes::UpdateService: only commands left, so the note is deleted (§B.3).
+                world.notes.remove(index);
+                return Answer::json(200, note_entity(world, &note));
+            }
+            if &world.notes[index].body != body {
+                let updated = world.tick();
+                let stored = &mut world.notes[index];
+                stored.body = body.clone();
+                stored.updated = updated;
+            }
+            let note = world.notes[index].clone();
+            Answer::json(200, note_entity(world, &note))
+        }
+        ("DELETE", Some(index)) => {
+            if !may_admin(&world.notes[index]) {
+                return Answer::message(403, "403 Forbidden");
+            }
+            world.notes.remove(index);
+            Answer { status: 204, headers: Vec::new(), body: String::new() }
+        }
+        _ => Answer::json(404, json!({ "error": "404 Not Found" })),
+    }
+}
+
+/// Runs (records) the quick actions in a body, as GitLab does on create and update; returns the
+/// body without them. Lines starting with `/word` outside fenced code blocks are commands.
+fn run_quick_actions(world: &mut World, body: &str, user_id: u64) -> String {
+    let mut in_code = false;
+    let mut kept = Vec::new();
+    for line in body.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        }
+        let command =
+            !in_code && line.starts_with('/') && line[1..].chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+        if command {
+            world.quick_actions.push((line.to_owned(), user_id));
+        } else {
+            kept.push(line);
+        }
+    }
+    kept.join("\n")
+}
+
+fn note_entity(world: &World, note: &Note) -> Value {
+    let author = world.users.iter().find(|u| u.id == note.author_id).unwrap();
+    json!({
+        "id": note.id, "type": null, "body": note.body, "system": note.system,
+        "author": { "id": author.id, "username": author.username, "name": author.username, "state": "active", "bot": author.bot },
+        "created_at": "2026-11-21T00:00:00.000Z", "updated_at": format!("2026-11-21T00:00:00.{:03}Z", note.updated % 1000),
+        "noteable_type": "MergeRequest", "noteable_iid": note.mr_iid, "resolvable": false, "confidential": false,
+        "internal": false, "commands_changes": {},
+    })
 }
 
 /// GitLab's state machine as the API drives it (§A.1 table). Ok(new state) or Err((event, from)).
@@ -917,6 +1215,7 @@ fn list_statuses(world: &World, project: &str, sha: &str, user_id: u64, params: 
         .filter(|j| params.get("ref").is_none_or(|r| &j.reference == r))
         .filter(|j| params.get("name").is_none_or(|n| &j.name == n))
         .filter(|j| params.get("pipeline_id").is_none_or(|id| j.pipeline_id.to_string() == *id))
+        .filter(|j| params.get("stage").is_none_or(|stage| &j.stage == stage))
         .collect();
     paginate(&rows.iter().map(|job| status_entity(world, job)).collect::<Vec<_>>(), params)
 }

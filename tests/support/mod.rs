@@ -2,6 +2,7 @@
 //! instead of wedging the suite), and waiting for a step to reach a known point.
 
 pub mod gitlab;
+pub mod snapshot;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

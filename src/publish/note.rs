@@ -1,0 +1,360 @@
+//! Keeps the one herald note on a merge request true while many jobs, on many runners, write to
+//! it at once (docs/design.md §4; reference §B: GitLab has no compare-and-swap for notes).
+//!
+//! The protocol every writer follows:
+//! 1. Render from authoritative state only: the pipeline's jobs and herald's commit statuses.
+//!    Never from the note's own text, so a stale note cannot propagate itself.
+//! 2. Find the note by herald's marker *and* the token's user as author; never adopt someone
+//!    else's note. Several of ours (two writers created one at once): keep the lowest id, delete
+//!    the others.
+//! 3. A note showing a newer pipeline is left alone: an older pipeline's late job never
+//!    overwrites it.
+//! 4. Skip the write when the body is already right; otherwise write, wait a jittered moment, read
+//!    state and note again, and write again if they disagree — a bounded number of rounds. Since
+//!    every writer verifies after its own write, and every state change (a status) happens before
+//!    its writer's sync, the last writer to verify leaves the note true.
+
+use std::time::{Duration, Instant};
+
+use crate::context::PublishContext;
+use crate::gitlab::{self, ApiError, Client, CommitStatus, Note, PipelineJob};
+use crate::report::note::{self as view, JobView, NoteView, PipelineView, StepState, StepView};
+
+use super::retry::Backoff;
+
+/// Longest a single request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Write-and-verify rounds before giving up; each round after the first follows a jittered pause.
+const MAX_ROUNDS: u32 = 8;
+
+/// What a sync did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Synced {
+    /// The note already said this; nothing written.
+    Unchanged,
+    Written,
+    /// The note shows a newer pipeline; left alone.
+    NewerPipeline(u64),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("no time left (HERALD_FLUSH_TIMEOUT)")]
+    OutOfTime,
+    #[error("interrupted")]
+    Interrupted,
+    #[error("other writers kept changing it; gave up after {MAX_ROUNDS} rounds (the last writer will settle it)")]
+    NoAgreement,
+}
+
+/// The note of one pipeline on one merge request, as seen by this process.
+pub struct NoteSync<'c> {
+    client: &'c Client,
+    project: String,
+    mr_iid: u64,
+    pipeline_id: u64,
+    sha: String,
+    status_prefix: String,
+    /// The token's user: herald's notes are the ones it wrote.
+    me: Option<u64>,
+    /// The note found or created earlier by this process.
+    note_id: Option<u64>,
+    backoff: Backoff,
+}
+
+impl<'c> NoteSync<'c> {
+    /// None when there is no merge request or pipeline to write about.
+    pub fn new(client: &'c Client, context: &PublishContext) -> Option<NoteSync<'c>> {
+        Some(NoteSync {
+            client,
+            project: context.project.clone(),
+            mr_iid: context.mr_iid?,
+            pipeline_id: context.pipeline_id?,
+            sha: context.sha.clone(),
+            status_prefix: context.status_prefix.clone(),
+            me: None,
+            note_id: None,
+            backoff: Backoff::new(),
+        })
+    }
+
+    /// The token's user id, when already known (a status post's author), saves a `GET /user`.
+    pub fn know_me(&mut self, user_id: u64) {
+        self.me = Some(user_id);
+    }
+
+    /// Brings the note up to date and verifies it, until `deadline`. For final writes.
+    pub fn settle(&mut self, deadline: Instant) -> Result<Synced, SyncError> {
+        self.sync(deadline, true, &|| false)
+    }
+
+    /// Writes the note once, without verifying: a live update while a step runs. Stops early
+    /// when `interrupted` says so (the step ended: its final state matters more).
+    pub fn refresh(&mut self, deadline: Instant, interrupted: &dyn Fn() -> bool) -> Result<Synced, SyncError> {
+        self.sync(deadline, false, interrupted)
+    }
+
+    fn sync(&mut self, deadline: Instant, verify: bool, interrupted: &dyn Fn() -> bool) -> Result<Synced, SyncError> {
+        let mut wrote = false;
+        // After creating a note, list again: another writer may have created one at the same time.
+        let mut must_list = false;
+        for round in 0..MAX_ROUNDS {
+            if round > 0 {
+                // Let concurrent writers land before looking again; the jitter spreads them out.
+                let pause = self.backoff.next_wait(None).min(Duration::from_millis(800));
+                if Instant::now() + pause >= deadline {
+                    return Err(SyncError::OutOfTime);
+                }
+                std::thread::sleep(pause);
+            }
+            let guard = Guard { deadline, interrupted };
+            let me = match self.me {
+                Some(me) => me,
+                None => {
+                    let me = self.call(&guard, gitlab::current_user)?.id;
+                    self.me = Some(me);
+                    me
+                }
+            };
+            let note = self.find(&guard, me, must_list)?;
+            if let Some(shown) = note.as_ref().and_then(|n| view::pipeline_of(&n.body)) {
+                if shown > self.pipeline_id {
+                    return Ok(Synced::NewerPipeline(shown));
+                }
+            }
+            let body = view::render(&self.load_view(&guard)?);
+            match &note {
+                Some(note) if note.body.trim_end() == body.trim_end() => {
+                    return Ok(if wrote { Synced::Written } else { Synced::Unchanged });
+                }
+                Some(note) => {
+                    let id = note.id;
+                    self.call(&guard, |c, t| gitlab::update_note(c, &self.project, self.mr_iid, id, &body, t))?;
+                    must_list = false;
+                }
+                None => {
+                    let created =
+                        self.call(&guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, &body, t))?;
+                    self.note_id = created.map(|n| n.id);
+                    must_list = true;
+                }
+            }
+            wrote = true;
+            if !verify {
+                return Ok(Synced::Written);
+            }
+        }
+        Err(SyncError::NoAgreement)
+    }
+
+    /// Our note: by id when this process knows it, else by listing (and removing duplicates).
+    fn find(&mut self, guard: &Guard, me: u64, must_list: bool) -> Result<Option<Note>, SyncError> {
+        if let (Some(id), false) = (self.note_id, must_list) {
+            let note = self.call(guard, |c, t| gitlab::get_note(c, &self.project, self.mr_iid, id, t))?;
+            if note.is_some() {
+                return Ok(note);
+            }
+            // Deleted (by a writer removing duplicates): look for the one that was kept.
+        }
+        let notes = self.call(guard, |c, t| gitlab::list_notes(c, &self.project, self.mr_iid, t))?;
+        let mut ours: Vec<Note> = notes
+            .into_iter()
+            .filter(|n| n.author.id == me && !n.system && view::pipeline_of(&n.body).is_some())
+            .collect();
+        ours.sort_by_key(|n| n.id);
+        for extra in ours.iter().skip(1) {
+            self.call(guard, |c, t| gitlab::delete_note(c, &self.project, self.mr_iid, extra.id, t))?;
+        }
+        let kept = ours.into_iter().next();
+        self.note_id = kept.as_ref().map(|n| n.id);
+        Ok(kept)
+    }
+
+    fn load_view(&self, guard: &Guard) -> Result<NoteView, SyncError> {
+        let jobs = self.call(guard, |c, t| gitlab::pipeline_jobs(c, &self.project, self.pipeline_id, t))?;
+        let statuses =
+            self.call(guard, |c, t| gitlab::pipeline_statuses(c, &self.project, &self.sha, self.pipeline_id, t))?;
+        Ok(build_view(self.pipeline_id, &self.sha, &self.status_prefix, &jobs, &statuses))
+    }
+
+    /// One API call, retried on 409/429/5xx/transport errors with backoff, within the deadline.
+    fn call<T>(
+        &self,
+        guard: &Guard,
+        mut request: impl FnMut(&Client, Duration) -> Result<T, ApiError>,
+    ) -> Result<T, SyncError> {
+        let mut backoff = Backoff::new();
+        loop {
+            if (guard.interrupted)() {
+                return Err(SyncError::Interrupted);
+            }
+            let left = guard.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(SyncError::OutOfTime);
+            }
+            match request(self.client, left.min(REQUEST_TIMEOUT)) {
+                Ok(value) => return Ok(value),
+                Err(error) if error.is_retryable() => {
+                    let retry_after = match &error {
+                        ApiError::Http { retry_after, .. } => *retry_after,
+                        ApiError::Transport { .. } => None,
+                    };
+                    let wait = backoff.next_wait(retry_after);
+                    if Instant::now() + wait >= guard.deadline {
+                        return Err(SyncError::Api(error));
+                    }
+                    std::thread::sleep(wait);
+                }
+                Err(error) => return Err(SyncError::Api(error)),
+            }
+        }
+    }
+}
+
+struct Guard<'a> {
+    deadline: Instant,
+    interrupted: &'a dyn Fn() -> bool,
+}
+
+/// The note's content from GitLab's answers. Pure, so that every writer, given the same state,
+/// renders the same note.
+pub fn build_view(
+    pipeline_id: u64,
+    sha: &str,
+    prefix: &str,
+    jobs: &[PipelineJob],
+    statuses: &[CommitStatus],
+) -> NoteView {
+    let mut jobs: Vec<&PipelineJob> = jobs.iter().collect();
+    jobs.sort_by_key(|job| job.id);
+    let mut job_views: Vec<JobView> = jobs
+        .iter()
+        .map(|job| JobView {
+            id: job.id,
+            name: job.name.clone(),
+            status: job.status.clone(),
+            web_url: job.web_url.clone(),
+            steps: Vec::new(),
+            planned: Vec::new(),
+        })
+        .collect();
+
+    let own_prefix = format!("{prefix}/");
+    let mut ours: Vec<&CommitStatus> = statuses.iter().filter(|s| s.name.starts_with(&own_prefix)).collect();
+    ours.sort_by_key(|status| status.id);
+    let mut unattached = Vec::new();
+    for status in ours {
+        let task_and_step = &status.name[own_prefix.len()..];
+        let (task, step) = task_and_step.split_once(" › ").unwrap_or((task_and_step, task_and_step));
+        let step = StepView {
+            name: step.to_owned(),
+            state: StepState::from_status(&status.status),
+            description: status.description.clone().unwrap_or_else(|| status.status.clone()),
+        };
+        // The job is the one the status links to (CI_JOB_URL), else the one its name names.
+        let by_url =
+            status.target_url.as_ref().and_then(|url| job_views.iter().position(|j| j.web_url.as_ref() == Some(url)));
+        let index = by_url.or_else(|| job_views.iter().position(|j| j.name == task));
+        match index {
+            Some(index) => job_views[index].steps.push(step),
+            None => unattached.push(step),
+        }
+    }
+
+    let web_url = jobs.iter().find_map(|job| {
+        let url = job.web_url.as_ref()?;
+        let base = &url[..url.rfind("/-/jobs/")?];
+        Some(format!("{base}/-/pipelines/{pipeline_id}"))
+    });
+    NoteView {
+        pipeline: PipelineView { id: pipeline_id, status: pipeline_status(&jobs), web_url, sha: sha.to_owned() },
+        jobs: job_views,
+        unattached,
+    }
+}
+
+/// The pipeline's state from its jobs. Jobs of the `.post` stage are left out: herald's own
+/// final job runs there, and the pipeline is "running" for as long as it does.
+fn pipeline_status(jobs: &[&PipelineJob]) -> String {
+    let counted: Vec<&&PipelineJob> = jobs.iter().filter(|job| job.stage != ".post").collect();
+    let any = |statuses: &[&str]| counted.iter().any(|job| statuses.contains(&job.status.as_str()));
+    let status = if any(&["running"]) {
+        "running"
+    } else if any(&["pending", "created", "waiting_for_resource", "preparing", "scheduled"]) {
+        if counted.iter().any(|job| job.status != "created" && job.status != "pending") {
+            "running"
+        } else {
+            "pending"
+        }
+    } else if counted.iter().any(|job| job.status == "failed" && !job.allow_failure) {
+        "failed"
+    } else if any(&["canceled", "canceling"]) {
+        "canceled"
+    } else if any(&["manual"]) && !any(&["success", "failed"]) {
+        "manual"
+    } else {
+        "success"
+    };
+    status.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: u64, name: &str, stage: &str, status: &str) -> PipelineJob {
+        PipelineJob {
+            id,
+            name: name.into(),
+            stage: stage.into(),
+            status: status.into(),
+            web_url: Some(format!("https://gitlab.example.com/g/p/-/jobs/{id}")),
+            allow_failure: false,
+        }
+    }
+
+    fn status(id: u64, name: &str, state: &str, job: Option<u64>) -> CommitStatus {
+        CommitStatus {
+            id,
+            name: name.into(),
+            status: state.into(),
+            description: Some(format!("{state} description")),
+            target_url: job.map(|j| format!("https://gitlab.example.com/g/p/-/jobs/{j}")),
+            pipeline_id: Some(9),
+            author: None,
+        }
+    }
+
+    #[test]
+    fn statuses_go_to_their_jobs_in_order() {
+        let jobs = [job(2, "test", "test", "running"), job(1, "lint", "test", "success")];
+        let statuses = [
+            status(12, "herald/test › integration", "running", Some(2)),
+            status(10, "herald/test › unit", "success", Some(2)),
+            status(11, "herald/lint", "success", None),
+            status(13, "herald/gone › x", "failed", Some(99)),
+            status(14, "other-tool/check", "success", None),
+        ];
+        let view = build_view(9, "abc", "herald", &jobs, &statuses);
+        assert_eq!(view.jobs.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(), ["lint", "test"], "pipeline order");
+        assert_eq!(view.jobs[0].steps[0].name, "lint", "a job's single step by name");
+        let test_steps: Vec<&str> = view.jobs[1].steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(test_steps, ["unit", "integration"], "in the order they started");
+        assert_eq!(view.unattached.len(), 1, "a status of a job not in this pipeline");
+        assert_eq!(view.pipeline.web_url.as_deref(), Some("https://gitlab.example.com/g/p/-/pipelines/9"));
+        assert_eq!(view.pipeline.status, "running");
+    }
+
+    #[test]
+    fn the_post_stage_does_not_keep_the_pipeline_running() {
+        let jobs = [job(1, "test", "test", "failed"), job(2, "herald-note", ".post", "running")];
+        assert_eq!(build_view(9, "abc", "herald", &jobs, &[]).pipeline.status, "failed");
+        let jobs = [job(1, "test", "test", "success"), job(2, "herald-note", ".post", "running")];
+        assert_eq!(build_view(9, "abc", "herald", &jobs, &[]).pipeline.status, "success");
+        let mut allowed = job(1, "flaky", "test", "failed");
+        allowed.allow_failure = true;
+        assert_eq!(build_view(9, "abc", "herald", &[allowed], &[]).pipeline.status, "success");
+    }
+}
