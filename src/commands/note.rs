@@ -166,7 +166,8 @@ fn write_note(client: &Client, context: &PublishContext, deadline: Instant) -> i
         say("herald: no merge request in this pipeline (CI_MERGE_REQUEST_IID, CI_OPEN_MERGE_REQUESTS or HERALD_MR_IID): no note to write");
         return 0;
     };
-    match note.settle(deadline) {
+    // The final writer of a pipeline: verify for as long as the deadline allows.
+    match note.settle(deadline, u32::MAX) {
         Ok(Synced::Written | Synced::Unchanged) => 0,
         Ok(Synced::NewerPipeline(newer)) => {
             say(&format!("herald: the note already shows the newer pipeline #{newer}; left as it is"));

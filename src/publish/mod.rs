@@ -199,8 +199,9 @@ impl Worker {
 
     /// The final note write for this step.
     fn settle_note(&self, note: &mut NoteSync<'_>, deadline: Instant) -> Report {
-        match note.settle(deadline) {
-            Ok(_) => Report::Done,
+        match note.settle(deadline, note::STEP_ROUNDS) {
+            // Others kept writing after us; each of them verifies its own write.
+            Ok(_) | Err(SyncError::NoAgreement(_)) => Report::Done,
             Err(SyncError::Api(error)) => Report::Failed(format!(
                 "herald: the merge request note was not updated: {}",
                 explain(&error, &self.context, &self.name)

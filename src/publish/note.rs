@@ -24,8 +24,10 @@ use super::retry::Backoff;
 
 /// Longest a single request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Write-and-verify rounds before giving up; each round after the first follows a jittered pause.
-const MAX_ROUNDS: u32 = 8;
+/// Write-and-verify rounds before a step's writer gives up; each round after the first follows
+/// a jittered pause. Giving up is safe: the note kept changing because other writers kept
+/// writing, and each of them verifies its own write.
+pub const STEP_ROUNDS: u32 = 8;
 
 /// What a sync did.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,8 +47,8 @@ pub enum SyncError {
     OutOfTime,
     #[error("interrupted")]
     Interrupted,
-    #[error("other writers kept changing it; gave up after {MAX_ROUNDS} rounds (the last writer will settle it)")]
-    NoAgreement,
+    #[error("other writers kept changing it; gave up after {0} rounds")]
+    NoAgreement(u32),
 }
 
 /// The note of one pipeline on one merge request, as seen by this process.
@@ -85,22 +87,25 @@ impl<'c> NoteSync<'c> {
         self.me = Some(user_id);
     }
 
-    /// Brings the note up to date and verifies it, until `deadline`. For final writes.
-    pub fn settle(&mut self, deadline: Instant) -> Result<Synced, SyncError> {
-        self.sync(deadline, true, &|| false)
+    /// Brings the note up to date and verifies it, in at most `rounds` rounds, until `deadline`.
+    /// For final writes.
+    pub fn settle(&mut self, deadline: Instant, rounds: u32) -> Result<Synced, SyncError> {
+        self.sync(deadline, rounds, &|| false)
     }
 
     /// Writes the note once, without verifying: a live update while a step runs. Stops early
     /// when `interrupted` says so (the step ended: its final state matters more).
     pub fn refresh(&mut self, deadline: Instant, interrupted: &dyn Fn() -> bool) -> Result<Synced, SyncError> {
-        self.sync(deadline, false, interrupted)
+        self.sync(deadline, 1, interrupted)
     }
 
-    fn sync(&mut self, deadline: Instant, verify: bool, interrupted: &dyn Fn() -> bool) -> Result<Synced, SyncError> {
+    /// Rounds of: find the note, render, write if different. With more than one round, every
+    /// write is followed by another round that checks it (the verification).
+    fn sync(&mut self, deadline: Instant, rounds: u32, interrupted: &dyn Fn() -> bool) -> Result<Synced, SyncError> {
         let mut wrote = false;
         // After creating a note, list again: another writer may have created one at the same time.
         let mut must_list = false;
-        for round in 0..MAX_ROUNDS {
+        for round in 0..rounds {
             if round > 0 {
                 // Let concurrent writers land before looking again; the jitter spreads them out.
                 let pause = self.backoff.next_wait(None).min(Duration::from_millis(800));
@@ -142,11 +147,11 @@ impl<'c> NoteSync<'c> {
                 }
             }
             wrote = true;
-            if !verify {
+            if rounds == 1 {
                 return Ok(Synced::Written);
             }
         }
-        Err(SyncError::NoAgreement)
+        Err(SyncError::NoAgreement(rounds))
     }
 
     /// Our note: by id when this process knows it, else by listing (and removing duplicates).
