@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::cli::RunArgs;
 use crate::context::{self, Publishing};
+use crate::report::excerpt::Secrets;
 use crate::step::StepName;
 use crate::supervise::Limits;
 
@@ -25,7 +26,14 @@ pub struct RunSettings {
     pub job_name: String,
     /// Whether and where the step's status is published.
     pub publishing: Publishing,
+    /// `HERALD_FAILURE_TAIL`: how many of a failed step's last output lines to publish.
+    pub failure_tail: Option<usize>,
+    /// Values masked in that excerpt (only collected when there is one).
+    pub secrets: Secrets,
 }
+
+/// Most lines `HERALD_FAILURE_TAIL` may ask for.
+const MOST_TAIL_LINES: usize = 1000;
 
 /// A configuration mistake: herald exits 125 with this one line, before the step runs.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +50,9 @@ impl ConfigError {
 pub trait Env {
     fn get(&self, key: &str) -> Option<OsString>;
 
+    /// Every variable, for finding secrets to mask.
+    fn vars(&self) -> Vec<(String, String)>;
+
     /// A variable that is set to something other than blanks.
     fn non_empty(&self, key: &str) -> Option<OsString> {
         self.get(key).filter(|value| !value.to_string_lossy().trim().is_empty())
@@ -54,6 +65,10 @@ pub struct ProcessEnv;
 impl Env for ProcessEnv {
     fn get(&self, key: &str) -> Option<OsString> {
         std::env::var_os(key)
+    }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect()
     }
 }
 
@@ -74,6 +89,20 @@ impl RunSettings {
             .non_empty("HERALD_JOB_NAME")
             .or_else(|| env.non_empty("CI_JOB_NAME"))
             .map_or_else(|| "herald".to_owned(), |name| name.to_string_lossy().into_owned());
+        let failure_tail = match env.non_empty("HERALD_FAILURE_TAIL") {
+            None => None,
+            Some(value) => match value.to_string_lossy().trim().parse::<usize>() {
+                Ok(0) => None,
+                Ok(lines) if lines <= MOST_TAIL_LINES => Some(lines),
+                _ => {
+                    return Err(ConfigError(format!(
+                        "HERALD_FAILURE_TAIL must be a number of lines from 0 to {MOST_TAIL_LINES} (it is '{}')",
+                        value.to_string_lossy()
+                    )))
+                }
+            },
+        };
+        let secrets = if failure_tail.is_some() { Secrets::from_vars(&env.vars()) } else { Secrets::default() };
         Ok(RunSettings {
             command: args.command,
             step,
@@ -82,6 +111,8 @@ impl RunSettings {
             junit: env.non_empty("HERALD_JUNIT").map(PathBuf::from),
             job_name,
             publishing: context::resolve(env)?,
+            failure_tail,
+            secrets,
         })
     }
 }
@@ -96,6 +127,10 @@ mod tests {
     impl Env for MapEnv {
         fn get(&self, key: &str) -> Option<OsString> {
             self.0.get(key).map(OsString::from)
+        }
+
+        fn vars(&self) -> Vec<(String, String)> {
+            self.0.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
         }
     }
 
@@ -128,6 +163,22 @@ mod tests {
         let settings = RunSettings::resolve(args(&["true"]), &overridden).unwrap();
         assert_eq!((settings.job_name.as_str(), settings.junit), ("local", None));
         assert!(!RunSettings::resolve(args(&["true"]), &env(&[("GITLAB_CI", "false")])).unwrap().in_gitlab_ci);
+    }
+
+    #[test]
+    fn failure_tail_is_opt_in_and_collects_secrets() {
+        let off = RunSettings::resolve(args(&["true"]), &env(&[("DEPLOY_TOKEN", "s3cr3t-value")])).unwrap();
+        assert_eq!((off.failure_tail, off.secrets), (None, Secrets::default()));
+        let on = RunSettings::resolve(
+            args(&["true"]),
+            &env(&[("HERALD_FAILURE_TAIL", "20"), ("DEPLOY_TOKEN", "s3cr3t-value")]),
+        )
+        .unwrap();
+        assert_eq!(on.failure_tail, Some(20));
+        assert_eq!(on.secrets.mask("x s3cr3t-value"), "x [MASKED]");
+        for bad in ["-1", "lots", "5000"] {
+            assert!(RunSettings::resolve(args(&["true"]), &env(&[("HERALD_FAILURE_TAIL", bad)])).is_err(), "{bad}");
+        }
     }
 
     #[test]

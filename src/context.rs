@@ -183,6 +183,10 @@ mod tests {
         fn get(&self, key: &str) -> Option<OsString> {
             self.0.get(key).map(OsString::from)
         }
+
+        fn vars(&self) -> Vec<(String, String)> {
+            self.0.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        }
     }
 
     const BRANCH_PIPELINE: &[(&str, &str)] = &[

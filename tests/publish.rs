@@ -346,3 +346,47 @@ fn requests_go_through_the_configured_proxy_unless_no_proxy_says_otherwise() {
     assert!(gitlab.requests().iter().all(|r| r.proxied_host.is_none()));
     assert_eq!(status_of(&gitlab, PIPELINE_BRANCH, NAME_UNIT).unwrap().status, "success");
 }
+
+#[test]
+fn a_failed_step_publishes_its_masked_output_tail_when_asked() {
+    let gitlab = GitLab::start();
+    let dir = TempDir::new("tail");
+    let report = dir.join("junit.xml");
+    let script = "for i in 1 2 3 4 5 6 7 8; do echo \"compiling $i\"; done; \
+                  echo \"error: deploy with $DEPLOY_TOKEN refused\" >&2; echo 'aborting'; \
+                  sleep 300 & exit 3";
+    let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
+        .env("HERALD_FAILURE_TAIL", "3")
+        .env("HERALD_JUNIT", &report)
+        .env("DEPLOY_TOKEN", "s3cr3t-deploy-value")
+        .args(["run", "--name", "deploy", "--", "sh", "-c", script]));
+    assert_eq!(finished.code, Some(3), "{}", finished.stderr_text());
+    // The output itself passes through unchanged (secrets and all: the job log is GitLab's to mask).
+    let expected: String = (1..=8).map(|i| format!("compiling {i}\n")).collect::<String>() + "aborting\n";
+    assert_eq!(finished.stdout_text(), expected);
+    assert!(finished.stderr_text().contains("error: deploy with s3cr3t-deploy-value refused"));
+
+    let status = status_of(&gitlab, PIPELINE_BRANCH, "herald/lint › deploy").unwrap();
+    let description = status.description.unwrap();
+    assert!(description.starts_with("failed (exit 3) after "), "{description}");
+    // The last 3 lines; stdout and stderr interleave in arrival order, which the test cannot fix.
+    let excerpt = description.split_once(": ").unwrap().1;
+    let mut lines: Vec<&str> = excerpt.split(" ⏎ ").collect();
+    lines.sort();
+    assert_eq!(lines, ["aborting", "compiling 8", "error: deploy with [MASKED] refused"], "{description}");
+    let junit = std::fs::read_to_string(&report).unwrap();
+    for line in lines {
+        assert!(junit.contains(&format!("\n{line}")), "{junit}");
+    }
+    assert!(!junit.contains("s3cr3t") && !description.contains("s3cr3t"));
+}
+
+#[test]
+fn passing_steps_publish_no_excerpt() {
+    let gitlab = GitLab::start();
+    let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
+        .env("HERALD_FAILURE_TAIL", "5")
+        .args(["run", "--name", "unit", "--", "sh", "-c", "echo all good"]));
+    assert_eq!((finished.code, finished.stdout_text().as_str()), (Some(0), "all good\n"));
+    assert!(status_of(&gitlab, PIPELINE_BRANCH, NAME_UNIT).unwrap().description.unwrap().starts_with("passed in "));
+}

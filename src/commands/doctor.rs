@@ -24,6 +24,10 @@ impl Env for AsIfPublishing<'_> {
             _ => self.0.get(key),
         }
     }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        self.0.vars()
+    }
 }
 
 #[derive(Default)]

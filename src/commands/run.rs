@@ -8,7 +8,7 @@ use crate::context::Publishing;
 use crate::publish::Publisher;
 use crate::report::joblog::{summary_line, LogSection};
 use crate::report::junit;
-use crate::step::{StepEnd, StepOutcome};
+use crate::step::{StepEnd, StepOutcome, Verdict};
 use crate::supervise::Supervisor;
 
 pub fn run(args: RunArgs) -> i32 {
@@ -32,7 +32,7 @@ pub fn run(args: RunArgs) -> i32 {
     if let Some(section) = &section {
         say(&section.start_marker(unix_now()));
     }
-    let spawned = supervisor.spawn(&settings.command);
+    let spawned = supervisor.spawn(&settings.command, settings.failure_tail);
     // Only now, with the step already running, does anything touch the network.
     let (publisher, flush_timeout) = match &settings.publishing {
         Publishing::On(context) => {
@@ -40,19 +40,25 @@ pub fn run(args: RunArgs) -> i32 {
         }
         Publishing::Off(_) => (None, Default::default()),
     };
-    let outcome = match spawned {
+    let (outcome, tail) = match spawned {
         Ok(running) => running.wait(&settings.limits),
         Err(error) => {
             say(&format!("herald: {error}"));
-            StepOutcome { end: StepEnd::NotStarted { exit_code: error.exit_code() }, elapsed: Default::default() }
+            let outcome =
+                StepOutcome { end: StepEnd::NotStarted { exit_code: error.exit_code() }, elapsed: Default::default() };
+            (outcome, Vec::new())
         }
+    };
+    let excerpt: Vec<String> = match outcome.verdict() {
+        Verdict::Passed => Vec::new(),
+        _ => tail.iter().map(|line| settings.secrets.mask(line)).collect(),
     };
     if let Some(section) = &section {
         say(&section.end_marker(unix_now()));
         say(&summary_line(&settings.step, &outcome));
     }
     match (publisher, &settings.publishing) {
-        (Some(publisher), _) => publisher.finish(&outcome, flush_timeout),
+        (Some(publisher), _) => publisher.finish(&outcome, &excerpt, flush_timeout),
         (None, Publishing::Off(Some(why))) => say(why),
         (None, _) => {}
     }
@@ -62,8 +68,8 @@ pub fn run(args: RunArgs) -> i32 {
             classname: &settings.job_name,
             name: settings.step.as_str(),
             time: outcome.elapsed,
-            failure: (outcome.exit_code() != 0 || outcome.verdict() != crate::step::Verdict::Passed)
-                .then_some(description.as_str()),
+            failure: (outcome.verdict() != Verdict::Passed).then_some(description.as_str()),
+            output: &excerpt,
         };
         junit::append_or_warn(path, &case);
     }

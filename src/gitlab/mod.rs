@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 pub use client::{count_certificates, ApiError, Client, Reply};
-pub use token::{percent_encode, Token};
+pub use token::{percent_encode, Token, MASK};
 
 /// A commit status state (reference §A.1). herald posts `running`, then one final state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -74,8 +74,8 @@ impl Publisher {
 
     /// Publishes the step's final state, waiting at most `flush_timeout`. Prints one line if the
     /// status could not be brought to its final state.
-    pub fn finish(self, outcome: &StepOutcome, flush_timeout: Duration) {
-        let (state, description) = final_status(outcome);
+    pub fn finish(self, outcome: &StepOutcome, excerpt: &[String], flush_timeout: Duration) {
+        let (state, description) = final_status(outcome, excerpt);
         // The worker aims a little before the deadline, so that when it gives up, its report (with
         // the last error) still arrives within the flush timeout.
         let margin = (flush_timeout / 20).min(Duration::from_millis(250));

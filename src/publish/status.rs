@@ -2,6 +2,7 @@
 //! (reference §A.1: 255 characters for `description` and `target_url`; keep `name` ≤ 255 too).
 
 use crate::gitlab::StatusState;
+use crate::report::excerpt::fold_tail;
 use crate::step::{StepName, StepOutcome, Verdict};
 
 const LIMIT: usize = 255;
@@ -18,14 +19,22 @@ pub fn status_name(prefix: &str, task: &str, step: &StepName) -> String {
     format!("{}{suffix}", cut_to_bytes(&full, LIMIT - suffix.len()))
 }
 
-/// The status state and description for a finished step.
-pub fn final_status(outcome: &StepOutcome) -> (StatusState, String) {
+/// The status state and description for a finished step. A step that did not pass carries as
+/// much of its (masked) output excerpt as fits: `failed (exit 1) after 2.0s: error: x ⏎ aborting`.
+pub fn final_status(outcome: &StepOutcome, excerpt: &[String]) -> (StatusState, String) {
     let state = match outcome.verdict() {
         Verdict::Passed => StatusState::Success,
         Verdict::Failed => StatusState::Failed,
         Verdict::Canceled => StatusState::Canceled,
     };
-    (state, cut_to_bytes(&outcome.describe(), LIMIT).to_owned())
+    let described = outcome.describe();
+    let description = if state == StatusState::Success || excerpt.is_empty() {
+        described
+    } else {
+        let budget = LIMIT.saturating_sub(described.len() + 2);
+        format!("{described}: {}", fold_tail(excerpt, budget))
+    };
+    (state, cut_to_bytes(&description, LIMIT).to_owned())
 }
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
@@ -52,6 +61,26 @@ mod tests {
     #[test]
     fn names_carry_prefix_task_and_step() {
         assert_eq!(status_name("herald", "test", &StepName::new("unit")), "herald/test › unit");
+    }
+
+    #[test]
+    fn failures_carry_their_excerpt_within_the_limit() {
+        use crate::step::{ProcessEnd, StepEnd};
+        let failed = StepOutcome {
+            end: StepEnd::Ran { process: ProcessEnd::Exited(1), stop: None },
+            elapsed: Default::default(),
+        };
+        let lines: Vec<String> = (0..100).map(|i| format!("line {i} of a long build log")).collect();
+        let (state, description) = final_status(&failed, &lines);
+        assert_eq!(state, StatusState::Failed);
+        assert!(description.starts_with("failed (exit 1) after 0.0s: "), "{description}");
+        assert!(description.ends_with("line 99 of a long build log"), "{description}");
+        assert!(description.len() <= 255);
+        let passed = StepOutcome {
+            end: StepEnd::Ran { process: ProcessEnd::Exited(0), stop: None },
+            elapsed: Default::default(),
+        };
+        assert_eq!(final_status(&passed, &lines).1, "passed in 0.0s");
     }
 
     #[test]

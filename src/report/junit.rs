@@ -25,6 +25,8 @@ pub struct TestCase<'a> {
     pub time: Duration,
     /// `Some(message)` for a step that did not pass.
     pub failure: Option<&'a str>,
+    /// The failure excerpt (masked), shown under the message.
+    pub output: &'a [String],
 }
 
 const SUITE_OPEN: &str = "<testsuite name=\"herald\"";
@@ -120,8 +122,9 @@ fn case_element(case: &TestCase<'_>) -> String {
     match case.failure {
         None => format!("{head}/>\n"),
         Some(message) => {
-            let message = escape(message);
-            format!("{head}>\n<failure message=\"{message}\">{message}</failure>\n</testcase>\n")
+            let text =
+                std::iter::once(message.to_owned()).chain(case.output.iter().cloned()).collect::<Vec<_>>().join("\n");
+            format!("{head}>\n<failure message=\"{}\">{}</failure>\n</testcase>\n", escape(message), escape(&text))
         }
     }
 }
@@ -164,7 +167,7 @@ mod tests {
     use super::*;
 
     fn case<'a>(name: &'a str, failure: Option<&'a str>) -> TestCase<'a> {
-        TestCase { classname: "test job", name, time: Duration::from_millis(1500), failure }
+        TestCase { classname: "test job", name, time: Duration::from_millis(1500), failure, output: &[] }
     }
 
     #[test]

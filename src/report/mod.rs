@@ -2,6 +2,7 @@
 //! and a summary line) and a JUnit XML report for GitLab's test widget. The merge-request note
 //! will live here too.
 
+pub mod excerpt;
 pub mod joblog;
 pub mod junit;
 pub mod note;

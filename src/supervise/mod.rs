@@ -9,6 +9,7 @@
 //! other threads, which inherit the blocked mask and so never steal a signal.
 
 mod sys;
+mod tee;
 
 use std::ffi::OsString;
 use std::io;
@@ -86,11 +87,23 @@ impl Supervisor {
         Ok(Supervisor { signals: SignalSet::of(&waited), subreaper })
     }
 
-    /// Starts `command` now, in a new process group, with herald's stdio.
-    pub fn spawn(&self, command: &[OsString]) -> Result<RunningStep<'_>, SpawnError> {
+    /// Starts `command` now, in a new process group, with herald's stdio; or, with `tail`,
+    /// with its output copied through herald keeping the last `tail` lines (tee.rs).
+    pub fn spawn(&self, command: &[OsString], tail: Option<usize>) -> Result<RunningStep<'_>, SpawnError> {
         let (program, args) = command.split_first().expect("the command line is checked to be non-empty");
         let mut child = Command::new(program);
         child.args(args).process_group(0);
+        let readers = match tail {
+            None => None,
+            Some(_) => match tee::pipes() {
+                Ok(((out, err), readers)) => {
+                    child.stdout(out).stderr(err);
+                    Some(readers)
+                }
+                // No pipes, no excerpt; the step still runs, with stdio inherited.
+                Err(_) => None,
+            },
+        };
         let terminal = sys::foreground_terminal();
         // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions
         // (sigaction, sigprocmask, tcsetpgrp, getpid). Not taking the terminal is not worth failing
@@ -107,7 +120,10 @@ impl Supervisor {
         let spawned = child.spawn().map_err(|error| spawn_error(program, error))?;
         // Dropping std's handle neither waits nor kills: the reap loop below owns the child.
         let pid = spawned.id() as Pid;
-        Ok(RunningStep { supervisor: self, pid, started, terminal })
+        // Our copies of the pipes' write ends go with `child`, so EOF comes when the step's do.
+        drop(child);
+        let tee = readers.and_then(|(out, err)| tee::Tee::start(out, err, tail.unwrap_or(1)).ok());
+        Ok(RunningStep { supervisor: self, pid, started, terminal, tee })
     }
 }
 
@@ -135,7 +151,11 @@ pub struct RunningStep<'s> {
     pid: Pid,
     started: Instant,
     terminal: Option<libc::c_int>,
+    tee: Option<tee::Tee>,
 }
+
+/// How long to wait for the output pipes to drain after the step and its leftovers are gone.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
 
 /// herald is stopping the step: why, and when SIGKILL follows (None once it was sent).
 struct Stopping {
@@ -148,8 +168,9 @@ impl RunningStep<'_> {
         self.pid as u32
     }
 
-    /// Supervises the step until it and everything it left behind are gone.
-    pub fn wait(self, limits: &Limits) -> StepOutcome {
+    /// Supervises the step until it and everything it left behind are gone. Returns how it
+    /// ended, and its last output lines when they were asked for at spawn.
+    pub fn wait(mut self, limits: &Limits) -> (StepOutcome, Vec<String>) {
         let timeout_at = limits.timeout.map(|t| self.started + t);
         let mut stopping: Option<Stopping> = None;
 
@@ -206,7 +227,8 @@ impl RunningStep<'_> {
         if let Some(fd) = self.terminal {
             let _ = sys::give_terminal(fd, sys::own_group());
         }
-        StepOutcome { end: StepEnd::Ran { process, stop: stopping.map(|s| s.cause) }, elapsed }
+        let tail = self.tee.take().map(|tee| tee.finish(DRAIN_WAIT)).unwrap_or_default();
+        (StepOutcome { end: StepEnd::Ran { process, stop: stopping.map(|s| s.cause) }, elapsed }, tail)
     }
 
     /// Reaps every ended child; returns the main child's end once it is among them.
