@@ -81,26 +81,41 @@ target/release/examples/gitlab_standin <"$out/standin-stdin" >"$out/standin-out"
 exec 3>"$out/standin-stdin" # keeps the stand-in serving until closed
 for _ in $(seq 100); do [ -s "$out/standin-out" ] && break; sleep 0.05; done
 api_url=$(head -n 1 "$out/standin-out")
-(
-  export GITLAB_CI=true CI_API_V4_URL="$api_url" HERALD_TOKEN=glpat-developer-aaaaaaaaaaaa \
-    CI_PROJECT_ID=42 CI_COMMIT_SHA=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa CI_PIPELINE_ID=1001 \
-    CI_COMMIT_BRANCH=feature CI_JOB_NAME=bench
-  hyperfine --shell=none --warmup 20 --runs "$publish_runs" --export-json "$out/publish.json" \
-    --command-name "herald run -- true (publishing)" "$herald run -- $true_bin" \
-    --command-name "herald run -- sleep 0.05 (publishing)" "$herald run -- sleep 0.05" >/dev/null
-  for _ in $(seq "$rss_runs"); do
-    /usr/bin/time -f '%M' -a -o "$out/rss-publishing" "$herald" run -- sleep 0.05 2>/dev/null
-  done
-)
+branch_job=(GITLAB_CI=true CI_API_V4_URL="$api_url" HERALD_TOKEN=glpat-developer-aaaaaaaaaaaa
+  CI_PROJECT_ID=42 CI_COMMIT_SHA=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa CI_PIPELINE_ID=1001
+  CI_COMMIT_BRANCH=feature CI_JOB_NAME=bench)
+env "${branch_job[@]}" hyperfine --shell=none --warmup 20 --runs "$publish_runs" --export-json "$out/publish.json" \
+  --command-name "herald run -- true (publishing)" "$herald run -- $true_bin" \
+  --command-name "herald run -- sleep 0.05 (publishing)" "$herald run -- sleep 0.05" >/dev/null
+for _ in $(seq "$rss_runs"); do
+  env "${branch_job[@]}" /usr/bin/time -f '%M' -a -o "$out/rss-publishing" "$herald" run -- sleep 0.05 2>/dev/null
+done
 hyperfine --shell=none --warmup 20 --runs "$publish_runs" --export-json "$out/sleep.json" \
   --command-name "herald run -- sleep 0.05" "$herald run -- sleep 0.05" >/dev/null
 exec 3>&-
 wait
 stats=$(tail -n 1 "$out/standin-out")
 
-python3 - "$out" "$build" "$runs" "$rss_runs" "$publish_runs" "$stats" <<'PY'
+# With the merge-request note: the same step in a merge-request pipeline, one writer at a time
+# (the concurrent case is measured by the test suite's 30-job scenario).
+note_runs=${NOTE_RUNS:-100}
+: >"$out/standin-out"
+target/release/examples/gitlab_standin <"$out/standin-stdin" >"$out/standin-out" &
+exec 3>"$out/standin-stdin"
+for _ in $(seq 100); do [ -s "$out/standin-out" ] && break; sleep 0.05; done
+api_url=$(head -n 1 "$out/standin-out")
+merge_request_job=(GITLAB_CI=true CI_API_V4_URL="$api_url" HERALD_TOKEN=glpat-developer-aaaaaaaaaaaa
+  CI_PROJECT_ID=42 CI_COMMIT_SHA=cccccccccccccccccccccccccccccccccccccccc CI_PIPELINE_ID=1003
+  CI_PIPELINE_SOURCE=merge_request_event CI_MERGE_REQUEST_IID=1 CI_JOB_NAME=bench)
+env "${merge_request_job[@]}" hyperfine --shell=none --warmup 5 --runs "$note_runs" --export-json "$out/note.json" \
+  --command-name "herald run -- sleep 0.05 (status and note)" "$herald run -- sleep 0.05" >/dev/null
+exec 3>&-
+wait
+note_stats=$(tail -n 1 "$out/standin-out")
+
+python3 - "$out" "$build" "$runs" "$rss_runs" "$publish_runs" "$stats" "$note_runs" "$note_stats" <<'PY'
 import json, statistics, sys, platform, os
-out, build, runs, rss_runs, publish_runs, stats = sys.argv[1:7]
+out, build, runs, rss_runs, publish_runs, stats, note_runs, note_stats = sys.argv[1:9]
 results = {r["command"]: r for r in json.load(open(f"{out}/times.json"))["results"]}
 rss_files = {"true": "true", "tini -s -- true": "tini", "tini-static -s -- true": "tini-static",
              "dumb-init true": "dumb-init", "herald run -- true": "herald",
@@ -138,4 +153,12 @@ publishing_rss = statistics.median(int(l) for l in open(f"{out}/rss-publishing")
 print(f"\nPeak RSS while publishing (median of {rss_runs}): {publishing_rss:.1f} MiB.")
 print(f"Requests: {stats['requests']} for {steps} steps = {stats['requests'] / steps:.2f} per step "
       f"({stats['by_method']}); statuses left open: {stats['left_open']} of {stats['statuses']}.")
+
+note = json.load(open(f"{out}/note.json"))["results"][0]
+note_stats = json.loads(note_stats)
+note_steps = 5 + int(note_runs)
+print(f"\nWith the merge-request note (one writer at a time, {note_runs} runs): "
+      f"{med(note):.3f} ms per `sleep 0.05` step, {med(note) - med(sleep):.3f} ms added; "
+      f"{note_stats['requests'] / note_steps:.1f} requests per step ({note_stats['by_method']}); "
+      f"statuses left open: {note_stats['left_open']}.")
 PY

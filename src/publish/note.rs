@@ -24,6 +24,9 @@ use super::retry::Backoff;
 
 /// Longest a single request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first pause before verifying a write: long enough for a concurrent writer's request to
+/// land, short enough not to hold up the job (pauses double, jittered, up to 800 ms).
+const FIRST_PAUSE: Duration = Duration::from_millis(30);
 /// Write-and-verify rounds before a step's writer gives up; each round after the first follows
 /// a jittered pause. Giving up is safe: the note kept changing because other writers kept
 /// writing, and each of them verifies its own write.
@@ -78,7 +81,7 @@ impl<'c> NoteSync<'c> {
             status_prefix: context.status_prefix.clone(),
             me: None,
             note_id: None,
-            backoff: Backoff::new(),
+            backoff: Backoff::starting_at(FIRST_PAUSE),
         })
     }
 

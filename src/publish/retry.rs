@@ -9,13 +9,19 @@ const MOST: Duration = Duration::from_secs(5);
 pub struct Backoff {
     attempt: u32,
     random: u64,
+    first: Duration,
 }
 
 impl Backoff {
     pub fn new() -> Backoff {
+        Backoff::starting_at(FIRST)
+    }
+
+    /// A backoff whose first wait is at most `first` (and at least half of it).
+    pub fn starting_at(first: Duration) -> Backoff {
         // Seeded per process, so many jobs retrying at once spread out instead of stampeding.
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        Backoff { attempt: 0, random: (nanos ^ (u64::from(std::process::id()) << 32)) | 1 }
+        Backoff { attempt: 0, random: (nanos ^ (u64::from(std::process::id()) << 32)) | 1, first }
     }
 
     /// Forget past failures: the last request went through.
@@ -23,10 +29,10 @@ impl Backoff {
         self.attempt = 0;
     }
 
-    /// The wait before the next try: between half and all of 200 ms × 2^attempt (at most 5 s),
-    /// or what the server asked for, if that is longer.
+    /// The wait before the next try: between half and all of first × 2^attempt (200 ms unless
+    /// chosen otherwise; at most 5 s), or what the server asked for, if that is longer.
     pub fn next_wait(&mut self, server_asked: Option<Duration>) -> Duration {
-        let ceiling = FIRST.saturating_mul(1 << self.attempt.min(10)).min(MOST);
+        let ceiling = self.first.saturating_mul(1 << self.attempt.min(10)).min(MOST);
         self.attempt += 1;
         let jittered = ceiling.mul_f64(0.5 + 0.5 * self.unit_random());
         server_asked.map_or(jittered, |asked| asked.max(jittered))
