@@ -38,6 +38,27 @@ enum Command {
     /// Check token, scopes, expiry, project role, MR context, API reach, CA file; one line per check
     #[command(after_help = DOCTOR_AFTER_HELP)]
     Doctor,
+    /// GitLab Runner custom-executor driver: every runner stage becomes a step
+    #[command(subcommand)]
+    Executor(ExecutorCommand),
+}
+
+/// The runner calls these, in this order (`[runners.custom]` in config.toml; see the README).
+#[derive(Debug, Subcommand)]
+enum ExecutorCommand {
+    /// config_exec: print the driver's settings as JSON
+    Config,
+    /// prepare_exec: check that stages can run on this host
+    Prepare,
+    /// run_exec: run one stage script as a published step
+    Run {
+        /// The script the runner wrote for this stage
+        script: std::path::PathBuf,
+        /// The runner's stage name (get_sources, build_script, after_script, ...)
+        stage: String,
+    },
+    /// cleanup_exec: close the job's open steps and settle the merge-request note
+    Cleanup,
 }
 
 const DOCTOR_AFTER_HELP: &str = "\
@@ -97,6 +118,10 @@ pub fn main() -> i32 {
         Command::Note { close_dangling } => crate::commands::note::note(close_dangling),
         Command::Finalize => crate::commands::note::finalize(),
         Command::Doctor => crate::commands::doctor::run(),
+        Command::Executor(ExecutorCommand::Config) => crate::executor::config(),
+        Command::Executor(ExecutorCommand::Prepare) => crate::executor::prepare(),
+        Command::Executor(ExecutorCommand::Run { script, stage }) => crate::executor::run(&script, &stage),
+        Command::Executor(ExecutorCommand::Cleanup) => crate::executor::cleanup(),
     }
 }
 

@@ -9,6 +9,7 @@ mod commands;
 pub mod config;
 pub mod context;
 pub mod duration;
+pub mod executor;
 pub mod gitlab;
 pub mod publish;
 pub mod report;

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod doctor;
+mod executor;
 mod joblog;
 mod junit;
 mod note_render;

@@ -25,7 +25,7 @@ const LEAST_TIME: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn note(close_dangling: bool) -> i32 {
-    let (context, client) = match setup("herald note") {
+    let (context, client) = match setup("herald note", &ProcessEnv) {
         Setup::Ready(context, client) => (context, client),
         Setup::Nothing => return 0,
         Setup::Broken => return EXIT_HERALD_FAILED,
@@ -47,13 +47,19 @@ pub fn note(close_dangling: bool) -> i32 {
 }
 
 pub fn finalize() -> i32 {
-    let (context, client) = match setup("herald finalize") {
+    finalize_in("herald finalize", &ProcessEnv)
+}
+
+/// `herald finalize` with the job's variables read from `env` (the executor driver's cleanup
+/// passes the job's `CUSTOM_ENV_*` view).
+pub(crate) fn finalize_in(command: &str, env: &dyn Env) -> i32 {
+    let (context, client) = match setup(command, env) {
         Setup::Ready(context, client) => (context, client),
         Setup::Nothing => return 0,
         Setup::Broken => return EXIT_HERALD_FAILED,
     };
     let deadline = Instant::now() + context.flush_timeout.max(LEAST_TIME);
-    let job_status = ProcessEnv.non_empty("CI_JOB_STATUS").map(|s| s.to_string_lossy().into_owned());
+    let job_status = env.non_empty("CI_JOB_STATUS").map(|s| s.to_string_lossy().into_owned());
     let (state, description) = match job_status.as_deref() {
         Some("canceled") => (StatusState::Canceled, "canceled: the job was canceled"),
         Some("success") => {
@@ -90,8 +96,8 @@ enum Setup {
     Broken,
 }
 
-fn setup(command: &str) -> Setup {
-    let context = match context::resolve(&ProcessEnv) {
+fn setup(command: &str, env: &dyn Env) -> Setup {
+    let context = match context::resolve(env) {
         Ok(Publishing::On(context)) => context,
         Ok(Publishing::Off(why)) => {
             if let Some(why) = why {

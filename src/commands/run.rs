@@ -27,12 +27,17 @@ pub fn run(args: RunArgs) -> i32 {
             return EXIT_HERALD_FAILED;
         }
     };
+    run_step(&supervisor, &settings, &[]).exit_code()
+}
 
+/// One step from start to published end: what `herald run` and the executor driver share.
+/// `hidden_vars` are removed from the step's environment (the executor keeps its token to itself).
+pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, hidden_vars: &[&str]) -> StepOutcome {
     let section = settings.in_gitlab_ci.then(|| LogSection::for_step(&settings.step, std::process::id()));
     if let Some(section) = &section {
         say(&section.start_marker(unix_now()));
     }
-    let spawned = supervisor.spawn(&settings.command, settings.failure_tail);
+    let spawned = supervisor.spawn(&settings.command, settings.failure_tail, hidden_vars);
     // Only now, with the step already running, does anything touch the network.
     let (publisher, flush_timeout) = match &settings.publishing {
         Publishing::On(context) => {
@@ -73,7 +78,7 @@ pub fn run(args: RunArgs) -> i32 {
         };
         junit::append_or_warn(path, &case);
     }
-    outcome.exit_code()
+    outcome
 }
 
 fn unix_now() -> u64 {

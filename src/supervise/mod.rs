@@ -87,12 +87,21 @@ impl Supervisor {
         Ok(Supervisor { signals: SignalSet::of(&waited), subreaper })
     }
 
-    /// Starts `command` now, in a new process group, with herald's stdio; or, with `tail`,
-    /// with its output copied through herald keeping the last `tail` lines (tee.rs).
-    pub fn spawn(&self, command: &[OsString], tail: Option<usize>) -> Result<RunningStep<'_>, SpawnError> {
+    /// Starts `command` now, in a new process group, with herald's stdio and environment less
+    /// `hidden_vars`; or, with `tail`, with its output copied through herald keeping the last
+    /// `tail` lines (tee.rs).
+    pub fn spawn(
+        &self,
+        command: &[OsString],
+        tail: Option<usize>,
+        hidden_vars: &[&str],
+    ) -> Result<RunningStep<'_>, SpawnError> {
         let (program, args) = command.split_first().expect("the command line is checked to be non-empty");
         let mut child = Command::new(program);
         child.args(args).process_group(0);
+        for var in hidden_vars {
+            child.env_remove(var);
+        }
         let readers = match tail {
             None => None,
             Some(_) => match tee::pipes() {

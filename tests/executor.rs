@@ -1,0 +1,198 @@
+//! `herald executor` driven exactly as GitLab Runner's custom executor drives it (reference §H):
+//! config → prepare → run <script> <stage> for each stage → cleanup, with the job's variables as
+//! `CUSTOM_ENV_*`, the exit-code variables and file, and the token only in the runner's own
+//! environment. Checked against the stand-in's statuses and note.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+
+use crate::support::gitlab::*;
+use crate::support::{finish, herald, run, send_signal, wait_for_file, Finished, TempDir};
+
+/// One job on a runner configured with herald as its custom executor.
+struct RunnerJob<'g> {
+    gitlab: &'g GitLab,
+    dir: TempDir,
+    url: String,
+    scripts: usize,
+}
+
+impl<'g> RunnerJob<'g> {
+    fn new(gitlab: &'g GitLab, name: &str) -> RunnerJob<'g> {
+        let (_, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, name, "test", "running"));
+        RunnerJob { gitlab, dir: TempDir::new("executor"), url, scripts: 0 }
+    }
+
+    /// `herald executor <args>` with the environment the runner gives every call (§H.2).
+    fn command(&self, args: &[&str], job_status: Option<&str>) -> Command {
+        let mut command = herald();
+        command
+            // The runner's own environment: the administrator's token and settings.
+            .env("HERALD_TOKEN", TOKEN_DEVELOPER)
+            .env("HERALD_FLUSH_TIMEOUT", "20s")
+            // The runner's contract.
+            .env("BUILD_FAILURE_EXIT_CODE", "1")
+            .env("SYSTEM_FAILURE_EXIT_CODE", "2")
+            .env("BUILD_EXIT_CODE_FILE", self.dir.join("build-exit-code"))
+            .env("TMPDIR", self.dir.path())
+            // The job's variables, prefixed.
+            .env("CUSTOM_ENV_GITLAB_CI", "true")
+            .env("CUSTOM_ENV_CI_API_V4_URL", self.gitlab.api_url())
+            .env("CUSTOM_ENV_CI_PROJECT_ID", PROJECT_ID.to_string())
+            .env("CUSTOM_ENV_CI_PROJECT_PATH", PROJECT_PATH)
+            .env("CUSTOM_ENV_CI_COMMIT_SHA", SHA_MERGE)
+            .env("CUSTOM_ENV_CI_PIPELINE_ID", PIPELINE_MERGED.to_string())
+            .env("CUSTOM_ENV_CI_PIPELINE_SOURCE", "merge_request_event")
+            .env("CUSTOM_ENV_CI_MERGE_REQUEST_IID", "1")
+            .env("CUSTOM_ENV_CI_JOB_NAME", "build")
+            .env("CUSTOM_ENV_CI_JOB_URL", &self.url)
+            .arg("executor")
+            .args(args);
+        if let Some(status) = job_status {
+            command.env("CUSTOM_ENV_CI_JOB_STATUS", status);
+        }
+        command
+    }
+
+    /// Writes a stage script as the runner does (`<tmp>/script<N>/script`, mode 0700).
+    fn script(&mut self, body: &str) -> std::path::PathBuf {
+        self.scripts += 1;
+        let dir = self.dir.join(&format!("script{}", self.scripts));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("script");
+        std::fs::write(&path, format!("#!/usr/bin/env bash\nset -eo pipefail\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        path
+    }
+
+    fn stage(&mut self, stage: &str, body: &str, job_status: Option<&str>) -> Finished {
+        let script = self.script(body);
+        run(&mut self.command(&["run", script.to_str().unwrap(), stage], job_status))
+    }
+
+    fn start_stage(&mut self, stage: &str, body: &str) -> Child {
+        let script = self.script(body);
+        self.command(&["run", script.to_str().unwrap(), stage], None)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn status(&self, step: &str) -> Option<String> {
+        self.gitlab
+            .with(|w| w.statuses(PIPELINE_MERGED).get(&format!("herald/build › {step}")).map(|j| j.status.clone()))
+    }
+}
+
+#[test]
+fn a_passing_job_publishes_each_stage_and_keeps_the_token_from_scripts() {
+    let gitlab = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+
+    let config = run(&mut job.command(&["config"], None));
+    assert_eq!(config.code, Some(0));
+    let json: serde_json::Value = serde_json::from_str(config.stdout_text().trim()).unwrap();
+    assert_eq!(json["driver"]["name"], "herald");
+    assert_eq!(json["shell"], "bash");
+    assert_eq!(run(&mut job.command(&["prepare"], None)).code, Some(0));
+
+    let env_dump = job.dir.join("stage-env");
+    for (stage, body) in [
+        ("prepare_script", "true".to_owned()),
+        ("get_sources", "echo fetching".to_owned()),
+        ("restore_cache", "true".to_owned()),
+        ("build_script", format!("env > {}; echo built", env_dump.display())),
+        ("after_script", "echo after".to_owned()),
+        ("archive_cache", "true".to_owned()),
+        ("upload_artifacts_on_success", "true".to_owned()),
+        ("cleanup_file_variables", "true".to_owned()),
+    ] {
+        let finished = job.stage(stage, &body, None);
+        assert_eq!(finished.code, Some(0), "{stage}: {}", finished.stderr_text());
+    }
+    assert_eq!(run(&mut job.command(&["cleanup"], Some("success"))).code, Some(0));
+
+    let env = std::fs::read_to_string(&env_dump).unwrap();
+    assert!(!env.contains(TOKEN_DEVELOPER), "the stage script saw the token");
+    assert!(!env.contains("HERALD_TOKEN"));
+    assert!(env.contains("CUSTOM_ENV_CI_JOB_NAME=build"), "the job's variables are there");
+
+    for step in ["fetch sources", "restore cache", "script", "after script", "save cache", "upload artifacts"] {
+        assert_eq!(job.status(step).as_deref(), Some("success"), "{step}");
+    }
+    assert_eq!(job.status("prepare"), None, "internal stages are hidden by default");
+    assert_eq!(job.status("clean up"), None);
+    let note = &gitlab.with(|w| w.herald_notes(1))[0];
+    assert!(note.body.contains(&format!("| ✅ | [build]({}) | fetch sources |", job.url)), "{}", note.body);
+}
+
+#[test]
+fn a_failing_script_maps_to_build_failure_with_its_real_exit_code() {
+    let gitlab = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+    assert_eq!(job.stage("get_sources", "true", None).code, Some(0));
+    let failed = job.stage("build_script", "echo compiling; exit 3", None);
+    assert_eq!(failed.code, Some(1), "BUILD_FAILURE_EXIT_CODE");
+    assert_eq!(std::fs::read_to_string(job.dir.join("build-exit-code")).unwrap().trim(), "3");
+    assert_eq!(job.stage("after_script", "echo cleaning up", Some("failed")).code, Some(0));
+    assert_eq!(job.stage("upload_artifacts_on_failure", "true", Some("failed")).code, Some(0));
+    assert_eq!(run(&mut job.command(&["cleanup"], Some("failed"))).code, Some(0));
+
+    assert_eq!(job.status("script").as_deref(), Some("failed"));
+    assert_eq!(job.status("after script").as_deref(), Some("success"));
+    let description =
+        gitlab.with(|w| w.statuses(PIPELINE_MERGED)["herald/build › script"].description.clone().unwrap());
+    assert!(description.starts_with("failed (exit 3) after "), "{description}");
+}
+
+#[test]
+fn a_job_canceled_mid_script_ends_canceled_then_runs_after_script() {
+    let gitlab = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+    let ready = job.dir.join("ready");
+    let child = job.start_stage("build_script", &format!("touch {}; sleep 60", ready.display()));
+    wait_for_file(&ready);
+    // The runner sends SIGTERM to the driver's process group (§H.8); herald forwards it.
+    send_signal(child.id(), libc::SIGTERM);
+    let finished = finish(child);
+    assert_eq!(finished.code, Some(1), "a script ended by the signal is a build failure: {}", finished.stderr_text());
+    assert_eq!(std::fs::read_to_string(job.dir.join("build-exit-code")).unwrap().trim(), "143");
+    assert_eq!(job.status("script").as_deref(), Some("canceled"));
+
+    // GitLab 17+: a new run_exec for after_script, with the job marked canceled.
+    assert_eq!(job.stage("after_script", "echo after cancel", Some("canceled")).code, Some(0));
+    assert_eq!(run(&mut job.command(&["cleanup"], Some("canceled"))).code, Some(0));
+    assert_eq!(job.status("after script").as_deref(), Some("success"));
+    let note = &gitlab.with(|w| w.herald_notes(1))[0];
+    assert!(note.body.contains("| ⛔ | [build]("), "{}", note.body);
+}
+
+#[test]
+fn cleanup_closes_a_stage_left_open() {
+    let gitlab = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+    assert_eq!(job.stage("build_script", "true", None).code, Some(0));
+    // As if herald had been killed before reporting: reopen the status in the stand-in.
+    gitlab.with(|w| {
+        for status in w.jobs.iter_mut().filter(|j| j.name == "herald/build › script") {
+            status.status = "running".into();
+        }
+    });
+    assert_eq!(run(&mut job.command(&["cleanup"], Some("canceled"))).code, Some(0));
+    assert_eq!(job.status("script").as_deref(), Some("canceled"));
+}
+
+#[test]
+fn a_missing_shell_is_a_system_failure() {
+    let gitlab = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+    let prepare = run(job.command(&["prepare"], None).env("HERALD_EXECUTOR_SHELL", "/nonexistent/bash"));
+    assert_eq!(prepare.code, Some(2), "SYSTEM_FAILURE_EXIT_CODE");
+    assert!(prepare.stderr_text().contains("'/nonexistent/bash' was not found"), "{}", prepare.stderr_text());
+    let script = job.script("true");
+    let finished = run(job
+        .command(&["run", script.to_str().unwrap(), "build_script"], None)
+        .env("HERALD_EXECUTOR_SHELL", "/nonexistent/bash"));
+    assert_eq!(finished.code, Some(2), "{}", finished.stderr_text());
+}
