@@ -96,8 +96,10 @@ exec 3>&-
 wait
 stats=$(tail -n 1 "$out/standin-out")
 
-# With the merge-request note: the same step in a merge-request pipeline, one writer at a time
-# (the concurrent case is measured by the test suite's 30-job scenario).
+# With the merge-request note: steps of one job in a merge-request pipeline, one after another,
+# each with its own name so that each really changes the note (hyperfine would repeat one step,
+# and an unchanged note is never rewritten). Timed as a whole against the same loop unpublished.
+# The concurrent case is measured by the test suite's 30-job scenario.
 note_runs=${NOTE_RUNS:-100}
 : >"$out/standin-out"
 target/release/examples/gitlab_standin <"$out/standin-stdin" >"$out/standin-out" &
@@ -107,15 +109,23 @@ api_url=$(head -n 1 "$out/standin-out")
 merge_request_job=(GITLAB_CI=true CI_API_V4_URL="$api_url" HERALD_TOKEN=glpat-developer-aaaaaaaaaaaa
   CI_PROJECT_ID=42 CI_COMMIT_SHA=cccccccccccccccccccccccccccccccccccccccc CI_PIPELINE_ID=1003
   CI_PIPELINE_SOURCE=merge_request_event CI_MERGE_REQUEST_IID=1 CI_JOB_NAME=bench)
-env "${merge_request_job[@]}" hyperfine --shell=none --warmup 5 --runs "$note_runs" --export-json "$out/note.json" \
-  --command-name "herald run -- sleep 0.05 (status and note)" "$herald run -- sleep 0.05" >/dev/null
+steps_loop() { # $1: HERALD_MODE; prints the loop's wall time in nanoseconds
+  local started
+  started=$(date +%s%N)
+  for i in $(seq "$note_runs"); do
+    env "${merge_request_job[@]}" HERALD_MODE="$1" "$herald" run --name "step $i" -- sleep 0.05 2>/dev/null
+  done
+  echo $(($(date +%s%N) - started))
+}
+note_plain_ns=$(steps_loop off)
+note_ns=$(steps_loop ci-only)
 exec 3>&-
 wait
 note_stats=$(tail -n 1 "$out/standin-out")
 
-python3 - "$out" "$build" "$runs" "$rss_runs" "$publish_runs" "$stats" "$note_runs" "$note_stats" <<'PY'
+python3 - "$out" "$build" "$runs" "$rss_runs" "$publish_runs" "$stats" "$note_runs" "$note_stats" "$note_plain_ns" "$note_ns" <<'PY'
 import json, statistics, sys, platform, os
-out, build, runs, rss_runs, publish_runs, stats, note_runs, note_stats = sys.argv[1:9]
+out, build, runs, rss_runs, publish_runs, stats, note_runs, note_stats, note_plain_ns, note_ns = sys.argv[1:11]
 results = {r["command"]: r for r in json.load(open(f"{out}/times.json"))["results"]}
 rss_files = {"true": "true", "tini -s -- true": "tini", "tini-static -s -- true": "tini-static",
              "dumb-init true": "dumb-init", "herald run -- true": "herald",
@@ -154,11 +164,12 @@ print(f"\nPeak RSS while publishing (median of {rss_runs}): {publishing_rss:.1f}
 print(f"Requests: {stats['requests']} for {steps} steps = {stats['requests'] / steps:.2f} per step "
       f"({stats['by_method']}); statuses left open: {stats['left_open']} of {stats['statuses']}.")
 
-note = json.load(open(f"{out}/note.json"))["results"][0]
 note_stats = json.loads(note_stats)
-note_steps = 5 + int(note_runs)
-print(f"\nWith the merge-request note (one writer at a time, {note_runs} runs): "
-      f"{med(note):.3f} ms per `sleep 0.05` step, {med(note) - med(sleep):.3f} ms added; "
-      f"{note_stats['requests'] / note_steps:.1f} requests per step ({note_stats['by_method']}); "
+steps = int(note_runs)
+per_step = lambda ns: int(ns) / steps / 1e6
+print(f"\nWith the merge-request note ({steps} distinct `sleep 0.05` steps of one job, one after another): "
+      f"{per_step(note_ns):.1f} ms per step against {per_step(note_plain_ns):.1f} ms unpublished, "
+      f"{per_step(note_ns) - per_step(note_plain_ns):.1f} ms added; "
+      f"{note_stats['requests'] / steps:.1f} requests per step ({note_stats['by_method']}); "
       f"statuses left open: {note_stats['left_open']}.")
 PY

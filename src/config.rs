@@ -72,6 +72,28 @@ impl Env for ProcessEnv {
     }
 }
 
+/// An environment of fixed pairs, for unit tests of everything that reads variables.
+#[cfg(test)]
+pub(crate) struct MapEnv(pub std::collections::HashMap<&'static str, &'static str>);
+
+#[cfg(test)]
+impl MapEnv {
+    pub(crate) fn of(pairs: &[(&'static str, &'static str)]) -> MapEnv {
+        MapEnv(pairs.iter().copied().collect())
+    }
+}
+
+#[cfg(test)]
+impl Env for MapEnv {
+    fn get(&self, key: &str) -> Option<OsString> {
+        self.0.get(key).map(OsString::from)
+    }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        self.0.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+}
+
 impl RunSettings {
     pub fn resolve(args: RunArgs, env: &dyn Env) -> Result<RunSettings, ConfigError> {
         if args.command.first().is_none_or(|program| program.is_empty()) {
@@ -120,26 +142,13 @@ impl RunSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    struct MapEnv(HashMap<&'static str, &'static str>);
-
-    impl Env for MapEnv {
-        fn get(&self, key: &str) -> Option<OsString> {
-            self.0.get(key).map(OsString::from)
-        }
-
-        fn vars(&self) -> Vec<(String, String)> {
-            self.0.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-        }
-    }
 
     fn args(command: &[&str]) -> RunArgs {
         RunArgs { name: None, timeout: None, grace: None, command: command.iter().map(OsString::from).collect() }
     }
 
     fn env(pairs: &[(&'static str, &'static str)]) -> MapEnv {
-        MapEnv(pairs.iter().copied().collect())
+        MapEnv::of(pairs)
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct PublishContext {
     pub status_prefix: String,
     pub ca_file: Option<PathBuf>,
     pub flush_timeout: Duration,
+    /// `HERALD_MIN_UPDATE_INTERVAL`: no live (non-final) note write while the note is younger.
+    pub min_update_interval: Duration,
     /// `HERALD_DRY_RUN`: print requests instead of sending them.
     pub dry_run: bool,
 }
@@ -75,6 +77,7 @@ pub enum Publishing {
 
 pub const DEFAULT_API_URL: &str = "https://gitlab.com/api/v4";
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MIN_UPDATE_INTERVAL: Duration = Duration::from_secs(20);
 
 pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
     let text = |key: &str| env.non_empty(key).map(|v| v.to_string_lossy().trim().to_owned());
@@ -82,10 +85,12 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
 
     let mode = Mode::parse(&text("HERALD_MODE").unwrap_or_default())?;
     let in_ci = text("GITLAB_CI").as_deref() == Some("true");
-    let flush_timeout = match text("HERALD_FLUSH_TIMEOUT") {
-        Some(value) => parse_duration(&value).map_err(|e| ConfigError::new(format!("HERALD_FLUSH_TIMEOUT: {e}")))?,
-        None => DEFAULT_FLUSH_TIMEOUT,
+    let duration = |key: &str, default: Duration| match text(key) {
+        Some(value) => parse_duration(&value).map_err(|e| ConfigError::new(format!("{key}: {e}"))),
+        None => Ok(default),
     };
+    let flush_timeout = duration("HERALD_FLUSH_TIMEOUT", DEFAULT_FLUSH_TIMEOUT)?;
+    let min_update_interval = duration("HERALD_MIN_UPDATE_INTERVAL", DEFAULT_MIN_UPDATE_INTERVAL)?;
     let pipeline_id = match first(&["HERALD_PIPELINE_ID", "CI_PIPELINE_ID"]) {
         Some(id) => {
             Some(id.parse::<u64>().map_err(|_| ConfigError::new(format!("pipeline id '{id}' is not a number")))?)
@@ -155,6 +160,7 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
         status_prefix: text("HERALD_STATUS_PREFIX").unwrap_or_else(|| "herald".to_owned()),
         ca_file: first(&["HERALD_CA_FILE", "CI_SERVER_TLS_CA_FILE"]).map(PathBuf::from),
         flush_timeout,
+        min_update_interval,
         dry_run,
     })))
 }
@@ -174,20 +180,8 @@ fn open_merge_request_of(open: &str, project_path: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::MapEnv;
     use std::collections::HashMap;
-    use std::ffi::OsString;
-
-    struct MapEnv(HashMap<&'static str, &'static str>);
-
-    impl Env for MapEnv {
-        fn get(&self, key: &str) -> Option<OsString> {
-            self.0.get(key).map(OsString::from)
-        }
-
-        fn vars(&self) -> Vec<(String, String)> {
-            self.0.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-        }
-    }
 
     const BRANCH_PIPELINE: &[(&str, &str)] = &[
         ("GITLAB_CI", "true"),
@@ -321,7 +315,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_configuration_errors() {
-        let vars = |pairs: &[(&'static str, &'static str)]| MapEnv(pairs.iter().copied().collect());
+        let vars = MapEnv::of;
         assert!(resolve(&vars(&[("HERALD_MODE", "sometimes")]))
             .unwrap_err()
             .to_string()

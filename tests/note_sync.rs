@@ -248,3 +248,41 @@ fn post_running(gitlab: &GitLab, job: &str, url: &str) {
         }
     });
 }
+
+/// Note writes (PUTs) that happened while the step ran, i.e. before its final status was posted.
+fn live_writes(gitlab: &GitLab) -> usize {
+    let requests = gitlab.requests();
+    let final_post = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.path.contains("/statuses/") && r.param("state").as_deref() != Some("running"))
+        .expect("a final status")
+        .at;
+    requests.iter().filter(|r| r.method == "PUT" && r.at < final_post).count()
+}
+
+/// Runs a step of `seconds` in MR !1's merged-results pipeline, whose note already exists and
+/// was last written `age` seconds ago, with HERALD_MIN_UPDATE_INTERVAL=`interval`.
+fn step_with_note_aged(age: f64, interval: &str, seconds: &str) -> GitLab {
+    let gitlab = GitLab::start();
+    let id = gitlab.with(|w| w.add_note(1, 100, "<!-- herald:note pipeline=1003 -->\nearlier\n"));
+    gitlab.with(|w| w.age_note(id, age));
+    let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+        .env("HERALD_MIN_UPDATE_INTERVAL", interval)
+        .args(["run", "--name", "unit", "--", "sleep", seconds]));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    let note = &gitlab.with(|w| w.herald_notes(1))[0];
+    assert!(note.body.contains("| unit | passed in"), "the final write always happens: {}", note.body);
+    gitlab
+}
+
+#[test]
+fn live_writes_wait_for_the_minimum_interval() {
+    // Written a moment ago by another job: no live write during a short step.
+    assert_eq!(live_writes(&step_with_note_aged(0.0, "60s", "1")), 0);
+    // Older than the interval: the step shows as running at once.
+    assert_eq!(live_writes(&step_with_note_aged(100.0, "20s", "1")), 1);
+    // 0 turns the throttle off.
+    assert_eq!(live_writes(&step_with_note_aged(0.0, "0", "1")), 1);
+    // Too fresh at the start, but the step outlives the interval: the live write follows then.
+    assert_eq!(live_writes(&step_with_note_aged(0.0, "1s", "3")), 1);
+}

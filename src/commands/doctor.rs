@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::cli::say;
 use crate::config::{Env, ProcessEnv};
 use crate::context::{self, Publishing};
-use crate::gitlab::{self, ApiError, Client};
+use crate::gitlab::{self, days_from_civil, ApiError, Client};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Warn when the token expires within this many days.
@@ -204,25 +204,13 @@ fn days_until(date: &str) -> Option<i64> {
     Some(days_from_civil(year, month, day) - today)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn civil_days() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(days_from_civil(2026, 11, 21), 20_778);
+    fn days_until_reads_dates() {
         assert_eq!(days_until("not a date"), None);
+        assert_eq!(days_until("1970-01-02"), days_until("1970-01-01").map(|d| d + 1));
     }
 }

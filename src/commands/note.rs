@@ -174,7 +174,7 @@ fn write_note(client: &Client, context: &PublishContext, deadline: Instant) -> i
     };
     // The final writer of a pipeline: verify for as long as the deadline allows.
     match note.settle(deadline, u32::MAX) {
-        Ok(Synced::Written | Synced::Unchanged) => 0,
+        Ok(Synced::Written | Synced::Unchanged | Synced::Throttled(_)) => 0,
         Ok(Synced::NewerPipeline(newer)) => {
             say(&format!("herald: the note already shows the newer pipeline #{newer}; left as it is"));
             0

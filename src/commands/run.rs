@@ -62,11 +62,7 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, hidden_v
         say(&section.end_marker(unix_now()));
         say(&summary_line(&settings.step, &outcome));
     }
-    match (publisher, &settings.publishing) {
-        (Some(publisher), _) => publisher.finish(&outcome, &excerpt, flush_timeout),
-        (None, Publishing::Off(Some(why))) => say(why),
-        (None, _) => {}
-    }
+    // The local report first: it is instant, and the job may be killed during the network flush.
     if let Some(path) = &settings.junit {
         let description = outcome.describe();
         let case = junit::TestCase {
@@ -77,6 +73,11 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, hidden_v
             output: &excerpt,
         };
         junit::append_or_warn(path, &case);
+    }
+    match (publisher, &settings.publishing) {
+        (Some(publisher), _) => publisher.finish(&outcome, &excerpt, flush_timeout),
+        (None, Publishing::Off(Some(why))) => say(why),
+        (None, _) => {}
     }
     outcome
 }

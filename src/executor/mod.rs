@@ -178,18 +178,8 @@ fn find_program(program: &str) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::MapEnv;
     use std::collections::HashMap;
-
-    struct MapEnv(HashMap<&'static str, &'static str>);
-
-    impl Env for MapEnv {
-        fn get(&self, key: &str) -> Option<OsString> {
-            self.0.get(key).map(OsString::from)
-        }
-        fn vars(&self) -> Vec<(String, String)> {
-            self.0.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-        }
-    }
 
     #[test]
     fn the_token_comes_only_from_the_runner() {

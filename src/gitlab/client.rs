@@ -10,7 +10,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -79,6 +79,8 @@ pub struct Client {
     api_url: String,
     token: Token,
     dry_run: bool,
+    /// GitLab's clock (its `Date` header), as of the latest answer.
+    server_time: Mutex<Option<f64>>,
 }
 
 impl Client {
@@ -95,7 +97,13 @@ impl Client {
             .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls.build())
             .build();
-        Ok(Client { agent: config.into(), api_url: api_url.to_owned(), token, dry_run })
+        Ok(Client { agent: config.into(), api_url: api_url.to_owned(), token, dry_run, server_time: Mutex::new(None) })
+    }
+
+    /// GitLab's time as of its latest answer, in Unix seconds: for comparing with its
+    /// timestamps without trusting this machine's clock.
+    pub fn server_time(&self) -> Option<f64> {
+        *self.server_time.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn token(&self) -> &Token {
@@ -151,6 +159,9 @@ impl Client {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let location = header("location");
         let next_page = header("x-next-page").and_then(|page| page.trim().parse().ok());
+        if let Some(now) = header("date").as_deref().and_then(super::parse_http_date) {
+            *self.server_time.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(now);
+        }
         let text = response
             .body_mut()
             .with_config()

@@ -2,6 +2,7 @@
 //! API come from ../shared/docs/gitlab-reference.md, cited by section.
 
 mod client;
+mod time;
 mod token;
 
 use std::time::Duration;
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 pub use client::{count_certificates, ApiError, Client, Reply};
+pub use time::{days_from_civil, parse_http_date, parse_iso8601};
 pub use token::{percent_encode, Token, MASK};
 
 /// A commit status state (reference §A.1). herald posts `running`, then one final state.
@@ -247,6 +249,8 @@ pub struct Note {
     pub author: Author,
     #[serde(default)]
     pub system: bool,
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 fn notes_path(project: &str, mr_iid: u64) -> String {

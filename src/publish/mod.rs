@@ -163,15 +163,7 @@ impl Worker {
                         note.know_me(me);
                     }
                     if let (Some(note), StatusState::Running) = (note.as_mut(), wanted.state) {
-                        // Live: show the step running. Best effort; stops when the step ends.
-                        let stashed = &self.stashed;
-                        let interrupted = || {
-                            if stashed.borrow().is_none() {
-                                *stashed.borrow_mut() = self.events.try_recv().ok();
-                            }
-                            stashed.borrow().is_some()
-                        };
-                        let _ = note.refresh(Instant::now() + REFRESH_TIMEOUT, &interrupted);
+                        self.live_update(note);
                     }
                 }
                 Err(error) if error.is_retryable() => {
@@ -193,6 +185,31 @@ impl Worker {
                     }
                 }
                 Err(error) => return self.failed(&explain(&error, context, &self.name)),
+            }
+        }
+    }
+
+    /// Shows the step running in the note, while it runs: once, as soon as the note is older
+    /// than `HERALD_MIN_UPDATE_INTERVAL`. Gives way as soon as the step ends.
+    fn live_update(&self, note: &mut NoteSync<'_>) {
+        let interrupted = || {
+            if self.stashed.borrow().is_none() {
+                *self.stashed.borrow_mut() = self.events.try_recv().ok();
+            }
+            self.stashed.borrow().is_some()
+        };
+        loop {
+            match note.refresh(Instant::now() + REFRESH_TIMEOUT, &interrupted) {
+                Ok(Synced::Throttled(wait)) => match self.events.recv_timeout(wait) {
+                    Ok(event) => {
+                        *self.stashed.borrow_mut() = Some(event);
+                        return;
+                    }
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+                // Written, unchanged, or not possible now: the final write will follow anyway.
+                _ => return,
             }
         }
     }

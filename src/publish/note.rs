@@ -40,6 +40,9 @@ pub enum Synced {
     Written,
     /// The note shows a newer pipeline; left alone.
     NewerPipeline(u64),
+    /// A live write skipped: the note changed less than `HERALD_MIN_UPDATE_INTERVAL` ago. Try
+    /// again after this long.
+    Throttled(Duration),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,7 @@ pub struct NoteSync<'c> {
     pipeline_id: u64,
     sha: String,
     status_prefix: String,
+    min_interval: Duration,
     /// The token's user: herald's notes are the ones it wrote.
     me: Option<u64>,
     /// The note found or created earlier by this process.
@@ -79,6 +83,7 @@ impl<'c> NoteSync<'c> {
             pipeline_id: context.pipeline_id?,
             sha: context.sha.clone(),
             status_prefix: context.status_prefix.clone(),
+            min_interval: context.min_update_interval,
             me: None,
             note_id: None,
             backoff: Backoff::starting_at(FIRST_PAUSE),
@@ -96,8 +101,9 @@ impl<'c> NoteSync<'c> {
         self.sync(deadline, rounds, &|| false)
     }
 
-    /// Writes the note once, without verifying: a live update while a step runs. Stops early
-    /// when `interrupted` says so (the step ended: its final state matters more).
+    /// Writes the note once, without verifying: a live update while a step runs. Skipped while
+    /// the note is younger than `HERALD_MIN_UPDATE_INTERVAL` by GitLab's clock. Stops early when
+    /// `interrupted` says so (the step ended: its final state matters more).
     pub fn refresh(&mut self, deadline: Instant, interrupted: &dyn Fn() -> bool) -> Result<Synced, SyncError> {
         self.sync(deadline, 1, interrupted)
     }
@@ -132,6 +138,11 @@ impl<'c> NoteSync<'c> {
                     return Ok(Synced::NewerPipeline(shown));
                 }
             }
+            if rounds == 1 {
+                if let Some(wait) = note.as_ref().and_then(|n| self.too_fresh(n)) {
+                    return Ok(Synced::Throttled(wait));
+                }
+            }
             let body = view::render(&self.load_view(&guard)?);
             match &note {
                 Some(note) if note.body.trim_end() == body.trim_end() => {
@@ -155,6 +166,14 @@ impl<'c> NoteSync<'c> {
             }
         }
         Err(SyncError::NoAgreement(rounds))
+    }
+
+    /// How much longer the note is too young for a live write, by GitLab's own clock.
+    fn too_fresh(&self, note: &Note) -> Option<Duration> {
+        let updated = gitlab::parse_iso8601(note.updated_at.as_deref()?)?;
+        let age = self.client.server_time()? - updated;
+        let left = self.min_interval.as_secs_f64() - age;
+        (left > 0.0).then(|| Duration::from_secs_f64(left.min(self.min_interval.as_secs_f64())))
     }
 
     /// Our note: by id when this process knows it, else by listing (and removing duplicates).

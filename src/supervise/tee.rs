@@ -18,27 +18,59 @@ use std::time::{Duration, Instant};
 const MAX_LINE: usize = 512;
 const CHUNK: usize = 64 * 1024;
 
-/// The last lines of a step's output (stdout and stderr together, in arrival order).
+/// The last lines of a step's output.
 pub struct Tee {
     ring: Arc<Mutex<Ring>>,
     pumps: Vec<JoinHandle<()>>,
 }
 
+/// The last `capacity` lines of each stream, numbered in arrival order. Two pipes cannot tell
+/// which of two lines written at nearly the same moment came first, and a chunk of stdout read
+/// after a stderr line may hold lines written before it; so each stream keeps its own tail, and
+/// the excerpt reserves room for stderr, where failures usually explain themselves.
 struct Ring {
-    lines: VecDeque<String>,
+    streams: [VecDeque<(u64, String)>; 2],
+    next: u64,
     capacity: usize,
 }
 
+const STDOUT: usize = 0;
+const STDERR: usize = 1;
+
 impl Ring {
-    fn push(&mut self, raw: &[u8]) {
+    fn push(&mut self, stream: usize, raw: &[u8]) {
         let text = clean(raw);
         if text.trim().is_empty() {
             return;
         }
-        if self.lines.len() == self.capacity {
-            self.lines.pop_front();
+        let lines = &mut self.streams[stream];
+        if lines.len() == self.capacity {
+            lines.pop_front();
         }
-        self.lines.push_back(text);
+        lines.push_back((self.next, text));
+        self.next += 1;
+    }
+
+    /// The last `capacity` lines in arrival order, at least half of them (rounded up) from
+    /// stderr when stderr has that many.
+    fn excerpt(&self) -> Vec<String> {
+        let mut merged: Vec<(u64, usize, &String)> = (0..2)
+            .flat_map(|stream| self.streams[stream].iter().map(move |(seq, line)| (*seq, stream, line)))
+            .collect();
+        merged.sort_by_key(|(seq, _, _)| *seq);
+        let mut chosen: Vec<(u64, usize, &String)> = merged.iter().rev().take(self.capacity).copied().collect();
+        let wanted_err = self.streams[STDERR].len().min(self.capacity.div_ceil(2));
+        let missing: Vec<&(u64, String)> =
+            self.streams[STDERR].iter().rev().filter(|(seq, _)| !chosen.iter().any(|(s, _, _)| s == seq)).collect();
+        let mut missing = missing.into_iter();
+        while chosen.iter().filter(|(_, stream, _)| *stream == STDERR).count() < wanted_err {
+            let Some((seq, line)) = missing.next() else { break };
+            // Give the oldest stdout line's place to the newest stderr line not yet shown.
+            let Some(oldest_out) = chosen.iter().rposition(|(_, stream, _)| *stream == STDOUT) else { break };
+            chosen[oldest_out] = (*seq, STDERR, line);
+        }
+        chosen.sort_by_key(|(seq, _, _)| *seq);
+        chosen.into_iter().map(|(_, _, line)| line.clone()).collect()
     }
 }
 
@@ -49,10 +81,12 @@ impl Tee {
         stderr: impl Read + Send + 'static,
         lines: usize,
     ) -> std::io::Result<Tee> {
-        let ring = Arc::new(Mutex::new(Ring { lines: VecDeque::with_capacity(lines), capacity: lines.max(1) }));
+        let ring =
+            Arc::new(Mutex::new(Ring { streams: [VecDeque::new(), VecDeque::new()], next: 0, capacity: lines.max(1) }));
         let own_stdout = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
         let own_stderr = File::from(std::io::stderr().as_fd().try_clone_to_owned()?);
-        let pumps = vec![pump(stdout, own_stdout, ring.clone())?, pump(stderr, own_stderr, ring.clone())?];
+        let pumps =
+            vec![pump(STDOUT, stdout, own_stdout, ring.clone())?, pump(STDERR, stderr, own_stderr, ring.clone())?];
         Ok(Tee { ring, pumps })
     }
 
@@ -69,11 +103,16 @@ impl Tee {
             }
         }
         let ring = self.ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        ring.lines.iter().cloned().collect()
+        ring.excerpt()
     }
 }
 
-fn pump(mut from: impl Read + Send + 'static, mut to: File, ring: Arc<Mutex<Ring>>) -> std::io::Result<JoinHandle<()>> {
+fn pump(
+    stream: usize,
+    mut from: impl Read + Send + 'static,
+    mut to: File,
+    ring: Arc<Mutex<Ring>>,
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("tee".into()).spawn(move || {
         let mut buffer = vec![0u8; CHUNK];
         let mut partial: Vec<u8> = Vec::new();
@@ -88,7 +127,7 @@ fn pump(mut from: impl Read + Send + 'static, mut to: File, ring: Arc<Mutex<Ring
             let mut ring = ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             for byte in &buffer[..n] {
                 if *byte == b'\n' {
-                    ring.push(&partial);
+                    ring.push(stream, &partial);
                     partial.clear();
                 } else if partial.len() < MAX_LINE {
                     partial.push(*byte);
@@ -96,7 +135,7 @@ fn pump(mut from: impl Read + Send + 'static, mut to: File, ring: Arc<Mutex<Ring
             }
         }
         if !partial.is_empty() {
-            ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(&partial);
+            ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(stream, &partial);
         }
     })
 }
@@ -144,12 +183,26 @@ mod tests {
         assert_eq!(clean(b"tab\there\x07"), "tab\there");
     }
 
+    fn ring(capacity: usize, lines: &[(usize, &str)]) -> Vec<String> {
+        let mut ring = Ring { streams: [VecDeque::new(), VecDeque::new()], next: 0, capacity };
+        for (stream, line) in lines {
+            ring.push(*stream, line.as_bytes());
+        }
+        ring.excerpt()
+    }
+
     #[test]
     fn the_ring_keeps_the_last_lines() {
-        let mut ring = Ring { lines: VecDeque::new(), capacity: 2 };
-        for line in ["one", "", "two", "three"] {
-            ring.push(line.as_bytes());
-        }
-        assert_eq!(ring.lines, ["two", "three"]);
+        assert_eq!(ring(2, &[(STDOUT, "one"), (STDOUT, ""), (STDOUT, "two"), (STDOUT, "three")]), ["two", "three"]);
+    }
+
+    #[test]
+    fn stderr_keeps_its_share_when_stdout_arrives_late() {
+        // The stderr line was read before a chunk of stdout written around it.
+        let lines = [(STDERR, "error: boom"), (STDOUT, "a"), (STDOUT, "b"), (STDOUT, "c"), (STDOUT, "aborting")];
+        assert_eq!(ring(3, &lines), ["error: boom", "c", "aborting"]);
+        assert_eq!(ring(1, &lines), ["error: boom"]);
+        let only_out = [(STDOUT, "a"), (STDOUT, "b"), (STDOUT, "c")];
+        assert_eq!(ring(2, &only_out), ["b", "c"]);
     }
 }

@@ -134,6 +134,8 @@ pub struct Note {
     pub system: bool,
     /// Logical clock of the last change (GitLab keeps `updated_at` when a PUT changes nothing).
     pub updated: u64,
+    /// `updated_at`, in Unix seconds.
+    pub updated_at: f64,
 }
 
 /// A fault to inject instead of (or around) the normal answer.
@@ -377,8 +379,21 @@ impl World {
     pub fn add_note(&mut self, mr_iid: u64, author_id: u64, body: &str) -> u64 {
         let id = self.new_id();
         let updated = self.tick();
-        self.notes.push(Note { id, mr_iid, body: body.into(), author_id, system: false, updated });
+        self.notes.push(Note {
+            id,
+            mr_iid,
+            body: body.into(),
+            author_id,
+            system: false,
+            updated,
+            updated_at: unix_now(),
+        });
         id
+    }
+
+    /// Makes a note look `seconds` older, as if time had passed since its last edit.
+    pub fn age_note(&mut self, id: u64, seconds: f64) {
+        self.notes.iter_mut().filter(|n| n.id == id).for_each(|n| n.updated_at -= seconds);
     }
 
     /// The external statuses (latest, not retried) of a pipeline, by name.
@@ -525,6 +540,7 @@ fn serve(mut connection: TcpStream, world: &Mutex<World>, stopping: &AtomicBool)
     for (name, value) in &answer.headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
+    text.push_str(&format!("Date: {}\r\n", http_date(unix_now())));
     text.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", answer.body.len()));
     if fault == Some(Fault::CutBody) {
         text.push_str(&answer.body[..answer.body.len() / 2]);
@@ -793,10 +809,48 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
     }
 }
 
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// `2026-11-21T00:31:13.123Z`, as GitLab's JSON has it.
+fn iso8601(unix: f64) -> String {
+    let (y, m, d) = civil(unix.div_euclid(86_400.0) as i64);
+    let seconds = unix.rem_euclid(86_400.0);
+    let whole = seconds as u64;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        whole / 3600,
+        whole / 60 % 60,
+        whole % 60,
+        ((seconds - whole as f64) * 1000.0) as u64
+    )
+}
+
+/// `Sun, 22 Nov 2026 00:31:13 GMT`, as HTTP's Date header has it.
+fn http_date(unix: f64) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let days = unix.div_euclid(86_400.0) as i64;
+    let (y, m, d) = civil(days);
+    let whole = unix.rem_euclid(86_400.0) as u64;
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[m as usize - 1],
+        whole / 3600,
+        whole / 60 % 60,
+        whole % 60
+    )
+}
+
 fn date_in_days(days: i64) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    let day = now.div_euclid(86_400) + days;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let (y, m, d) = civil((unix_now() as i64).div_euclid(86_400) + days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The civil date of a day number since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil(day: i64) -> (i64, i64, i64) {
     let z = day + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -806,7 +860,7 @@ fn date_in_days(days: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    (y, m, d)
 }
 
 /// The project by id or path, if the user can see it (private project: members only, §C.2).
@@ -1104,6 +1158,7 @@ fn notes(
                 let stored = &mut world.notes[index];
                 stored.body = body.clone();
                 stored.updated = updated;
+                stored.updated_at = unix_now();
             }
             let note = world.notes[index].clone();
             Answer::json(200, note_entity(world, &note))
@@ -1144,7 +1199,7 @@ fn note_entity(world: &World, note: &Note) -> Value {
     json!({
         "id": note.id, "type": null, "body": note.body, "system": note.system,
         "author": { "id": author.id, "username": author.username, "name": author.username, "state": "active", "bot": author.bot },
-        "created_at": "2026-11-21T00:00:00.000Z", "updated_at": format!("2026-11-21T00:00:00.{:03}Z", note.updated % 1000),
+        "created_at": "2026-11-21T00:00:00.000Z", "updated_at": iso8601(note.updated_at),
         "noteable_type": "MergeRequest", "noteable_iid": note.mr_iid, "resolvable": false, "confidential": false,
         "internal": false, "commands_changes": {},
     })
@@ -1267,5 +1322,7 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(date_in_days(0).len(), 10);
+        assert_eq!(iso8601(20_778.0 * 86_400.0 + 3661.5), "2026-11-21T01:01:01.500Z");
+        assert_eq!(http_date(20_778.0 * 86_400.0 + 10.0), "Sat, 21 Nov 2026 00:00:10 GMT");
     }
 }
