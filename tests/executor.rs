@@ -184,6 +184,23 @@ fn cleanup_closes_a_stage_left_open() {
 }
 
 #[test]
+fn config_reports_directories_only_when_the_administrator_sets_them() {
+    let gitlab = GitLab::start();
+    let job = RunnerJob::new(&gitlab, "build");
+    let plain: serde_json::Value =
+        serde_json::from_str(run(&mut job.command(&["config"], None)).stdout_text().trim()).unwrap();
+    assert!(plain.get("builds_dir").is_none(), "the runner's own builds_dir stays in force");
+    assert_eq!(plain["driver"]["version"], env!("CARGO_PKG_VERSION"));
+    let set = run(job
+        .command(&["config"], None)
+        .env("HERALD_EXECUTOR_BUILDS_DIR", "/srv/builds")
+        .env("HERALD_EXECUTOR_CACHE_DIR", "/srv/cache"));
+    let set: serde_json::Value = serde_json::from_str(set.stdout_text().trim()).unwrap();
+    assert_eq!((set["builds_dir"].as_str(), set["cache_dir"].as_str()), (Some("/srv/builds"), Some("/srv/cache")));
+    assert_eq!(set["builds_dir_is_shared"], false);
+}
+
+#[test]
 fn a_missing_shell_is_a_system_failure() {
     let gitlab = GitLab::start();
     let mut job = RunnerJob::new(&gitlab, "build");

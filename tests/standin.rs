@@ -20,14 +20,15 @@ impl Answer {
 fn call(gitlab: &GitLab, method: &str, path: &str, token: &str, body: Option<Value>) -> Answer {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let url = format!("{}{path}", gitlab.api_url());
-    let response = match body {
-        Some(body) => agent
-            .post(&url)
-            .header("PRIVATE-TOKEN", token)
-            .header("Content-Type", "application/json")
-            .send(body.to_string()),
-        None if method == "GET" => agent.get(&url).header("PRIVATE-TOKEN", token).call(),
-        None => panic!("unsupported"),
+    let with_token = |request: ureq::RequestBuilder<ureq::typestate::WithBody>| {
+        request.header("PRIVATE-TOKEN", token).header("Content-Type", "application/json")
+    };
+    let response = match (method, body) {
+        ("POST", Some(body)) => with_token(agent.post(&url)).send(body.to_string()),
+        ("PUT", Some(body)) => with_token(agent.put(&url)).send(body.to_string()),
+        ("GET", None) => agent.get(&url).header("PRIVATE-TOKEN", token).call(),
+        ("DELETE", None) => agent.delete(&url).header("PRIVATE-TOKEN", token).call(),
+        other => panic!("unsupported: {other:?}"),
     };
     let mut response = response.expect("the stand-in answers");
     let status = response.status().as_u16();
@@ -200,4 +201,53 @@ fn rack_attack_rate_limits_answer_in_plain_text_with_headers() {
     assert_eq!((limited.status, limited.body.as_str()), (429, "Retry later\n"));
     assert_eq!(limited.headers.get("retry-after").unwrap(), "7");
     assert!(limited.headers.get("ratelimit-reset").is_some());
+}
+
+#[test]
+fn notes_behave_like_gitlabs() {
+    let gitlab = GitLab::start();
+    let notes = "/projects/42/merge_requests/1/notes";
+    let create = |token: &str, body: &str| call(&gitlab, "POST", notes, token, Some(json!({ "body": body })));
+
+    // §B.3: quick actions run on create; a body of commands only is not saved (202).
+    let commands = create(TOKEN_DEVELOPER, "/approve\n/merge");
+    assert_eq!(commands.status, 202);
+    assert_eq!(gitlab.with(|w| (w.notes.len(), w.quick_actions.len())), (0, 2));
+    // ... and inside a code block they are text.
+    assert_eq!(create(TOKEN_DEVELOPER, "```\n/merge\n```").status, 201);
+    assert_eq!(gitlab.with(|w| w.quick_actions.len()), 2);
+
+    let mine = create(TOKEN_DEVELOPER, "first").json()["id"].as_u64().unwrap();
+    let theirs = create(TOKEN_MAINTAINER, "second").json()["id"].as_u64().unwrap();
+    // §B.1: newest first by default; oldest first with sort=asc.
+    let listed: Vec<u64> = call(&gitlab, "GET", notes, TOKEN_DEVELOPER, None)
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed.first(), Some(&theirs));
+    let ascending = call(&gitlab, "GET", &format!("{notes}?sort=asc"), TOKEN_DEVELOPER, None).json();
+    assert_eq!(ascending.as_array().unwrap().last().unwrap()["id"].as_u64(), Some(theirs));
+
+    // §B.2: the author or a Maintainer may edit; a Developer may not edit another's note.
+    let put = |token: &str, id: u64, body: &str| {
+        call(&gitlab, "PUT", &format!("{notes}/{id}"), token, Some(json!({ "body": body })))
+    };
+    let refused = put(TOKEN_DEVELOPER, theirs, "edited");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(put(TOKEN_MAINTAINER, mine, "edited by a maintainer").status, 200);
+    assert_eq!(call(&gitlab, "DELETE", &format!("{notes}/{theirs}"), TOKEN_DEVELOPER, None).status, 403);
+    // §B.3: an update that leaves only commands deletes the note.
+    assert_eq!(put(TOKEN_DEVELOPER, mine, "/close").status, 200);
+    assert_eq!(call(&gitlab, "GET", &format!("{notes}/{mine}"), TOKEN_DEVELOPER, None).status, 404);
+    // §B.1: the size limit.
+    let huge = create(TOKEN_DEVELOPER, &"x".repeat(1_000_001));
+    assert_eq!(huge.status, 400);
+    assert!(huge.json()["message"].as_str().unwrap().contains("is too long"));
+    assert!(
+        call(&gitlab, "GET", notes, TOKEN_DEVELOPER, None).headers.get("date").is_some(),
+        "answers carry GitLab's clock"
+    );
 }
