@@ -1,22 +1,31 @@
 #!/bin/sh
 # Installs herald. POSIX sh: runs under Alpine's ash, dash and bash alike.
 #
-# From a checkout of herald, it builds a release binary with cargo and installs it into PREFIX/bin:
-# static musl (the fastest and most portable build) when the Rust target and a musl C compiler are
-# installed (TLS code is partly C), otherwise for this system's libc.
-# Running it again replaces the binary only when the build changed.
+# Two ways:
+# - From a checkout of herald (no --from/--version): builds a release binary with cargo: static
+#   musl (the fastest and most portable build) when the Rust target and a musl C compiler are
+#   installed (TLS code is partly C), otherwise for this system's libc.
+# - In a runner image: installs a release archive (scripts/release.sh makes them) for this
+#   machine's target, from a URL or a local file, after checking its sha256.
 #
-#   ./install.sh                     # into /usr/local (root) or ~/.local (anyone else)
-#   ./install.sh --prefix /opt/ci    # into /opt/ci/bin/herald
+# Either way it installs PREFIX/bin/herald, and running it again changes nothing when the binary
+# is the same.
 set -eu
 
 usage() {
   cat <<'EOF'
-Usage: install.sh [--prefix DIR]
+Usage: install.sh [--prefix DIR] [--from URL|FILE [--sha256 HEX]] [--version V --base-url URL] [--arch ARCH]
 
-Builds herald from this checkout with cargo and installs it as DIR/bin/herald.
-  --prefix DIR   where to install [default: /usr/local as root, else $HOME/.local]
-  -h, --help     show this help
+From a herald checkout, with no --from or --version: builds herald with cargo and installs it.
+Otherwise installs a release archive herald-<version>-<arch>-unknown-linux-musl.tar.gz:
+  --from URL|FILE  the archive; its checksum is --sha256, or the file <archive>.sha256 beside it
+  --sha256 HEX     the archive's expected sha256
+  --version V      the release to install, from --base-url (or HERALD_RELEASE_URL):
+                   <base-url>/<V>/herald-<V>-<arch>-unknown-linux-musl.tar.gz
+  --base-url URL   where releases are published (a GitLab generic package, for example)
+  --arch ARCH      x86_64 or aarch64 [default: this machine's]
+  --prefix DIR     where to install [default: /usr/local as root, else $HOME/.local]
+  -h, --help       show this help
 EOF
 }
 
@@ -25,19 +34,32 @@ fail() {
   exit 1
 }
 
+need() {
+  command -v "$1" >/dev/null 2>&1 || fail "$1 is needed${2:+ $2}, and was not found"
+}
+
 if [ "$(id -u)" = 0 ]; then prefix=/usr/local; else prefix="${HOME:-}/.local"; fi
+from="" sha256="" version="" base_url="${HERALD_RELEASE_URL:-}" arch=""
+
+# value OPTION ARGC VALUE: the option's value, or a clear error.
+value() {
+  if [ "$2" -lt 2 ] || [ -z "$3" ]; then fail "$1 needs a value (see --help)"; fi
+  printf '%s' "$3"
+}
 
 while [ $# -gt 0 ]; do
   case $1 in
-    --prefix)
-      if [ $# -lt 2 ] || [ -z "$2" ]; then fail "--prefix needs a directory"; fi
-      prefix=$2
-      shift 2
-      ;;
-    --prefix=*)
-      prefix=${1#--prefix=}
-      [ -n "$prefix" ] || fail "--prefix needs a directory"
+    --prefix) prefix=$(value "$1" $# "${2:-}"); shift 2 ;;
+    --from) from=$(value "$1" $# "${2:-}"); shift 2 ;;
+    --sha256) sha256=$(value "$1" $# "${2:-}"); shift 2 ;;
+    --version) version=$(value "$1" $# "${2:-}"); shift 2 ;;
+    --base-url) base_url=$(value "$1" $# "${2:-}"); shift 2 ;;
+    --arch) arch=$(value "$1" $# "${2:-}"); shift 2 ;;
+    --*=*)
+      # --option=value: split, and read again as --option value.
+      option=${1%%=*} argument=${1#*=}
       shift
+      set -- "$option" "$argument" "$@"
       ;;
     -h | --help)
       usage
@@ -47,34 +69,105 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-source_dir=$(cd "$(dirname "$0")" && pwd)
-grep -q '^name = "gitlab-herald"' "$source_dir/Cargo.toml" 2>/dev/null ||
-  fail "run this script from a herald checkout (no herald Cargo.toml next to it)"
-command -v cargo >/dev/null 2>&1 ||
-  fail "cargo is needed to build herald from source; install Rust from https://rustup.rs"
-
-musl_target="$(uname -m)-unknown-linux-musl"
-have_musl_cc() { command -v musl-gcc >/dev/null 2>&1 || command -v "$(uname -m)-linux-musl-gcc" >/dev/null 2>&1; }
-if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$musl_target" && have_musl_cc; then
-  (cd "$source_dir" && cargo build --quiet --locked --release --target "$musl_target") || fail "cargo build failed"
-  built="$source_dir/target/$musl_target/release/herald"
-else
-  printf 'install.sh: building for this system'"'"'s libc; for the faster static build: rustup target add %s, and a musl C compiler (Debian: apt-get install musl-tools)\n' "$musl_target" >&2
-  (cd "$source_dir" && cargo build --quiet --locked --release) || fail "cargo build failed"
-  built="$source_dir/target/release/herald"
-fi
-
 target="$prefix/bin/herald"
-mkdir -p "$prefix/bin" || fail "cannot create $prefix/bin"
-if [ -f "$target" ] && cmp -s "$built" "$target"; then
-  printf 'herald is up to date at %s\n' "$target"
-else
+
+# Puts $1 at $target, unless the same binary is already there.
+install_binary() {
+  mkdir -p "$prefix/bin" || fail "cannot create $prefix/bin"
+  if [ -f "$target" ] && cmp -s "$1" "$target"; then
+    printf 'herald is up to date at %s\n' "$target"
+    return
+  fi
   # Copy next to the target, then rename: a running herald is never overwritten in place.
-  if ! { cp "$built" "$target.new.$$" && chmod 755 "$target.new.$$" && mv -f "$target.new.$$" "$target"; }; then
+  if ! { cp "$1" "$target.new.$$" && chmod 755 "$target.new.$$" && mv -f "$target.new.$$" "$target"; }; then
     rm -f "$target.new.$$"
     fail "cannot write $target"
   fi
   printf 'installed %s (%s)\n' "$target" "$("$target" --version)"
+}
+
+from_checkout() {
+  source_dir=$(cd "$(dirname "$0")" && pwd)
+  grep -q '^name = "gitlab-herald"' "$source_dir/Cargo.toml" 2>/dev/null ||
+    fail "not in a herald checkout: give a release archive with --from, or --version with --base-url"
+  need cargo "to build herald from source (install Rust from https://rustup.rs)"
+  musl_target="$(uname -m)-unknown-linux-musl"
+  if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$musl_target" &&
+    { command -v musl-gcc >/dev/null 2>&1 || command -v "$(uname -m)-linux-musl-gcc" >/dev/null 2>&1; }; then
+    (cd "$source_dir" && cargo build --quiet --locked --release --target "$musl_target") || fail "cargo build failed"
+    install_binary "$source_dir/target/$musl_target/release/herald"
+  else
+    printf 'install.sh: building for this system'"'"'s libc; for the faster static build: rustup target add %s, and a musl C compiler (Debian: apt-get install musl-tools)\n' "$musl_target" >&2
+    (cd "$source_dir" && cargo build --quiet --locked --release) || fail "cargo build failed"
+    install_binary "$source_dir/target/release/herald"
+  fi
+}
+
+# fetch SOURCE DEST: a URL or a local file, to DEST; fails quietly (the caller says what failed).
+fetch() {
+  case $1 in
+    http://* | https://*)
+      if command -v curl >/dev/null 2>&1; then
+        curl -fsSL -o "$2" "$1"
+      elif command -v wget >/dev/null 2>&1; then
+        wget -q -O "$2" "$1"
+      else
+        fail "curl or wget is needed to download $1, and neither was found"
+      fi
+      ;;
+    *)
+      if [ ! -f "$1" ]; then return 1; fi
+      cp "$1" "$2"
+      ;;
+  esac
+}
+
+sha256_of() {
+  if command -v sha256sum >/dev/null 2>&1; then
+    sha256sum "$1" | cut -d' ' -f1
+  elif command -v shasum >/dev/null 2>&1; then
+    shasum -a 256 "$1" | cut -d' ' -f1
+  elif command -v openssl >/dev/null 2>&1; then
+    openssl dgst -sha256 "$1" | sed 's/.*= *//'
+  else
+    fail "sha256sum, shasum or openssl is needed to check the archive, and none was found"
+  fi
+}
+
+from_archive() {
+  [ "$(uname -s)" = Linux ] || fail "herald runs on Linux only (this is $(uname -s))"
+  case ${arch:-$(uname -m)} in
+    x86_64 | amd64) arch=x86_64 ;;
+    aarch64 | arm64) arch=aarch64 ;;
+    *) fail "unsupported architecture '${arch:-$(uname -m)}': herald ships x86_64 and aarch64 Linux builds" ;;
+  esac
+  if [ -z "$from" ]; then
+    [ -n "$base_url" ] || fail "--version needs --base-url (or HERALD_RELEASE_URL): where releases are published"
+    from="${base_url%/}/$version/herald-$version-$arch-unknown-linux-musl.tar.gz"
+  fi
+  case $from in
+    *"-$arch-unknown-linux-musl.tar.gz") ;;
+    *-unknown-linux-musl.tar.gz) fail "$from is not for $arch (use the $arch archive, or --arch)" ;;
+  esac
+  need tar "to unpack the archive"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  fetch "$from" "$work/herald.tar.gz" || fail "cannot get $from"
+  if [ -z "$sha256" ]; then
+    fetch "$from.sha256" "$work/herald.tar.gz.sha256" 2>/dev/null ||
+      fail "no checksum: give --sha256, or publish $from.sha256 beside the archive"
+    sha256=$(cut -d' ' -f1 <"$work/herald.tar.gz.sha256")
+  fi
+  actual=$(sha256_of "$work/herald.tar.gz")
+  [ "$actual" = "$sha256" ] || fail "checksum mismatch for $from: expected $sha256, got $actual; not installed"
+  tar -xzf "$work/herald.tar.gz" -C "$work" herald 2>/dev/null || fail "$from holds no herald binary"
+  install_binary "$work/herald"
+}
+
+if [ -n "$from" ] || [ -n "$version" ]; then
+  from_archive
+else
+  from_checkout
 fi
 
 case ":${PATH:-}:" in

@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod doctor;
 mod executor;
+mod install;
 mod joblog;
 mod junit;
 mod note_render;

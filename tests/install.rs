@@ -1,0 +1,126 @@
+//! install.sh as a runner image's Dockerfile would use it: a release archive, checked by sha256,
+//! into a prefix, under POSIX shells; and shellcheck over every shell script in the repository.
+//! (The checkout mode, which builds with cargo, is exercised by .ci/run from its clean clone.)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{run, Finished, TempDir};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn arch() -> String {
+    String::from_utf8(Command::new("uname").arg("-m").output().unwrap().stdout).unwrap().trim().to_owned()
+}
+
+/// A release archive of the herald under test, as scripts/release.sh lays it out, in `dir`.
+fn archive(dir: &Path, version: &str, content: &Path) -> PathBuf {
+    let name = format!("herald-{version}-{}-unknown-linux-musl.tar.gz", arch());
+    let staging = dir.join(format!("staging-{version}"));
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::copy(content, staging.join("herald")).unwrap();
+    let path = dir.join(&name);
+    let status = Command::new("tar").arg("-czf").arg(&path).arg("-C").arg(&staging).arg("herald").status().unwrap();
+    assert!(status.success());
+    let sum = Command::new("sha256sum").arg(&name).current_dir(dir).output().unwrap();
+    std::fs::write(dir.join(format!("{name}.sha256")), sum.stdout).unwrap();
+    path
+}
+
+fn install(shell: &str, args: &[&str]) -> Finished {
+    run(Command::new(shell).arg(repo().join("install.sh")).args(args).env_remove("HERALD_RELEASE_URL"))
+}
+
+#[test]
+fn installs_a_checked_archive_under_posix_shells_and_is_idempotent() {
+    let dir = TempDir::new("install");
+    let archive = archive(dir.path(), "9.9.9", Path::new(env!("CARGO_BIN_EXE_herald")));
+    for shell in ["dash", "bash"] {
+        let prefix = dir.join(&format!("prefix-{shell}"));
+        let prefix = prefix.to_str().unwrap();
+        let first = install(shell, &["--prefix", prefix, "--from", archive.to_str().unwrap()]);
+        assert_eq!(first.code, Some(0), "{shell}: {}", first.stderr_text());
+        assert!(first.stdout_text().contains("installed "), "{shell}: {}", first.stdout_text());
+        let version = Command::new(format!("{prefix}/bin/herald")).arg("--version").output().unwrap();
+        assert!(String::from_utf8_lossy(&version.stdout).starts_with("herald "));
+        let again = install(shell, &["--prefix", prefix, "--from", archive.to_str().unwrap()]);
+        assert_eq!(again.code, Some(0));
+        assert!(again.stdout_text().contains("up to date"), "{shell}: {}", again.stdout_text());
+    }
+}
+
+#[test]
+fn a_version_pin_finds_its_archive_under_the_base_url() {
+    let dir = TempDir::new("install-version");
+    std::fs::create_dir_all(dir.join("releases/1.2.3")).unwrap();
+    archive(&dir.join("releases/1.2.3"), "1.2.3", Path::new(env!("CARGO_BIN_EXE_herald")));
+    let prefix = dir.join("prefix");
+    let base = dir.join("releases");
+    let finished = install(
+        "sh",
+        &["--prefix", prefix.to_str().unwrap(), "--version", "1.2.3", "--base-url", base.to_str().unwrap()],
+    );
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert!(prefix.join("bin/herald").exists());
+}
+
+#[test]
+fn a_tampered_archive_is_rejected_and_nothing_is_installed() {
+    let dir = TempDir::new("install-tampered");
+    let archive = archive(dir.path(), "9.9.9", Path::new(env!("CARGO_BIN_EXE_herald")));
+    let checksum = std::fs::read_to_string(format!("{}.sha256", archive.display())).unwrap();
+    // Same name, other content (any binary will do), old checksum.
+    let archive = self::archive(dir.path(), "9.9.9", Path::new("/bin/true"));
+    std::fs::write(format!("{}.sha256", archive.display()), checksum).unwrap();
+    let prefix = dir.join("prefix");
+    let finished = install("sh", &["--prefix", prefix.to_str().unwrap(), "--from", archive.to_str().unwrap()]);
+    assert_eq!(finished.code, Some(1));
+    assert!(finished.stderr_text().starts_with("install.sh: checksum mismatch for "), "{}", finished.stderr_text());
+    assert!(finished.stderr_text().contains("not installed"));
+    assert!(!prefix.join("bin/herald").exists());
+}
+
+#[test]
+fn wrong_inputs_get_one_clear_line() {
+    let dir = TempDir::new("install-errors");
+    let archive = archive(dir.path(), "9.9.9", Path::new(env!("CARGO_BIN_EXE_herald")));
+    let prefix = dir.join("prefix");
+    let prefix = prefix.to_str().unwrap();
+    let from = archive.to_str().unwrap();
+    let bare = dir.join("bare.tar.gz");
+    std::fs::copy(&archive, &bare).unwrap();
+    for (args, expected) in [
+        (vec!["--prefix", prefix, "--from", from, "--arch", "sparc"], "unsupported architecture 'sparc'"),
+        (
+            vec!["--prefix", prefix, "--from", from, "--arch", if arch() == "x86_64" { "aarch64" } else { "x86_64" }],
+            "is not for",
+        ),
+        (vec!["--prefix", prefix, "--version", "1.0"], "--version needs --base-url"),
+        (vec!["--prefix", prefix, "--from", "/nonexistent/herald.tar.gz"], "cannot get /nonexistent/herald.tar.gz"),
+        (vec!["--prefix", prefix, "--from", bare.to_str().unwrap()], "no checksum: give --sha256"),
+        (vec!["--prefix", prefix, "--frobnicate"], "unknown argument '--frobnicate'"),
+        (vec!["--prefix"], "--prefix needs a value"),
+    ] {
+        let finished = install("sh", &args);
+        assert_eq!(finished.code, Some(1), "{args:?}");
+        let stderr = finished.stderr_text();
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+    }
+}
+
+#[test]
+fn every_shell_script_passes_shellcheck() {
+    let scripts = ["install.sh", "scripts/release.sh", "bench/overhead.sh", ".ci/run"];
+    let output = Command::new("shellcheck")
+        .args(scripts)
+        .current_dir(repo())
+        .output()
+        .expect("shellcheck is needed for this test (apt-get install shellcheck; .ci/run installs it)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    // install.sh must stay POSIX: check it as sh, whatever its shebang says.
+    let posix = Command::new("shellcheck").args(["--shell=sh", "install.sh"]).current_dir(repo()).output().unwrap();
+    assert!(posix.status.success(), "{}", String::from_utf8_lossy(&posix.stdout));
+}
