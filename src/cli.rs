@@ -97,6 +97,7 @@ Environment (see the README for all of them):
   HERALD_MODE           ci-only (default), local-only, always, off
   HERALD_FLUSH_TIMEOUT  most time spent publishing after the step ended [default: 10s]
   HERALD_DRY_RUN        print the requests instead of sending them
+  HERALD_LOG            warn (default), info, debug or trace: what herald says about its own work
   HERALD_JUNIT          path of a JUnit XML report the step is appended to";
 
 /// Parses the command line, runs the command, returns the process exit code.
@@ -113,6 +114,18 @@ pub fn main() -> i32 {
             return EXIT_HERALD_FAILED;
         }
     };
+    if let Some(filter) = std::env::var_os("HERALD_LOG") {
+        match crate::log::Level::parse(&filter.to_string_lossy()) {
+            Some(level) => crate::log::set_level(level),
+            None => {
+                say(&format!(
+                    "herald: HERALD_LOG must be one of error, warn, info, debug, trace (it is '{}')",
+                    filter.to_string_lossy()
+                ));
+                return EXIT_HERALD_FAILED;
+            }
+        }
+    }
     match cli.command {
         Command::Run(args) => crate::commands::run::run(args),
         Command::Note { close_dangling } => crate::commands::note::note(close_dangling),

@@ -4,6 +4,8 @@
 //! publish (pure) → `supervise` runs the step while `publish` tells `gitlab` about it → `report`
 //! shows its outcome. See ../shared/docs/design.md for the whole picture.
 
+#[macro_use]
+pub mod log;
 pub mod cli;
 mod commands;
 pub mod config;

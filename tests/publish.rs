@@ -390,3 +390,39 @@ fn passing_steps_publish_no_excerpt() {
     assert_eq!((finished.code, finished.stdout_text().as_str()), (Some(0), "all good\n"));
     assert!(status_of(&gitlab, PIPELINE_BRANCH, NAME_UNIT).unwrap().description.unwrap().starts_with("passed in "));
 }
+
+#[test]
+fn trace_logging_shows_the_work_and_never_the_token() {
+    let gitlab = GitLab::start();
+    let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+        .env("HERALD_LOG", "trace")
+        .args(["run", "--name", "unit", "--", "true"]));
+    assert_eq!(finished.code, Some(0));
+    let log = finished.stderr_text();
+    assert!(log.contains(&format!("herald[debug]: POST /projects/42/statuses/{SHA_MERGE} → 201 in ")), "{log}");
+    assert!(log.contains("herald[trace]: POST /projects/42/statuses/"), "request bodies at trace: {log}");
+    assert!(log.contains("herald[info]: status 'herald/lint › unit' is success"), "{log}");
+    assert!(log.contains("herald[info]: note, final write: Ok(Written)"), "{log}");
+    assert!(!log.contains(TOKEN_DEVELOPER));
+
+    // A server echoing the request headers, traced: the echo is logged, masked.
+    let echoing = GitLab::start();
+    echoing.with(|world| world.faults = Faults::always(Fault::EchoHeaders));
+    let finished = run(herald_in_ci(&echoing, PipelineKind::Branch, TOKEN_DEVELOPER)
+        .env("HERALD_LOG", "trace")
+        .env("HERALD_FLUSH_TIMEOUT", "1s")
+        .args(["run", "--name", "unit", "--", "true"]));
+    let log = finished.stderr_text();
+    assert!(log.contains("answer: upstream error, request headers:") && log.contains("[MASKED]"), "{log}");
+    assert!(!log.contains(TOKEN_DEVELOPER), "{log}");
+}
+
+#[test]
+fn an_unknown_log_filter_is_a_configuration_error() {
+    let finished = run(crate::support::herald().env("HERALD_LOG", "loud").args(["run", "--", "true"]));
+    assert_eq!(finished.code, Some(125));
+    assert_eq!(
+        finished.stderr_text(),
+        "herald: HERALD_LOG must be one of error, warn, info, debug, trace (it is 'loud')\n"
+    );
+}

@@ -147,13 +147,23 @@ impl Client {
             };
         }
         let json = || body.map(Value::to_string).unwrap_or_default();
+        if crate::log::enabled(crate::log::Level::Trace) {
+            if let Some(body) = body {
+                log!(Trace, "{} {path} body: {}", method.as_str(), self.token.redact(&body.to_string()));
+            }
+        }
+        let started = std::time::Instant::now();
         let result = match method {
             Method::Get => prepared!(self.agent.get(&url)).call(),
             Method::Delete => prepared!(self.agent.delete(&url)).call(),
             Method::Post => prepared!(self.agent.post(&url)).header("Content-Type", "application/json").send(json()),
             Method::Put => prepared!(self.agent.put(&url)).header("Content-Type", "application/json").send(json()),
         };
-        let mut response = result.map_err(|error| transport(describe_transport_error(&error)))?;
+        let mut response = result.map_err(|error| {
+            let error = transport(describe_transport_error(&error));
+            log!(Debug, "{} {path}: {error}", method.as_str());
+            error
+        })?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -168,6 +178,8 @@ impl Client {
             .limit(16 * 1024 * 1024)
             .read_to_string()
             .map_err(|error| transport(format!("the answer broke off: {error}")))?;
+        log!(Debug, "{} {path} → {status} in {} ms", method.as_str(), started.elapsed().as_millis());
+        log!(Trace, "{} {path} answer: {}", method.as_str(), self.token.redact(&text));
 
         if (200..300).contains(&status) {
             let body = if text.trim().is_empty() {

@@ -157,6 +157,7 @@ impl Worker {
             };
             match gitlab::post_status(&client, &post, left.min(REQUEST_TIMEOUT)) {
                 Ok(posted) => {
+                    log!(Info, "status '{}' is {}", self.name, wanted.state.as_str());
                     sent = Some(wanted.state);
                     backoff.reset();
                     if let (Some(note), Posted::Created { author_id: Some(me) }) = (note.as_mut(), posted) {
@@ -171,7 +172,9 @@ impl Worker {
                         ApiError::Http { retry_after, .. } => *retry_after,
                         ApiError::Transport { .. } => None,
                     };
-                    let retry_at = Instant::now() + backoff.next_wait(retry_after);
+                    let wait = backoff.next_wait(retry_after);
+                    log!(Debug, "status '{}': {error}; trying again in {} ms", self.name, wait.as_millis());
+                    let retry_at = Instant::now() + wait;
                     last_error = Some(error);
                     // Wait as asked, taking note if the step ends meanwhile; the deadline cuts it short.
                     loop {
@@ -199,7 +202,9 @@ impl Worker {
             self.stashed.borrow().is_some()
         };
         loop {
-            match note.refresh(Instant::now() + REFRESH_TIMEOUT, &interrupted) {
+            let result = note.refresh(Instant::now() + REFRESH_TIMEOUT, &interrupted);
+            log!(Debug, "note, live write: {result:?}");
+            match result {
                 Ok(Synced::Throttled(wait)) => match self.events.recv_timeout(wait) {
                     Ok(event) => {
                         *self.stashed.borrow_mut() = Some(event);
@@ -216,7 +221,9 @@ impl Worker {
 
     /// The final note write for this step.
     fn settle_note(&self, note: &mut NoteSync<'_>, deadline: Instant) -> Report {
-        match note.settle(deadline, note::STEP_ROUNDS) {
+        let result = note.settle(deadline, note::STEP_ROUNDS);
+        log!(Info, "note, final write: {result:?}");
+        match result {
             // Others kept writing after us; each of them verifies its own write.
             Ok(_) | Err(SyncError::NoAgreement(_)) => Report::Done,
             Err(SyncError::Api(error)) => Report::Failed(format!(

@@ -146,14 +146,17 @@ impl<'c> NoteSync<'c> {
             let body = view::render(&self.load_view(&guard)?);
             match &note {
                 Some(note) if note.body.trim_end() == body.trim_end() => {
+                    log!(Debug, "note !{}#{}: round {}, already right", self.mr_iid, note.id, round + 1);
                     return Ok(if wrote { Synced::Written } else { Synced::Unchanged });
                 }
                 Some(note) => {
                     let id = note.id;
+                    log!(Debug, "note !{}#{id}: round {}, updating it ({} bytes)", self.mr_iid, round + 1, body.len());
                     self.call(&guard, |c, t| gitlab::update_note(c, &self.project, self.mr_iid, id, &body, t))?;
                     must_list = false;
                 }
                 None => {
+                    log!(Debug, "note !{}: round {}, none of ours yet: creating it", self.mr_iid, round + 1);
                     let created =
                         self.call(&guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, &body, t))?;
                     self.note_id = created.map(|n| n.id);
@@ -192,6 +195,7 @@ impl<'c> NoteSync<'c> {
             .collect();
         ours.sort_by_key(|n| n.id);
         for extra in ours.iter().skip(1) {
+            log!(Debug, "note !{}#{}: a duplicate of ours; deleting it", self.mr_iid, extra.id);
             self.call(guard, |c, t| gitlab::delete_note(c, &self.project, self.mr_iid, extra.id, t))?;
         }
         let kept = ours.into_iter().next();

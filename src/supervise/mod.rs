@@ -129,6 +129,7 @@ impl Supervisor {
         let spawned = child.spawn().map_err(|error| spawn_error(program, error))?;
         // Dropping std's handle neither waits nor kills: the reap loop below owns the child.
         let pid = spawned.id() as Pid;
+        log!(Debug, "step started: pid {pid}, its own process group");
         // Our copies of the pipes' write ends go with `child`, so EOF comes when the step's do.
         drop(child);
         let tee = readers.and_then(|(out, err)| tee::Tee::start(out, err, tail.unwrap_or(1)).ok());
@@ -190,6 +191,7 @@ impl RunningStep<'_> {
             let now = Instant::now();
             if let (None, Some(at)) = (&stopping, timeout_at) {
                 if now >= at {
+                    log!(Info, "timeout: stopping the step (SIGTERM, then SIGKILL after {:?})", limits.grace);
                     self.signal_group(libc::SIGTERM);
                     // A stopped (SIGSTOP'd) process only acts on SIGTERM once continued.
                     self.signal_group(libc::SIGCONT);
@@ -213,6 +215,7 @@ impl RunningStep<'_> {
                 None | Some(libc::SIGCHLD) => {}
                 Some(signal) if TERMINATING.contains(&signal) => match &mut stopping {
                     None => {
+                        log!(Info, "got {}: forwarding it to the step's group", signal_name(signal));
                         self.signal_group(signal);
                         stopping = Some(Stopping {
                             cause: StopCause::Signal(signal),
@@ -274,6 +277,7 @@ impl RunningStep<'_> {
         }
         let mut kill_at = Instant::now() + grace;
         let mut killed_at: Option<Instant> = None;
+        log!(Info, "the step left processes behind: SIGTERM, then SIGKILL after {grace:?}");
         self.signal_leftovers(libc::SIGTERM);
         self.signal_leftovers(libc::SIGCONT);
         while self.leftovers_exist() {
