@@ -35,6 +35,15 @@ enum Command {
     },
     /// For after_script: close this job's steps that are still open (canceled / failed from CI_JOB_STATUS)
     Finalize,
+    /// Print the pipeline's jobs with their include origin, task names and planned steps
+    Tasks {
+        /// text (a table) or json
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+        /// The configuration file [default: CI_CONFIG_PATH in CI_PROJECT_DIR, else .gitlab-ci.yml]
+        #[arg(long, value_name = "PATH")]
+        file: Option<std::path::PathBuf>,
+    },
     /// Check token, scopes, expiry, project role, MR context, API reach, CA file; one line per check
     #[command(after_help = DOCTOR_AFTER_HELP)]
     Doctor,
@@ -130,6 +139,7 @@ pub fn main() -> i32 {
         Command::Run(args) => crate::commands::run::run(args),
         Command::Note { close_dangling } => crate::commands::note::note(close_dangling),
         Command::Finalize => crate::commands::note::finalize(),
+        Command::Tasks { format, file } => crate::commands::tasks::run(format == "json", file),
         Command::Doctor => crate::commands::doctor::run(),
         Command::Executor(ExecutorCommand::Config) => crate::executor::config(),
         Command::Executor(ExecutorCommand::Prepare) => crate::executor::prepare(),

@@ -13,6 +13,7 @@ pub mod context;
 pub mod duration;
 pub mod executor;
 pub mod gitlab;
+pub mod pipeline;
 pub mod publish;
 pub mod report;
 pub mod step;

@@ -14,4 +14,5 @@ mod note_sync;
 mod publish;
 mod standin;
 mod supervise;
+mod tasks;
 mod tls;

@@ -3,3 +3,4 @@
 pub mod doctor;
 pub mod note;
 pub mod run;
+pub mod tasks;

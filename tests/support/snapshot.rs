@@ -1,11 +1,12 @@
-//! Snapshot assertions for text people read (the MR note): the expected text lives in
-//! tests/snapshots/<name>.md, reviewed like code. `UPDATE_SNAPSHOTS=1 cargo test` rewrites them;
+//! Snapshot assertions for text people and tools read (the MR note, `herald tasks`): the expected
+//! text lives in tests/snapshots/<name>.md (or <name> when it has an extension), reviewed like code. `UPDATE_SNAPSHOTS=1 cargo test` rewrites them;
 //! without it a missing or different snapshot fails the test.
 
 use std::path::PathBuf;
 
 pub fn assert_snapshot(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.md"));
+    let file = if name.contains('.') { name.to_owned() } else { format!("{name}.md") };
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(file);
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, actual).unwrap();
         return;

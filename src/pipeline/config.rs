@@ -1,0 +1,503 @@
+//! `.gitlab-ci.yml` and its includes, merged as GitLab merges them (reference §I):
+//!
+//! - includes are merged in the order listed, each file's own includes first, the including file
+//!   after them, the root file last; later wins;
+//! - hashes are deep-merged, everything else (arrays included) is replaced;
+//! - a job's origin is the include that first defines it;
+//! - `extends` (at most 11 levels) merges bases then the job; `default:` fills keys a job lacks;
+//!   `!reference [job, key, ...]` (at most 10 levels) copies from any job, hidden ones included;
+//! - hidden jobs (`.name`) and the global keywords are not jobs.
+//!
+//! This version resolves `local:` includes (globs included) from the checkout. `project:`,
+//! `remote:`, `template:` and `component:` includes are listed as unresolved, by the name their
+//! jobs' task names would use; fetching them through the API is the next step.
+
+use std::path::{Path, PathBuf};
+
+use super::steps::planned_steps;
+use super::yaml::{self, Node, Value};
+
+/// GitLab's limit (reference §I.2), counting nested includes and duplicates.
+pub const MOST_INCLUDES: usize = 150;
+const MOST_EXTENDS: usize = 11;
+const MOST_REFERENCE_DEPTH: usize = 10;
+/// A file larger than this is refused before parsing.
+const LARGEST_FILE: u64 = 4 * 1024 * 1024;
+
+const GLOBAL_KEYWORDS: [&str; 12] = [
+    "default",
+    "include",
+    "stages",
+    "variables",
+    "workflow",
+    "image",
+    "services",
+    "cache",
+    "before_script",
+    "after_script",
+    "types",
+    "spec",
+];
+/// What `default:` may supply (reference §I.7).
+const DEFAULT_KEYS: [&str; 12] = [
+    "after_script",
+    "artifacts",
+    "before_script",
+    "cache",
+    "hooks",
+    "id_tokens",
+    "image",
+    "interruptible",
+    "retry",
+    "services",
+    "tags",
+    "timeout",
+];
+
+/// Where a job was first defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Root,
+    /// An include: its short name (the file's stem, or the component's name) and its location.
+    Include {
+        name: String,
+        location: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// As GitLab names it, `parallel:` suffix included (`test 2/3`, `build: [linux, amd64]`).
+    pub name: String,
+    pub stage: String,
+    pub origin: Origin,
+    /// `<origin>/<job>` for jobs from an include, `<job>` for the root file's.
+    pub task: String,
+    /// The names of the `herald run` steps in its resolved before_script, script, after_script.
+    pub steps: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Pipeline {
+    pub jobs: Vec<Job>,
+    /// Includes not resolved here (fetching is not implemented yet), as `kind: location`.
+    pub unresolved: Vec<String>,
+}
+
+/// A configuration problem, as one line naming the file and position when there is one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct LoadError(pub String);
+
+/// Loads `config_path` (relative to `project_dir`, usually `.gitlab-ci.yml`) and its includes.
+pub fn load(project_dir: &Path, config_path: &str) -> Result<Pipeline, LoadError> {
+    let mut loader = Loader { root: project_dir.to_path_buf(), includes: 0, unresolved: Vec::new() };
+    let mut layers = Vec::new();
+    loader.file(config_path.trim_start_matches('/'), Origin::Root, &mut Vec::new(), &mut layers)?;
+    resolve(layers, loader.unresolved)
+}
+
+/// One file's content (without its `include:`), with the origin its jobs get.
+struct Layer {
+    origin: Origin,
+    entries: Vec<(String, Node)>,
+}
+
+struct Loader {
+    root: PathBuf,
+    includes: usize,
+    unresolved: Vec<String>,
+}
+
+impl Loader {
+    /// Appends the layers of `path` (its includes first, then itself) to `layers`.
+    fn file(
+        &mut self,
+        path: &str,
+        origin: Origin,
+        stack: &mut Vec<String>,
+        layers: &mut Vec<Layer>,
+    ) -> Result<(), LoadError> {
+        if stack.iter().any(|seen| seen == path) {
+            return Err(LoadError(format!("include cycle: {} → {path}", stack.join(" → "))));
+        }
+        let full = self.root.join(path);
+        let size = std::fs::metadata(&full).map_err(|e| LoadError(format!("{path}: cannot read it: {e}")))?.len();
+        if size > LARGEST_FILE {
+            return Err(LoadError(format!("{path}: {size} bytes, more than the {LARGEST_FILE} herald reads")));
+        }
+        let bytes = std::fs::read(&full).map_err(|e| LoadError(format!("{path}: cannot read it: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            LoadError(format!("{path}: not UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()))
+        })?;
+        let documents = yaml::parse(&text)
+            .map_err(|e| LoadError(format!("{path}:{}:{}: {}", e.at.line, e.at.column, e.message)))?;
+        // A `spec:` header document, then the body (reference §I.4).
+        let body = match documents.len() {
+            0 => return Ok(()),
+            1 => documents.into_iter().next().unwrap(),
+            2 if documents[0].get("spec").is_some() => documents.into_iter().nth(1).unwrap(),
+            _ => return Err(LoadError(format!("{path}: more than one YAML document"))),
+        };
+        let entries = match body.value {
+            Value::Map(entries) => entries,
+            Value::Null => Vec::new(),
+            _ => {
+                return Err(LoadError(format!(
+                    "{path}:{}:{}: the file must be a mapping",
+                    body.at.line, body.at.column
+                )))
+            }
+        };
+        stack.push(path.to_owned());
+        if let Some((_, include)) = entries.iter().rev().find(|(key, _)| key == "include") {
+            let items = match &include.value {
+                Value::Seq(items) => items.clone(),
+                _ => vec![include.clone()],
+            };
+            for item in items {
+                self.include(path, &item, stack, layers)?;
+            }
+        }
+        stack.pop();
+        layers.push(Layer { origin, entries: entries.into_iter().filter(|(key, _)| key != "include").collect() });
+        Ok(())
+    }
+
+    fn include(
+        &mut self,
+        from: &str,
+        item: &Node,
+        stack: &mut Vec<String>,
+        layers: &mut Vec<Layer>,
+    ) -> Result<(), LoadError> {
+        let at = |node: &Node| format!("{from}:{}:{}", node.at.line, node.at.column);
+        let count = |loader: &mut Loader| {
+            loader.includes += 1;
+            if loader.includes > MOST_INCLUDES {
+                return Err(LoadError(format!(
+                    "{}: Maximum of {MOST_INCLUDES} nested includes are allowed!",
+                    at(item)
+                )));
+            }
+            Ok(())
+        };
+        // The string shorthand: a local file, or a remote one when it is a URL.
+        let (kind, location) = match &item.value {
+            Value::Str(text) if text.starts_with("https://") || text.starts_with("http://") => ("remote", text.clone()),
+            Value::Str(text) => ("local", text.clone()),
+            Value::Map(_) => {
+                let kinds = ["local", "project", "remote", "template", "component"];
+                let Some(kind) = kinds.iter().find(|k| item.get(k).is_some()) else {
+                    return Err(LoadError(format!(
+                        "{}: an include needs one of local, project, remote, template, component",
+                        at(item)
+                    )));
+                };
+                let value = item.get(kind).unwrap();
+                let location = match (*kind, &value.value) {
+                    ("project", _) => {
+                        let files = match item.get("file").map(|f| &f.value) {
+                            Some(Value::Str(file)) => vec![file.clone()],
+                            Some(Value::Seq(files)) => files.iter().filter_map(Node::scalar_text).collect(),
+                            _ => return Err(LoadError(format!("{}: include: project needs file:", at(item)))),
+                        };
+                        for file in files {
+                            count(self)?;
+                            self.unresolved
+                                .push(format!("project: {}:{file}", value.scalar_text().unwrap_or_default()));
+                        }
+                        return Ok(());
+                    }
+                    (_, Value::Str(text)) => text.clone(),
+                    _ => return Err(LoadError(format!("{}: include: {kind} must be a string", at(value)))),
+                };
+                (*kind, location)
+            }
+            _ => return Err(LoadError(format!("{}: an include is a string or a mapping", at(item)))),
+        };
+        if kind != "local" {
+            count(self)?;
+            self.unresolved.push(format!("{kind}: {location}"));
+            return Ok(());
+        }
+        let paths = self.local_paths(&location).map_err(|why| LoadError(format!("{}: {why}", at(item))))?;
+        for path in paths {
+            count(self)?;
+            let name = stem(&path);
+            self.file(&path, Origin::Include { name, location: path.clone() }, stack, layers)?;
+        }
+        Ok(())
+    }
+
+    /// The files a `local:` include names: one path, or a glob (`*` within a folder, `**` across).
+    fn local_paths(&self, pattern: &str) -> Result<Vec<String>, String> {
+        let pattern = pattern.trim_start_matches('/');
+        if !(pattern.ends_with(".yml") || pattern.ends_with(".yaml")) {
+            return Err(format!("local include '{pattern}' must end in .yml or .yaml"));
+        }
+        if !pattern.contains('*') {
+            return Ok(vec![pattern.to_owned()]);
+        }
+        let mut found = Vec::new();
+        walk(&self.root, &self.root, &mut found);
+        let mut matched: Vec<String> = found.into_iter().filter(|path| glob_match(pattern, path)).collect();
+        matched.sort();
+        if matched.is_empty() {
+            return Err(format!("local include '{pattern}' matches no file"));
+        }
+        Ok(matched)
+    }
+}
+
+/// Every file below `dir`, as paths relative to `root` (skipping .git).
+fn walk(root: &Path, dir: &Path, found: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        if path.is_dir() {
+            walk(root, &path, found);
+        } else if let Ok(relative) = path.strip_prefix(root) {
+            found.push(relative.to_string_lossy().into_owned());
+        }
+    }
+}
+
+/// `*` matches within one path segment, `**` across segments (reference §I.1).
+fn glob_match(pattern: &str, path: &str) -> bool {
+    fn matches(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) if p.get(1) == Some(&b'*') => (0..=s.len()).any(|i| matches(&p[2..], &s[i..])),
+            (Some(b'*'), _) => {
+                (0..=s.len()).take_while(|i| *i == 0 || s[i - 1] != b'/').any(|i| matches(&p[1..], &s[i..]))
+            }
+            (Some(a), Some(b)) if a == b => matches(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    matches(pattern.as_bytes(), path.as_bytes())
+}
+
+fn stem(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let file = file.strip_suffix(".gitlab-ci.yml").unwrap_or(file);
+    file.strip_suffix(".yml").or_else(|| file.strip_suffix(".yaml")).unwrap_or(file).to_owned()
+}
+
+/// Merges the layers, then turns the result into jobs.
+fn resolve(layers: Vec<Layer>, unresolved: Vec<String>) -> Result<Pipeline, LoadError> {
+    let mut merged: Vec<(String, Node)> = Vec::new();
+    let mut origins: Vec<(String, Origin)> = Vec::new();
+    for layer in layers {
+        for (key, _) in &layer.entries {
+            if !origins.iter().any(|(k, _)| k == key) {
+                origins.push((key.clone(), layer.origin.clone()));
+            }
+        }
+        deep_merge(&mut merged, layer.entries);
+    }
+    let default = merged.iter().find(|(k, _)| k == "default").map(|(_, v)| v.clone());
+    let mut jobs = Vec::new();
+    for (name, node) in &merged {
+        if name.starts_with('.') || GLOBAL_KEYWORDS.contains(&name.as_str()) {
+            continue;
+        }
+        if !matches!(node.value, Value::Map(_)) {
+            return Err(LoadError(format!("job '{name}' (line {}) must be a mapping", node.at.line)));
+        }
+        let mut job = extended(name, &merged, &mut Vec::new())?;
+        apply_default(&mut job, default.as_ref());
+        let job = references(&job, &merged, 0).map_err(|why| LoadError(format!("job '{name}': {why}")))?;
+        let origin = origins.iter().find(|(k, _)| k == name).map(|(_, o)| o.clone()).unwrap_or(Origin::Root);
+        let stage = job.get("stage").and_then(Node::scalar_text).unwrap_or_else(|| "test".into());
+        let steps = ["before_script", "script", "after_script"]
+            .iter()
+            .filter_map(|key| job.get(key))
+            .flat_map(script_lines)
+            .flat_map(|line| planned_steps(&line))
+            .collect::<Vec<_>>();
+        for instance in parallel_names(name, job.get("parallel")) {
+            let task = match &origin {
+                Origin::Root => instance.clone(),
+                Origin::Include { name: include, .. } => format!("{include}/{instance}"),
+            };
+            jobs.push(Job { name: instance, stage: stage.clone(), origin: origin.clone(), task, steps: steps.clone() });
+        }
+    }
+    Ok(Pipeline { jobs, unresolved })
+}
+
+/// GitLab's deep merge: hashes merge key by key, anything else is replaced.
+fn deep_merge(base: &mut Vec<(String, Node)>, over: Vec<(String, Node)>) {
+    for (key, value) in over {
+        match base.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, existing)) => match (&mut existing.value, value.value) {
+                (Value::Map(mine), Value::Map(theirs)) => deep_merge(mine, theirs),
+                (_, other) => *existing = Node { value: other, at: value.at },
+            },
+            None => base.push((key, value)),
+        }
+    }
+}
+
+/// A job with its `extends` applied: its bases (later ones winning), then the job itself.
+fn extended(name: &str, all: &[(String, Node)], chain: &mut Vec<String>) -> Result<Node, LoadError> {
+    if chain.iter().any(|seen| seen == name) {
+        return Err(LoadError(format!("extends cycle: {} → {name}", chain.join(" → "))));
+    }
+    if chain.len() >= MOST_EXTENDS {
+        return Err(LoadError(format!(
+            "extends nested more than {MOST_EXTENDS} levels: {} → {name}",
+            chain.join(" → ")
+        )));
+    }
+    let Some((_, job)) = all.iter().find(|(k, _)| k == name) else {
+        return Err(LoadError(format!("'{}' extends '{name}', which does not exist", chain.last().map_or("?", |s| s))));
+    };
+    let bases: Vec<String> = match job.get("extends").map(|e| &e.value) {
+        None => return Ok(job.clone()),
+        Some(Value::Str(base)) => vec![base.clone()],
+        Some(Value::Seq(items)) => items.iter().filter_map(Node::scalar_text).collect(),
+        Some(_) => return Err(LoadError(format!("job '{name}': extends must be a name or a list of names"))),
+    };
+    chain.push(name.to_owned());
+    let mut result: Vec<(String, Node)> = Vec::new();
+    for base in bases {
+        if let Value::Map(entries) = extended(&base, all, chain)?.value {
+            deep_merge(&mut result, entries);
+        }
+    }
+    chain.pop();
+    if let Value::Map(own) = &job.value {
+        deep_merge(&mut result, own.iter().filter(|(k, _)| k != "extends").cloned().collect());
+    }
+    Ok(Node { value: Value::Map(result), at: job.at })
+}
+
+/// `default:` keys the job lacks, unless `inherit: default:` says otherwise.
+fn apply_default(job: &mut Node, default: Option<&Node>) {
+    let Some(Value::Map(defaults)) = default.map(|d| &d.value) else { return };
+    let inherit = job.get("inherit").and_then(|i| i.get("default")).map(|d| d.value.clone());
+    let Value::Map(entries) = &mut job.value else { return };
+    for (key, value) in defaults {
+        let wanted = match &inherit {
+            Some(Value::Bool(false)) => false,
+            Some(Value::Seq(keys)) => keys.iter().any(|k| k.as_str() == Some(key)),
+            _ => true,
+        };
+        if wanted && DEFAULT_KEYS.contains(&key.as_str()) && !entries.iter().any(|(k, _)| k == key) {
+            entries.push((key.clone(), value.clone()));
+        }
+    }
+}
+
+/// The node with every `!reference` replaced by what it points at; in sequences, a referenced
+/// sequence is spliced in (scripts are flattened, as GitLab does).
+fn references(node: &Node, all: &[(String, Node)], depth: usize) -> Result<Node, String> {
+    if depth > MOST_REFERENCE_DEPTH {
+        return Err(format!("!reference nested more than {MOST_REFERENCE_DEPTH} levels"));
+    }
+    let value = match &node.value {
+        Value::Reference(path) => return references(&lookup(path, all)?, all, depth + 1),
+        Value::Seq(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                let resolved = references(item, all, depth)?;
+                match (resolved.value, matches!(item.value, Value::Reference(_))) {
+                    (Value::Seq(spliced), true) => out.extend(spliced),
+                    (value, _) => out.push(Node { value, at: resolved.at }),
+                }
+            }
+            Value::Seq(out)
+        }
+        Value::Map(entries) => Value::Map(
+            entries.iter().map(|(k, v)| Ok((k.clone(), references(v, all, depth)?))).collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    };
+    Ok(Node { value, at: node.at })
+}
+
+fn lookup(path: &[String], all: &[(String, Node)]) -> Result<Node, String> {
+    let (job, keys) = path.split_first().ok_or("an empty !reference")?;
+    let mut node = all
+        .iter()
+        .find(|(k, _)| k == job)
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| format!("!reference to unknown job '{job}'"))?;
+    for key in keys {
+        node = node.get(key).cloned().ok_or_else(|| format!("!reference [{}]: no '{key}'", path.join(", ")))?;
+    }
+    Ok(node)
+}
+
+/// Script lines, nested sequences flattened (GitLab allows 10 levels, checked by `references`).
+fn script_lines(node: &Node) -> Vec<String> {
+    match &node.value {
+        Value::Seq(items) => items.iter().flat_map(script_lines).collect(),
+        _ => node.scalar_text().into_iter().collect(),
+    }
+}
+
+/// GitLab's names for `parallel:` instances: `job 1/3`, or `job: [a, b]` per matrix combination.
+fn parallel_names(name: &str, parallel: Option<&Node>) -> Vec<String> {
+    match parallel.map(|p| &p.value) {
+        Some(Value::Int(count)) if *count > 1 => (1..=*count).map(|i| format!("{name} {i}/{count}")).collect(),
+        Some(Value::Map(_)) => {
+            let Some(Value::Seq(entries)) = parallel.and_then(|p| p.get("matrix")).map(|m| &m.value) else {
+                return vec![name.to_owned()];
+            };
+            let mut names = Vec::new();
+            for entry in entries {
+                let Value::Map(variables) = &entry.value else { continue };
+                let mut combinations: Vec<Vec<String>> = vec![Vec::new()];
+                for (_, values) in variables {
+                    let choices: Vec<String> = match &values.value {
+                        Value::Seq(items) => items.iter().filter_map(Node::scalar_text).collect(),
+                        _ => values.scalar_text().into_iter().collect(),
+                    };
+                    combinations = combinations
+                        .into_iter()
+                        .flat_map(|done| {
+                            choices.iter().map(move |choice| [done.clone(), vec![choice.clone()]].concat())
+                        })
+                        .collect();
+                }
+                names.extend(combinations.into_iter().map(|values| format!("{name}: [{}]", values.join(", "))));
+            }
+            names
+        }
+        _ => vec![name.to_owned()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_follow_gitlab() {
+        assert!(glob_match("configs/*.yml", "configs/a.yml"));
+        assert!(!glob_match("configs/*.yml", "configs/sub/a.yml"), "* stays within a folder");
+        assert!(glob_match("configs/**.yml", "configs/sub/a.yml"), "** crosses folders");
+        assert!(glob_match("ci/**/*.yml", "ci/x/y/z.yml"));
+    }
+
+    #[test]
+    fn stems_name_includes() {
+        assert_eq!(stem("ci/lint.yml"), "lint");
+        assert_eq!(stem("templates/Auto-DevOps.gitlab-ci.yml"), "Auto-DevOps");
+    }
+
+    #[test]
+    fn matrix_and_count_names() {
+        let parse = |text: &str| yaml::parse(text).unwrap().remove(0);
+        assert_eq!(parallel_names("test", Some(&parse("3"))), ["test 1/3", "test 2/3", "test 3/3"]);
+        let matrix = parse("matrix:\n  - OS: [linux, mac]\n    ARCH: amd64\n");
+        assert_eq!(parallel_names("build", Some(&matrix)), ["build: [linux, amd64]", "build: [mac, amd64]"]);
+    }
+}

@@ -1,0 +1,144 @@
+//! The planned steps of a job: the `herald run` commands in its script lines, named exactly as
+//! `herald run` will name them (`--name`, or the short form of the command).
+
+use std::ffi::OsString;
+
+use crate::step::StepName;
+
+/// The step names of the `herald run` commands in one shell line (`a && herald run -- make`).
+pub fn planned_steps(line: &str) -> Vec<String> {
+    let words = shell_words(line);
+    let mut steps = Vec::new();
+    for command in words.split(|word| matches!(word.as_str(), "&&" | "||" | ";" | "|" | "&")) {
+        // Skip `VAR=value` assignments and wrappers that run the next word.
+        let mut rest =
+            command.iter().skip_while(|w| is_assignment(w) || matches!(w.as_str(), "exec" | "time" | "command"));
+        let is_herald = rest.next().is_some_and(|program| program == "herald" || program.ends_with("/herald"));
+        if !is_herald || rest.next().map(String::as_str) != Some("run") {
+            continue;
+        }
+        let mut name = None;
+        let mut program: Vec<OsString> = Vec::new();
+        let mut options_done = false;
+        let mut rest = rest.peekable();
+        while let Some(word) = rest.next() {
+            if options_done {
+                program.push(word.into());
+                continue;
+            }
+            match word.as_str() {
+                "--" => options_done = true,
+                "--name" => name = rest.next().cloned(),
+                "--timeout" | "--grace" => {
+                    rest.next();
+                }
+                w if w.starts_with("--name=") => name = Some(w["--name=".len()..].to_owned()),
+                w if w.starts_with("--timeout=") || w.starts_with("--grace=") => {}
+                w => {
+                    // herald run takes the first other word as the command, like clap does.
+                    options_done = true;
+                    program.push(w.into());
+                }
+            }
+        }
+        if program.is_empty() {
+            continue;
+        }
+        let step = match name {
+            Some(name) if !name.trim().is_empty() => StepName::new(&name),
+            _ => StepName::from_command(&program),
+        };
+        steps.push(step.to_string());
+    }
+    steps
+}
+
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+    })
+}
+
+/// POSIX-shell-like words: quotes and backslashes honoured, `&& || ; | &` as words of their own.
+/// Not a shell: expansions stay as written, which is all a step's name needs.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    word.push(c);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => word.extend(chars.next()),
+                        c => word.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                word.extend(chars.next());
+            }
+            '#' if !in_word => break, // a comment
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '&' | '|' | ';' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+                let double = (c == '&' || c == '|') && chars.peek() == Some(&c);
+                if double {
+                    chars.next();
+                }
+                words.push(if double { format!("{c}{c}") } else { c.to_string() });
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_herald_run_steps() {
+        assert_eq!(planned_steps("herald run --name unit -- cargo test --workspace"), ["unit"]);
+        assert_eq!(planned_steps("herald run -- cargo clippy -- -D warnings"), ["cargo clippy"]);
+        assert_eq!(planned_steps("herald run --timeout 5m npm run lint"), ["npm run lint"]);
+        assert_eq!(
+            planned_steps("cd app && herald run --name='fmt check' -- cargo fmt --check; echo done"),
+            ["fmt check"]
+        );
+        assert_eq!(planned_steps("RUST_LOG=debug exec ./bin/herald run -- make"), ["make"]);
+        assert_eq!(planned_steps("echo 'herald run -- not a step' # herald run -- nor this"), Vec::<String>::new());
+        assert_eq!(planned_steps("cargo test"), Vec::<String>::new());
+        assert_eq!(planned_steps("herald run -- a && herald run -- b"), ["a", "b"]);
+    }
+}

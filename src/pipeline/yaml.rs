@@ -1,0 +1,323 @@
+//! YAML as GitLab CI files use it, read into herald's own tree.
+//!
+//! Why `saphyr-parser`: serde_yaml is archived, and GitLab's files need what a serde mapping
+//! loses: custom tags (`!reference [job, script]` must survive to be resolved later), source
+//! positions (errors name file, line and column), and anchors under herald's control. saphyr is
+//! maintained, YAML 1.2, pure Rust, and its event API hands over tags, anchors and spans; the tree
+//! is built here, so alias expansion is bounded (a "billion laughs" file is an error, not an
+//! out-of-memory kill), nesting depth is bounded, and `<<:` merge keys (YAML 1.1, which GitLab
+//! supports) are applied as GitLab does.
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+/// Most nodes a file may expand to, aliases included.
+const MOST_NODES: usize = 1_000_000;
+/// Deepest nesting of sequences and mappings.
+const DEEPEST: usize = 200;
+
+/// Where a node starts: 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub at: Position,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// Any other scalar, as written (floats included: nothing in GitLab CI computes with them).
+    Str(String),
+    Seq(Vec<Node>),
+    /// Keys in file order; a repeated key keeps its last value, as GitLab's parser does.
+    Map(Vec<(String, Node)>),
+    /// `!reference [job, key, ...]`, resolved after merging.
+    Reference(Vec<String>),
+}
+
+impl Node {
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A scalar as text (`3` → "3", `true` → "true"); None for collections and null.
+    pub fn scalar_text(&self) -> Option<String> {
+        match &self.value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// A YAML problem, with the position it was found at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct YamlError {
+    pub at: Position,
+    pub message: String,
+}
+
+/// Parses every document of `text` (GitLab files have one, or a `spec:` header, `---`, then one).
+pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
+    let mut builder = Builder { anchors: HashMap::new(), nodes: 0 };
+    let mut events = Parser::new_from_str(text).peekable();
+    let mut documents = Vec::new();
+    loop {
+        let (event, span) = next(&mut events)?;
+        match event {
+            Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
+            Event::StreamEnd => return Ok(documents),
+            Event::DocumentStart(_) => {
+                let (event, span) = next(&mut events)?;
+                match event {
+                    Event::DocumentEnd => documents.push(Node { value: Value::Null, at: position(span) }),
+                    event => documents.push(builder.node(event, span, &mut events, 0)?),
+                }
+            }
+            _ => return Err(YamlError { at: position(span), message: "unexpected content outside a document".into() }),
+        }
+    }
+}
+
+type Events<'a> = std::iter::Peekable<Parser<'a, saphyr_parser::StrInput<'a>>>;
+
+fn next<'a>(events: &mut Events<'a>) -> Result<(Event<'a>, Span), YamlError> {
+    match events.next() {
+        Some(Ok(item)) => Ok(item),
+        Some(Err(error)) => Err(YamlError {
+            at: Position { line: error.marker().line(), column: error.marker().col() + 1 },
+            message: error.info().to_owned(),
+        }),
+        None => Err(YamlError { at: Position::default(), message: "the file ends too early".into() }),
+    }
+}
+
+fn position(span: Span) -> Position {
+    Position { line: span.start.line(), column: span.start.col() + 1 }
+}
+
+struct Builder {
+    anchors: HashMap<usize, Node>,
+    nodes: usize,
+}
+
+impl Builder {
+    fn node<'a>(
+        &mut self,
+        event: Event<'a>,
+        span: Span,
+        events: &mut Events<'a>,
+        depth: usize,
+    ) -> Result<Node, YamlError> {
+        let at = position(span);
+        let error = |message: &str| YamlError { at, message: message.to_owned() };
+        self.count(1, at)?;
+        if depth > DEEPEST {
+            return Err(error(&format!("nested more than {DEEPEST} levels deep")));
+        }
+        let (node, anchor) = match event {
+            Event::Alias(id) => {
+                let node = self.anchors.get(&id).cloned().ok_or_else(|| error("an alias to an unknown anchor"))?;
+                self.count(size(&node), at)?;
+                return Ok(Node { at, ..node });
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let tagged = tag.as_ref().map(|t| format!("{}{}", t.handle, t.suffix));
+                let value = match tagged.as_deref() {
+                    Some("!reference") => return Err(error("!reference takes a sequence: !reference [job, key]")),
+                    _ if style != ScalarStyle::Plain || tagged.as_deref() == Some("tag:yaml.org,2002:str") => {
+                        Value::Str(text.into_owned())
+                    }
+                    _ => plain_scalar(&text),
+                };
+                (Node { value, at }, anchor)
+            }
+            Event::SequenceStart(anchor, tag) => {
+                let mut items = Vec::new();
+                loop {
+                    let (event, span) = next(events)?;
+                    if matches!(event, Event::SequenceEnd) {
+                        break;
+                    }
+                    items.push(self.node(event, span, events, depth + 1)?);
+                }
+                let is_reference = tag.as_ref().is_some_and(|t| format!("{}{}", t.handle, t.suffix) == "!reference");
+                let value = if is_reference {
+                    let path: Option<Vec<String>> = items.iter().map(Node::scalar_text).collect();
+                    Value::Reference(
+                        path.filter(|p| !p.is_empty())
+                            .ok_or_else(|| error("!reference takes names: !reference [job, key]"))?,
+                    )
+                } else {
+                    Value::Seq(items)
+                };
+                (Node { value, at }, anchor)
+            }
+            Event::MappingStart(anchor, _) => {
+                let mut entries: Vec<(String, Node)> = Vec::new();
+                let mut merged: Vec<(String, Node)> = Vec::new();
+                loop {
+                    let (event, span) = next(events)?;
+                    if matches!(event, Event::MappingEnd) {
+                        break;
+                    }
+                    let key_node = self.node(event, span, events, depth + 1)?;
+                    let (event, span) = next(events)?;
+                    let value = self.node(event, span, events, depth + 1)?;
+                    let Some(key) =
+                        key_node.scalar_text().or_else(|| matches!(key_node.value, Value::Null).then(|| "null".into()))
+                    else {
+                        return Err(YamlError {
+                            at: key_node.at,
+                            message: "a mapping key must be a plain value".into(),
+                        });
+                    };
+                    if key == "<<" {
+                        // Merge keys: the mapping's own keys win over merged ones, earlier merges over later.
+                        let sources = match value.value {
+                            Value::Seq(items) => items,
+                            _ => vec![value],
+                        };
+                        for source in sources {
+                            let Value::Map(source_entries) = source.value else {
+                                return Err(YamlError { at: source.at, message: "<< merges mappings only".into() });
+                            };
+                            for (key, value) in source_entries {
+                                if !merged.iter().any(|(k, _)| *k == key) {
+                                    merged.push((key, value));
+                                }
+                            }
+                        }
+                    } else {
+                        entries.retain(|(k, _)| *k != key);
+                        entries.push((key, value));
+                    }
+                }
+                for (key, value) in merged {
+                    if !entries.iter().any(|(k, _)| *k == key) {
+                        entries.push((key, value));
+                    }
+                }
+                (Node { value: Value::Map(entries), at }, anchor)
+            }
+            _ => return Err(error("unexpected YAML structure")),
+        };
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        Ok(node)
+    }
+
+    fn count(&mut self, nodes: usize, at: Position) -> Result<(), YamlError> {
+        self.nodes += nodes;
+        if self.nodes > MOST_NODES {
+            return Err(YamlError {
+                at,
+                message: format!("expands to more than {MOST_NODES} values (aliases of aliases?)"),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn size(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Seq(items) => items.iter().map(size).sum(),
+        Value::Map(entries) => entries.iter().map(|(_, v)| size(v)).sum(),
+        _ => 0,
+    }
+}
+
+/// YAML 1.2 core schema for plain scalars, as far as GitLab CI needs it.
+fn plain_scalar(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => Value::Null,
+        "true" | "True" | "TRUE" => Value::Bool(true),
+        "false" | "False" | "FALSE" => Value::Bool(false),
+        _ => text.parse::<i64>().map(Value::Int).unwrap_or_else(|_| Value::Str(text.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Node {
+        let mut documents = parse(text).unwrap();
+        assert_eq!(documents.len(), 1);
+        documents.remove(0)
+    }
+
+    #[test]
+    fn keeps_references_and_positions() {
+        let doc = one("job:\n  script:\n    - !reference [.setup, script]\n    - echo hi\n");
+        let script = doc.get("job").unwrap().get("script").unwrap();
+        let Value::Seq(items) = &script.value else { panic!() };
+        assert_eq!(items[0].value, Value::Reference(vec![".setup".into(), "script".into()]));
+        assert_eq!(items[1].at, Position { line: 4, column: 7 });
+    }
+
+    #[test]
+    fn applies_anchors_and_merge_keys() {
+        let doc = one(".base: &base\n  image: rust\n  tags: [a]\njob:\n  <<: *base\n  tags: [b]\n");
+        let job = doc.get("job").unwrap();
+        assert_eq!(job.get("image").unwrap().as_str(), Some("rust"));
+        let Value::Seq(tags) = &job.get("tags").unwrap().value else { panic!() };
+        assert_eq!(tags[0].as_str(), Some("b"), "the mapping's own key wins");
+    }
+
+    #[test]
+    fn types_plain_scalars_only() {
+        let doc = one("a: 3\nb: '3'\nc: true\nd: ~\ne: 1.5\n");
+        assert_eq!(doc.get("a").unwrap().value, Value::Int(3));
+        assert_eq!(doc.get("b").unwrap().value, Value::Str("3".into()));
+        assert_eq!(doc.get("c").unwrap().value, Value::Bool(true));
+        assert_eq!(doc.get("d").unwrap().value, Value::Null);
+        assert_eq!(doc.get("e").unwrap().as_str(), Some("1.5"));
+    }
+
+    #[test]
+    fn reads_a_spec_header_and_a_body() {
+        assert_eq!(parse("spec:\n  inputs: {}\n---\njob:\n  script: [x]\n").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn refuses_bombs_and_bad_yaml_with_a_position() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n",
+                p = i - 1
+            ));
+        }
+        let error = parse(&bomb).unwrap_err();
+        assert!(error.message.contains("more than 1000000 values"), "{error:?}");
+        let error = parse("job:\n  script: [unclosed\n").unwrap_err();
+        assert!(error.at.line >= 2, "{error:?}");
+        // saphyr's own recursion limit (256) or herald's (200), whichever comes first: an error, not a crash.
+        let deep = format!("{}x{}", "[".repeat(300), "]".repeat(300));
+        let error = parse(&deep).unwrap_err();
+        assert!(error.message.contains("nested more than") || error.message.contains("recursion limit"), "{error:?}");
+        assert_eq!(error.at.line, 1);
+    }
+}

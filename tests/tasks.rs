@@ -1,0 +1,125 @@
+//! `herald tasks` over the fixture corpus (tests/fixtures/pipelines), and hostile configuration:
+//! every problem is one line naming the file (and line and column when there is one), exit 125.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::snapshot::assert_snapshot;
+use crate::support::{herald, run, Finished, TempDir};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipelines").join(name).join(".gitlab-ci.yml")
+}
+
+fn tasks(file: &Path, format: &str) -> Finished {
+    run(herald().args(["tasks", "--format", format, "--file"]).arg(file))
+}
+
+#[test]
+fn nested_local_includes_resolve_like_gitlab() {
+    let json = tasks(&fixture("nested"), "json");
+    assert_eq!(json.code, Some(0), "{}", json.stderr_text());
+    assert_snapshot("tasks_nested.json", &json.stdout_text());
+    let text = tasks(&fixture("nested"), "text");
+    assert_snapshot("tasks_nested", &text.stdout_text());
+}
+
+#[test]
+fn other_include_kinds_are_named_as_unresolved() {
+    let json = tasks(&fixture("kinds"), "json");
+    assert_eq!(json.code, Some(0), "{}", json.stderr_text());
+    assert_snapshot("tasks_kinds.json", &json.stdout_text());
+}
+
+#[test]
+fn the_project_dir_and_config_path_come_from_ci_variables() {
+    let dir = fixture("nested").parent().unwrap().to_path_buf();
+    let finished = run(herald()
+        .env("CI_PROJECT_DIR", &dir)
+        .env("CI_CONFIG_PATH", ".gitlab-ci.yml")
+        .args(["tasks", "--format", "json"]));
+    assert_eq!(finished.stdout_text(), tasks(&fixture("nested"), "json").stdout_text());
+}
+
+/// Writes `files` into a fresh project and runs `herald tasks` on its .gitlab-ci.yml.
+fn project(files: &[(&str, &[u8])]) -> (TempDir, Finished) {
+    let dir = TempDir::new("tasks");
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    let finished = tasks(&dir.join(".gitlab-ci.yml"), "text");
+    (dir, finished)
+}
+
+/// A project's files: (path, content).
+type Files = Vec<(&'static str, Vec<u8>)>;
+
+#[test]
+fn hostile_configuration_is_one_clear_line() {
+    let many: String =
+        std::iter::once("include:\n".to_owned()).chain((0..151).map(|_| "  - local: a.yml\n".to_owned())).collect();
+    let bomb = {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n",
+                p = i - 1
+            ));
+        }
+        text
+    };
+    let cases: Vec<(Files, &str)> = vec![
+        (
+            vec![
+                (".gitlab-ci.yml", b"include: a.yml\n".to_vec()),
+                ("a.yml", b"include: b.yml\n".to_vec()),
+                ("b.yml", b"include: a.yml\n".to_vec()),
+            ],
+            "include cycle: .gitlab-ci.yml → a.yml → b.yml → a.yml",
+        ),
+        (
+            vec![(".gitlab-ci.yml", many.into_bytes()), ("a.yml", b"x: {script: [y]}\n".to_vec())],
+            "Maximum of 150 nested includes are allowed!",
+        ),
+        (vec![(".gitlab-ci.yml", b"job:\n  script: [\"ok\", \xff]\n".to_vec())], ".gitlab-ci.yml: not UTF-8"),
+        (vec![(".gitlab-ci.yml", b"job:\n  script: [unclosed\n".to_vec())], ".gitlab-ci.yml:3:"),
+        (vec![(".gitlab-ci.yml", bomb.into_bytes())], "expands to more than 1000000 values"),
+        (vec![(".gitlab-ci.yml", b"a:\n  extends: b\n  script: [x]\nb:\n  extends: a\n".to_vec())], "extends cycle"),
+        (
+            vec![(".gitlab-ci.yml", b"a:\n  extends: .missing\n  script: [x]\n".to_vec())],
+            "extends '.missing', which does not exist",
+        ),
+        (
+            vec![(".gitlab-ci.yml", b"include: ci/x.json\n".to_vec())],
+            ".gitlab-ci.yml:1:10: local include 'ci/x.json' must end in .yml or .yaml",
+        ),
+        (vec![(".gitlab-ci.yml", b"include: nowhere.yml\n".to_vec())], "nowhere.yml: cannot read it"),
+        (
+            vec![(".gitlab-ci.yml", b"a:\n  script: [!reference [.nope, script]]\n".to_vec())],
+            "job 'a': !reference to unknown job '.nope'",
+        ),
+        (vec![(".gitlab-ci.yml", b"- just\n- a list\n".to_vec())], ".gitlab-ci.yml:1:1: the file must be a mapping"),
+    ];
+    for (files, expected) in cases {
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (*n, c.as_slice())).collect();
+        let (_dir, finished) = project(&files);
+        assert_eq!(finished.code, Some(125), "{expected}: {}", finished.stdout_text());
+        let stderr = finished.stderr_text();
+        assert_eq!(stderr.lines().count(), 1, "{expected}: {stderr}");
+        assert!(stderr.starts_with("herald tasks: "), "{stderr}");
+        assert!(stderr.contains(expected), "expected {expected:?} in {stderr}");
+    }
+}
+
+#[test]
+fn extends_deeper_than_eleven_levels_is_refused() {
+    let mut text = String::from("job:\n  extends: .l1\n  script: [x]\n");
+    for level in 1..=12 {
+        text.push_str(&format!(".l{level}:\n  extends: .l{}\n", level + 1));
+    }
+    text.push_str(".l13:\n  image: x\n");
+    let (_dir, finished) = project(&[(".gitlab-ci.yml", text.as_bytes())]);
+    assert_eq!(finished.code, Some(125));
+    assert!(finished.stderr_text().contains("extends nested more than 11 levels"), "{}", finished.stderr_text());
+}
