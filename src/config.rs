@@ -17,6 +17,8 @@ use crate::supervise::Limits;
 pub struct RunSettings {
     pub command: Vec<OsString>,
     pub step: StepName,
+    /// Whether the step was named with `--name` (a job's single unnamed step is named after it).
+    pub named: bool,
     pub limits: Limits,
     /// `GITLAB_CI=true`: decorate the job log (sections, summary line).
     pub in_gitlab_ci: bool,
@@ -99,6 +101,7 @@ impl RunSettings {
         if args.command.first().is_none_or(|program| program.is_empty()) {
             return Err(ConfigError("missing command: write it after '--', e.g. herald run -- cargo test".into()));
         }
+        let named = args.name.is_some();
         let step = match args.name.as_deref().map(str::trim) {
             Some("") => return Err(ConfigError("--name must not be empty".into())),
             Some(name) => StepName::new(name),
@@ -128,6 +131,7 @@ impl RunSettings {
         Ok(RunSettings {
             command: args.command,
             step,
+            named,
             limits: Limits { timeout: args.timeout, grace: args.grace.unwrap_or(Limits::DEFAULT_GRACE) },
             in_gitlab_ci: env.get("GITLAB_CI").as_deref() == Some(OsStr::new("true")),
             junit: env.non_empty("HERALD_JUNIT").map(PathBuf::from),

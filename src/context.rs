@@ -65,6 +65,17 @@ pub struct PublishContext {
     pub min_update_interval: Duration,
     /// `HERALD_DRY_RUN`: print requests instead of sending them.
     pub dry_run: bool,
+    /// The checkout (`CI_PROJECT_DIR`) and its configuration file (`CI_CONFIG_PATH`), for task
+    /// names and planned steps; None outside a checkout.
+    pub config: Option<ConfigLocation>,
+    /// `CI_JOB_ID`: the key of the per-job cache of the parsed configuration.
+    pub job_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigLocation {
+    pub project_dir: PathBuf,
+    pub config_path: String,
 }
 
 /// The outcome of resolving the context.
@@ -162,6 +173,11 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
         flush_timeout,
         min_update_interval,
         dry_run,
+        config: text("CI_PROJECT_DIR").map(|dir| ConfigLocation {
+            project_dir: PathBuf::from(dir),
+            config_path: text("CI_CONFIG_PATH").unwrap_or_else(|| ".gitlab-ci.yml".to_owned()),
+        }),
+        job_id: text("CI_JOB_ID"),
     })))
 }
 

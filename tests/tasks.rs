@@ -123,3 +123,69 @@ fn extends_deeper_than_eleven_levels_is_refused() {
     assert_eq!(finished.code, Some(125));
     assert!(finished.stderr_text().contains("extends nested more than 11 levels"), "{}", finished.stderr_text());
 }
+
+/// Copies a fixture project into `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn published_steps_carry_task_names_and_the_note_shows_planned_steps() {
+    use crate::support::gitlab::*;
+    use crate::support::{herald_in_ci, PipelineKind};
+
+    let gitlab = GitLab::start();
+    let (_, lint_url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, "lint", "lint", "running"));
+    let (_, docs_url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, "docs", "build", "running"));
+    let dir = TempDir::new("named");
+    let checkout = dir.join("checkout");
+    copy_tree(fixture("nested").parent().unwrap(), &checkout);
+    // Stand-ins for the tools the fixture's steps call.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["cargo", "mdbook"] {
+        std::fs::write(bin.join(tool), "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(bin.join(tool), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let step = |job: &str, url: &str, id: &str, command: &[&str]| {
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("TMPDIR", dir.path())
+            .env("CI_PROJECT_DIR", &checkout)
+            .env("CI_JOB_NAME", job)
+            .env("CI_JOB_URL", url)
+            .env("CI_JOB_ID", id)
+            .arg("run")
+            .arg("--")
+            .args(command));
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    };
+    step("lint", &lint_url, "701", &["cargo", "fmt", "--check"]);
+    // The next step of the same job reads the parsed configuration from the job's cache.
+    std::fs::remove_file(checkout.join(".gitlab-ci.yml")).unwrap();
+    step("lint", &lint_url, "701", &["cargo", "clippy", "--", "-D", "warnings"]);
+    std::fs::write(checkout.join(".gitlab-ci.yml"), std::fs::read(fixture("nested")).unwrap()).unwrap();
+    step("docs", &docs_url, "702", &["mdbook", "build", "docs"]);
+
+    let statuses = gitlab.with(|w| w.statuses(PIPELINE_MERGED));
+    let names: Vec<&String> = statuses.keys().collect();
+    assert!(statuses.contains_key("herald/lint/lint › cargo fmt"), "the task of an included job: {names:?}");
+    assert!(statuses.contains_key("herald/lint/lint › cargo clippy"), "{names:?}");
+    assert!(statuses.contains_key("herald/docs"), "a job's single unnamed step is the task: {names:?}");
+    let note = &gitlab.with(|w| w.herald_notes(1))[0];
+    assert!(note.body.contains(&format!("| ✅ | [lint]({lint_url}) | cargo fmt | passed in")), "{}", note.body);
+    assert!(
+        note.body.contains(&format!("| ⏳ | [lint]({lint_url}) | setup | waiting |")),
+        "planned, not started: {}",
+        note.body
+    );
+    assert!(note.body.contains(&format!("| ✅ | [docs]({docs_url}) | mdbook build docs | passed in")), "{}", note.body);
+}

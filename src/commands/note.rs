@@ -168,7 +168,8 @@ fn close_steps(
 }
 
 fn write_note(client: &Client, context: &PublishContext, deadline: Instant) -> i32 {
-    let Some(mut note) = NoteSync::new(client, context) else {
+    let plan = crate::pipeline::for_job(context);
+    let Some(mut note) = NoteSync::new(client, context, plan.as_ref()) else {
         say("herald: no merge request in this pipeline (CI_MERGE_REQUEST_IID, CI_OPEN_MERGE_REQUESTS or HERALD_MR_IID): no note to write");
         return 0;
     };

@@ -41,7 +41,10 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, hidden_v
     // Only now, with the step already running, does anything touch the network.
     let (publisher, flush_timeout) = match &settings.publishing {
         Publishing::On(context) => {
-            (Some(Publisher::start(context.as_ref().clone(), &settings.step)), context.flush_timeout)
+            // The configuration is read now that the step runs (and only once per job: cached).
+            let plan = crate::pipeline::for_job(context);
+            let publisher = Publisher::start(context.as_ref().clone(), &settings.step, settings.named, plan);
+            (Some(publisher), context.flush_timeout)
         }
         Publishing::Off(_) => (None, Default::default()),
     };

@@ -55,7 +55,7 @@ const DEFAULT_KEYS: [&str; 12] = [
 ];
 
 /// Where a job was first defined.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Origin {
     Root,
     /// An include: its short name (the file's stem, or the component's name) and its location.
@@ -65,7 +65,7 @@ pub enum Origin {
     },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Job {
     /// As GitLab names it, `parallel:` suffix included (`test 2/3`, `build: [linux, amd64]`).
     pub name: String,
@@ -77,11 +77,17 @@ pub struct Job {
     pub steps: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Pipeline {
     pub jobs: Vec<Job>,
     /// Includes not resolved here (fetching is not implemented yet), as `kind: location`.
     pub unresolved: Vec<String>,
+}
+
+impl Pipeline {
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|job| job.name == name)
+    }
 }
 
 /// A configuration problem, as one line naming the file and position when there is one.

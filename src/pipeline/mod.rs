@@ -6,3 +6,39 @@ pub mod steps;
 pub mod yaml;
 
 pub use config::{load, Job, LoadError, Origin, Pipeline};
+
+use std::path::PathBuf;
+
+use crate::context::PublishContext;
+
+/// The pipeline's configuration for a job that publishes: from the per-job cache when an earlier
+/// step of the job parsed it, else parsed now and cached. None outside a checkout; a
+/// configuration herald cannot read is reported once per job, and publishing goes on with job
+/// names instead of task names.
+pub fn for_job(context: &PublishContext) -> Option<Pipeline> {
+    let location = context.config.as_ref()?;
+    let cache = context.job_id.as_ref().map(|id| std::env::temp_dir().join(format!("herald-pipeline-{id}.json")));
+    if let Some(cached) = cache.as_ref().and_then(|path| std::fs::read(path).ok()) {
+        return serde_json::from_slice::<Option<Pipeline>>(&cached).ok().flatten();
+    }
+    let loaded = match load(&location.project_dir, &location.config_path) {
+        Ok(pipeline) => Some(pipeline),
+        Err(error) => {
+            crate::cli::say(&format!("herald: task names fall back to job names: {error}"));
+            None
+        }
+    };
+    if let Some(path) = cache {
+        write_cache(&path, &loaded);
+    }
+    loaded
+}
+
+/// Written to a temporary name and renamed, so a parallel step never reads half a file.
+fn write_cache(path: &PathBuf, pipeline: &Option<Pipeline>) {
+    let Ok(bytes) = serde_json::to_vec(pipeline) else { return };
+    let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
+    if std::fs::write(&temporary, bytes).is_ok() && std::fs::rename(&temporary, path).is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+}

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::context::PublishContext;
 use crate::gitlab::{self, ApiError, Client, Posted, StatusPost, StatusState};
+use crate::pipeline::Pipeline;
 use crate::step::{StepName, StepOutcome};
 pub use note::{build_view, NoteSync, SyncError, Synced};
 use retry::Backoff;
@@ -56,12 +57,18 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Starts publishing `running` for the step, in the background.
-    pub fn start(context: PublishContext, step: &StepName) -> Publisher {
-        let status_name = status_name(&context.status_prefix, &context.job_name, step);
+    /// Starts publishing `running` for the step, in the background. `plan` is the pipeline's
+    /// configuration, when readable: it gives the task name and the note's planned steps.
+    /// `named` says whether the step was given `--name`.
+    pub fn start(context: PublishContext, step: &StepName, named: bool, plan: Option<Pipeline>) -> Publisher {
+        let job = plan.as_ref().and_then(|plan| plan.job(&context.job_name));
+        let task = job.map_or_else(|| context.job_name.clone(), |job| job.task.clone());
+        let alone = !named && job.is_some_and(|job| job.steps.len() == 1 && job.steps[0] == step.as_str());
+        let status_name = status_name(&context.status_prefix, &task, step, alone);
         let (events, event_receiver) = mpsc::channel();
         let (report_sender, reports) = mpsc::channel();
-        let worker = Worker { context, name: status_name.clone(), events: event_receiver, stashed: RefCell::new(None) };
+        let worker =
+            Worker { context, plan, name: status_name.clone(), events: event_receiver, stashed: RefCell::new(None) };
         let spawned = std::thread::Builder::new().name("publisher".into()).spawn(move || {
             let _ = report_sender.send(worker.run());
         });
@@ -96,6 +103,7 @@ impl Publisher {
 
 struct Worker {
     context: PublishContext,
+    plan: Option<Pipeline>,
     name: String,
     events: Receiver<Event>,
     /// An event taken while a note refresh was checking for one, kept for the main loop.
@@ -115,7 +123,7 @@ impl Worker {
                 Ok(client) => client,
                 Err(why) => return self.failed(&why),
             };
-        let mut note = NoteSync::new(&client, context);
+        let mut note = NoteSync::new(&client, context, self.plan.as_ref());
         let mut wanted = Wanted { state: StatusState::Running, description: "running".into() };
         let mut deadline: Option<Instant> = None;
         let mut sent: Option<StatusState> = None;

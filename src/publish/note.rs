@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::context::PublishContext;
 use crate::gitlab::{self, ApiError, Client, CommitStatus, Note, PipelineJob};
+use crate::pipeline::Pipeline;
 use crate::report::note::{self as view, JobView, NoteView, PipelineView, StepState, StepView};
 
 use super::retry::Backoff;
@@ -60,6 +61,7 @@ pub enum SyncError {
 /// The note of one pipeline on one merge request, as seen by this process.
 pub struct NoteSync<'c> {
     client: &'c Client,
+    plan: Option<&'c Pipeline>,
     project: String,
     mr_iid: u64,
     pipeline_id: u64,
@@ -74,10 +76,12 @@ pub struct NoteSync<'c> {
 }
 
 impl<'c> NoteSync<'c> {
-    /// None when there is no merge request or pipeline to write about.
-    pub fn new(client: &'c Client, context: &PublishContext) -> Option<NoteSync<'c>> {
+    /// None when there is no merge request or pipeline to write about. `plan`, the pipeline's
+    /// configuration, adds the steps not started yet.
+    pub fn new(client: &'c Client, context: &PublishContext, plan: Option<&'c Pipeline>) -> Option<NoteSync<'c>> {
         Some(NoteSync {
             client,
+            plan,
             project: context.project.clone(),
             mr_iid: context.mr_iid?,
             pipeline_id: context.pipeline_id?,
@@ -207,7 +211,7 @@ impl<'c> NoteSync<'c> {
         let jobs = self.call(guard, |c, t| gitlab::pipeline_jobs(c, &self.project, self.pipeline_id, t))?;
         let statuses =
             self.call(guard, |c, t| gitlab::pipeline_statuses(c, &self.project, &self.sha, self.pipeline_id, t))?;
-        Ok(build_view(self.pipeline_id, &self.sha, &self.status_prefix, &jobs, &statuses))
+        Ok(build_view(self.pipeline_id, &self.sha, &self.status_prefix, &jobs, &statuses, self.plan))
     }
 
     /// One API call, retried on 409/429/5xx/transport errors with backoff, within the deadline.
@@ -249,14 +253,16 @@ struct Guard<'a> {
     interrupted: &'a dyn Fn() -> bool,
 }
 
-/// The note's content from GitLab's answers. Pure, so that every writer, given the same state,
-/// renders the same note.
+/// The note's content from GitLab's answers and the configuration's plan (steps not started yet,
+/// task names back to jobs). Pure, so that every writer, given the same state, renders the same
+/// note.
 pub fn build_view(
     pipeline_id: u64,
     sha: &str,
     prefix: &str,
     jobs: &[PipelineJob],
     statuses: &[CommitStatus],
+    plan: Option<&Pipeline>,
 ) -> NoteView {
     let mut jobs: Vec<&PipelineJob> = jobs.iter().collect();
     jobs.sort_by_key(|job| job.id);
@@ -278,19 +284,43 @@ pub fn build_view(
     let mut unattached = Vec::new();
     for status in ours {
         let task_and_step = &status.name[own_prefix.len()..];
-        let (task, step) = task_and_step.split_once(" › ").unwrap_or((task_and_step, task_and_step));
+        // The job the task names: from the plan (`ci/lint` → job `lint`), else the task itself.
+        let (task, step) = task_and_step.split_once(" › ").map_or((task_and_step, None), |(t, s)| (t, Some(s)));
+        let planned = plan.and_then(|plan| plan.jobs.iter().find(|job| job.task == task));
+        let job_name = planned.map_or(task, |job| job.name.as_str());
+        // `<prefix>/<task>` alone is a job's single step: named as the plan names it.
+        let step_name = match (step, planned) {
+            (Some(step), _) => step.to_owned(),
+            (None, Some(job)) if job.steps.len() == 1 => job.steps[0].clone(),
+            (None, _) => task.to_owned(),
+        };
         let step = StepView {
-            name: step.to_owned(),
+            name: step_name,
             state: StepState::from_status(&status.status),
             description: status.description.clone().unwrap_or_else(|| status.status.clone()),
         };
         // The job is the one the status links to (CI_JOB_URL), else the one its name names.
         let by_url =
             status.target_url.as_ref().and_then(|url| job_views.iter().position(|j| j.web_url.as_ref() == Some(url)));
-        let index = by_url.or_else(|| job_views.iter().position(|j| j.name == task));
+        let index = by_url.or_else(|| job_views.iter().position(|j| j.name == job_name));
         match index {
             Some(index) => job_views[index].steps.push(step),
             None => unattached.push(step),
+        }
+    }
+
+    // Planned steps not started yet, for jobs that have not finished.
+    if let Some(plan) = plan {
+        for view in job_views.iter_mut().filter(|view| {
+            matches!(
+                view.status.as_str(),
+                "created" | "pending" | "running" | "manual" | "scheduled" | "waiting_for_resource" | "preparing"
+            )
+        }) {
+            if let Some(job) = plan.job(&view.name) {
+                let started: Vec<&str> = view.steps.iter().map(|step| step.name.as_str()).collect();
+                view.planned = job.steps.iter().filter(|step| !started.contains(&step.as_str())).cloned().collect();
+            }
         }
     }
 
@@ -368,7 +398,7 @@ mod tests {
             status(13, "herald/gone › x", "failed", Some(99)),
             status(14, "other-tool/check", "success", None),
         ];
-        let view = build_view(9, "abc", "herald", &jobs, &statuses);
+        let view = build_view(9, "abc", "herald", &jobs, &statuses, None);
         assert_eq!(view.jobs.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(), ["lint", "test"], "pipeline order");
         assert_eq!(view.jobs[0].steps[0].name, "lint", "a job's single step by name");
         let test_steps: Vec<&str> = view.jobs[1].steps.iter().map(|s| s.name.as_str()).collect();
@@ -381,11 +411,11 @@ mod tests {
     #[test]
     fn the_post_stage_does_not_keep_the_pipeline_running() {
         let jobs = [job(1, "test", "test", "failed"), job(2, "herald-note", ".post", "running")];
-        assert_eq!(build_view(9, "abc", "herald", &jobs, &[]).pipeline.status, "failed");
+        assert_eq!(build_view(9, "abc", "herald", &jobs, &[], None).pipeline.status, "failed");
         let jobs = [job(1, "test", "test", "success"), job(2, "herald-note", ".post", "running")];
-        assert_eq!(build_view(9, "abc", "herald", &jobs, &[]).pipeline.status, "success");
+        assert_eq!(build_view(9, "abc", "herald", &jobs, &[], None).pipeline.status, "success");
         let mut allowed = job(1, "flaky", "test", "failed");
         allowed.allow_failure = true;
-        assert_eq!(build_view(9, "abc", "herald", &[allowed], &[]).pipeline.status, "success");
+        assert_eq!(build_view(9, "abc", "herald", &[allowed], &[], None).pipeline.status, "success");
     }
 }

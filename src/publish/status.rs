@@ -7,11 +7,12 @@ use crate::step::{StepName, StepOutcome, Verdict};
 
 const LIMIT: usize = 255;
 
-/// `<prefix>/<task> › <step>`. Until task names come from the pipeline configuration, the task is
-/// the job's name (a root-file job's task name). Names longer than GitLab allows are cut and end
+/// `<prefix>/<task> › <step>`, or `<prefix>/<task>` for the single unnamed step of a job
+/// (`alone`). The task is `<origin>/<job>` for a job from an include, the job's name otherwise
+/// (and when the configuration cannot be read). Names longer than GitLab allows are cut and end
 /// in a short hash of the full name, so two long names stay distinct and stable.
-pub fn status_name(prefix: &str, task: &str, step: &StepName) -> String {
-    let full = format!("{prefix}/{task} › {step}");
+pub fn status_name(prefix: &str, task: &str, step: &StepName, alone: bool) -> String {
+    let full = if alone { format!("{prefix}/{task}") } else { format!("{prefix}/{task} › {step}") };
     if full.len() <= LIMIT {
         return full;
     }
@@ -60,7 +61,8 @@ mod tests {
 
     #[test]
     fn names_carry_prefix_task_and_step() {
-        assert_eq!(status_name("herald", "test", &StepName::new("unit")), "herald/test › unit");
+        assert_eq!(status_name("herald", "test", &StepName::new("unit"), false), "herald/test › unit");
+        assert_eq!(status_name("herald", "ci/lint", &StepName::new("make"), true), "herald/ci/lint");
     }
 
     #[test]
@@ -86,11 +88,11 @@ mod tests {
     #[test]
     fn long_names_are_cut_with_a_stable_distinct_suffix() {
         let task = "é".repeat(200);
-        let a = status_name("herald", &task, &StepName::new("one"));
-        let b = status_name("herald", &task, &StepName::new("two"));
+        let a = status_name("herald", &task, &StepName::new("one"), false);
+        let b = status_name("herald", &task, &StepName::new("two"), false);
         assert!(a.len() <= 255 && b.len() <= 255);
         assert_ne!(a, b);
-        assert_eq!(a, status_name("herald", &task, &StepName::new("one")));
+        assert_eq!(a, status_name("herald", &task, &StepName::new("one"), false));
         assert!(a.contains('~'));
     }
 }
