@@ -121,6 +121,25 @@ note_plain_ns=$(steps_loop off)
 note_ns=$(steps_loop ci-only)
 exec 3>&-
 wait
+
+# Configuration parsing, cold process each time: the largest fixture, and a generated pipeline of
+# 20 included files with 200 jobs using extends and !reference.
+large="$out/large"
+mkdir -p "$large/ci"
+printf 'include:\n  - local: ci/*.yml\n' >"$large/.gitlab-ci.yml"
+for f in $(seq 20); do
+  {
+    printf '.base-%s:\n  image: rust\n  before_script:\n    - herald run --name setup -- ./setup.sh\n' "$f"
+    printf '.steps-%s:\n  test:\n    - herald run -- cargo test --workspace\n' "$f"
+    for j in $(seq 10); do
+      printf 'job-%s-%s:\n  extends: .base-%s\n  stage: test\n  script:\n    - !reference [.steps-%s, test]\n    - herald run --name "check %s" -- ./check.sh\n' "$f" "$j" "$f" "$f" "$j"
+    done
+  } >"$large/ci/file-$f.yml"
+done
+hyperfine --shell=none --warmup 20 --runs "${PARSE_RUNS:-300}" --export-json "$out/parse.json" \
+  --command-name "herald tasks (largest fixture)" "$herald tasks --format json --file tests/fixtures/pipelines/nested/.gitlab-ci.yml" \
+  --command-name "herald tasks (200 jobs, 20 includes)" "$herald tasks --format json --file $large/.gitlab-ci.yml" \
+  --command-name "herald --version (process start)" "$herald --version" >/dev/null
 note_stats=$(tail -n 1 "$out/standin-out")
 
 python3 - "$out" "$build" "$runs" "$rss_runs" "$publish_runs" "$stats" "$note_runs" "$note_stats" "$note_plain_ns" "$note_ns" <<'PY'
@@ -172,4 +191,10 @@ print(f"\nWith the merge-request note ({steps} distinct `sleep 0.05` steps of on
       f"{per_step(note_ns) - per_step(note_plain_ns):.1f} ms added; "
       f"{note_stats['requests'] / steps:.1f} requests per step ({note_stats['by_method']}); "
       f"statuses left open: {note_stats['left_open']}.")
+
+print("\nConfiguration parsing (a fresh process each run):\n")
+print("| command | median | mean ± σ |")
+print("|---|---:|---:|")
+for result in json.load(open(f"{out}/parse.json"))["results"]:
+    print(f"| {result['command']} | {med(result):.3f} ms | {result['mean']*1e3:.3f} ± {result['stddev']*1e3:.3f} ms |")
 PY

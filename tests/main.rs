@@ -11,6 +11,7 @@ mod joblog;
 mod junit;
 mod note_render;
 mod note_sync;
+mod pipeline_props;
 mod publish;
 mod standin;
 mod supervise;

@@ -97,10 +97,60 @@ pub struct LoadError(pub String);
 
 /// Loads `config_path` (relative to `project_dir`, usually `.gitlab-ci.yml`) and its includes.
 pub fn load(project_dir: &Path, config_path: &str) -> Result<Pipeline, LoadError> {
-    let mut loader = Loader { root: project_dir.to_path_buf(), includes: 0, unresolved: Vec::new() };
+    load_from(&Checkout(project_dir.to_path_buf()), config_path)
+}
+
+/// Loads from any source of files: a checkout, or files in memory (fuzzing, property tests).
+pub fn load_from(source: &dyn Source, config_path: &str) -> Result<Pipeline, LoadError> {
+    let mut loader = Loader { source, includes: 0, unresolved: Vec::new() };
     let mut layers = Vec::new();
     loader.file(config_path.trim_start_matches('/'), Origin::Root, &mut Vec::new(), &mut layers)?;
     resolve(layers, loader.unresolved)
+}
+
+/// Where the configuration's files come from.
+pub trait Source {
+    /// The file at `path` (relative to the project root), refusing one larger than `limit` bytes.
+    fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, String>;
+    /// Every file of the project, relative to its root, for globs.
+    fn list(&self) -> Vec<String>;
+}
+
+/// A checkout on disk.
+pub struct Checkout(pub PathBuf);
+
+impl Source for Checkout {
+    fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, String> {
+        let full = self.0.join(path);
+        let size = std::fs::metadata(&full).map_err(|e| format!("cannot read it: {e}"))?.len();
+        if size > limit {
+            return Err(format!("{size} bytes, more than the {limit} herald reads"));
+        }
+        std::fs::read(&full).map_err(|e| format!("cannot read it: {e}"))
+    }
+
+    fn list(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        walk(&self.0, &self.0, &mut found);
+        found
+    }
+}
+
+/// Files in memory: (path, content).
+pub struct InMemory(pub Vec<(String, Vec<u8>)>);
+
+impl Source for InMemory {
+    fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, String> {
+        let (_, content) = self.0.iter().find(|(p, _)| p == path).ok_or("cannot read it: no such file")?;
+        if content.len() as u64 > limit {
+            return Err(format!("{} bytes, more than the {limit} herald reads", content.len()));
+        }
+        Ok(content.clone())
+    }
+
+    fn list(&self) -> Vec<String> {
+        self.0.iter().map(|(p, _)| p.clone()).collect()
+    }
 }
 
 /// One file's content (without its `include:`), with the origin its jobs get.
@@ -109,13 +159,13 @@ struct Layer {
     entries: Vec<(String, Node)>,
 }
 
-struct Loader {
-    root: PathBuf,
+struct Loader<'s> {
+    source: &'s dyn Source,
     includes: usize,
     unresolved: Vec<String>,
 }
 
-impl Loader {
+impl Loader<'_> {
     /// Appends the layers of `path` (its includes first, then itself) to `layers`.
     fn file(
         &mut self,
@@ -127,12 +177,7 @@ impl Loader {
         if stack.iter().any(|seen| seen == path) {
             return Err(LoadError(format!("include cycle: {} → {path}", stack.join(" → "))));
         }
-        let full = self.root.join(path);
-        let size = std::fs::metadata(&full).map_err(|e| LoadError(format!("{path}: cannot read it: {e}")))?.len();
-        if size > LARGEST_FILE {
-            return Err(LoadError(format!("{path}: {size} bytes, more than the {LARGEST_FILE} herald reads")));
-        }
-        let bytes = std::fs::read(&full).map_err(|e| LoadError(format!("{path}: cannot read it: {e}")))?;
+        let bytes = self.source.read(path, LARGEST_FILE).map_err(|why| LoadError(format!("{path}: {why}")))?;
         let text = String::from_utf8(bytes).map_err(|e| {
             LoadError(format!("{path}: not UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()))
         })?;
@@ -245,9 +290,8 @@ impl Loader {
         if !pattern.contains('*') {
             return Ok(vec![pattern.to_owned()]);
         }
-        let mut found = Vec::new();
-        walk(&self.root, &self.root, &mut found);
-        let mut matched: Vec<String> = found.into_iter().filter(|path| glob_match(pattern, path)).collect();
+        let mut matched: Vec<String> =
+            self.source.list().into_iter().filter(|path| glob_match(pattern, path)).collect();
         matched.sort();
         if matched.is_empty() {
             return Err(format!("local include '{pattern}' matches no file"));

@@ -5,7 +5,7 @@ pub mod config;
 pub mod steps;
 pub mod yaml;
 
-pub use config::{load, Job, LoadError, Origin, Pipeline};
+pub use config::{load, load_from, Checkout, InMemory, Job, LoadError, Origin, Pipeline, Source};
 
 use std::path::PathBuf;
 
