@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agreement;
 mod cli;
 mod doctor;
 mod executor;

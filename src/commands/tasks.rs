@@ -38,7 +38,12 @@ pub fn run(json: bool, file: Option<PathBuf>) -> i32 {
         let jobs: Vec<_> = pipeline
             .jobs
             .iter()
-            .map(|job| json!({ "name": job.name, "stage": job.stage, "origin": origin(&job.origin), "task": job.task, "steps": job.steps }))
+            .map(|job| {
+                json!({
+                    "name": job.name, "stage": job.stage, "origin": origin(&job.origin), "task": job.task, "steps": job.steps,
+                    "before_script": job.before_script, "script": job.script, "after_script": job.after_script,
+                })
+            })
             .collect();
         println!(
             "{}",

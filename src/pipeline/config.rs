@@ -75,6 +75,10 @@ pub struct Job {
     pub task: String,
     /// The names of the `herald run` steps in its resolved before_script, script, after_script.
     pub steps: Vec<String>,
+    /// Its resolved scripts, `default:` and `!reference` applied, nested lists flattened.
+    pub before_script: Vec<String>,
+    pub script: Vec<String>,
+    pub after_script: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
@@ -364,18 +368,25 @@ fn resolve(layers: Vec<Layer>, unresolved: Vec<String>) -> Result<Pipeline, Load
         let job = references(&job, &merged, 0).map_err(|why| LoadError(format!("job '{name}': {why}")))?;
         let origin = origins.iter().find(|(k, _)| k == name).map(|(_, o)| o.clone()).unwrap_or(Origin::Root);
         let stage = job.get("stage").and_then(Node::scalar_text).unwrap_or_else(|| "test".into());
-        let steps = ["before_script", "script", "after_script"]
-            .iter()
-            .filter_map(|key| job.get(key))
-            .flat_map(script_lines)
-            .flat_map(|line| planned_steps(&line))
-            .collect::<Vec<_>>();
+        let lines = |key: &str| job.get(key).map(script_lines).unwrap_or_default();
+        let (before_script, script, after_script) = (lines("before_script"), lines("script"), lines("after_script"));
+        let steps: Vec<String> =
+            before_script.iter().chain(&script).chain(&after_script).flat_map(|line| planned_steps(line)).collect();
         for instance in parallel_names(name, job.get("parallel")) {
             let task = match &origin {
                 Origin::Root => instance.clone(),
                 Origin::Include { name: include, .. } => format!("{include}/{instance}"),
             };
-            jobs.push(Job { name: instance, stage: stage.clone(), origin: origin.clone(), task, steps: steps.clone() });
+            jobs.push(Job {
+                name: instance,
+                stage: stage.clone(),
+                origin: origin.clone(),
+                task,
+                steps: steps.clone(),
+                before_script: before_script.clone(),
+                script: script.clone(),
+                after_script: after_script.clone(),
+            });
         }
     }
     Ok(Pipeline { jobs, unresolved })

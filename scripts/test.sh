@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests call, then runs cargo test.
+#   scripts/test.sh               # everything
+#   scripts/test.sh note_sync     # arguments go to cargo test
+#
+# Installs (when missing): Debian's openssl (a private CA), util-linux (unshare, setsid), shellcheck
+# and dash (the shell scripts), rsync, and gitlab-ci-local 4.72.0 from npm into target/tools
+# (the newest that runs on Node 20; the agreement test compares herald's reading of
+# .gitlab-ci.yml with it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for tool in openssl:openssl unshare:util-linux setsid:util-linux shellcheck:shellcheck dash:dash rsync:rsync; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+tools="$PWD/target/tools"
+if [ ! -x "$tools/node_modules/.bin/gitlab-ci-local" ]; then
+  command -v npm >/dev/null 2>&1 || { echo "scripts/test.sh: npm (Node 20) is needed for gitlab-ci-local" >&2; exit 1; }
+  mkdir -p "$tools"
+  npm install --prefix "$tools" --no-audit --no-fund --silent gitlab-ci-local@4.72.0
+fi
+export GITLAB_CI_LOCAL="$tools/node_modules/.bin/gitlab-ci-local"
+
+cargo test --locked "$@"

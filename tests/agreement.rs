@@ -1,0 +1,111 @@
+//! Agreement with an independent implementation: gitlab-ci-local 4.72.0 (`--list-json` and
+//! `--preview`) must list the same jobs, in the same order, with the same resolved scripts as
+//! `herald tasks --format json`, on every fixture it can evaluate offline (fixtures with
+//! `project`/`remote`/`template`/`component` includes need a network and are left out).
+//!
+//! gitlab-ci-local names parallel jobs its own way; GitLab's documented names are the reference:
+//! `test: [1/3]` is GitLab's `test 1/3`, and `build: [a,b]` is `build: [a, b]`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use herald::pipeline::yaml::{self, Node, Value};
+
+use crate::support::{herald, run, TempDir};
+
+fn gitlab_ci_local() -> PathBuf {
+    std::env::var_os("GITLAB_CI_LOCAL").map(PathBuf::from).filter(|path| path.exists()).expect(
+        "GITLAB_CI_LOCAL must name gitlab-ci-local 4.72.0: run the suite with scripts/test.sh, which installs it",
+    )
+}
+
+/// A fixture as a git repository of its own (gitlab-ci-local reads git), in `dir`.
+fn repository(fixture: &str, dir: &Path) {
+    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipelines").join(fixture);
+    let status = Command::new("cp").arg("-r").arg(format!("{}/.", from.display())).arg(dir).status().unwrap();
+    assert!(status.success());
+    for args in [
+        &["init", "-q"][..],
+        &["add", "-A"],
+        &["-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit", "-q", "-m", "fixture"],
+        &["remote", "add", "origin", "https://gitlab.example.com/group/app.git"],
+    ] {
+        assert!(Command::new("git").args(args).current_dir(dir).status().unwrap().success(), "git {args:?}");
+    }
+}
+
+fn gitlab_ci_local_output(dir: &Path, flag: &str) -> String {
+    let finished = run(Command::new(gitlab_ci_local()).arg(flag).current_dir(dir));
+    assert_eq!(finished.code, Some(0), "gitlab-ci-local {flag}: {}", finished.stderr_text());
+    finished.stdout_text()
+}
+
+/// gitlab-ci-local's job name as GitLab writes it.
+fn gitlab_name(name: &str) -> String {
+    match name.rsplit_once(": [") {
+        Some((base, rest)) if rest.ends_with(']') && rest[..rest.len() - 1].contains('/') && !rest.contains(',') => {
+            format!("{base} {}", &rest[..rest.len() - 1])
+        }
+        Some((base, rest)) => format!("{base}: [{}", rest.split(',').map(str::trim).collect::<Vec<_>>().join(", ")),
+        None => name.to_owned(),
+    }
+}
+
+/// A job instance's base job: `test 2/3` → `test`, `build: [a, b]` → `build`.
+fn base_name(name: &str) -> &str {
+    if let Some((base, _)) = name.split_once(": [") {
+        return base;
+    }
+    match name.rsplit_once(' ') {
+        Some((base, count)) if count.contains('/') && count.chars().all(|c| c.is_ascii_digit() || c == '/') => base,
+        _ => name,
+    }
+}
+
+fn lines(node: Option<&Node>) -> Vec<String> {
+    match node.map(|n| &n.value) {
+        Some(Value::Seq(items)) => items.iter().flat_map(|item| lines(Some(item))).collect(),
+        Some(_) => node.and_then(Node::scalar_text).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+#[test]
+fn herald_and_gitlab_ci_local_agree_on_jobs_and_scripts() {
+    for fixture in ["nested"] {
+        let dir = TempDir::new("agreement");
+        repository(fixture, dir.path());
+        let theirs: Vec<serde_json::Value> =
+            serde_json::from_str(&gitlab_ci_local_output(dir.path(), "--list-json")).unwrap();
+        let their_names: Vec<String> = theirs.iter().map(|job| gitlab_name(job["name"].as_str().unwrap())).collect();
+
+        let ours = run(herald().args(["tasks", "--format", "json", "--file"]).arg(dir.join(".gitlab-ci.yml")));
+        assert_eq!(ours.code, Some(0), "{}", ours.stderr_text());
+        let ours: serde_json::Value = serde_json::from_str(&ours.stdout_text()).unwrap();
+        let our_jobs = ours["jobs"].as_array().unwrap();
+        let our_names: Vec<String> = our_jobs.iter().map(|job| job["name"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(our_names, their_names, "{fixture}: the jobs and their order");
+
+        let preview = yaml::parse(&gitlab_ci_local_output(dir.path(), "--preview")).unwrap().remove(0);
+        for job in our_jobs {
+            let name = job["name"].as_str().unwrap();
+            let resolved =
+                preview.get(base_name(name)).unwrap_or_else(|| panic!("{fixture}: {name} missing from the preview"));
+            for key in ["before_script", "script", "after_script"] {
+                let ours: Vec<String> =
+                    job[key].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_owned()).collect();
+                assert_eq!(ours, lines(resolved.get(key)), "{fixture}: {name} {key}");
+            }
+        }
+    }
+}
+
+#[test]
+fn parallel_names_map_to_gitlabs() {
+    assert_eq!(gitlab_name("test: [2/3]"), "test 2/3");
+    assert_eq!(gitlab_name("build: [x86_64,release]"), "build: [x86_64, release]");
+    assert_eq!(gitlab_name("lint"), "lint");
+    assert_eq!(base_name("test 2/3"), "test");
+    assert_eq!(base_name("build: [a, b]"), "build");
+    assert_eq!(base_name("deploy to prod"), "deploy to prod");
+}
