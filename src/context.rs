@@ -181,6 +181,34 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
     })))
 }
 
+/// The environment with publishing forced on (and requests really sent): for commands that check
+/// or read what `herald run` would use, wherever they run (`herald doctor`, `herald tasks`).
+pub struct AsIfPublishing<'e>(pub &'e dyn Env);
+
+impl Env for AsIfPublishing<'_> {
+    fn get(&self, key: &str) -> Option<std::ffi::OsString> {
+        match key {
+            "HERALD_MODE" => Some("always".into()),
+            "HERALD_DRY_RUN" => None,
+            _ => self.0.get(key),
+        }
+    }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        self.0.vars()
+    }
+}
+
+/// The API and token alone, for reading (includes of `herald tasks`), when a token is set.
+pub fn api_access(env: &dyn Env) -> Option<(String, Token, Option<PathBuf>)> {
+    let text = |key: &str| env.non_empty(key).map(|v| v.to_string_lossy().trim().to_owned());
+    let token = Token::new(&text("HERALD_TOKEN")?);
+    let api_url =
+        text("HERALD_API_URL").or_else(|| text("CI_API_V4_URL")).unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+    let ca_file = text("HERALD_CA_FILE").or_else(|| text("CI_SERVER_TLS_CA_FILE")).map(PathBuf::from);
+    Some((api_url.trim_end_matches('/').to_owned(), token, ca_file))
+}
+
 fn off(why: &str) -> Publishing {
     Publishing::Off(Some(format!("herald: not publishing: {why}")))
 }

@@ -189,3 +189,36 @@ fn published_steps_carry_task_names_and_the_note_shows_planned_steps() {
     );
     assert!(note.body.contains(&format!("| ✅ | [docs]({docs_url}) | mdbook build docs | passed in")), "{}", note.body);
 }
+
+#[test]
+fn project_component_and_template_includes_are_fetched_through_the_api() {
+    use crate::support::gitlab::*;
+    let gitlab = GitLab::start();
+    gitlab.with(|w| {
+        w.add_public_project(43, "platform/herald");
+        w.add_file("platform/herald", "v1.0.0", "ci-templates/herald.yml", "include:\n  - local: ci-templates/shared.yml\nherald-note:\n  stage: .post\n  script:\n    - herald note --final\nlint:\n  extends: .herald-base\n  script:\n    - herald run -- cargo fmt --check\n");
+        w.add_file("platform/herald", "v1.0.0", "ci-templates/shared.yml", ".herald-base:\n  image: rust\n  before_script:\n    - herald run --name setup -- ./setup.sh\n");
+        w.add_public_project(44, "acme/components");
+        w.add_file("acme/components", "1.2", "templates/secret-detection/template.yml", "secret_detection:\n  script:\n    - herald run --name scan -- gitleaks detect\n");
+        w.templates.push(("Bash".into(), "bash-job:\n  script:\n    - echo hi\n".into()));
+    });
+    let finished = run(herald()
+        .env("HERALD_TOKEN", TOKEN_DEVELOPER)
+        .env("HERALD_API_URL", gitlab.api_url())
+        .args(["tasks", "--format", "json", "--file"])
+        .arg(fixture("remote")));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert_snapshot("tasks_remote.json", &finished.stdout_text());
+    assert!(!finished.stdout_text().contains(TOKEN_DEVELOPER));
+
+    // Without a token they are named as unresolved, and the root file's jobs still load.
+    let offline = run(herald().args(["tasks", "--file"]).arg(fixture("remote")));
+    assert_eq!(offline.code, Some(0), "{}", offline.stderr_text());
+    assert!(
+        offline.stdout_text().contains(
+            "not resolved (no token or API to fetch it, or it failed): platform/herald@v1.0.0:ci-templates/herald.yml"
+        ),
+        "{}",
+        offline.stdout_text()
+    );
+}

@@ -1,34 +1,16 @@
 //! `herald doctor`: can herald publish from here? One line per check (`ok`, `warn`, `FAIL`), each
 //! failure with its fix; exits 1 when publishing would fail. Never prints the token.
 
-use std::ffi::OsString;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cli::say;
-use crate::config::{Env, ProcessEnv};
-use crate::context::{self, Publishing};
+use crate::config::ProcessEnv;
+use crate::context::{self, AsIfPublishing, Publishing};
 use crate::gitlab::{self, days_from_civil, ApiError, Client};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Warn when the token expires within this many days.
 const EXPIRY_WARNING_DAYS: i64 = 7;
-
-/// The environment with publishing forced on, to check everything `herald run` would need.
-struct AsIfPublishing<'e>(&'e dyn Env);
-
-impl Env for AsIfPublishing<'_> {
-    fn get(&self, key: &str) -> Option<OsString> {
-        match key {
-            "HERALD_MODE" => Some("always".into()),
-            "HERALD_DRY_RUN" => None,
-            _ => self.0.get(key),
-        }
-    }
-
-    fn vars(&self) -> Vec<(String, String)> {
-        self.0.vars()
-    }
-}
 
 #[derive(Default)]
 struct Checks {

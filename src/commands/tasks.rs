@@ -7,7 +7,9 @@ use serde_json::json;
 
 use crate::cli::{say, EXIT_HERALD_FAILED};
 use crate::config::{Env, ProcessEnv};
-use crate::pipeline::{self, Origin};
+use crate::gitlab::Client;
+use crate::pipeline::fetch::GitLabFetch;
+use crate::pipeline::{self, Fetch, Origin};
 
 pub fn run(json: bool, file: Option<PathBuf>) -> i32 {
     let env = &ProcessEnv;
@@ -23,7 +25,11 @@ pub fn run(json: bool, file: Option<PathBuf>) -> i32 {
                 .map_or_else(|| ".gitlab-ci.yml".to_owned(), |p| p.to_string_lossy().into_owned()),
         ),
     };
-    let pipeline = match pipeline::load(&dir, &config) {
+    // Includes from elsewhere come through the API when a token and API URL are configured.
+    let client = crate::context::api_access(env)
+        .and_then(|(api, token, ca)| Client::new(&api, token, ca.as_deref(), false).ok());
+    let fetch = client.as_ref().map(GitLabFetch::new);
+    let pipeline = match pipeline::load(&dir, &config, fetch.as_ref().map(|f| f as &dyn Fetch)) {
         Ok(pipeline) => pipeline,
         Err(error) => {
             say(&format!("herald tasks: {error}"));
@@ -64,7 +70,7 @@ pub fn run(json: bool, file: Option<PathBuf>) -> i32 {
         println!("{}", cells.join("  ").trim_end());
     }
     for include in &pipeline.unresolved {
-        println!("not resolved (fetching includes is not implemented yet): {include}");
+        println!("not resolved (no token or API to fetch it, or it failed): {include}");
     }
     0
 }

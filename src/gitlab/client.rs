@@ -53,6 +53,8 @@ pub struct Reply {
     pub body: Value,
     /// `x-next-page` of a paginated list; None on the last page.
     pub next_page: Option<u32>,
+    /// The body as sent, for answers that are not JSON (raw files).
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +116,31 @@ impl Client {
         self.send(Method::Get, path, None, timeout)
     }
 
+    /// A public URL, without the token (an `include: remote` file is public by definition).
+    pub fn get_public(&self, url: &str, timeout: Duration) -> Result<String, ApiError> {
+        let transport = |reason: String| ApiError::Transport { url: url.to_owned(), reason };
+        let mut response = self
+            .agent
+            .get(url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .call()
+            .map_err(|error| transport(describe_transport_error(&error)))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(4 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| transport(e.to_string()))?;
+        if (200..300).contains(&status) {
+            Ok(text)
+        } else {
+            Err(ApiError::Http { status, message: error_message(&text), retry_after: None })
+        }
+    }
+
     pub fn post(&self, path: &str, body: &Value, timeout: Duration) -> Result<Reply, ApiError> {
         self.send(Method::Post, path, Some(body), timeout)
     }
@@ -133,7 +160,7 @@ impl Client {
             let line = self.token.redact(&format!("herald (dry run): {} {url}{body}\n", method.as_str()));
             let _ = std::io::stderr().write_all(line.as_bytes());
             let status = if method == Method::Post { 201 } else { 200 };
-            return Ok(Reply { status, body: Value::Null, next_page: None });
+            return Ok(Reply { status, body: Value::Null, next_page: None, text: String::new() });
         }
         let transport = |reason: String| ApiError::Transport { url: url.clone(), reason: self.token.redact(&reason) };
         let mut secret = HeaderValue::from_str(self.token.secret())
@@ -182,12 +209,9 @@ impl Client {
         log!(Trace, "{} {path} answer: {}", method.as_str(), self.token.redact(&text));
 
         if (200..300).contains(&status) {
-            let body = if text.trim().is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).unwrap_or(Value::String(text))
-            };
-            return Ok(Reply { status, body, next_page });
+            let body =
+                if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::Null) };
+            return Ok(Reply { status, body, next_page, text });
         }
         let message = match (status, location) {
             (300..=399, Some(to)) => {

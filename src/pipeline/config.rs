@@ -8,9 +8,11 @@
 //!   `!reference [job, key, ...]` (at most 10 levels) copies from any job, hidden ones included;
 //! - hidden jobs (`.name`) and the global keywords are not jobs.
 //!
-//! This version resolves `local:` includes (globs included) from the checkout. `project:`,
-//! `remote:`, `template:` and `component:` includes are listed as unresolved, by the name their
-//! jobs' task names would use; fetching them through the API is the next step.
+//! `local:` includes (globs included) come from the checkout; `project:`, `component:`,
+//! `template:` and `remote:` ones through `Fetch` (the GitLab API, or plain HTTPS for `remote:`),
+//! and a nested `local:` include is relative to the project of the file that has it. What cannot
+//! be fetched (no token, no network, no such file) is listed as unresolved, with the reason, and
+//! the rest still loads. Include `inputs:` and `rules:` are not evaluated yet.
 
 use std::path::{Path, PathBuf};
 
@@ -99,17 +101,57 @@ impl Pipeline {
 #[error("{0}")]
 pub struct LoadError(pub String);
 
-/// Loads `config_path` (relative to `project_dir`, usually `.gitlab-ci.yml`) and its includes.
-pub fn load(project_dir: &Path, config_path: &str) -> Result<Pipeline, LoadError> {
-    load_from(&Checkout(project_dir.to_path_buf()), config_path)
+/// Loads `config_path` (relative to `project_dir`, usually `.gitlab-ci.yml`) and its includes;
+/// `fetch` brings the includes that are not in the checkout, when there is a way to.
+pub fn load(project_dir: &Path, config_path: &str, fetch: Option<&dyn Fetch>) -> Result<Pipeline, LoadError> {
+    load_from(&Checkout(project_dir.to_path_buf()), config_path, fetch)
 }
 
 /// Loads from any source of files: a checkout, or files in memory (fuzzing, property tests).
-pub fn load_from(source: &dyn Source, config_path: &str) -> Result<Pipeline, LoadError> {
-    let mut loader = Loader { source, includes: 0, unresolved: Vec::new() };
+pub fn load_from(source: &dyn Source, config_path: &str, fetch: Option<&dyn Fetch>) -> Result<Pipeline, LoadError> {
+    let mut loader = Loader { source, fetch, includes: 0, unresolved: Vec::new() };
     let mut layers = Vec::new();
-    loader.file(config_path.trim_start_matches('/'), Origin::Root, &mut Vec::new(), &mut layers)?;
+    let root = FileRef { place: Place::Checkout, path: config_path.trim_start_matches('/').to_owned() };
+    loader.file(root, Origin::Root, &mut Vec::new(), &mut layers)?;
     resolve(layers, loader.unresolved)
+}
+
+/// Brings included files that are not in the checkout (reference §I.1).
+pub trait Fetch {
+    /// A file of a project (id or path) at a ref (None: its default branch).
+    fn project_file(&self, project: &str, reference: Option<&str>, path: &str) -> Result<Vec<u8>, String>;
+    /// A public URL (`include: remote`), fetched without the token.
+    fn url(&self, url: &str) -> Result<Vec<u8>, String>;
+    /// A template bundled with GitLab (`include: template`), by its file name.
+    fn template(&self, name: &str) -> Result<Vec<u8>, String>;
+}
+
+/// Where an included file lives.
+#[derive(Debug, Clone, PartialEq)]
+enum Place {
+    Checkout,
+    Project { project: String, reference: Option<String> },
+    Remote,
+    Template,
+}
+
+/// A file to load: its place and its path there (a URL for `Remote`, a name for `Template`).
+#[derive(Debug, Clone, PartialEq)]
+struct FileRef {
+    place: Place,
+    path: String,
+}
+
+impl FileRef {
+    /// How messages and origins name it.
+    fn label(&self) -> String {
+        match &self.place {
+            Place::Checkout | Place::Remote => self.path.clone(),
+            Place::Project { project, reference: Some(r) } => format!("{project}@{r}:{}", self.path),
+            Place::Project { project, reference: None } => format!("{project}:{}", self.path),
+            Place::Template => format!("template:{}", self.path),
+        }
+    }
 }
 
 /// Where the configuration's files come from.
@@ -165,53 +207,76 @@ struct Layer {
 
 struct Loader<'s> {
     source: &'s dyn Source,
+    fetch: Option<&'s dyn Fetch>,
     includes: usize,
     unresolved: Vec<String>,
 }
 
 impl Loader<'_> {
-    /// Appends the layers of `path` (its includes first, then itself) to `layers`.
+    /// Appends the layers of `file` (its includes first, then itself) to `layers`.
     fn file(
         &mut self,
-        path: &str,
+        file: FileRef,
         origin: Origin,
         stack: &mut Vec<String>,
         layers: &mut Vec<Layer>,
     ) -> Result<(), LoadError> {
-        if stack.iter().any(|seen| seen == path) {
-            return Err(LoadError(format!("include cycle: {} → {path}", stack.join(" → "))));
+        let label = file.label();
+        if stack.contains(&label) {
+            return Err(LoadError(format!("include cycle: {} → {label}", stack.join(" → "))));
         }
-        let bytes = self.source.read(path, LARGEST_FILE).map_err(|why| LoadError(format!("{path}: {why}")))?;
+        let fetched = match (&file.place, self.fetch) {
+            (Place::Checkout, _) => self.source.read(&file.path, LARGEST_FILE),
+            (_, None) => {
+                self.unresolved.push(label);
+                return Ok(());
+            }
+            (Place::Project { project, reference }, Some(fetch)) => {
+                fetch.project_file(project, reference.as_deref(), &file.path)
+            }
+            (Place::Remote, Some(fetch)) => fetch.url(&file.path),
+            (Place::Template, Some(fetch)) => fetch.template(&file.path),
+        };
+        let bytes = match fetched {
+            Ok(bytes) => bytes,
+            // A file of the checkout must be there; one from elsewhere may be out of reach (no
+            // token, no network): its jobs are then named after themselves.
+            Err(why) if file.place != Place::Checkout => {
+                self.unresolved.push(format!("{label} ({why})"));
+                return Ok(());
+            }
+            Err(why) => return Err(LoadError(format!("{label}: {why}"))),
+        };
         let text = String::from_utf8(bytes).map_err(|e| {
-            LoadError(format!("{path}: not UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()))
+            LoadError(format!("{label}: not UTF-8 (first bad byte at offset {})", e.utf8_error().valid_up_to()))
         })?;
         let documents = yaml::parse(&text)
-            .map_err(|e| LoadError(format!("{path}:{}:{}: {}", e.at.line, e.at.column, e.message)))?;
+            .map_err(|e| LoadError(format!("{label}:{}:{}: {}", e.at.line, e.at.column, e.message)))?;
         // A `spec:` header document, then the body (reference §I.4).
         let body = match documents.len() {
             0 => return Ok(()),
             1 => documents.into_iter().next().unwrap(),
             2 if documents[0].get("spec").is_some() => documents.into_iter().nth(1).unwrap(),
-            _ => return Err(LoadError(format!("{path}: more than one YAML document"))),
+            _ => return Err(LoadError(format!("{label}: more than one YAML document"))),
         };
         let entries = match body.value {
             Value::Map(entries) => entries,
             Value::Null => Vec::new(),
             _ => {
                 return Err(LoadError(format!(
-                    "{path}:{}:{}: the file must be a mapping",
+                    "{label}:{}:{}: the file must be a mapping",
                     body.at.line, body.at.column
                 )))
             }
         };
-        stack.push(path.to_owned());
+        stack.push(label);
         if let Some((_, include)) = entries.iter().rev().find(|(key, _)| key == "include") {
             let items = match &include.value {
                 Value::Seq(items) => items.clone(),
                 _ => vec![include.clone()],
             };
             for item in items {
-                self.include(path, &item, stack, layers)?;
+                self.include(&file, &item, stack, layers)?;
             }
         }
         stack.pop();
@@ -221,26 +286,16 @@ impl Loader<'_> {
 
     fn include(
         &mut self,
-        from: &str,
+        from: &FileRef,
         item: &Node,
         stack: &mut Vec<String>,
         layers: &mut Vec<Layer>,
     ) -> Result<(), LoadError> {
-        let at = |node: &Node| format!("{from}:{}:{}", node.at.line, node.at.column);
-        let count = |loader: &mut Loader| {
-            loader.includes += 1;
-            if loader.includes > MOST_INCLUDES {
-                return Err(LoadError(format!(
-                    "{}: Maximum of {MOST_INCLUDES} nested includes are allowed!",
-                    at(item)
-                )));
-            }
-            Ok(())
-        };
+        let at = |node: &Node| format!("{}:{}:{}", from.label(), node.at.line, node.at.column);
         // The string shorthand: a local file, or a remote one when it is a URL.
-        let (kind, location) = match &item.value {
-            Value::Str(text) if text.starts_with("https://") || text.starts_with("http://") => ("remote", text.clone()),
-            Value::Str(text) => ("local", text.clone()),
+        let (kind, value) = match &item.value {
+            Value::Str(text) if text.starts_with("https://") || text.starts_with("http://") => ("remote", item),
+            Value::Str(_) => ("local", item),
             Value::Map(_) => {
                 let kinds = ["local", "project", "remote", "template", "component"];
                 let Some(kind) = kinds.iter().find(|k| item.get(k).is_some()) else {
@@ -249,40 +304,92 @@ impl Loader<'_> {
                         at(item)
                     )));
                 };
-                let value = item.get(kind).unwrap();
-                let location = match (*kind, &value.value) {
-                    ("project", _) => {
-                        let files = match item.get("file").map(|f| &f.value) {
-                            Some(Value::Str(file)) => vec![file.clone()],
-                            Some(Value::Seq(files)) => files.iter().filter_map(Node::scalar_text).collect(),
-                            _ => return Err(LoadError(format!("{}: include: project needs file:", at(item)))),
-                        };
-                        for file in files {
-                            count(self)?;
-                            self.unresolved
-                                .push(format!("project: {}:{file}", value.scalar_text().unwrap_or_default()));
-                        }
-                        return Ok(());
-                    }
-                    (_, Value::Str(text)) => text.clone(),
-                    _ => return Err(LoadError(format!("{}: include: {kind} must be a string", at(value)))),
-                };
-                (*kind, location)
+                (*kind, item.get(kind).unwrap())
             }
             _ => return Err(LoadError(format!("{}: an include is a string or a mapping", at(item)))),
         };
-        if kind != "local" {
-            count(self)?;
-            self.unresolved.push(format!("{kind}: {location}"));
-            return Ok(());
-        }
-        let paths = self.local_paths(&location).map_err(|why| LoadError(format!("{}: {why}", at(item))))?;
-        for path in paths {
-            count(self)?;
-            let name = stem(&path);
-            self.file(&path, Origin::Include { name, location: path.clone() }, stack, layers)?;
+        let Some(location) = value.as_str().map(str::to_owned) else {
+            return Err(LoadError(format!("{}: include: {kind} must be a string", at(value))));
+        };
+        let files: Vec<(FileRef, String)> = match kind {
+            "local" => match &from.place {
+                Place::Checkout => {
+                    let paths = self.local_paths(&location).map_err(|why| LoadError(format!("{}: {why}", at(item))))?;
+                    paths
+                        .into_iter()
+                        .map(|path| (FileRef { place: Place::Checkout, path: path.clone() }, stem(&path)))
+                        .collect()
+                }
+                // A nested local include is relative to the project of the file that has it.
+                Place::Project { .. } if !location.contains('*') => {
+                    let path = location.trim_start_matches('/').to_owned();
+                    vec![(FileRef { place: from.place.clone(), path: path.clone() }, stem(&path))]
+                }
+                _ => {
+                    self.unresolved.push(format!("local: {location} (in {})", from.label()));
+                    return Ok(());
+                }
+            },
+            "project" => {
+                let reference = item.get("ref").and_then(Node::scalar_text);
+                let paths: Vec<String> = match item.get("file").map(|f| &f.value) {
+                    Some(Value::Str(file)) => vec![file.clone()],
+                    Some(Value::Seq(files)) => files.iter().filter_map(Node::scalar_text).collect(),
+                    _ => return Err(LoadError(format!("{}: include: project needs file:", at(item)))),
+                };
+                let place = Place::Project { project: location.clone(), reference };
+                paths
+                    .into_iter()
+                    .map(|path| {
+                        (FileRef { place: place.clone(), path: path.trim_start_matches('/').to_owned() }, stem(&path))
+                    })
+                    .collect()
+            }
+            "remote" => {
+                let path = location.split(['?', '#']).next().unwrap_or(&location);
+                vec![(FileRef { place: Place::Remote, path: location.clone() }, stem(path))]
+            }
+            "template" => vec![(FileRef { place: Place::Template, path: location.clone() }, stem(&location))],
+            _ => {
+                let Some((project, name, version)) = component(&location) else {
+                    return Err(LoadError(format!(
+                        "{}: a component is <host>/<project path>/<name>@<version>",
+                        at(value)
+                    )));
+                };
+                let place = Place::Project { project, reference: Some(version) };
+                // templates/<name>.yml, or templates/<name>/template.yml (reference §I.1).
+                let single = FileRef { place: place.clone(), path: format!("templates/{name}.yml") };
+                let folder = FileRef { place, path: format!("templates/{name}/template.yml") };
+                let file = match self.fetch {
+                    Some(fetch) if self.fetchable(fetch, &single) => single,
+                    _ => folder,
+                };
+                vec![(file, name)]
+            }
+        };
+        for (file, name) in files {
+            self.includes += 1;
+            if self.includes > MOST_INCLUDES {
+                return Err(LoadError(format!(
+                    "{}: Maximum of {MOST_INCLUDES} nested includes are allowed!",
+                    at(item)
+                )));
+            }
+            let location = file.label();
+            self.file(file, Origin::Include { name, location }, stack, layers)?;
         }
         Ok(())
+    }
+
+    /// Whether a project file exists (the first of a component's two possible layouts).
+    fn fetchable(&self, fetch: &dyn Fetch, file: &FileRef) -> bool {
+        match &file.place {
+            Place::Project { project, reference } => {
+                fetch.project_file(project, reference.as_deref(), &file.path).is_ok()
+            }
+            _ => false,
+        }
     }
 
     /// The files a `local:` include names: one path, or a glob (`*` within a folder, `**` across).
@@ -334,6 +441,17 @@ fn glob_match(pattern: &str, path: &str) -> bool {
         }
     }
     matches(pattern.as_bytes(), path.as_bytes())
+}
+
+/// `host/group/project/name@version` → (`group/project`, `name`, `version`).
+fn component(location: &str) -> Option<(String, String, String)> {
+    let (path, version) = location.rsplit_once('@')?;
+    let mut segments: Vec<&str> = path.split('/').collect();
+    let name = segments.pop()?;
+    if segments.len() < 2 || name.is_empty() || version.is_empty() {
+        return None;
+    }
+    Some((segments[1..].join("/"), name.to_owned(), version.to_owned()))
 }
 
 fn stem(path: &str) -> String {
@@ -546,6 +664,15 @@ mod tests {
         assert!(!glob_match("configs/*.yml", "configs/sub/a.yml"), "* stays within a folder");
         assert!(glob_match("configs/**.yml", "configs/sub/a.yml"), "** crosses folders");
         assert!(glob_match("ci/**/*.yml", "ci/x/y/z.yml"));
+    }
+
+    #[test]
+    fn components_name_their_project_and_file() {
+        assert_eq!(
+            component("$CI_SERVER_FQDN/acme/ci/secret-detection@1.2"),
+            Some(("acme/ci".into(), "secret-detection".into(), "1.2".into()))
+        );
+        assert_eq!(component("gitlab.com/x@1"), None);
     }
 
     #[test]

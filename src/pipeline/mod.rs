@@ -2,10 +2,11 @@
 //! resolves them, for task names and planned steps (docs/design.md §4, reference §I).
 
 pub mod config;
+pub mod fetch;
 pub mod steps;
 pub mod yaml;
 
-pub use config::{load, load_from, Checkout, InMemory, Job, LoadError, Origin, Pipeline, Source};
+pub use config::{load, load_from, Checkout, Fetch, InMemory, Job, LoadError, Origin, Pipeline, Source};
 
 use std::path::PathBuf;
 
@@ -21,7 +22,14 @@ pub fn for_job(context: &PublishContext) -> Option<Pipeline> {
     if let Some(cached) = cache.as_ref().and_then(|path| std::fs::read(path).ok()) {
         return serde_json::from_slice::<Option<Pipeline>>(&cached).ok().flatten();
     }
-    let loaded = match load(&location.project_dir, &location.config_path) {
+    // Includes from elsewhere come through the API, with the same token, when there is one.
+    let client = (!context.dry_run)
+        .then(|| {
+            crate::gitlab::Client::new(&context.api_url, context.token.clone(), context.ca_file.as_deref(), false).ok()
+        })
+        .flatten();
+    let fetch = client.as_ref().map(fetch::GitLabFetch::new);
+    let loaded = match load(&location.project_dir, &location.config_path, fetch.as_ref().map(|f| f as &dyn Fetch)) {
         Ok(pipeline) => Some(pipeline),
         Err(error) => {
             crate::cli::say(&format!("herald: task names fall back to job names: {error}"));

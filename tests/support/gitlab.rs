@@ -15,6 +15,8 @@
 //!   is not saved, or on update deletes the note), the 1,000,000-character limit, and the
 //!   `notes_create` application rate limit (a JSON 429 without headers).
 //! - Pipelines and their CI jobs: `GET /projects/:id/pipelines/:id` and `.../jobs`.
+//! - Repository files (`GET /projects/:id/repository/files/:path/raw?ref=`) and CI templates
+//!   (`GET /templates/gitlab_ci_ymls/:key`), for includes.
 //! - Rate limits (§D): Rack::Attack's 429 (plain text, `Retry-After`, `RateLimit-*` headers).
 //! - Faults, for resilience tests: 5xx, 409 lock, 429 storms, connection resets before and after
 //!   the request took effect, hangs, slow answers, bodies cut off mid-way, and a 500 that echoes
@@ -244,6 +246,11 @@ pub struct World {
     pub notes: Vec<Note>,
     /// Quick actions GitLab would have executed, as `(note body line, user id)`.
     pub quick_actions: Vec<(String, u64)>,
+    /// Repository files of projects: (project path, ref, file path, content). A missing ref means
+    /// the default branch, `main`.
+    pub files: Vec<(String, String, String, String)>,
+    /// GitLab's bundled CI templates by key (`Bash` for `Bash.gitlab-ci.yml`).
+    pub templates: Vec<(String, String)>,
     /// `notes_create` limit per user and minute (§D.1: 60 on GitLab.com, 300 self-managed).
     pub notes_create_per_minute: Option<usize>,
     notes_created: Vec<(u64, Instant)>,
@@ -307,6 +314,8 @@ impl World {
             merge_requests: vec![1],
             notes: Vec::new(),
             quick_actions: Vec::new(),
+            files: Vec::new(),
+            templates: Vec::new(),
             notes_create_per_minute: None,
             notes_created: Vec::new(),
             faults: Faults::default(),
@@ -389,6 +398,24 @@ impl World {
             updated_at: unix_now(),
         });
         id
+    }
+
+    /// Adds a project readable by every user (for `include: project` and components).
+    pub fn add_public_project(&mut self, id: u64, path: &str) {
+        let members = self.users.iter().map(|u| (u.id, 20)).collect();
+        self.projects.push(Project {
+            id,
+            path: path.into(),
+            members,
+            protected_branches: Vec::new(),
+            branches: HashMap::new(),
+            commits: Vec::new(),
+        });
+    }
+
+    /// Puts a file into a project's repository at a ref.
+    pub fn add_file(&mut self, project: &str, reference: &str, path: &str, content: &str) {
+        self.files.push((project.into(), reference.into(), path.into(), content.into()));
     }
 
     /// Makes a note look `seconds` older, as if time had passed since its last edit.
@@ -798,6 +825,26 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
                 paginate(&jobs, &params)
             }
             Err(answer) => answer,
+        },
+        ("GET", ["projects", project, "repository", "files", path, "raw"]) => {
+            match visible_project(world, project, user_id) {
+                Ok(project) => {
+                    let reference = params.get("ref").cloned().unwrap_or_else(|| "main".into());
+                    match world.files.iter().find(|(p, r, f, _)| *p == project.path && *r == reference && f == path) {
+                        Some((_, _, _, content)) => Answer {
+                            status: 200,
+                            headers: vec![("Content-Type".into(), "text/plain".into())],
+                            body: content.clone(),
+                        },
+                        None => Answer::message(404, "404 File Not Found"),
+                    }
+                }
+                Err(answer) => answer,
+            }
+        }
+        ("GET", ["templates", "gitlab_ci_ymls", key]) => match world.templates.iter().find(|(k, _)| k == key) {
+            Some((name, content)) => Answer::json(200, json!({ "name": name, "content": content })),
+            None => Answer::json(404, json!({ "message": "404 Template Not Found" })),
         },
         (method, ["projects", project, "merge_requests", iid, "notes", rest @ ..]) => {
             notes(world, method, project, iid, rest.first().copied(), user_id, &params)
