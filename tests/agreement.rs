@@ -72,7 +72,7 @@ fn lines(node: Option<&Node>) -> Vec<String> {
 
 #[test]
 fn herald_and_gitlab_ci_local_agree_on_jobs_and_scripts() {
-    for fixture in ["nested"] {
+    for fixture in ["nested", "inputs"] {
         let dir = TempDir::new("agreement");
         repository(fixture, dir.path());
         let theirs: Vec<serde_json::Value> =

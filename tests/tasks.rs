@@ -24,6 +24,30 @@ fn nested_local_includes_resolve_like_gitlab() {
 }
 
 #[test]
+fn include_inputs_are_checked_and_interpolated() {
+    let json = tasks(&fixture("inputs"), "json");
+    assert_eq!(json.code, Some(0), "{}", json.stderr_text());
+    assert_snapshot("tasks_inputs.json", &json.stdout_text());
+    let spec = b"spec:\n  inputs:\n    mode:\n      options: [fast, slow]\n    n:\n      type: number\n      default: 2\n---\njob:\n  script: [\"echo $[[ inputs.mode ]]\"]\n";
+    for (include, expected) in [
+        ("include:\n  - local: ci/job.yml\n", "ci/job.yml: input 'mode' is required (it has no default)"),
+        (
+            "include:\n  - local: ci/job.yml\n    inputs: {mode: medium}\n",
+            "input 'mode' must be one of fast, slow (it is 'medium')",
+        ),
+        ("include:\n  - local: ci/job.yml\n    inputs: {mode: fast, n: many}\n", "input 'n' must be a number"),
+        (
+            "include:\n  - local: ci/job.yml\n    inputs: {mode: fast, colour: red}\n",
+            "unknown input 'colour' (the file declares mode, n)",
+        ),
+    ] {
+        let (_dir, finished) = project(&[(".gitlab-ci.yml", include.as_bytes()), ("ci/job.yml", spec)]);
+        assert_eq!(finished.code, Some(125), "{expected}");
+        assert!(finished.stderr_text().contains(expected), "expected {expected:?} in {}", finished.stderr_text());
+    }
+}
+
+#[test]
 fn other_include_kinds_are_named_as_unresolved() {
     let json = tasks(&fixture("kinds"), "json");
     assert_eq!(json.code, Some(0), "{}", json.stderr_text());

@@ -12,7 +12,8 @@
 //! `template:` and `remote:` ones through `Fetch` (the GitLab API, or plain HTTPS for `remote:`),
 //! and a nested `local:` include is relative to the project of the file that has it. What cannot
 //! be fetched (no token, no network, no such file) is listed as unresolved, with the reason, and
-//! the rest still loads. Include `inputs:` and `rules:` are not evaluated yet.
+//! the rest still loads. Include `inputs:` are checked against the file's `spec: inputs` and
+//! interpolated (inputs.rs); include `rules:` are not evaluated yet (the include is kept).
 
 use std::path::{Path, PathBuf};
 
@@ -112,7 +113,7 @@ pub fn load_from(source: &dyn Source, config_path: &str, fetch: Option<&dyn Fetc
     let mut loader = Loader { source, fetch, includes: 0, unresolved: Vec::new() };
     let mut layers = Vec::new();
     let root = FileRef { place: Place::Checkout, path: config_path.trim_start_matches('/').to_owned() };
-    loader.file(root, Origin::Root, &mut Vec::new(), &mut layers)?;
+    loader.file(root, Origin::Root, None, &mut Vec::new(), &mut layers)?;
     resolve(layers, loader.unresolved)
 }
 
@@ -218,6 +219,7 @@ impl Loader<'_> {
         &mut self,
         file: FileRef,
         origin: Origin,
+        inputs: Option<&Node>,
         stack: &mut Vec<String>,
         layers: &mut Vec<Layer>,
     ) -> Result<(), LoadError> {
@@ -253,11 +255,28 @@ impl Loader<'_> {
         let documents = yaml::parse(&text)
             .map_err(|e| LoadError(format!("{label}:{}:{}: {}", e.at.line, e.at.column, e.message)))?;
         // A `spec:` header document, then the body (reference §I.4).
-        let body = match documents.len() {
+        let (spec, body) = match documents.len() {
             0 => return Ok(()),
-            1 => documents.into_iter().next().unwrap(),
-            2 if documents[0].get("spec").is_some() => documents.into_iter().nth(1).unwrap(),
+            1 => (None, documents.into_iter().next().unwrap()),
+            2 if documents[0].get("spec").is_some() => {
+                let mut documents = documents.into_iter();
+                (documents.next(), documents.next().unwrap())
+            }
             _ => return Err(LoadError(format!("{label}: more than one YAML document"))),
+        };
+        let declared = spec.as_ref().and_then(|header| header.get("spec")).and_then(|spec| spec.get("inputs"));
+        let body = match (declared, inputs) {
+            (None, None) => body,
+            (None, Some(_)) => {
+                return Err(LoadError(format!(
+                    "{label}: inputs were given, but the file declares none (spec: inputs:)"
+                )))
+            }
+            (Some(declared), given) => {
+                let values =
+                    super::inputs::values(declared, given).map_err(|why| LoadError(format!("{label}: {why}")))?;
+                super::inputs::interpolate(body, &values).map_err(|why| LoadError(format!("{label}: {why}")))?
+            }
         };
         let entries = match body.value {
             Value::Map(entries) => entries,
@@ -377,7 +396,7 @@ impl Loader<'_> {
                 )));
             }
             let location = file.label();
-            self.file(file, Origin::Include { name, location }, stack, layers)?;
+            self.file(file, Origin::Include { name, location }, item.get("inputs"), stack, layers)?;
         }
         Ok(())
     }

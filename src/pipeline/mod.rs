@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod fetch;
+mod inputs;
 pub mod steps;
 pub mod yaml;
 
