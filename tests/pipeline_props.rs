@@ -82,7 +82,7 @@ fn generated_pipelines_never_panic_the_loader() {
         let mut random = Random(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let files: Vec<(String, Vec<u8>)> =
             FILES.iter().map(|name| (name.to_string(), file(&mut random).into_bytes())).collect();
-        let result = std::panic::catch_unwind(|| load_from(&InMemory(files.clone()), ".gitlab-ci.yml", None));
+        let result = std::panic::catch_unwind(|| load_from(&InMemory(files.clone()), ".gitlab-ci.yml", None, &[]));
         let outcome = result.unwrap_or_else(|_| panic!("seed {seed} panicked on {files:?}"));
         match outcome {
             Ok(pipeline) => loaded.push(pipeline.jobs.len()),
@@ -122,7 +122,7 @@ fn mutated_fixtures_never_panic_the_loader() {
                 }
             }
             let files = vec![(".gitlab-ci.yml".to_owned(), bytes.clone())];
-            let result = std::panic::catch_unwind(|| load_from(&InMemory(files), ".gitlab-ci.yml", None));
+            let result = std::panic::catch_unwind(|| load_from(&InMemory(files), ".gitlab-ci.yml", None, &[]));
             assert!(result.is_ok(), "{fixture}, seed {seed} panicked on {:?}", String::from_utf8_lossy(&bytes));
         }
     }

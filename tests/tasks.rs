@@ -246,3 +246,30 @@ fn project_component_and_template_includes_are_fetched_through_the_api() {
         offline.stdout_text()
     );
 }
+
+#[test]
+fn include_rules_are_evaluated_where_the_variables_allow() {
+    let dir = TempDir::new("rules");
+    let files: [(&str, &str); 5] = [
+        (
+            ".gitlab-ci.yml",
+            "include:\n  - local: mr.yml\n    rules:\n      - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n  - local: tag.yml\n    rules:\n      - if: $CI_COMMIT_TAG\n  - local: node.yml\n    rules:\n      - exists: [package.json]\n  - local: changed.yml\n    rules:\n      - changes: [src/**]\n",
+        ),
+        ("mr.yml", "mr-job:\n  script: [x]\n"),
+        ("tag.yml", "tag-job:\n  script: [x]\n"),
+        ("node.yml", "node-job:\n  script: [x]\n"),
+        ("changed.yml", "changed-job:\n  script: [x]\n"),
+    ];
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content).unwrap();
+    }
+    let finished = run(herald()
+        .env("CI_PIPELINE_SOURCE", "merge_request_event")
+        .args(["tasks", "--format", "json", "--file"])
+        .arg(dir.join(".gitlab-ci.yml")));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    let json: serde_json::Value = serde_json::from_str(&finished.stdout_text()).unwrap();
+    let names: Vec<&str> = json["jobs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
+    // The MR rule holds; no tag; no package.json; `changes:` cannot be decided here, so it is kept.
+    assert_eq!(names, ["mr-job", "changed-job"]);
+}

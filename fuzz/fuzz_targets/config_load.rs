@@ -15,5 +15,5 @@ fuzz_target!(|data: &[u8]| {
         ("a.yml".to_owned(), included),
         ("ci/b.yml".to_owned(), nested),
     ];
-    let _ = load_from(&InMemory(files), ".gitlab-ci.yml", None);
+    let _ = load_from(&InMemory(files), ".gitlab-ci.yml", None, &[]);
 });

@@ -29,13 +29,14 @@ pub fn run(json: bool, file: Option<PathBuf>) -> i32 {
     let client = crate::context::api_access(env)
         .and_then(|(api, token, ca)| Client::new(&api, token, ca.as_deref(), false).ok());
     let fetch = client.as_ref().map(GitLabFetch::new);
-    let pipeline = match pipeline::load(&dir, &config, fetch.as_ref().map(|f| f as &dyn Fetch)) {
-        Ok(pipeline) => pipeline,
-        Err(error) => {
-            say(&format!("herald tasks: {error}"));
-            return EXIT_HERALD_FAILED;
-        }
-    };
+    let pipeline =
+        match pipeline::load(&dir, &config, fetch.as_ref().map(|f| f as &dyn Fetch), &pipeline::ci_variables()) {
+            Ok(pipeline) => pipeline,
+            Err(error) => {
+                say(&format!("herald tasks: {error}"));
+                return EXIT_HERALD_FAILED;
+            }
+        };
     let origin = |origin: &Origin| match origin {
         Origin::Root => "(root)".to_owned(),
         Origin::Include { location, .. } => location.clone(),

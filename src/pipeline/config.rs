@@ -13,7 +13,8 @@
 //! and a nested `local:` include is relative to the project of the file that has it. What cannot
 //! be fetched (no token, no network, no such file) is listed as unresolved, with the reason, and
 //! the rest still loads. Include `inputs:` are checked against the file's `spec: inputs` and
-//! interpolated (inputs.rs); include `rules:` are not evaluated yet (the include is kept).
+//! interpolated (inputs.rs); include `rules:` are evaluated where the variables allow, and an
+//! include they cannot decide is kept (rules.rs).
 
 use std::path::{Path, PathBuf};
 
@@ -104,13 +105,24 @@ pub struct LoadError(pub String);
 
 /// Loads `config_path` (relative to `project_dir`, usually `.gitlab-ci.yml`) and its includes;
 /// `fetch` brings the includes that are not in the checkout, when there is a way to.
-pub fn load(project_dir: &Path, config_path: &str, fetch: Option<&dyn Fetch>) -> Result<Pipeline, LoadError> {
-    load_from(&Checkout(project_dir.to_path_buf()), config_path, fetch)
+/// `variables` are the CI/CD variables include `rules:` may use.
+pub fn load(
+    project_dir: &Path,
+    config_path: &str,
+    fetch: Option<&dyn Fetch>,
+    variables: &[(String, String)],
+) -> Result<Pipeline, LoadError> {
+    load_from(&Checkout(project_dir.to_path_buf()), config_path, fetch, variables)
 }
 
 /// Loads from any source of files: a checkout, or files in memory (fuzzing, property tests).
-pub fn load_from(source: &dyn Source, config_path: &str, fetch: Option<&dyn Fetch>) -> Result<Pipeline, LoadError> {
-    let mut loader = Loader { source, fetch, includes: 0, unresolved: Vec::new() };
+pub fn load_from(
+    source: &dyn Source,
+    config_path: &str,
+    fetch: Option<&dyn Fetch>,
+    variables: &[(String, String)],
+) -> Result<Pipeline, LoadError> {
+    let mut loader = Loader { source, fetch, variables, includes: 0, unresolved: Vec::new() };
     let mut layers = Vec::new();
     let root = FileRef { place: Place::Checkout, path: config_path.trim_start_matches('/').to_owned() };
     loader.file(root, Origin::Root, None, &mut Vec::new(), &mut layers)?;
@@ -209,6 +221,7 @@ struct Layer {
 struct Loader<'s> {
     source: &'s dyn Source,
     fetch: Option<&'s dyn Fetch>,
+    variables: &'s [(String, String)],
     includes: usize,
     unresolved: Vec<String>,
 }
@@ -330,6 +343,18 @@ impl Loader<'_> {
         let Some(location) = value.as_str().map(str::to_owned) else {
             return Err(LoadError(format!("{}: include: {kind} must be a string", at(value))));
         };
+        if let Some(rules) = item.get("rules") {
+            let variable = |name: &str| self.variables.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+            let exists = |pattern: &str| match from.place {
+                Place::Checkout => {
+                    Some(self.source.list().iter().any(|path| glob_match(pattern.trim_start_matches('/'), path)))
+                }
+                _ => None, // `exists:` looks into the project of the file that has it
+            };
+            if super::rules::decide(rules, &variable, &exists) == super::rules::Decision::Exclude {
+                return Ok(());
+            }
+        }
         let files: Vec<(FileRef, String)> = match kind {
             "local" => match &from.place {
                 Place::Checkout => {

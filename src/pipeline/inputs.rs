@@ -4,8 +4,8 @@
 //! merging, as GitLab does when it fetches the file. A block that is a whole value takes the
 //! input's type (`parallel: $[[ inputs.n ]]` is a number); inside text it becomes text.
 //!
-//! Not checked: `regex` (an RE2 pattern; herald has no RE2 engine) and the input functions
-//! (`$[[ inputs.x | expand_vars ]]`), whose value is left as written.
+//! `regex` is matched with Rust's regex crate, which follows RE2's syntax and guarantees. Not
+//! evaluated: input functions (`$[[ inputs.x | expand_vars ]]`), whose block is left as written.
 
 use super::yaml::{Node, Value};
 
@@ -43,6 +43,14 @@ pub fn values(declared: &Node, given: Option<&Node>) -> Result<Vec<(String, Node
         };
         if !fits {
             return Err(format!("input '{name}' must be a {wanted}"));
+        }
+        if let Some(pattern) = spec.get("regex").and_then(Node::as_str) {
+            // RE2 syntax, no delimiters (reference §I.4); Rust's regex follows RE2.
+            let regex = regex::Regex::new(pattern).map_err(|e| format!("input '{name}': its regex is invalid: {e}"))?;
+            let text = value.scalar_text().unwrap_or_default();
+            if !regex.is_match(&text) {
+                return Err(format!("input '{name}' does not match /{pattern}/ (it is '{text}')"));
+            }
         }
         if let Some(Value::Seq(options)) = spec.get("options").map(|o| &o.value) {
             let text = value.scalar_text();
@@ -164,6 +172,9 @@ mod tests {
         assert!(values_of(&declared, "name: x\njobs: many\n").contains("must be a number"));
         assert!(values_of(&declared, "jobs: 1\n").contains("input 'name' is required"));
         assert!(values_of(&declared, "name: x\njobs: 1\ncolour: red\n").contains("unknown input 'colour'"));
+        let versioned = node("version:\n  regex: ^v\\d+\\.\\d+$\n");
+        assert!(super::values(&versioned, Some(&node("version: v1.2\n"))).is_ok());
+        assert!(values_of(&versioned, "version: latest\n").contains("does not match /^v\\d+\\.\\d+$/"));
     }
 
     fn values_of(declared: &Node, given: &str) -> String {

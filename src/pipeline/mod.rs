@@ -4,6 +4,7 @@
 pub mod config;
 pub mod fetch;
 mod inputs;
+mod rules;
 pub mod steps;
 pub mod yaml;
 
@@ -30,7 +31,12 @@ pub fn for_job(context: &PublishContext) -> Option<Pipeline> {
         })
         .flatten();
     let fetch = client.as_ref().map(fetch::GitLabFetch::new);
-    let loaded = match load(&location.project_dir, &location.config_path, fetch.as_ref().map(|f| f as &dyn Fetch)) {
+    let loaded = match load(
+        &location.project_dir,
+        &location.config_path,
+        fetch.as_ref().map(|f| f as &dyn Fetch),
+        &ci_variables(),
+    ) {
         Ok(pipeline) => Some(pipeline),
         Err(error) => {
             crate::cli::say(&format!("herald: task names fall back to job names: {error}"));
@@ -41,6 +47,17 @@ pub fn for_job(context: &PublishContext) -> Option<Pipeline> {
         write_cache(&path, &loaded);
     }
     loaded
+}
+
+/// The CI/CD variables include rules see: the process's, and the job's as the custom executor
+/// passes them (`CUSTOM_ENV_<NAME>`), which do not override the process's own.
+pub fn ci_variables() -> Vec<(String, String)> {
+    let own: Vec<(String, String)> = std::env::vars_os()
+        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+        .collect();
+    let job = own.iter().filter_map(|(k, v)| Some((k.strip_prefix("CUSTOM_ENV_")?.to_owned(), v.clone())));
+    // Later entries win in lookups: the job's first, then the process's own.
+    job.collect::<Vec<_>>().into_iter().chain(own.iter().cloned()).collect()
 }
 
 /// Written to a temporary name and renamed, so a parallel step never reads half a file.
