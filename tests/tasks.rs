@@ -124,6 +124,10 @@ fn hostile_configuration_is_one_clear_line() {
             "job 'a': !reference to unknown job '.nope'",
         ),
         (vec![(".gitlab-ci.yml", b"- just\n- a list\n".to_vec())], ".gitlab-ci.yml:1:1: the file must be a mapping"),
+        (
+            vec![(".gitlab-ci.yml", b"include: big.yml\n".to_vec()), ("big.yml", vec![b'#'; 5 * 1024 * 1024])],
+            "big.yml: 5242880 bytes, more than the 4194304 herald reads",
+        ),
     ];
     for (files, expected) in cases {
         let files: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (*n, c.as_slice())).collect();
