@@ -325,21 +325,7 @@ impl World {
         };
         // Each pipeline runs a real CI job named "test", so statuses are mixed with builds.
         for pipeline in world.pipelines.clone() {
-            let id = world.new_id();
-            world.jobs.push(Job {
-                id,
-                pipeline_id: pipeline.id,
-                kind: JobKind::Build,
-                stage: "test".into(),
-                name: "test".into(),
-                status: "running".into(),
-                reference: pipeline.reference.clone(),
-                sha: pipeline.sha.clone(),
-                user_id: 102,
-                description: None,
-                target_url: None,
-                retried: false,
-            });
+            world.add_job(pipeline.id, "test", "test", "running");
         }
         world
     }
