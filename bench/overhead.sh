@@ -81,7 +81,7 @@ target/release/examples/gitlab_standin <"$out/standin-stdin" >"$out/standin-out"
 exec 3>"$out/standin-stdin" # keeps the stand-in serving until closed
 for _ in $(seq 100); do [ -s "$out/standin-out" ] && break; sleep 0.05; done
 api_url=$(head -n 1 "$out/standin-out")
-branch_job=(GITLAB_CI=true CI_API_V4_URL="$api_url" HERALD_TOKEN=glpat-developer-aaaaaaaaaaaa
+branch_job=(GITLAB_CI=true CI_API_V4_URL="$api_url" HERALD_TOKEN=test-token-developer-0001
   CI_PROJECT_ID=42 CI_COMMIT_SHA=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa CI_PIPELINE_ID=1001
   CI_COMMIT_BRANCH=feature CI_JOB_NAME=bench)
 env "${branch_job[@]}" hyperfine --shell=none --warmup 20 --runs "$publish_runs" --export-json "$out/publish.json" \
@@ -106,7 +106,7 @@ target/release/examples/gitlab_standin <"$out/standin-stdin" >"$out/standin-out"
 exec 3>"$out/standin-stdin"
 for _ in $(seq 100); do [ -s "$out/standin-out" ] && break; sleep 0.05; done
 api_url=$(head -n 1 "$out/standin-out")
-merge_request_job=(GITLAB_CI=true CI_API_V4_URL="$api_url" HERALD_TOKEN=glpat-developer-aaaaaaaaaaaa
+merge_request_job=(GITLAB_CI=true CI_API_V4_URL="$api_url" HERALD_TOKEN=test-token-developer-0001
   CI_PROJECT_ID=42 CI_COMMIT_SHA=cccccccccccccccccccccccccccccccccccccccc CI_PIPELINE_ID=1003
   CI_PIPELINE_SOURCE=merge_request_event CI_MERGE_REQUEST_IID=1 CI_JOB_NAME=bench)
 steps_loop() { # $1: HERALD_MODE; prints the loop's wall time in nanoseconds

@@ -54,14 +54,14 @@ pub const PIPELINE_MERGED: u64 = 1003;
 pub const PIPELINE_MAIN: u64 = 1004;
 
 /// Tokens of the default world. The bot (a project access token's user) is a Developer.
-pub const TOKEN_DEVELOPER: &str = "glpat-developer-aaaaaaaaaaaa";
-pub const TOKEN_MAINTAINER: &str = "glpat-maintainer-bbbbbbbbbbb";
-pub const TOKEN_REPORTER: &str = "glpat-reporter-cccccccccccccc";
-pub const TOKEN_READ_API: &str = "glpat-readonly-dddddddddddddd";
-pub const TOKEN_EXPIRED: &str = "glpat-expired-eeeeeeeeeeeeeee";
-pub const TOKEN_REVOKED: &str = "glpat-revoked-fffffffffffffff";
-pub const TOKEN_EXPIRING: &str = "glpat-expiring-gggggggggggggg";
-pub const TOKEN_OUTSIDER: &str = "glpat-outsider-hhhhhhhhhhhhhh";
+pub const TOKEN_DEVELOPER: &str = "test-token-developer-0001";
+pub const TOKEN_MAINTAINER: &str = "test-token-maintainer-0002";
+pub const TOKEN_REPORTER: &str = "test-token-reporter-0003";
+pub const TOKEN_READ_API: &str = "test-token-readonly-0004";
+pub const TOKEN_EXPIRED: &str = "test-token-expired-0005";
+pub const TOKEN_REVOKED: &str = "test-token-revoked-0006";
+pub const TOKEN_EXPIRING: &str = "test-token-expiring-0007";
+pub const TOKEN_OUTSIDER: &str = "test-token-outsider-0008";
 
 #[derive(Debug, Clone)]
 pub struct User {
