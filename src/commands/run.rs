@@ -41,9 +41,7 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, hidden_v
     // Only now, with the step already running, does anything touch the network.
     let (publisher, flush_timeout) = match &settings.publishing {
         Publishing::On(context) => {
-            // The configuration is read now that the step runs (and only once per job: cached).
-            let plan = crate::pipeline::for_job(context);
-            let publisher = Publisher::start(context.as_ref().clone(), &settings.step, settings.named, plan);
+            let publisher = Publisher::start(context.as_ref().clone(), &settings.step, settings.named);
             (Some(publisher), context.flush_timeout)
         }
         Publishing::Off(_) => (None, Default::default()),

@@ -16,6 +16,7 @@ mod status;
 
 use std::cell::RefCell;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::context::PublishContext;
@@ -53,30 +54,35 @@ enum Report {
 pub struct Publisher {
     events: Sender<Event>,
     reports: Receiver<Report>,
-    status_name: String,
+    /// Set by the publisher thread once it knows the task name.
+    status_name: Arc<Mutex<String>>,
 }
 
 impl Publisher {
-    /// Starts publishing `running` for the step, in the background. `plan` is the pipeline's
-    /// configuration, when readable: it gives the task name and the note's planned steps.
-    /// `named` says whether the step was given `--name`.
-    pub fn start(context: PublishContext, step: &StepName, named: bool, plan: Option<Pipeline>) -> Publisher {
-        let job = plan.as_ref().and_then(|plan| plan.job(&context.job_name));
-        let task = job.map_or_else(|| context.job_name.clone(), |job| job.task.clone());
-        let alone = !named && job.is_some_and(|job| job.steps.len() == 1 && job.steps[0] == step.as_str());
-        let status_name = status_name(&context.status_prefix, &task, step, alone);
+    /// Starts publishing `running` for the step, in the background. The pipeline's configuration
+    /// (task name, planned steps) is read there too, off the supervisor's thread: on a job's first
+    /// step it may fetch includes through the API. `named` says whether the step was given `--name`.
+    pub fn start(context: PublishContext, step: &StepName, named: bool) -> Publisher {
+        // Until the configuration is read, the step is named after its job.
+        let name = Arc::new(Mutex::new(status_name(&context.status_prefix, &context.job_name, step, false)));
         let (events, event_receiver) = mpsc::channel();
         let (report_sender, reports) = mpsc::channel();
-        let worker =
-            Worker { context, plan, name: status_name.clone(), events: event_receiver, stashed: RefCell::new(None) };
+        let (step, shared_name) = (step.clone(), name.clone());
         let spawned = std::thread::Builder::new().name("publisher".into()).spawn(move || {
+            let plan = crate::pipeline::for_job(&context);
+            let job = plan.as_ref().and_then(|plan| plan.job(&context.job_name));
+            let task = job.map_or_else(|| context.job_name.clone(), |job| job.task.clone());
+            let alone = !named && job.is_some_and(|job| job.steps.len() == 1 && job.steps[0] == step.as_str());
+            let name = status_name(&context.status_prefix, &task, &step, alone);
+            *shared_name.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = name.clone();
+            let worker = Worker { context, plan, name, events: event_receiver, stashed: RefCell::new(None) };
             let _ = report_sender.send(worker.run());
         });
         if let Err(error) = spawned {
             // Without a thread there is no publishing; the step is unaffected.
-            crate::cli::say(&format!("herald: status '{status_name}' not published: cannot start a thread: {error}"));
+            crate::cli::say(&format!("herald: the step's status is not published: cannot start a thread: {error}"));
         }
-        Publisher { events, reports, status_name }
+        Publisher { events, reports, status_name: name }
     }
 
     /// Publishes the step's final state, waiting at most `flush_timeout`. Prints one line if the
@@ -94,7 +100,7 @@ impl Publisher {
             Err(RecvTimeoutError::Timeout) => crate::cli::say(&format!(
                 "herald: status '{}' not published: GitLab did not answer within {} (HERALD_FLUSH_TIMEOUT); \
                  `herald note --final` in a later job can still close it",
-                self.status_name,
+                self.status_name.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
                 crate::duration::format_duration(flush_timeout)
             )),
         }
