@@ -37,6 +37,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// How long the server asked to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Http { retry_after, .. } => *retry_after,
+            ApiError::Transport { .. } => None,
+        }
+    }
+
     /// Worth trying again: GitLab's lock (409), rate limits (429), server errors, no answer.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -106,10 +114,6 @@ impl Client {
     /// timestamps without trusting this machine's clock.
     pub fn server_time(&self) -> Option<f64> {
         *self.server_time.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub fn token(&self) -> &Token {
-        &self.token
     }
 
     pub fn get(&self, path: &str, timeout: Duration) -> Result<Reply, ApiError> {

@@ -182,11 +182,7 @@ impl Worker {
                     }
                 }
                 Err(error) if error.is_retryable() => {
-                    let retry_after = match &error {
-                        ApiError::Http { retry_after, .. } => *retry_after,
-                        ApiError::Transport { .. } => None,
-                    };
-                    let wait = backoff.next_wait(retry_after);
+                    let wait = backoff.next_wait(error.retry_after());
                     log!(Debug, "status '{}': {error}; trying again in {} ms", self.name, wait.as_millis());
                     let retry_at = Instant::now() + wait;
                     last_error = Some(error);

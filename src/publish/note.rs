@@ -232,11 +232,7 @@ impl<'c> NoteSync<'c> {
             match request(self.client, left.min(REQUEST_TIMEOUT)) {
                 Ok(value) => return Ok(value),
                 Err(error) if error.is_retryable() => {
-                    let retry_after = match &error {
-                        ApiError::Http { retry_after, .. } => *retry_after,
-                        ApiError::Transport { .. } => None,
-                    };
-                    let wait = backoff.next_wait(retry_after);
+                    let wait = backoff.next_wait(error.retry_after());
                     if Instant::now() + wait >= guard.deadline {
                         return Err(SyncError::Api(error));
                     }

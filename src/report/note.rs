@@ -83,7 +83,7 @@ pub enum StepState {
 }
 
 impl StepState {
-    /// From a commit status state.
+    /// From a GitLab status: commit statuses and CI jobs use the same words.
     pub fn from_status(status: &str) -> StepState {
         match status {
             "success" => StepState::Passed,
@@ -162,7 +162,7 @@ fn rows(view: &NoteView) -> Vec<Row<'_>> {
         }
         if job.steps.is_empty() && job.planned.is_empty() {
             rows.push(Row {
-                state: job_state(&job.status),
+                state: StepState::from_status(&job.status),
                 job: Some(job),
                 step: "—".into(),
                 result: job.status.replace('_', " "),
@@ -173,16 +173,6 @@ fn rows(view: &NoteView) -> Vec<Row<'_>> {
         rows.push(Row { state: step.state, job: None, step: step.name.clone(), result: step.description.clone() });
     }
     rows
-}
-
-fn job_state(status: &str) -> StepState {
-    match status {
-        "success" => StepState::Passed,
-        "failed" => StepState::Failed,
-        "canceled" | "skipped" => StepState::Canceled,
-        "running" => StepState::Running,
-        _ => StepState::Waiting,
-    }
 }
 
 fn header(view: &NoteView, rows: &[Row]) -> String {

@@ -174,10 +174,6 @@ struct Stopping {
 }
 
 impl RunningStep<'_> {
-    pub fn pid(&self) -> u32 {
-        self.pid as u32
-    }
-
     /// Supervises the step until it and everything it left behind are gone. Returns how it
     /// ended, and its last output lines when they were asked for at spawn.
     pub fn wait(mut self, limits: &Limits) -> (StepOutcome, Vec<String>) {
