@@ -103,6 +103,7 @@ ran; 126 if the command is not executable; 127 if it was not found.
 Environment (see the README for all of them):
   GITLAB_CI=true        wrap the step in a collapsible job-log section and end with a summary line
   HERALD_TOKEN          token with the api scope; publishes the step as a commit status
+                        (HERALD_TOKEN_VARIABLE names another variable to read it from)
   HERALD_MODE           ci-only (default), local-only, always, off
   HERALD_FLUSH_TIMEOUT  most time spent publishing after the step ended [default: 10s]
   HERALD_DRY_RUN        print the requests instead of sending them

@@ -44,6 +44,9 @@ pub struct PublishContext {
     /// API root without a trailing slash, e.g. `https://gitlab.example.com/api/v4`.
     pub api_url: String,
     pub token: Token,
+    /// The variable the token came from (HERALD_TOKEN unless HERALD_TOKEN_VARIABLE says), for
+    /// messages that tell the user which variable to fix.
+    pub token_variable: String,
     /// Numeric id or `group/project` path, as configured; encoded when put into a URL.
     pub project: String,
     /// The commit statuses attach to: `CI_COMMIT_SHA`, which in merged-results pipelines is the
@@ -127,20 +130,22 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
         _ => {}
     }
 
-    let token =
-        match text("HERALD_TOKEN") {
-            Some(secret) => Token::new(&secret),
-            None if dry_run => Token::new("dry-run-token"),
-            None => return Ok(off(
-                "HERALD_TOKEN is not set; add a project access token with the api scope as a masked CI/CD variable \
-                 named HERALD_TOKEN (CI_JOB_TOKEN cannot post statuses), or set HERALD_MODE=off",
-            )),
-        };
+    let token_variable = token_variable(env)?;
+    let token = match text(&token_variable) {
+        Some(secret) => Token::new(&secret),
+        None if dry_run => Token::new("dry-run-token"),
+        None => {
+            return Ok(off(&format!(
+                "{token_variable} is not set; add a project access token with the api scope as a masked CI/CD \
+                 variable named {token_variable} (CI_JOB_TOKEN cannot post statuses), or set HERALD_MODE=off"
+            )))
+        }
+    };
     if token.is_job_token() {
-        return Ok(off(
-            "HERALD_TOKEN holds a CI job token, which GitLab refuses for statuses and notes; use a project access \
-             token with the api scope",
-        ));
+        return Ok(off(&format!(
+            "{token_variable} holds a CI job token, which GitLab refuses for statuses and notes; use a project \
+             access token with the api scope"
+        )));
     }
     let Some(project) = first(&["HERALD_PROJECT", "CI_PROJECT_ID", "CI_PROJECT_PATH"]) else {
         return Ok(off("no project to publish to; set HERALD_PROJECT (id or group/project), or run in GitLab CI"));
@@ -161,6 +166,7 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
             .trim_end_matches('/')
             .to_owned(),
         token,
+        token_variable,
         project,
         sha,
         pipeline_id,
@@ -199,10 +205,25 @@ impl Env for AsIfPublishing<'_> {
     }
 }
 
+/// The name of the variable that holds the token: `HERALD_TOKEN`, unless `HERALD_TOKEN_VARIABLE`
+/// names another (the CI templates' `token_variable` input), so that a project can keep the token
+/// it already has under its own name without copying it into a second variable.
+pub fn token_variable(env: &dyn Env) -> Result<String, ConfigError> {
+    let Some(name) = env.non_empty("HERALD_TOKEN_VARIABLE").map(|v| v.to_string_lossy().trim().to_owned()) else {
+        return Ok("HERALD_TOKEN".to_owned());
+    };
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(ConfigError::new(format!("HERALD_TOKEN_VARIABLE must be a variable name (it is '{name}')")));
+    }
+    Ok(name)
+}
+
 /// The API and token alone, for reading (includes of `herald tasks`), when a token is set.
 pub fn api_access(env: &dyn Env) -> Option<(String, Token, Option<PathBuf>)> {
     let text = |key: &str| env.non_empty(key).map(|v| v.to_string_lossy().trim().to_owned());
-    let token = Token::new(&text("HERALD_TOKEN")?);
+    let token = Token::new(&text(&token_variable(env).ok()?)?);
     let api_url =
         text("HERALD_API_URL").or_else(|| text("CI_API_V4_URL")).unwrap_or_else(|| DEFAULT_API_URL.to_owned());
     let ca_file = text("HERALD_CA_FILE").or_else(|| text("CI_SERVER_TLS_CA_FILE")).map(PathBuf::from);
@@ -349,6 +370,20 @@ mod tests {
         for line in [no_token, job_token, no_sha] {
             assert_eq!(line.lines().count(), 1);
         }
+    }
+
+    #[test]
+    fn the_token_can_live_in_a_variable_of_the_projects_choosing() {
+        let elsewhere = [("HERALD_TOKEN", None), ("HERALD_TOKEN_VARIABLE", Some("GROUP_BOT_TOKEN"))];
+        let Publishing::Off(Some(why)) = resolve_with(BRANCH_PIPELINE, &elsewhere) else { panic!("no token yet") };
+        assert!(why.contains("GROUP_BOT_TOKEN is not set"), "{why}");
+        let set = [&elsewhere[..], &[("GROUP_BOT_TOKEN", Some("bot-secret"))]].concat();
+        let Publishing::On(context) = resolve_with(BRANCH_PIPELINE, &set) else { panic!("publishes") };
+        assert!(context.token == Token::new("bot-secret"));
+        let mut vars: HashMap<_, _> = BRANCH_PIPELINE.iter().copied().collect();
+        vars.insert("HERALD_TOKEN_VARIABLE", "NOT A NAME");
+        let error = resolve(&MapEnv(vars)).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("HERALD_TOKEN_VARIABLE must be a variable name"), "{error}");
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub fn run() -> i32 {
         }
         Err(_) => return exit_code(&checks), // already reported above
     };
-    checks.ok("token", "HERALD_TOKEN is set");
+    let token_variable = &context.token_variable;
+    checks.ok("token", &format!("{token_variable} is set"));
 
     match &context.ca_file {
         None => checks.ok("ca file", "none set; using Mozilla's root certificates"),
@@ -82,7 +83,7 @@ pub fn run() -> i32 {
             } else if message.contains("revoked") {
                 "the token was revoked: create a new one"
             } else {
-                "GitLab does not know this token: check the HERALD_TOKEN variable (and that it is not a CI job token)"
+                &format!("GitLab does not know this token: check the {token_variable} variable (and that it is not a CI job token)")
             };
             checks.fail("user", &format!("GitLab rejected the token (401: {message}); {cause}"));
             return exit_code(&checks);
@@ -121,7 +122,7 @@ pub fn run() -> i32 {
                 Some(Some(days)) if days <= EXPIRY_WARNING_DAYS => checks.warn(
                     "expiry",
                     &format!(
-                        "expires {} (in {days} day(s)); rotate it and update HERALD_TOKEN before then",
+                        "expires {} (in {days} day(s)); rotate it and update {token_variable} before then",
                         info.expires_at.unwrap_or_default()
                     ),
                 ),

@@ -48,6 +48,7 @@ impl Env for JobEnv<'_> {
         let from_job = || self.0.get(&format!("CUSTOM_ENV_{key}"));
         match key {
             "HERALD_TOKEN" => self.0.get(key),
+            "HERALD_TOKEN_VARIABLE" => None, // a job could point it at one of its own variables
             _ if key.starts_with("HERALD_") => self.0.get(key).or_else(from_job),
             _ => from_job(),
         }

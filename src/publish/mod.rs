@@ -23,7 +23,7 @@ use crate::context::PublishContext;
 use crate::gitlab::{self, ApiError, Client, Posted, StatusPost, StatusState};
 use crate::pipeline::Pipeline;
 use crate::step::{StepName, StepOutcome};
-pub use note::{build_view, NoteSync, SyncError, Synced};
+pub use note::{build_view, job_name_of_status, NoteSync, SyncError, Synced};
 use retry::Backoff;
 pub use status::{final_status, status_name};
 
@@ -260,11 +260,13 @@ pub fn explain(error: &ApiError, context: &PublishContext, name: &str) -> String
     let ApiError::Http { status, message, .. } = error else { return error.to_string() };
     match (*status, message.as_str()) {
         (401, _) => format!(
-            "GitLab rejected HERALD_TOKEN (401: {message}); it is unknown, expired or revoked: create a new token \
-             with the api scope and update the CI/CD variable"
+            "GitLab rejected {} (401: {message}); it is unknown, expired or revoked: create a new token \
+             with the api scope and update the CI/CD variable",
+            context.token_variable
         ),
         (403, m) if m.contains("insufficient_scope") => format!(
-            "HERALD_TOKEN lacks the api scope (403: {message}); read_api cannot post: create a token with the api scope"
+            "{} lacks the api scope (403: {message}); read_api cannot post: create a token with the api scope",
+            context.token_variable
         ),
         (403, _) => format!(
             "GitLab refused (403: {message}); the token's user needs at least the Developer role on {}, and \
