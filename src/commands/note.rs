@@ -17,7 +17,8 @@ use crate::cli::{say, EXIT_HERALD_FAILED};
 use crate::config::{Env, ProcessEnv};
 use crate::context::{self, PublishContext, Publishing};
 use crate::gitlab::{self, ApiError, Client, CommitStatus, PipelineJob, StatusPost, StatusState};
-use crate::publish::{explain, NoteSync, SyncError, Synced};
+use crate::pipeline::Pipeline;
+use crate::publish::{explain, job_name_of_status, NoteSync, SyncError, Synced};
 
 /// The least time these commands allow themselves, whatever HERALD_FLUSH_TIMEOUT says: they run
 /// in jobs of their own, where nothing waits for them.
@@ -31,8 +32,10 @@ pub fn note(close_dangling: bool) -> i32 {
         Setup::Broken => return EXIT_HERALD_FAILED,
     };
     let deadline = Instant::now() + context.flush_timeout.max(LEAST_TIME);
+    let plan = crate::pipeline::for_job(&context);
     if close_dangling {
-        if let Err(line) = close_steps(&client, &context, deadline, &|_, job| match job?.status.as_str() {
+        if let Err(line) = close_steps(&client, &context, plan.as_ref(), deadline, &|_, job| match job?.status.as_str()
+        {
             "canceled" => Some((StatusState::Canceled, "canceled: the job was canceled".into())),
             "failed" | "success" | "skipped" => {
                 Some((StatusState::Failed, "no result: the job ended before the step reported one".into()))
@@ -43,7 +46,7 @@ pub fn note(close_dangling: bool) -> i32 {
             return 1;
         }
     }
-    write_note(&client, &context, deadline)
+    write_note(&client, &context, plan.as_ref(), deadline)
 }
 
 pub fn finalize() -> i32 {
@@ -72,7 +75,8 @@ pub(crate) fn finalize_in(command: &str, env: &dyn Env) -> i32 {
         (Some(url), Some(ours)) => url == ours,
         _ => status.name == task_prefix || status.name.starts_with(&format!("{task_prefix} › ")),
     };
-    let closed = match close_steps(&client, &context, deadline, &|status, _| {
+    let plan = crate::pipeline::for_job(&context);
+    let closed = match close_steps(&client, &context, plan.as_ref(), deadline, &|status, _| {
         this_job(status).then(|| (state, description.to_owned()))
     }) {
         Ok(closed) => closed,
@@ -84,7 +88,7 @@ pub(crate) fn finalize_in(command: &str, env: &dyn Env) -> i32 {
     if closed == 0 {
         return 0; // every step reported itself; the note already says so
     }
-    write_note(&client, &context, deadline)
+    write_note(&client, &context, plan.as_ref(), deadline)
 }
 
 /// What a command has to work with.
@@ -128,6 +132,7 @@ type Closing<'a> = dyn Fn(&CommitStatus, Option<&PipelineJob>) -> Option<(Status
 fn close_steps(
     client: &Client,
     context: &PublishContext,
+    plan: Option<&Pipeline>,
     deadline: Instant,
     decide: &Closing<'_>,
 ) -> Result<usize, String> {
@@ -148,7 +153,14 @@ fn close_steps(
         if !open || !mine || !status.name.starts_with(&own_prefix) {
             continue;
         }
-        let job = status.target_url.as_ref().and_then(|url| jobs.iter().find(|job| job.web_url.as_ref() == Some(url)));
+        // The job the status links to; else (no usable CI_JOB_URL, or a runner whose URL is not the
+        // API's web_url) the newest job of the name its task gives: a retried job keeps its name.
+        let by_url =
+            status.target_url.as_ref().and_then(|url| jobs.iter().find(|job| job.web_url.as_ref() == Some(url)));
+        let job = by_url.or_else(|| {
+            job_name_of_status(&status.name, &context.status_prefix, plan)
+                .and_then(|name| jobs.iter().filter(|job| job.name == name).max_by_key(|job| job.id))
+        });
         let Some((state, description)) = decide(&status, job) else { continue };
         let post = StatusPost {
             project: &context.project,
@@ -167,9 +179,8 @@ fn close_steps(
     Ok(closed)
 }
 
-fn write_note(client: &Client, context: &PublishContext, deadline: Instant) -> i32 {
-    let plan = crate::pipeline::for_job(context);
-    let Some(mut note) = NoteSync::new(client, context, plan.as_ref()) else {
+fn write_note(client: &Client, context: &PublishContext, plan: Option<&Pipeline>, deadline: Instant) -> i32 {
+    let Some(mut note) = NoteSync::new(client, context, plan) else {
         say("herald: no merge request in this pipeline (CI_MERGE_REQUEST_IID, CI_OPEN_MERGE_REQUESTS or HERALD_MR_IID): no note to write");
         return 0;
     };

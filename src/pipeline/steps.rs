@@ -41,7 +41,13 @@ pub fn planned_steps(line: &str) -> Vec<String> {
                 }
             }
         }
-        if program.is_empty() {
+        // A name or command from a shell expansion (`--name "$line"` in a loop) is only known when
+        // the step runs: not a planned step.
+        let expanded = |word: &str| word.contains('$');
+        if program.is_empty()
+            || name.as_deref().is_some_and(expanded)
+            || (name.is_none() && program[0].to_str().is_some_and(expanded))
+        {
             continue;
         }
         let step = match name {
@@ -130,6 +136,9 @@ mod tests {
     #[test]
     fn finds_herald_run_steps() {
         assert_eq!(planned_steps("herald run --name unit -- cargo test --workspace"), ["unit"]);
+        assert!(planned_steps(r#"herald run --name "$line" -- sh -c "$line""#).is_empty(), "known only at run time");
+        assert!(planned_steps("herald run -- $TEST_COMMAND").is_empty());
+        assert_eq!(planned_steps(r#"herald run --name install -- sh -c "$INSTALL""#), ["install"]);
         assert_eq!(planned_steps("herald run -- cargo clippy -- -D warnings"), ["cargo clippy"]);
         assert_eq!(planned_steps("herald run --timeout 5m npm run lint"), ["npm run lint"]);
         assert_eq!(

@@ -252,6 +252,19 @@ struct Guard<'a> {
 /// The note's content from GitLab's answers and the configuration's plan (steps not started yet,
 /// task names back to jobs). Pure, so that every writer, given the same state, renders the same
 /// note.
+/// `lint/lint › fmt` → (`lint/lint`, Some(`fmt`)); a single unnamed step has no ` › ` part.
+fn split_task(task_and_step: &str) -> (&str, Option<&str>) {
+    task_and_step.split_once(" › ").map_or((task_and_step, None), |(task, step)| (task, Some(step)))
+}
+
+/// The name of the job a status of herald's belongs to, from its name: the task's job in the plan
+/// (`ci/lint` → `lint`), else the task itself. For statuses without a job link (`target_url`).
+pub fn job_name_of_status<'a>(status_name: &'a str, prefix: &str, plan: Option<&'a Pipeline>) -> Option<&'a str> {
+    let (task, _) = split_task(status_name.strip_prefix(prefix)?.strip_prefix('/')?);
+    let planned = plan.and_then(|plan| plan.jobs.iter().find(|job| job.task == task));
+    Some(planned.map_or(task, |job| job.name.as_str()))
+}
+
 pub fn build_view(
     pipeline_id: u64,
     sha: &str,
@@ -280,8 +293,7 @@ pub fn build_view(
     let mut unattached = Vec::new();
     for status in ours {
         let task_and_step = &status.name[own_prefix.len()..];
-        // The job the task names: from the plan (`ci/lint` → job `lint`), else the task itself.
-        let (task, step) = task_and_step.split_once(" › ").map_or((task_and_step, None), |(t, s)| (t, Some(s)));
+        let (task, step) = split_task(task_and_step);
         let planned = plan.and_then(|plan| plan.jobs.iter().find(|job| job.task == task));
         let job_name = planned.map_or(task, |job| job.name.as_str());
         // `<prefix>/<task>` alone is a job's single step: named as the plan names it.
@@ -319,6 +331,11 @@ pub fn build_view(
             }
         }
     }
+
+    // A `.post` job without steps is herald's own note job (or a cleanup): it would only ever show
+    // as "running", since it is running while it writes the note.
+    let post_jobs: Vec<u64> = jobs.iter().filter(|job| job.stage == ".post").map(|job| job.id).collect();
+    job_views.retain(|view| !(post_jobs.contains(&view.id) && view.steps.is_empty() && view.planned.is_empty()));
 
     let web_url = jobs.iter().find_map(|job| {
         let url = job.web_url.as_ref()?;
@@ -409,7 +426,9 @@ mod tests {
         let jobs = [job(1, "test", "test", "failed"), job(2, "herald-note", ".post", "running")];
         assert_eq!(build_view(9, "abc", "herald", &jobs, &[], None).pipeline.status, "failed");
         let jobs = [job(1, "test", "test", "success"), job(2, "herald-note", ".post", "running")];
-        assert_eq!(build_view(9, "abc", "herald", &jobs, &[], None).pipeline.status, "success");
+        let view = build_view(9, "abc", "herald", &jobs, &[], None);
+        assert_eq!(view.pipeline.status, "success");
+        assert_eq!(view.jobs.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(), ["test"], "not the note job");
         let mut allowed = job(1, "flaky", "test", "failed");
         allowed.allow_failure = true;
         assert_eq!(build_view(9, "abc", "herald", &[allowed], &[], None).pipeline.status, "success");
