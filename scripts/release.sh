@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds herald's release archives: a static musl binary per target, small (lto, strip), packed as
-# dist/herald-<version>-<target>.tar.gz with a sha256 file beside it, the form install.sh expects.
+# dist/<version>/herald-<version>-<target>.tar.gz with a sha256 file beside it, plus install.sh:
+# the tree install.sh --base-url and the CI templates' install_source expect. Publish dist/ as it
+# is (a GitLab generic package, a web server, a directory in the runner image).
 #
 #   scripts/release.sh                      # every target whose toolchain is installed
 #   TARGETS=x86_64-unknown-linux-musl scripts/release.sh
@@ -13,7 +15,9 @@ cd "$(dirname "$0")/.."
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 targets=${TARGETS:-"x86_64-unknown-linux-musl aarch64-unknown-linux-musl"}
-mkdir -p dist
+out="dist/$version"
+mkdir -p "$out"
+cp install.sh "$out/install.sh"
 built=0
 for target in $targets; do
   arch=${target%%-*}
@@ -35,10 +39,10 @@ for target in $targets; do
   staging=$(mktemp -d)
   cp "target/$target/release/herald" "$staging/herald"
   cp README.md "$staging/"
-  tar -czf "dist/$name.tar.gz" -C "$staging" herald README.md
+  tar -czf "$out/$name.tar.gz" -C "$staging" herald README.md
   rm -rf "$staging"
-  (cd dist && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
-  echo "dist/$name.tar.gz ($(du -h "dist/$name.tar.gz" | cut -f1)), sha256 $(cut -d' ' -f1 "dist/$name.tar.gz.sha256")"
+  (cd "$out" && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
+  echo "$out/$name.tar.gz ($(du -h "$out/$name.tar.gz" | cut -f1)), sha256 $(cut -d' ' -f1 "$out/$name.tar.gz.sha256")"
   built=$((built + 1))
 done
 [ "$built" -gt 0 ] || { echo "release: no target could be built" >&2; exit 1; }

@@ -6,6 +6,7 @@ mod support;
 mod agreement;
 mod cli;
 mod doctor;
+mod e2e;
 mod executor;
 mod install;
 mod joblog;

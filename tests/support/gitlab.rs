@@ -361,6 +361,14 @@ impl World {
         (id, job_url(id))
     }
 
+    /// Adds a pipeline of the project for a commit (registered as one of its commits), as GitLab
+    /// creates one when a runner-side tool such as gitlab-ci-local makes up its own.
+    pub fn add_pipeline(&mut self, id: u64, sha: &str, reference: &str) {
+        let project = self.projects.iter_mut().find(|p| p.id == PROJECT_ID).expect("the project");
+        project.commits.push(sha.into());
+        self.pipelines.push(Pipeline { id, project_id: PROJECT_ID, sha: sha.into(), reference: reference.into() });
+    }
+
     pub fn set_job_status(&mut self, job_id: u64, status: &str) {
         self.jobs.iter_mut().filter(|j| j.id == job_id).for_each(|j| j.status = status.into());
     }
