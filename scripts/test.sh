@@ -6,7 +6,8 @@
 # Installs (when missing): Debian's openssl (a private CA), util-linux (unshare, setsid), shellcheck
 # and dash (the shell scripts), rsync, and gitlab-ci-local 4.72.0 from npm into target/tools
 # (the newest that runs on Node 20; the agreement test compares herald's reading of
-# .gitlab-ci.yml with it).
+# .gitlab-ci.yml with it, and the end-to-end test runs the CI templates with it), and rustup's
+# rustfmt and clippy (the Rust template's jobs in that pipeline call them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+for component in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+done
 
 tools="$PWD/target/tools"
 if [ ! -x "$tools/node_modules/.bin/gitlab-ci-local" ]; then
