@@ -4,6 +4,7 @@
 mod support;
 
 mod agreement;
+mod campaign;
 mod cli;
 mod doctor;
 mod e2e;

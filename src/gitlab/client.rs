@@ -48,7 +48,9 @@ impl ApiError {
     /// Worth trying again: GitLab's lock (409), rate limits (429), server errors, no answer.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ApiError::Transport { .. } => true,
+            // A host name that does not exist stays so: retrying would cost every step the whole
+            // flush timeout. (A resolver that is down says "temporary failure" and is retried.)
+            ApiError::Transport { reason, .. } => !reason.starts_with(UNKNOWN_HOST),
             ApiError::Http { status, .. } => matches!(status, 409 | 429 | 500..=599),
         }
     }
@@ -250,11 +252,19 @@ pub fn count_certificates(path: &Path) -> Result<usize, String> {
     Ok(ureq::tls::parse_pem(&pem).filter(|item| matches!(item, Ok(ureq::tls::PemItem::Certificate(_)))).count())
 }
 
+/// How a transport error about a host that does not exist begins.
+const UNKNOWN_HOST: &str = "unknown host";
+
 fn describe_transport_error(error: &ureq::Error) -> String {
     let text = error.to_string();
     // rustls' verdicts often arrive wrapped in an I/O error, so they are recognised by what they say.
     let tls = matches!(error, ureq::Error::Tls(_) | ureq::Error::Rustls(_)) || text.contains("certificate");
+    let unknown_host = matches!(error, ureq::Error::HostNotFound)
+        || ["Name or service not known", "No address associated with hostname", "nodename nor servname"]
+            .iter()
+            .any(|says| text.contains(says));
     match error {
+        _ if unknown_host => format!("{UNKNOWN_HOST} ({text}); check CI_API_V4_URL or HERALD_API_URL"),
         ureq::Error::Timeout(_) => "no answer in time".into(),
         _ if tls => format!("TLS failed ({text}); for a private CA set HERALD_CA_FILE to its PEM file"),
         _ => text,

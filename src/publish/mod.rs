@@ -31,6 +31,9 @@ pub use status::{final_status, status_name};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most time spent on the live note update while the step runs.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(20);
+/// A step that ends sooner is not shown running in the note: its final write follows at once,
+/// and a live write for it would cost requests that no reader sees for long.
+const LIVE_GRACE: Duration = Duration::from_secs(1);
 
 /// A state the publisher should bring the status to.
 struct Wanted {
@@ -75,7 +78,14 @@ impl Publisher {
             let alone = !named && job.is_some_and(|job| job.steps.len() == 1 && job.steps[0] == step.as_str());
             let name = status_name(&context.status_prefix, &task, &step, alone);
             *shared_name.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = name.clone();
-            let worker = Worker { context, plan, name, events: event_receiver, stashed: RefCell::new(None) };
+            let worker = Worker {
+                context,
+                plan,
+                name,
+                step: step.to_string(),
+                events: event_receiver,
+                stashed: RefCell::new(None),
+            };
             let _ = report_sender.send(worker.run());
         });
         if let Err(error) = spawned {
@@ -110,7 +120,9 @@ impl Publisher {
 struct Worker {
     context: PublishContext,
     plan: Option<Pipeline>,
+    /// The status's name, and the step's as the note shows it.
     name: String,
+    step: String,
     events: Receiver<Event>,
     /// An event taken while a note refresh was checking for one, kept for the main loop.
     stashed: RefCell<Option<Event>>,
@@ -144,7 +156,10 @@ impl Worker {
             if sent == Some(wanted.state) {
                 if wanted.state.is_final() {
                     return match (note.as_mut(), deadline) {
-                        (Some(note), Some(at)) => self.settle_note(note, at),
+                        (Some(note), Some(at)) => {
+                            note.expect_step(context, &self.step, wanted.state.as_str(), &wanted.description);
+                            self.settle_note(note, at)
+                        }
                         _ => Report::Done,
                     };
                 }
@@ -203,8 +218,17 @@ impl Worker {
     }
 
     /// Shows the step running in the note, while it runs: once, as soon as the note is older
-    /// than `HERALD_MIN_UPDATE_INTERVAL`. Gives way as soon as the step ends.
+    /// than `HERALD_MIN_UPDATE_INTERVAL`, and not for a step that ends within `LIVE_GRACE` (its
+    /// final state follows at once). Gives way as soon as the step ends.
     fn live_update(&self, note: &mut NoteSync<'_>) {
+        match self.events.recv_timeout(LIVE_GRACE) {
+            Ok(event) => {
+                *self.stashed.borrow_mut() = Some(event);
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
         let interrupted = || {
             if self.stashed.borrow().is_none() {
                 *self.stashed.borrow_mut() = self.events.try_recv().ok();

@@ -10,9 +10,15 @@
 //! 3. A note showing a newer pipeline is left alone: an older pipeline's late job never
 //!    overwrites it.
 //! 4. Skip the write when the body is already right; otherwise write, wait a jittered moment, read
-//!    state and note again, and write again if they disagree — a bounded number of rounds. Since
-//!    every writer verifies after its own write, and every state change (a status) happens before
-//!    its writer's sync, the last writer to verify leaves the note true.
+//!    the note again: if another writer has replaced our text, verifying is now its part; if not,
+//!    read the state again and write again if it moved on — a bounded number of rounds. Every
+//!    state change (a status) happens before its writer's sync, and the last writer of all finds
+//!    its own text and checks it against the state, so the note ends true.
+//! 5. A step's final write first looks whether the note already shows that step in its final
+//!    state (another writer rendered it after the status was posted): then there is nothing to
+//!    write. When the note is busy (written in the last two seconds, many steps are ending
+//!    together), it waits a jittered moment once and looks again before rendering itself.
+//!    This is what keeps requests per step low in big pipelines (docs/benchmarks.md).
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +34,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first pause before verifying a write: long enough for a concurrent writer's request to
 /// land, short enough not to hold up the job (pauses double, jittered, up to 800 ms).
 const FIRST_PAUSE: Duration = Duration::from_millis(30);
+/// A note written this recently is busy: many steps are ending together.
+const BUSY_WINDOW: Duration = Duration::from_secs(2);
+/// How long a step's final write waits, once, on a busy note before looking again (jittered
+/// between half and all of it): long enough for another writer's render to cover this step.
+const BUSY_PAUSE: Duration = Duration::from_millis(500);
+/// How many times a step's final write looks again at a busy note before writing itself.
+const BUSY_LOOKS: u32 = 1;
 /// Write-and-verify rounds before a step's writer gives up; each round after the first follows
 /// a jittered pause. Giving up is safe: the note kept changing because other writers kept
 /// writing, and each of them verifies its own write.
@@ -73,6 +86,17 @@ pub struct NoteSync<'c> {
     /// The note found or created earlier by this process.
     note_id: Option<u64>,
     backoff: Backoff,
+    /// The step this process published, as the note shows it once it has its final state.
+    own_step: Option<OwnStep>,
+}
+
+/// A step's row as the note shows it (see `report::note::shows_step`).
+struct OwnStep {
+    job_name: String,
+    job_url: Option<String>,
+    step: String,
+    state: String,
+    description: String,
 }
 
 impl<'c> NoteSync<'c> {
@@ -91,7 +115,20 @@ impl<'c> NoteSync<'c> {
             me: None,
             note_id: None,
             backoff: Backoff::starting_at(FIRST_PAUSE),
+            own_step: None,
         })
+    }
+
+    /// The final state this process just posted for its step: a note that already shows it needs
+    /// no write from this process (another writer rendered it after the post).
+    pub fn expect_step(&mut self, context: &PublishContext, step: &str, state: &str, description: &str) {
+        self.own_step = Some(OwnStep {
+            job_name: context.job_name.clone(),
+            job_url: context.job_url.clone(),
+            step: step.to_owned(),
+            state: state.to_owned(),
+            description: description.to_owned(),
+        });
     }
 
     /// The token's user id, when already known (a status post's author), saves a `GET /user`.
@@ -113,9 +150,14 @@ impl<'c> NoteSync<'c> {
     }
 
     /// Rounds of: find the note, render, write if different. With more than one round, every
-    /// write is followed by another round that checks it (the verification).
+    /// write is followed by another round that checks it (the verification): if the note no
+    /// longer holds what this process wrote, a later writer has taken over, and verifying is its
+    /// part; otherwise the state is read again and its render compared with what was written.
     fn sync(&mut self, deadline: Instant, rounds: u32, interrupted: &dyn Fn() -> bool) -> Result<Synced, SyncError> {
-        let mut wrote = false;
+        // What this process wrote last, while verifying it, and the jobs it was rendered from.
+        let mut written: Option<String> = None;
+        let mut jobs: Option<Vec<PipelineJob>> = None;
+        let mut looks = 0;
         // After creating a note, list again: another writer may have created one at the same time.
         let mut must_list = false;
         for round in 0..rounds {
@@ -136,7 +178,30 @@ impl<'c> NoteSync<'c> {
                     me
                 }
             };
-            let note = self.find(&guard, me, must_list)?;
+            let mut note = self.find(&guard, me, must_list)?;
+            let mut body = None;
+            if let (Some(ours), false) = (&written, must_list) {
+                match &note {
+                    // Someone wrote after us: verifying the note is now that writer's part. (The
+                    // last writer always finds its own text, and checks it against the state.)
+                    Some(found) if found.body.trim_end() != ours.trim_end() => {
+                        log!(Debug, "note !{}: round {}, a later writer took over", self.mr_iid, round + 1);
+                        return Ok(Synced::Written);
+                    }
+                    Some(_) => {
+                        // The statuses only: they are what other writers change. A job's own state
+                        // changing meanwhile is shown by the next write (at the latest by
+                        // `herald note --final`).
+                        let now = view::render(&self.load_view(&guard, jobs.as_deref())?);
+                        if now.trim_end() == ours.trim_end() {
+                            log!(Debug, "note !{}: round {}, our write still holds", self.mr_iid, round + 1);
+                            return Ok(Synced::Written);
+                        }
+                        body = Some(now); // the state moved on: write again
+                    }
+                    None => {} // gone (a person deleted it): written afresh below
+                }
+            }
             if let Some(shown) = note.as_ref().and_then(|n| view::pipeline_of(&n.body)) {
                 if shown > self.pipeline_id {
                     return Ok(Synced::NewerPipeline(shown));
@@ -147,11 +212,44 @@ impl<'c> NoteSync<'c> {
                     return Ok(Synced::Throttled(wait));
                 }
             }
-            let body = view::render(&self.load_view(&guard)?);
+            // A step's final write: nothing to do if another writer has shown it already. While
+            // the note is busy (written in the last BUSY_WINDOW), wait a moment and look again,
+            // up to BUSY_LOOKS times: among many writers finishing together, one render covers
+            // the others.
+            while self.own_step.is_some() && written.is_none() && looks < BUSY_LOOKS {
+                let busy = match &note {
+                    Some(found) if self.shows_own_step(found) => return Ok(Synced::Unchanged),
+                    Some(found) => self.is_busy(found),
+                    None => false,
+                };
+                let pause = Backoff::starting_at(BUSY_PAUSE).next_wait(None);
+                if !busy || Instant::now() + pause >= deadline {
+                    break;
+                }
+                looks += 1;
+                log!(Debug, "note !{}: busy; looking again in {} ms", self.mr_iid, pause.as_millis());
+                std::thread::sleep(pause);
+                note = self.find(&guard, me, false)?;
+                if let Some(shown) = note.as_ref().and_then(|n| view::pipeline_of(&n.body)) {
+                    if shown > self.pipeline_id {
+                        return Ok(Synced::NewerPipeline(shown));
+                    }
+                }
+            }
+            let body = match body {
+                Some(body) => body,
+                None => {
+                    let fresh =
+                        self.call(&guard, |c, t| gitlab::pipeline_jobs(c, &self.project, self.pipeline_id, t))?;
+                    let body = view::render(&self.load_view(&guard, Some(&fresh))?);
+                    jobs = Some(fresh);
+                    body
+                }
+            };
             match &note {
                 Some(note) if note.body.trim_end() == body.trim_end() => {
                     log!(Debug, "note !{}#{}: round {}, already right", self.mr_iid, note.id, round + 1);
-                    return Ok(if wrote { Synced::Written } else { Synced::Unchanged });
+                    return Ok(if written.is_some() { Synced::Written } else { Synced::Unchanged });
                 }
                 Some(note) => {
                     let id = note.id;
@@ -167,12 +265,38 @@ impl<'c> NoteSync<'c> {
                     must_list = true;
                 }
             }
-            wrote = true;
             if rounds == 1 {
                 return Ok(Synced::Written);
             }
+            written = Some(body);
         }
         Err(SyncError::NoAgreement(rounds))
+    }
+
+    /// Whether `note` shows this process's step in its final state (see `expect_step`).
+    fn shows_own_step(&self, note: &Note) -> bool {
+        let Some(own) = &self.own_step else { return false };
+        let shown = view::shows_step(
+            &note.body,
+            &own.job_name,
+            own.job_url.as_deref(),
+            &own.step,
+            &own.state,
+            &own.description,
+        );
+        if shown {
+            log!(Debug, "note !{}#{}: already shows this step as {}", self.mr_iid, note.id, own.state);
+        }
+        shown
+    }
+
+    /// Whether other writers are at work: the note changed within `BUSY_WINDOW`, by GitLab's clock.
+    fn is_busy(&self, note: &Note) -> bool {
+        let updated = note.updated_at.as_deref().and_then(gitlab::parse_iso8601);
+        match (updated, self.client.server_time()) {
+            (Some(updated), Some(now)) => now - updated < BUSY_WINDOW.as_secs_f64(),
+            _ => false,
+        }
     }
 
     /// How much longer the note is too young for a live write, by GitLab's own clock.
@@ -207,11 +331,19 @@ impl<'c> NoteSync<'c> {
         Ok(kept)
     }
 
-    fn load_view(&self, guard: &Guard) -> Result<NoteView, SyncError> {
-        let jobs = self.call(guard, |c, t| gitlab::pipeline_jobs(c, &self.project, self.pipeline_id, t))?;
+    /// The view of the pipeline: its jobs (read now unless given) and herald's statuses.
+    fn load_view(&self, guard: &Guard, jobs: Option<&[PipelineJob]>) -> Result<NoteView, SyncError> {
+        let read;
+        let jobs = match jobs {
+            Some(jobs) => jobs,
+            None => {
+                read = self.call(guard, |c, t| gitlab::pipeline_jobs(c, &self.project, self.pipeline_id, t))?;
+                &read
+            }
+        };
         let statuses =
             self.call(guard, |c, t| gitlab::pipeline_statuses(c, &self.project, &self.sha, self.pipeline_id, t))?;
-        Ok(build_view(self.pipeline_id, &self.sha, &self.status_prefix, &jobs, &statuses, self.plan))
+        Ok(build_view(self.pipeline_id, &self.sha, &self.status_prefix, jobs, &statuses, self.plan))
     }
 
     /// One API call, retried on 409/429/5xx/transport errors with backoff, within the deadline.

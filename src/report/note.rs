@@ -253,6 +253,22 @@ fn row_line(row: &Row) -> String {
     format!("| {} | {job} | {step} | {} |\n", row.state.icon(), cell(&row.result))
 }
 
+/// Whether `body` shows this step of this job in this state with this result: then it was
+/// rendered from a state that already had it, and a writer of that state need not write again.
+pub fn shows_step(body: &str, job_name: &str, job_url: Option<&str>, step: &str, state: &str, result: &str) -> bool {
+    let job = JobView {
+        id: 0,
+        name: job_name.to_owned(),
+        status: String::new(),
+        web_url: job_url.map(str::to_owned),
+        steps: Vec::new(),
+        planned: Vec::new(),
+    };
+    let row =
+        Row { state: StepState::from_status(state), job: Some(&job), step: step.to_owned(), result: result.to_owned() };
+    body.contains(&row_line(&row))
+}
+
 fn details(passed: &[&Row]) -> String {
     if passed.is_empty() {
         return String::new();

@@ -124,13 +124,12 @@ fn pump(
             if to.write_all(&buffer[..n]).is_err() {
                 break; // our output is gone: drop the pipe so the step learns it too
             }
-            let mut ring = ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            for byte in &buffer[..n] {
-                if *byte == b'\n' {
-                    ring.push(stream, &partial);
-                    partial.clear();
-                } else if partial.len() < MAX_LINE {
-                    partial.push(*byte);
+            let capacity = ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).capacity;
+            let lines = last_lines(&mut partial, &buffer[..n], capacity);
+            if !lines.is_empty() {
+                let mut ring = ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                for line in &lines {
+                    ring.push(stream, line);
                 }
             }
         }
@@ -138,6 +137,41 @@ fn pump(
             ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(stream, &partial);
         }
     })
+}
+
+/// The complete lines that `data` ends, oldest first, at most the last `keep` of them (earlier
+/// ones would only be pushed out of the ring again), each cut to `MAX_LINE` bytes. `partial` holds
+/// the unfinished line before `data`, and afterwards the one `data` leaves unfinished. Only the
+/// tail of the chunk is looked at line by line, so a step printing a gigabyte of short lines costs
+/// herald a scan for its last newline per chunk, not work per line.
+fn last_lines(partial: &mut Vec<u8>, data: &[u8], keep: usize) -> Vec<Vec<u8>> {
+    let cut = |line: &[u8]| line[..line.len().min(MAX_LINE)].to_vec();
+    let Some(last_newline) = data.iter().rposition(|b| *b == b'\n') else {
+        let room = MAX_LINE.saturating_sub(partial.len());
+        partial.extend_from_slice(&data[..data.len().min(room)]);
+        return Vec::new();
+    };
+    let mut newest_first = Vec::new();
+    let mut end = last_newline;
+    while newest_first.len() < keep {
+        match data[..end].iter().rposition(|b| *b == b'\n') {
+            Some(newline) => {
+                newest_first.push(cut(&data[newline + 1..end]));
+                end = newline;
+            }
+            None => {
+                // The chunk's first line finishes the one left unfinished before it.
+                partial.extend_from_slice(&data[..end.min(MAX_LINE.saturating_sub(partial.len()))]);
+                newest_first.push(cut(partial));
+                break;
+            }
+        }
+    }
+    partial.clear();
+    let rest = &data[last_newline + 1..];
+    partial.extend_from_slice(&rest[..rest.len().min(MAX_LINE)]);
+    newest_first.reverse();
+    newest_first
 }
 
 /// A line as a person would read it: UTF-8, no colour codes, no carriage-return overprints
@@ -189,6 +223,24 @@ mod tests {
             ring.push(*stream, line.as_bytes());
         }
         ring.excerpt()
+    }
+
+    #[test]
+    fn chunks_give_their_last_lines_joined_to_what_came_before() {
+        let mut partial = b"hel".to_vec();
+        let lines = last_lines(&mut partial, b"lo\nworld\nand mo", 10);
+        assert_eq!(lines, [b"hello".to_vec(), b"world".to_vec()]);
+        assert_eq!(partial, b"and mo");
+        assert_eq!(last_lines(&mut partial, b"re", 10), Vec::<Vec<u8>>::new());
+        assert_eq!(last_lines(&mut partial, b"\n", 10), [b"and more".to_vec()]);
+        // Only the last `keep` lines; the older ones (and the unfinished line they finish) go.
+        let mut partial = b"old".to_vec();
+        assert_eq!(last_lines(&mut partial, b"a\nb\nc\nd\ntail", 2), [b"c".to_vec(), b"d".to_vec()]);
+        assert_eq!(partial, b"tail");
+        // A line without end is kept to MAX_LINE bytes.
+        let mut partial = Vec::new();
+        last_lines(&mut partial, &vec![b'x'; 3 * MAX_LINE], 2);
+        assert_eq!(last_lines(&mut partial, b"\n", 2), [vec![b'x'; MAX_LINE]]);
     }
 
     #[test]

@@ -256,6 +256,8 @@ pub struct World {
     notes_created: Vec<(u64, Instant)>,
     pub faults: Faults,
     pub requests: Vec<Recorded>,
+    /// How many answers were 429 (injected storms and the notes rate limit alike).
+    pub answered_429: usize,
     next_id: u64,
     clock: u64,
 }
@@ -320,6 +322,7 @@ impl World {
             notes_created: Vec::new(),
             faults: Faults::default(),
             requests: Vec::new(),
+            answered_429: 0,
             next_id: 5000,
             clock: 0,
         };
@@ -557,6 +560,9 @@ fn serve(mut connection: TcpStream, world: &Mutex<World>, stopping: &AtomicBool)
         }
         Some(Fault::CutBody) | None => route(&request, &mut lock()),
     };
+    if answer.status == 429 {
+        lock().answered_429 += 1;
+    }
     let mut text = format!("HTTP/1.1 {} {}\r\n", answer.status, reason(answer.status));
     for (name, value) in &answer.headers {
         text.push_str(&format!("{name}: {value}\r\n"));

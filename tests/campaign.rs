@@ -1,0 +1,71 @@
+//! Seconds-long runs of the scale, fault and signal campaigns (examples/campaign.rs runs them full
+//! size for docs/benchmarks.md and docs/reliability.md): the same code, the real binary, fewer jobs.
+
+use std::path::Path;
+
+use crate::support::campaign::{self, Outcome, Scenario};
+use crate::support::gitlab::{Fault, Faults};
+use crate::support::{herald, run, TempDir};
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_herald"))
+}
+
+fn assert_nothing_lost(what: &str, outcome: &Outcome) {
+    assert_eq!(outcome.exit_codes_kept, outcome.steps, "{what}: exit codes: {:?}", outcome.problem);
+    assert_eq!(outcome.statuses_final, outcome.steps, "{what}: final statuses: {:?}", outcome.problem);
+    assert!(outcome.note_correct, "{what}: the note: {:?}", outcome.problem);
+}
+
+#[test]
+fn concurrent_jobs_keep_every_exit_code_and_end_with_one_true_note() {
+    let dir = TempDir::new("scale");
+    let scenario = Scenario { step_ms: (20, 300), ..Scenario::new(12, 3) };
+    let outcome = campaign::run_pipeline(binary(), dir.path(), &scenario);
+    assert_nothing_lost("12 jobs × 3 steps", &outcome);
+    eprintln!("12 jobs × 3 steps: {:.1} requests per step ({:?})", outcome.requests_per_step(), outcome.by_route);
+}
+
+#[test]
+fn faults_cost_time_but_lose_nothing() {
+    let server_errors = [Fault::ServerError(500), Fault::ServerError(502), Fault::ServerError(503)];
+    let faults = [
+        ("5xx on 30%", Faults::random(0.3, &server_errors, 3)),
+        ("resets on 30%", Faults::random(0.3, &[Fault::Reset, Fault::ResetAfterApplying], 4)),
+        ("429 storm", Faults::random(0.5, &[Fault::RateLimited { retry_after_secs: 1 }], 5)),
+        ("bodies cut short", Faults::random(0.3, &[Fault::CutBody], 6)),
+    ];
+    for (what, faults) in faults {
+        let dir = TempDir::new("faults");
+        let scenario = Scenario { step_ms: (20, 200), faults: Some(faults), ..Scenario::new(6, 2) };
+        assert_nothing_lost(what, &campaign::run_pipeline(binary(), dir.path(), &scenario));
+    }
+}
+
+#[test]
+fn an_unknown_api_host_is_not_retried_and_the_step_keeps_its_code() {
+    // A flush timeout longer than the test's patience: retrying until it would fail the run.
+    let finished = run(herald()
+        .env("HERALD_MODE", "always")
+        .env("HERALD_TOKEN", "test-token-developer-0001")
+        .env("CI_PROJECT_ID", "42")
+        .env("CI_COMMIT_SHA", "abc")
+        .env("HERALD_API_URL", "http://gitlab.invalid/api/v4")
+        .env("HERALD_FLUSH_TIMEOUT", "5m")
+        .args(["run", "--", "sh", "-c", "exit 4"]));
+    assert_eq!(finished.code, Some(4));
+    let stderr = finished.stderr_text();
+    assert!(stderr.contains("unknown host") && stderr.contains("check CI_API_V4_URL"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn signals_in_the_middle_of_steps_leave_nothing_behind() {
+    let dir = TempDir::new("signals");
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+        let outcome = campaign::signal_campaign(binary(), dir.path(), signal, 2, signal as u64);
+        assert_eq!(outcome.codes_right, outcome.runs, "signal {signal}: {:?}", outcome.problem);
+        assert_eq!(outcome.canceled, outcome.runs, "signal {signal}: {:?}", outcome.problem);
+        assert_eq!(outcome.orphans, 0, "signal {signal}");
+    }
+}

@@ -1,0 +1,378 @@
+//! The campaigns behind docs/benchmarks.md (scale) and docs/reliability.md (faults, signals):
+//! whole pipelines of concurrent jobs, each running its steps through the real herald binary
+//! against the stand-in, measured from the stand-in's side.
+//!
+//! Shared by `examples/campaign.rs` (the full runs: `cargo run --release --example campaign`) and
+//! the test suite (seconds-long smoke runs of the same code).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use super::gitlab::*;
+
+/// How the merge request note is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Design {
+    /// herald's protocol.
+    Herald,
+    /// What a bot without a protocol does: after each step, list all notes, read the pipeline,
+    /// rewrite the note (herald publishes only the statuses).
+    Naive,
+}
+
+/// One pipeline run: `jobs` jobs at once, `steps` steps each.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub jobs: usize,
+    pub steps: usize,
+    pub design: Design,
+    pub seed: u64,
+    /// Each step sleeps a (seeded) random time in this range, in milliseconds.
+    pub step_ms: (u64, u64),
+    pub faults: Option<Faults>,
+    /// Instead of the stand-in's address (an unresolvable host, for the DNS fault).
+    pub api_url: Option<String>,
+    pub flush_timeout: &'static str,
+    /// The notes_create rate limit per user and minute (GitLab.com: 60; self-managed: 300).
+    pub notes_per_minute: Option<usize>,
+}
+
+impl Scenario {
+    pub fn new(jobs: usize, steps: usize) -> Scenario {
+        Scenario {
+            jobs,
+            steps,
+            design: Design::Herald,
+            seed: 1,
+            step_ms: (50, 500),
+            faults: None,
+            api_url: None,
+            flush_timeout: "30s",
+            notes_per_minute: Some(300),
+        }
+    }
+}
+
+/// What a pipeline run left, seen from the stand-in and from the jobs.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub steps: usize,
+    pub requests: usize,
+    pub by_method: BTreeMap<String, usize>,
+    /// `GET notes`, `PUT note`, `POST status`…: what the requests were for.
+    pub by_route: BTreeMap<String, usize>,
+    pub answered_429: usize,
+    /// Steps whose herald exited with the step's own code.
+    pub exit_codes_kept: usize,
+    /// Steps whose status reached the step's final state.
+    pub statuses_final: usize,
+    /// Exactly one herald note, showing every step in its final state.
+    pub note_correct: bool,
+    pub note_bytes: usize,
+    /// From the end of the last step's command to the note's last write.
+    pub note_final_after: Option<Duration>,
+    /// herald's run time beyond the step's own: median and maximum over the steps.
+    pub added_median: Duration,
+    pub added_max: Duration,
+    /// The first problem found, for the report.
+    pub problem: Option<String>,
+}
+
+impl Outcome {
+    pub fn requests_per_step(&self) -> f64 {
+        self.requests as f64 / self.steps.max(1) as f64
+    }
+}
+
+struct Step {
+    name: String,
+    sleep: Duration,
+    code: i32,
+}
+
+struct Job {
+    name: String,
+    url: String,
+    steps: Vec<Step>,
+}
+
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Runs one pipeline of the merged-results kind on MR !1 with `herald` (the binary), keeping
+/// step-end markers in `work`.
+pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome {
+    let gitlab = GitLab::start();
+    let mut random = scenario.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let (low, high) = scenario.step_ms;
+    let jobs: Vec<Job> = (0..scenario.jobs)
+        .map(|j| {
+            let name = format!("job-{j}");
+            let (_, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, &name, "test", "running"));
+            let steps = (0..scenario.steps)
+                .map(|s| Step {
+                    name: format!("step-{s}"),
+                    sleep: Duration::from_millis(low + xorshift(&mut random) % (high - low + 1)),
+                    // Every fifth job's last step fails.
+                    code: if j % 5 == 4 && s + 1 == scenario.steps { 3 } else { 0 },
+                })
+                .collect();
+            Job { name, url, steps }
+        })
+        .collect();
+    gitlab.with(|w| {
+        w.notes_create_per_minute = scenario.notes_per_minute;
+        if let Some(faults) = &scenario.faults {
+            w.faults = faults.clone();
+        }
+    });
+    let api_url = scenario.api_url.clone().unwrap_or_else(|| gitlab.api_url());
+    std::fs::create_dir_all(work).unwrap();
+
+    // Per step: (exit code kept, time beyond the step's own).
+    let results: Vec<Vec<(bool, Duration, Option<String>)>> = thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .map(|job| {
+                let api_url = &api_url;
+                scope.spawn(move || {
+                    job.steps
+                        .iter()
+                        .map(|step| run_step(herald, work, api_url, scenario, job, step))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    let mut outcome = Outcome { steps: scenario.jobs * scenario.steps, ..Outcome::default() };
+    let mut added: Vec<Duration> = Vec::new();
+    for (kept, extra, problem) in results.into_iter().flatten() {
+        outcome.exit_codes_kept += usize::from(kept);
+        added.push(extra);
+        if outcome.problem.is_none() {
+            outcome.problem = problem;
+        }
+    }
+    added.sort();
+    outcome.added_median = added.get(added.len() / 2).copied().unwrap_or_default();
+    outcome.added_max = added.last().copied().unwrap_or_default();
+
+    let last_step_end = jobs
+        .iter()
+        .flat_map(|job| job.steps.iter().map(move |step| marker(work, job, step)))
+        .filter_map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+        .max()
+        .map(|at| at.duration_since(UNIX_EPOCH).unwrap().as_secs_f64());
+
+    gitlab.with(|world| {
+        outcome.requests = world.requests.len();
+        for request in &world.requests {
+            *outcome.by_method.entry(request.method.clone()).or_default() += 1;
+            *outcome.by_route.entry(route_of(request)).or_default() += 1;
+        }
+        outcome.answered_429 = world.answered_429;
+        let statuses = world.statuses(PIPELINE_MERGED);
+        let notes = world.herald_notes(1);
+        let note = (notes.len() == 1).then(|| &notes[0]);
+        outcome.note_bytes = note.map_or(0, |n| n.body.len());
+        let mut note_correct = note.is_some();
+        if notes.len() > 1 && outcome.problem.is_none() {
+            outcome.problem = Some(format!("{} herald notes", notes.len()));
+        }
+        for job in &jobs {
+            for step in &job.steps {
+                let (state, icon) = if step.code == 0 { ("success", "✅") } else { ("failed", "❌") };
+                let status = statuses.get(&format!("herald/{} › {}", job.name, step.name));
+                outcome.statuses_final += usize::from(status.is_some_and(|s| s.status == state));
+                let row = format!("| {icon} | [{}]({}) | {} | ", job.name, job.url, step.name);
+                if note.is_none_or(|n| !n.body.contains(&row)) {
+                    if note_correct && outcome.problem.is_none() {
+                        outcome.problem = Some(format!("the note lacks {row}"));
+                    }
+                    note_correct = false;
+                }
+            }
+        }
+        outcome.note_correct = note_correct;
+        if let (Some(note), Some(end), true) = (note, last_step_end, note_correct) {
+            outcome.note_final_after = Some(Duration::from_secs_f64((note.updated_at - end).max(0.0)));
+        }
+    });
+    outcome
+}
+
+/// A request's kind: its method and what it addressed, ids left out.
+fn route_of(request: &Recorded) -> String {
+    let path = request.path.as_str();
+    let what = if path.contains("/statuses") {
+        "status"
+    } else if path.ends_with("/notes") {
+        "notes"
+    } else if path.contains("/notes/") {
+        "note"
+    } else if path.ends_with("/jobs") {
+        "jobs"
+    } else if path == "/user" {
+        "user"
+    } else {
+        path
+    };
+    format!("{} {what}", request.method)
+}
+
+fn marker(work: &Path, job: &Job, step: &Step) -> PathBuf {
+    work.join(format!("{}-{}.end", job.name, step.name))
+}
+
+/// One step through herald, as a job's script line runs it; then, in the naive design, the note.
+fn run_step(
+    herald: &Path,
+    work: &Path,
+    api_url: &str,
+    scenario: &Scenario,
+    job: &Job,
+    step: &Step,
+) -> (bool, Duration, Option<String>) {
+    let marker = marker(work, job, step);
+    let script = format!("sleep {:.3}; : > '{}'; exit {}", step.sleep.as_secs_f64(), marker.display(), step.code);
+    let mut command = Command::new(herald);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GITLAB_CI", "true")
+        .env("CI_API_V4_URL", api_url)
+        .env("HERALD_TOKEN", TOKEN_DEVELOPER)
+        .env("CI_PROJECT_ID", PROJECT_ID.to_string())
+        .env("CI_PROJECT_PATH", PROJECT_PATH)
+        .env("CI_JOB_NAME", &job.name)
+        .env("CI_JOB_URL", &job.url)
+        .env("CI_COMMIT_SHA", SHA_MERGE)
+        .env("CI_PIPELINE_ID", PIPELINE_MERGED.to_string())
+        .env("CI_PIPELINE_SOURCE", "merge_request_event")
+        .env("CI_COMMIT_REF_NAME", "feature")
+        .env("HERALD_FLUSH_TIMEOUT", scenario.flush_timeout)
+        .args(["run", "--name", &step.name, "--", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if scenario.design == Design::Herald {
+        command.env("CI_MERGE_REQUEST_IID", "1");
+    }
+    let started = Instant::now();
+    let output = command.output().expect("run herald");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let kept = output.status.code() == Some(step.code);
+    let mut problem = (!kept).then(|| format!("{} {}: exit {:?}: {stderr}", job.name, step.name, output.status.code()));
+    if scenario.design == Design::Naive {
+        if let Err(error) = naive_note(api_url) {
+            problem.get_or_insert(format!("naive note: {error}"));
+        }
+    }
+    (kept, took.saturating_sub(step.sleep), problem)
+}
+
+/// The naive design's note write: list all notes, read the pipeline, write the note.
+fn naive_note(api_url: &str) -> Result<(), herald::gitlab::ApiError> {
+    use herald::gitlab::{self as api, Client, Token};
+    let client = Client::new(api_url, Token::new(TOKEN_DEVELOPER), None, false).expect("client");
+    let timeout = Duration::from_secs(10);
+    let project = PROJECT_ID.to_string();
+    let notes = api::list_notes(&client, &project, 1, timeout)?;
+    let jobs = api::pipeline_jobs(&client, &project, PIPELINE_MERGED, timeout)?;
+    let statuses = api::pipeline_statuses(&client, &project, SHA_MERGE, PIPELINE_MERGED, timeout)?;
+    let view = herald::publish::build_view(PIPELINE_MERGED, SHA_MERGE, "herald", &jobs, &statuses, None);
+    let body = herald::report::note::render(&view);
+    match notes.iter().find(|note| herald::report::note::pipeline_of(&note.body).is_some()) {
+        Some(note) => api::update_note(&client, &project, 1, note.id, &body, timeout).map(drop),
+        None => api::create_note(&client, &project, 1, &body, timeout).map(drop),
+    }
+}
+
+/// What repeated signals to herald in the middle of steps left behind.
+#[derive(Debug, Clone, Default)]
+pub struct SignalOutcome {
+    pub runs: usize,
+    /// herald exited with 128 + the signal.
+    pub codes_right: usize,
+    /// The step's status ended `canceled`.
+    pub canceled: usize,
+    /// Processes of the step (its shell and a background grandchild) still alive afterwards.
+    pub orphans: usize,
+    pub problem: Option<String>,
+}
+
+/// Sends `signal` to herald `runs` times, each at a random moment (0–400 ms) into a step that
+/// would run for 10 s and has started a background grandchild of its own.
+pub fn signal_campaign(herald: &Path, work: &Path, signal: i32, runs: usize, seed: u64) -> SignalOutcome {
+    let gitlab = GitLab::start();
+    let (_, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, "signals", "test", "running"));
+    std::fs::create_dir_all(work).unwrap();
+    let mut random = seed | 1;
+    let mut outcome = SignalOutcome { runs, ..SignalOutcome::default() };
+    for run in 0..runs {
+        let pids = work.join(format!("pids-{signal}-{run}"));
+        let script = format!("sleep 30 & echo $$ $! > '{}'; sleep 10", pids.display());
+        let name = format!("signal-{signal}-{run}");
+        let mut child = Command::new(herald)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("GITLAB_CI", "true")
+            .env("CI_API_V4_URL", gitlab.api_url())
+            .env("HERALD_TOKEN", TOKEN_DEVELOPER)
+            .env("CI_PROJECT_ID", PROJECT_ID.to_string())
+            .env("CI_JOB_NAME", "signals")
+            .env("CI_JOB_URL", &url)
+            .env("CI_COMMIT_SHA", SHA_MERGE)
+            .env("CI_PIPELINE_ID", PIPELINE_MERGED.to_string())
+            .env("CI_PIPELINE_SOURCE", "merge_request_event")
+            .env("CI_MERGE_REQUEST_IID", "1")
+            .args(["run", "--name", &name, "--", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run herald");
+        thread::sleep(Duration::from_millis(xorshift(&mut random) % 400));
+        // SAFETY: kill with a pid we spawned and a valid signal number.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        if status.code() == Some(128 + signal) {
+            outcome.codes_right += 1;
+        } else if outcome.problem.is_none() {
+            outcome.problem = Some(format!("{name}: exit {status:?}"));
+        }
+        // The step may not have written its pids yet if the signal came first; then it never ran them.
+        if let Ok(text) = std::fs::read_to_string(&pids) {
+            for pid in text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                // SAFETY: signal 0 only checks for existence.
+                if unsafe { libc::kill(pid, 0) } == 0 && !is_zombie(pid) {
+                    outcome.orphans += 1;
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let statuses = gitlab.with(|w| w.statuses(PIPELINE_MERGED));
+        if statuses.get(&format!("herald/signals › {name}")).is_some_and(|s| s.status == "canceled") {
+            outcome.canceled += 1;
+        } else if outcome.problem.is_none() {
+            outcome.problem = Some(format!("{name}: status {:?}", statuses.get(&format!("herald/signals › {name}"))));
+        }
+    }
+    outcome
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+        .unwrap_or(true)
+}
