@@ -152,16 +152,17 @@ fn with_faults(jobs: usize, steps: usize, faults: Faults) -> Scenario {
 fn signals(herald: &std::path::Path, work: &std::path::Path, runs: usize) {
     println!("Each signal sent to herald {runs} times at a random moment 0–400 ms into a 10 s step that has");
     println!("started a background grandchild.\n");
-    println!("| signal | exit code 128+N | status canceled | processes left behind |");
-    println!("|---|---:|---:|---:|");
+    println!("| signal | exit code 128+N | status canceled | processes left behind | before herald's set-up |");
+    println!("|---|---:|---:|---:|---:|");
     for (name, signal) in
         [("TERM", libc::SIGTERM), ("INT", libc::SIGINT), ("HUP", libc::SIGHUP), ("QUIT", libc::SIGQUIT)]
     {
         let outcome = campaign::signal_campaign(herald, work, signal, runs, signal as u64);
         let problem = outcome.problem.map(|p| format!(" ({p})")).unwrap_or_default();
+        let runs = outcome.runs - outcome.before_start;
         println!(
-            "| SIG{name} | {}/{} | {}/{}{problem} | {} |",
-            outcome.codes_right, outcome.runs, outcome.canceled, outcome.runs, outcome.orphans
+            "| SIG{name} | {}/{runs} | {}/{runs}{problem} | {} | {} |",
+            outcome.codes_right, outcome.canceled, outcome.orphans, outcome.before_start
         );
     }
 }

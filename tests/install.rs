@@ -113,7 +113,8 @@ fn wrong_inputs_get_one_clear_line() {
 
 #[test]
 fn every_shell_script_passes_shellcheck() {
-    let scripts = ["install.sh", "scripts/release.sh", "bench/overhead.sh", ".ci/run"];
+    let scripts =
+        ["install.sh", "scripts/release.sh", "scripts/test.sh", "bench/overhead.sh", "bench/throughput.sh", ".ci/run"];
     let output = Command::new("shellcheck")
         .args(scripts)
         .current_dir(repo())

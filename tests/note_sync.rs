@@ -157,6 +157,7 @@ fn notes_of_others_are_never_adopted_and_our_duplicates_are_removed() {
     let quoted = gitlab.with(|w| w.add_note(1, 102, "<!-- herald:note pipeline=1003 -->\nlooks wrong?"));
     let first = gitlab.with(|w| w.add_note(1, 100, "<!-- herald:note pipeline=1003 -->\nstale"));
     let second = gitlab.with(|w| w.add_note(1, 100, "<!-- herald:note pipeline=1003 -->\nstale too"));
+    gitlab.with(|w| w.age_note(second, 120.0));
     run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
         .args(["run", "--name", "unit", "--", "true"]));
     gitlab.with(|w| {

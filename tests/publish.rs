@@ -216,8 +216,9 @@ fn refusals_get_one_line_naming_the_likely_cause() {
 fn the_token_never_appears_even_when_the_server_echoes_it() {
     let gitlab = GitLab::start();
     gitlab.with(|world| world.faults = Faults::always(Fault::EchoHeaders));
+    // Long enough for at least one answer on a loaded machine: the last one is what gets reported.
     let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
-        .env("HERALD_FLUSH_TIMEOUT", "1s")
+        .env("HERALD_FLUSH_TIMEOUT", "3s")
         .args(["run", "--name", "unit", "--", "true"]));
     assert_eq!(finished.code, Some(0));
     assert!(gitlab.requests()[0].headers.contains_key("private-token"));
@@ -379,6 +380,39 @@ fn a_failed_step_publishes_its_masked_output_tail_when_asked() {
         assert!(junit.contains(&format!("\n{line}")), "{junit}");
     }
     assert!(!junit.contains("s3cr3t") && !description.contains("s3cr3t"));
+}
+
+#[test]
+fn a_step_printing_megabytes_keeps_its_output_whole_and_its_last_lines() {
+    // Through pipes: most of each chunk is dropped in the kernel; only its tail is read.
+    let gitlab = GitLab::start();
+    let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
+        .env("HERALD_FAILURE_TAIL", "2")
+        .args(["run", "--name", "deploy", "--", "sh", "-c", "seq 300000; printf 'last line'; exit 5"]));
+    assert_eq!(finished.code, Some(5));
+    let expected: String = (1..=300_000).map(|i| format!("{i}\n")).collect::<String>() + "last line";
+    assert!(finished.stdout_text() == expected, "the output passed through changed");
+    let description = status_of(&gitlab, PIPELINE_BRANCH, "herald/lint › deploy").unwrap().description.unwrap();
+    assert!(description.ends_with(": 300000 ⏎ last line"), "{description}");
+}
+
+#[test]
+fn the_excerpt_is_kept_when_the_output_is_a_file_too() {
+    // Pipes are duplicated in the kernel (tee(2)); a file or a terminal is copied through herald.
+    let gitlab = GitLab::start();
+    let dir = TempDir::new("tail-file");
+    let log = dir.join("out.log");
+    let status = herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
+        .env("HERALD_FAILURE_TAIL", "2")
+        .args(["run", "--name", "deploy", "--", "sh", "-c", "seq 1000; echo done; exit 5"])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(5));
+    let expected: String = (1..=1000).map(|i| format!("{i}\n")).collect::<String>() + "done\n";
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), expected);
+    let description = status_of(&gitlab, PIPELINE_BRANCH, "herald/lint › deploy").unwrap().description.unwrap();
+    assert!(description.ends_with(": 1000 ⏎ done"), "{description}");
 }
 
 #[test]

@@ -184,7 +184,9 @@ fn write_note(client: &Client, context: &PublishContext, plan: Option<&Pipeline>
         say("herald: no merge request in this pipeline (CI_MERGE_REQUEST_IID, CI_OPEN_MERGE_REQUESTS or HERALD_MR_IID): no note to write");
         return 0;
     };
-    // The final writer of a pipeline: verify for as long as the deadline allows.
+    // The final writer of a pipeline: clean up duplicates any writer left, and verify for as
+    // long as the deadline allows.
+    note.remove_all_duplicates();
     match note.settle(deadline, u32::MAX) {
         Ok(Synced::Written | Synced::Unchanged | Synced::Throttled(_)) => 0,
         Ok(Synced::NewerPipeline(newer)) => {

@@ -5,8 +5,8 @@
 //! 1. Render from authoritative state only: the pipeline's jobs and herald's commit statuses.
 //!    Never from the note's own text, so a stale note cannot propagate itself.
 //! 2. Find the note by herald's marker *and* the token's user as author; never adopt someone
-//!    else's note. Several of ours (two writers created one at once): keep the lowest id, delete
-//!    the others.
+//!    else's note. Several of ours (two writers created one at once): keep the lowest id; the
+//!    others are deleted by their creators, by `herald note`, or by anyone once they are old.
 //! 3. A note showing a newer pipeline is left alone: an older pipeline's late job never
 //!    overwrites it.
 //! 4. Skip the write when the body is already right; otherwise write, wait a jittered moment, read
@@ -39,6 +39,8 @@ const BUSY_WINDOW: Duration = Duration::from_secs(2);
 /// How long a step's final write waits, once, on a busy note before looking again (jittered
 /// between half and all of it): long enough for another writer's render to cover this step.
 const BUSY_PAUSE: Duration = Duration::from_millis(500);
+/// A duplicate note of ours unchanged for this many seconds has no live creator to remove it.
+const OLD_DUPLICATE: f64 = 30.0;
 /// How many times a step's final write looks again at a busy note before writing itself.
 const BUSY_LOOKS: u32 = 1;
 /// Write-and-verify rounds before a step's writer gives up; each round after the first follows
@@ -88,6 +90,11 @@ pub struct NoteSync<'c> {
     backoff: Backoff,
     /// The step this process published, as the note shows it once it has its final state.
     own_step: Option<OwnStep>,
+    /// The texts of the notes this process created (or tried to: an answer can be lost after
+    /// GitLab acted): a duplicate with one of them is this process's to remove.
+    created_bodies: Vec<String>,
+    /// Remove every duplicate of ours, not only our own (`herald note`, the pipeline's last word).
+    all_duplicates: bool,
 }
 
 /// A step's row as the note shows it (see `report::note::shows_step`).
@@ -116,7 +123,17 @@ impl<'c> NoteSync<'c> {
             note_id: None,
             backoff: Backoff::starting_at(FIRST_PAUSE),
             own_step: None,
+            created_bodies: Vec::new(),
+            all_duplicates: false,
         })
+    }
+
+    /// Removes every duplicate note of ours when it finds them, whoever created them. Writers of
+    /// steps only remove the one they created themselves: when a pipeline's first steps end
+    /// together, dozens of writers may each create a note, and each removing all the others'
+    /// would multiply the deletes.
+    pub fn remove_all_duplicates(&mut self) {
+        self.all_duplicates = true;
     }
 
     /// The final state this process just posted for its step: a note that already shows it needs
@@ -259,6 +276,9 @@ impl<'c> NoteSync<'c> {
                 }
                 None => {
                     log!(Debug, "note !{}: round {}, none of ours yet: creating it", self.mr_iid, round + 1);
+                    // Remembered before sending: a create whose answer is lost may still have
+                    // happened, and its retry then makes a second note; both are ours to remove.
+                    self.created_bodies.push(body.trim_end().to_owned());
                     let created =
                         self.call(&guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, &body, t))?;
                     self.note_id = created.map(|n| n.id);
@@ -292,18 +312,18 @@ impl<'c> NoteSync<'c> {
 
     /// Whether other writers are at work: the note changed within `BUSY_WINDOW`, by GitLab's clock.
     fn is_busy(&self, note: &Note) -> bool {
-        let updated = note.updated_at.as_deref().and_then(gitlab::parse_iso8601);
-        match (updated, self.client.server_time()) {
-            (Some(updated), Some(now)) => now - updated < BUSY_WINDOW.as_secs_f64(),
-            _ => false,
-        }
+        self.age(note).is_some_and(|age| age < BUSY_WINDOW.as_secs_f64())
+    }
+
+    /// Seconds since `note` last changed, by GitLab's clock.
+    fn age(&self, note: &Note) -> Option<f64> {
+        let updated = note.updated_at.as_deref().and_then(gitlab::parse_iso8601)?;
+        Some(self.client.server_time()? - updated)
     }
 
     /// How much longer the note is too young for a live write, by GitLab's own clock.
     fn too_fresh(&self, note: &Note) -> Option<Duration> {
-        let updated = gitlab::parse_iso8601(note.updated_at.as_deref()?)?;
-        let age = self.client.server_time()? - updated;
-        let left = self.min_interval.as_secs_f64() - age;
+        let left = self.min_interval.as_secs_f64() - self.age(note)?;
         (left > 0.0).then(|| Duration::from_secs_f64(left.min(self.min_interval.as_secs_f64())))
     }
 
@@ -322,7 +342,14 @@ impl<'c> NoteSync<'c> {
             .filter(|n| n.author.id == me && !n.system && view::pipeline_of(&n.body).is_some())
             .collect();
         ours.sort_by_key(|n| n.id);
-        for extra in ours.iter().skip(1) {
+        // A duplicate is removed by whoever created it (it lists again after creating), by
+        // `herald note`, or by anyone once it is old (its creator died before cleaning up).
+        let removable = |n: &Note| {
+            self.all_duplicates
+                || self.created_bodies.iter().any(|body| body == n.body.trim_end())
+                || self.age(n).is_some_and(|age| age > OLD_DUPLICATE)
+        };
+        for extra in ours.iter().skip(1).filter(|n| removable(n)) {
             log!(Debug, "note !{}#{}: a duplicate of ours; deleting it", self.mr_iid, extra.id);
             self.call(guard, |c, t| gitlab::delete_note(c, &self.project, self.mr_iid, extra.id, t))?;
         }

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 pub(crate) type Pid = libc::pid_t;
@@ -198,4 +199,29 @@ pub(crate) fn give_terminal(fd: libc::c_int, pgid: Pid) -> io::Result<()> {
 pub(crate) fn own_group() -> Pid {
     // SAFETY: getpgrp cannot fail.
     unsafe { libc::getpgrp() }
+}
+
+/// tee(2): duplicates up to `len` bytes waiting in pipe `from` into pipe `to` without consuming
+/// them; waits for data like a read. 0 at end of input. EINVAL when either is not a pipe.
+pub(crate) fn tee_pipe(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    // SAFETY: two open descriptors borrowed for the call; flags 0 (blocking, like read).
+    let n = unsafe { libc::tee(from.as_raw_fd(), to.as_raw_fd(), len, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// splice(2): moves up to `len` bytes from pipe `from` to `to` (here /dev/null: dropped without
+/// being copied). Returns how many were moved.
+pub(crate) fn splice_out(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    // SAFETY: two open descriptors borrowed for the call; no offsets (both are streams).
+    let n =
+        unsafe { libc::splice(from.as_raw_fd(), std::ptr::null_mut(), to.as_raw_fd(), std::ptr::null_mut(), len, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }

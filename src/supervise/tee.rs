@@ -1,7 +1,9 @@
 //! Output capture for the failure excerpt (`HERALD_FAILURE_TAIL`), the one case where herald
-//! stands between the step and its output: the step writes into pipes, two threads copy every
+//! stands between the step and its output: the step writes into pipes, two threads pass every
 //! byte on to herald's own stdout and stderr as it arrives, and keep the last lines in a bounded
-//! ring. Without the setting none of this exists and stdio is inherited untouched.
+//! ring. When herald's output is a pipe too (as under a runner), the kernel duplicates the bytes
+//! (tee(2)) and herald only reads its copy; otherwise herald copies them. Without the setting none
+//! of this exists and stdio is inherited untouched.
 //!
 //! When herald's own output is closed, copying stops and the pipe is closed too, so the step
 //! sees the broken pipe it would have seen without herald.
@@ -13,6 +15,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use super::sys;
 
 /// A captured line is cut to this many bytes; a ring of N lines stays small whatever the step prints.
 const MAX_LINE: usize = 512;
@@ -77,8 +81,8 @@ impl Ring {
 impl Tee {
     /// Starts copying `stdout` and `stderr` (the read ends of the step's pipes) to herald's own.
     pub fn start(
-        stdout: impl Read + Send + 'static,
-        stderr: impl Read + Send + 'static,
+        stdout: impl Read + AsFd + Send + 'static,
+        stderr: impl Read + AsFd + Send + 'static,
         lines: usize,
     ) -> std::io::Result<Tee> {
         let ring =
@@ -109,28 +113,72 @@ impl Tee {
 
 fn pump(
     stream: usize,
-    mut from: impl Read + Send + 'static,
+    mut from: impl Read + AsFd + Send + 'static,
     mut to: File,
     ring: Arc<Mutex<Ring>>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("tee".into()).spawn(move || {
         let mut buffer = vec![0u8; CHUNK];
         let mut partial: Vec<u8> = Vec::new();
-        loop {
-            let n = match from.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if to.write_all(&buffer[..n]).is_err() {
-                break; // our output is gone: drop the pipe so the step learns it too
-            }
-            let capacity = ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).capacity;
-            let lines = last_lines(&mut partial, &buffer[..n], capacity);
+        let capacity = ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).capacity;
+        let keep = |data: &[u8], partial: &mut Vec<u8>| {
+            let lines = last_lines(partial, data, capacity);
             if !lines.is_empty() {
                 let mut ring = ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 for line in &lines {
                     ring.push(stream, line);
                 }
+            }
+        };
+        // Pipe to pipe, the usual case in CI (the runner reads herald's output through a pipe):
+        // tee(2) duplicates the bytes into herald's output inside the kernel, and herald reads
+        // its own copy for the excerpt, so no byte is written from user space.
+        let discard = std::fs::OpenOptions::new().write(true).open("/dev/null").ok();
+        let mut in_kernel = true;
+        let mut first = true;
+        loop {
+            let n = match sys::tee_pipe(from.as_fd(), to.as_fd(), CHUNK) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(error) if error.raw_os_error() == Some(libc::EINVAL) && first => {
+                    in_kernel = false; // not two pipes (a file, a terminal): copy through herald
+                    break;
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return, // our output is gone: drop the pipe so the step learns it too
+            };
+            first = false;
+            // Only the chunk's tail can hold the last lines: the rest is dropped in the kernel
+            // (spliced to /dev/null) instead of being copied out. A line that started in the
+            // dropped part is then kept from where the tail begins.
+            let window = (capacity + 1) * MAX_LINE;
+            let mut unread = n;
+            if let (Some(null), true) = (&discard, n > window) {
+                let mut skip = n - window;
+                while skip > 0 {
+                    match sys::splice_out(from.as_fd(), null.as_fd(), skip) {
+                        Ok(0) | Err(_) => return,
+                        Ok(moved) => skip -= moved,
+                    }
+                }
+                partial.clear();
+                unread = window;
+            }
+            if from.read_exact(&mut buffer[..unread]).is_err() {
+                return;
+            }
+            keep(&buffer[..unread], &mut partial);
+        }
+        if !in_kernel {
+            loop {
+                let n = match from.read(&mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if to.write_all(&buffer[..n]).is_err() {
+                    break; // our output is gone: drop the pipe so the step learns it too
+                }
+                keep(&buffer[..n], &mut partial);
             }
         }
         if !partial.is_empty() {

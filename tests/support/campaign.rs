@@ -308,6 +308,10 @@ pub struct SignalOutcome {
     pub canceled: usize,
     /// Processes of the step (its shell and a background grandchild) still alive afterwards.
     pub orphans: usize,
+    /// Runs where the signal came before herald had set up its signal handling (its first
+    /// millisecond): herald died of it before starting the step, so nothing ran and nothing was
+    /// published, and a shell reports the same 128+N. Not counted in the other columns.
+    pub before_start: usize,
     pub problem: Option<String>,
 }
 
@@ -346,6 +350,10 @@ pub fn signal_campaign(herald: &Path, work: &Path, signal: i32, runs: usize, see
         // SAFETY: kill with a pid we spawned and a valid signal number.
         unsafe { libc::kill(child.id() as i32, signal) };
         let status = child.wait().unwrap();
+        if std::os::unix::process::ExitStatusExt::signal(&status) == Some(signal) && !pids.exists() {
+            outcome.before_start += 1;
+            continue;
+        }
         if status.code() == Some(128 + signal) {
             outcome.codes_right += 1;
         } else if outcome.problem.is_none() {
