@@ -290,3 +290,85 @@ fn live_writes_wait_for_the_minimum_interval() {
     // Too fresh at the start, but the step outlives the interval: the live write follows then.
     assert_eq!(live_writes(&step_with_note_aged(0.0, "2s", "4")), 1);
 }
+
+/// A job of two planned steps, as a runner runs it: its checkout with the configuration, its id
+/// (the key of what herald keeps between the job's steps), its URL.
+struct PlannedJob {
+    gitlab: GitLab,
+    checkout: crate::support::TempDir,
+    url: String,
+    id: String,
+}
+
+impl PlannedJob {
+    fn start() -> PlannedJob {
+        let gitlab = GitLab::start();
+        let (job_id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, "build", "test", "running"));
+        let checkout = crate::support::TempDir::new("planned");
+        let config =
+            "build:\n  script:\n    - herald run --name compile -- make\n    - herald run --name check -- make check\n";
+        std::fs::write(checkout.join(".gitlab-ci.yml"), config).unwrap();
+        // Unique per test run: the job's id keys herald's files in the temporary directory.
+        let id = format!("{job_id}{}", std::process::id());
+        PlannedJob { gitlab, checkout, url, id }
+    }
+
+    fn herald(&self) -> std::process::Command {
+        let mut command = herald_in_ci(&self.gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER);
+        command
+            .env("CI_JOB_NAME", "build")
+            .env("CI_JOB_URL", &self.url)
+            .env("CI_JOB_ID", &self.id)
+            .env("CI_PROJECT_DIR", self.checkout.path());
+        command
+    }
+
+    fn step(&self, name: &str, code: i32) {
+        let finished = run(self.herald().args(["run", "--name", name, "--", "sh", "-c", &format!("exit {code}")]));
+        assert_eq!(finished.code, Some(code), "{}", finished.stderr_text());
+    }
+
+    fn owed(&self) -> bool {
+        std::env::temp_dir().join(format!("herald-note-owed-{}", self.id)).exists()
+    }
+
+    fn note(&self) -> Option<String> {
+        self.gitlab.with(|w| w.herald_notes(1).first().map(|n| n.body.clone()))
+    }
+}
+
+#[test]
+fn a_passing_step_with_more_to_come_leaves_the_note_to_the_next_one() {
+    let job = PlannedJob::start();
+    job.step("compile", 0);
+    let note_writes =
+        |gitlab: &GitLab| gitlab.requests().iter().filter(|r| r.path.contains("/notes") && r.method != "GET").count();
+    assert_eq!(note_writes(&job.gitlab), 0, "the next step will write it");
+    assert!(job.owed());
+    job.step("check", 0);
+    let note = job.note().expect("the last step writes the note");
+    assert!(note.contains("| compile | passed in") && note.contains("| check | passed in"), "{note}");
+    assert!(!job.owed());
+}
+
+#[test]
+fn a_failing_step_or_the_last_one_writes_the_note_itself() {
+    let job = PlannedJob::start();
+    job.step("compile", 2);
+    let note = job.note().expect("a failed step ends the job: its note is written at once");
+    assert!(note.contains("| compile | failed \\(exit 2\\)"), "{note}");
+    assert!(!job.owed());
+}
+
+#[test]
+fn finalize_pays_a_note_the_job_still_owed() {
+    // The job stopped after a passing step, before the next one ran (a condition in the script).
+    let job = PlannedJob::start();
+    job.step("compile", 0);
+    assert!(job.note().is_none() && job.owed());
+    let finished = run(job.herald().env("CI_JOB_STATUS", "success").arg("finalize"));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    let note = job.note().expect("finalize writes the owed note");
+    assert!(note.contains("| compile | passed in"), "{note}");
+    assert!(!job.owed());
+}

@@ -5,7 +5,8 @@
 //!   without herald reporting (killed, timed out, runner lost): `canceled` when the job was
 //!   canceled, `failed` otherwise. Without this, such a status keeps the pipeline running forever.
 //! - `herald finalize` (`after_script`) closes this job's own open steps from `CI_JOB_STATUS`,
-//!   then updates the note when it closed anything.
+//!   then updates the note when it closed anything, or when a passing step left the note to a
+//!   next step that never ran (`publish::pending_note`).
 //!
 //! Exit codes: 0 when done (or nothing to do), 1 when GitLab refused or could not be reached
 //! (use `allow_failure: true` so that a note problem never fails a pipeline), 125 for bad
@@ -18,7 +19,7 @@ use crate::config::{Env, ProcessEnv};
 use crate::context::{self, PublishContext, Publishing};
 use crate::gitlab::{self, ApiError, Client, CommitStatus, PipelineJob, StatusPost, StatusState};
 use crate::pipeline::Pipeline;
-use crate::publish::{explain, job_name_of_status, NoteSync, SyncError, Synced};
+use crate::publish::{explain, job_name_of_status, pending_note, NoteSync, SyncError, Synced};
 
 /// The least time these commands allow themselves, whatever HERALD_FLUSH_TIMEOUT says: they run
 /// in jobs of their own, where nothing waits for them.
@@ -85,7 +86,7 @@ pub(crate) fn finalize_in(command: &str, env: &dyn Env) -> i32 {
             return 1;
         }
     };
-    if closed == 0 {
+    if closed == 0 && !pending_note::is_owed(&context) {
         return 0; // every step reported itself; the note already says so
     }
     write_note(&client, &context, plan.as_ref(), deadline)
@@ -187,7 +188,11 @@ fn write_note(client: &Client, context: &PublishContext, plan: Option<&Pipeline>
     // The final writer of a pipeline: clean up duplicates any writer left, and verify for as
     // long as the deadline allows.
     note.remove_all_duplicates();
-    match note.settle(deadline, u32::MAX) {
+    let settled = note.settle(deadline, u32::MAX);
+    if settled.is_ok() {
+        pending_note::paid(context);
+    }
+    match settled {
         Ok(Synced::Written | Synced::Unchanged | Synced::Throttled(_)) => 0,
         Ok(Synced::NewerPipeline(newer)) => {
             say(&format!("herald: the note already shows the newer pipeline #{newer}; left as it is"));

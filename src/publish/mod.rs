@@ -1,6 +1,8 @@
 //! What gets sent to GitLab, and when, for one step: its commit status goes `running` while the
 //! step runs and to its final state when it ends, and the merge request's note follows: one live
-//! update after `running`, one verified write after the final state (docs/design.md §4).
+//! update for a step still running after a second, one verified write after the final state
+//! (docs/design.md §4) — unless the step passed and the job's plan has more steps, whose herald
+//! then writes the note for both (`pending_note`).
 //!
 //! Publishing happens on one background thread, started after the step's process, so the step
 //! never waits for the network; the HTTP client and TLS roots are built on that thread too. The
@@ -11,6 +13,7 @@
 //! `HERALD_FLUSH_TIMEOUT`, after which herald exits with the step's code regardless.
 
 mod note;
+pub mod pending_note;
 mod retry;
 mod status;
 
@@ -156,6 +159,13 @@ impl Worker {
             if sent == Some(wanted.state) {
                 if wanted.state.is_final() {
                     return match (note.as_mut(), deadline) {
+                        (Some(_), Some(_)) if wanted.state == StatusState::Success && self.more_steps_follow() => {
+                            // The job's next step writes the note after its own status, showing
+                            // this one's too; until then a marker says a write is owed.
+                            log!(Info, "note: left to the job's next step");
+                            pending_note::owe(context);
+                            Report::Done
+                        }
                         (Some(note), Some(at)) => {
                             note.expect_step(context, &self.step, wanted.state.as_str(), &wanted.description);
                             self.settle_note(note, at)
@@ -253,10 +263,22 @@ impl Worker {
         }
     }
 
+    /// Whether the job's plan has steps after this one: then, when this one passed, the job goes
+    /// on to the next, whose herald brings the note up to date. Steps the plan does not know
+    /// (or repeats) are not counted on.
+    fn more_steps_follow(&self) -> bool {
+        let Some(job) = self.plan.as_ref().and_then(|plan| plan.job(&self.context.job_name)) else { return false };
+        self.context.job_id.is_some()
+            && job.steps.iter().rposition(|step| *step == self.step).is_some_and(|at| at + 1 < job.steps.len())
+    }
+
     /// The final note write for this step.
     fn settle_note(&self, note: &mut NoteSync<'_>, deadline: Instant) -> Report {
         let result = note.settle(deadline, note::STEP_ROUNDS);
         log!(Info, "note, final write: {result:?}");
+        if result.is_ok() {
+            pending_note::paid(&self.context);
+        }
         match result {
             // Others kept writing after us; each of them verifies its own write.
             Ok(_) | Err(SyncError::NoAgreement(_)) => Report::Done,

@@ -131,8 +131,8 @@ fn pump(
             }
         };
         // Pipe to pipe, the usual case in CI (the runner reads herald's output through a pipe):
-        // tee(2) duplicates the bytes into herald's output inside the kernel, and herald reads
-        // its own copy for the excerpt, so no byte is written from user space.
+        // tee(2) duplicates the bytes into herald's output inside the kernel, so no byte is
+        // written from user space, and herald reads only what it needs of its own copy.
         let discard = std::fs::OpenOptions::new().write(true).open("/dev/null").ok();
         let mut in_kernel = true;
         let mut first = true;
@@ -145,6 +145,11 @@ fn pump(
                     break;
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    // herald's output was handed over non-blocking, and its reader is behind.
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
                 Err(_) => return, // our output is gone: drop the pipe so the step learns it too
             };
             first = false;

@@ -135,6 +135,17 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
     });
     let api_url = scenario.api_url.clone().unwrap_or_else(|| gitlab.api_url());
     std::fs::create_dir_all(work).unwrap();
+    // The pipeline's configuration, as the jobs' checkout has it: herald plans each job's steps
+    // from it (and leaves the note to a job's next step when one follows).
+    let config: String = jobs
+        .iter()
+        .map(|job| {
+            let lines: String =
+                job.steps.iter().map(|step| format!("    - herald run --name {} -- ./step.sh\n", step.name)).collect();
+            format!("{}:\n  script:\n{lines}", job.name)
+        })
+        .collect();
+    std::fs::write(work.join(".gitlab-ci.yml"), config).unwrap();
 
     // Per step: (exit code kept, time beyond the step's own).
     let results: Vec<Vec<(bool, Duration, Option<String>)>> = thread::scope(|scope| {
@@ -153,6 +164,11 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
 
+    for job in &jobs {
+        for kept in ["herald-pipeline-{}.json", "herald-note-owed-{}"] {
+            let _ = std::fs::remove_file(std::env::temp_dir().join(kept.replace("{}", &job_id(work, job))));
+        }
+    }
     let mut outcome = Outcome { steps: scenario.jobs * scenario.steps, ..Outcome::default() };
     let mut added: Vec<Duration> = Vec::new();
     for (kept, extra, problem) in results.into_iter().flatten() {
@@ -229,6 +245,12 @@ fn route_of(request: &Recorded) -> String {
     format!("{} {what}", request.method)
 }
 
+/// The job's `CI_JOB_ID`: unique to this run, as it keys herald's files in the temporary directory.
+fn job_id(work: &Path, job: &Job) -> String {
+    let run: u64 = work.to_string_lossy().bytes().fold(7, |hash, b| hash.wrapping_mul(31).wrapping_add(u64::from(b)));
+    format!("{}{}{}", std::process::id(), run % 100_000, &job.name["job-".len()..])
+}
+
 fn marker(work: &Path, job: &Job, step: &Step) -> PathBuf {
     work.join(format!("{}-{}.end", job.name, step.name))
 }
@@ -255,6 +277,8 @@ fn run_step(
         .env("CI_PROJECT_PATH", PROJECT_PATH)
         .env("CI_JOB_NAME", &job.name)
         .env("CI_JOB_URL", &job.url)
+        .env("CI_JOB_ID", job_id(work, job))
+        .env("CI_PROJECT_DIR", work)
         .env("CI_COMMIT_SHA", SHA_MERGE)
         .env("CI_PIPELINE_ID", PIPELINE_MERGED.to_string())
         .env("CI_PIPELINE_SOURCE", "merge_request_event")
