@@ -570,8 +570,10 @@ fn serve(mut connection: TcpStream, world: &Mutex<World>, stopping: &AtomicBool)
     text.push_str(&format!("Date: {}\r\n", http_date(unix_now())));
     text.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", answer.body.len()));
     if fault == Some(Fault::CutBody) {
-        text.push_str(&answer.body[..answer.body.len() / 2]);
-        let _ = connection.write_all(text.as_bytes());
+        // Half the bytes, wherever that falls (inside a character too, as a dropped connection does).
+        let mut bytes = text.into_bytes();
+        bytes.extend_from_slice(&answer.body.as_bytes()[..answer.body.len() / 2]);
+        let _ = connection.write_all(&bytes);
         return reset(connection);
     }
     text.push_str(&answer.body);
