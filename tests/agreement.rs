@@ -11,13 +11,7 @@ use std::process::Command;
 
 use herald::pipeline::yaml::{self, Node, Value};
 
-use crate::support::{herald, run, TempDir};
-
-fn gitlab_ci_local() -> PathBuf {
-    std::env::var_os("GITLAB_CI_LOCAL").map(PathBuf::from).filter(|path| path.exists()).expect(
-        "GITLAB_CI_LOCAL must name gitlab-ci-local 4.72.0: run the suite with scripts/test.sh, which installs it",
-    )
-}
+use crate::support::{gitlab_ci_local, herald, run, TempDir};
 
 /// A fixture as a git repository of its own (gitlab-ci-local reads git), in `dir`.
 fn repository(fixture: &str, dir: &Path) {

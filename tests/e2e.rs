@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::gitlab::{GitLab, PROJECT_ID, TOKEN_DEVELOPER};
-use crate::support::TempDir;
+use crate::support::{gitlab_ci_local, TempDir};
 
 const PIPELINE: u64 = 2001;
 const MR_IID: u64 = 1;
@@ -26,12 +26,6 @@ const PIPELINE_PATIENCE: Duration = Duration::from_secs(300);
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn gitlab_ci_local() -> PathBuf {
-    std::env::var_os("GITLAB_CI_LOCAL").map(PathBuf::from).filter(|path| path.exists()).expect(
-        "GITLAB_CI_LOCAL must name gitlab-ci-local 4.72.0: run the suite with scripts/test.sh, which installs it",
-    )
 }
 
 fn sh(dir: &Path, script: &str) -> String {

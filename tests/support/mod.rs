@@ -29,6 +29,14 @@ pub fn herald() -> Command {
     command
 }
 
+/// gitlab-ci-local 4.72.0, which scripts/test.sh installs: the independent implementation the
+/// agreement and end-to-end tests run.
+pub fn gitlab_ci_local() -> PathBuf {
+    std::env::var_os("GITLAB_CI_LOCAL").map(PathBuf::from).filter(|path| path.exists()).expect(
+        "GITLAB_CI_LOCAL must name gitlab-ci-local 4.72.0: run the suite with scripts/test.sh, which installs it",
+    )
+}
+
 /// What a finished run left: exit code (None if killed by a signal) and output.
 #[derive(Debug)]
 pub struct Finished {
