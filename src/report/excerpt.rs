@@ -16,9 +16,13 @@ pub struct Secrets(Vec<String>);
 impl Secrets {
     /// The secret values among these environment variables.
     pub fn from_vars(vars: &[(String, String)]) -> Secrets {
+        // herald's own token, under whatever name HERALD_TOKEN_VARIABLE gives it.
+        let token_variable = vars.iter().find(|(name, _)| name == "HERALD_TOKEN_VARIABLE").map(|(_, v)| v.trim());
         let mut values: Vec<String> = vars
             .iter()
-            .filter(|(name, value)| is_secret_name(name) && value.len() >= SHORTEST_SECRET)
+            .filter(|(name, value)| {
+                (is_secret_name(name) || Some(name.as_str()) == token_variable) && value.len() >= SHORTEST_SECRET
+            })
             .map(|(_, value)| value.clone())
             .collect();
         // Longest first, so a secret that contains another is masked whole.
@@ -101,6 +105,13 @@ mod tests {
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn masks_the_token_under_the_name_herald_was_told() {
+        let secrets =
+            Secrets::from_vars(&vars(&[("HERALD_TOKEN_VARIABLE", "BOT_PAT"), ("BOT_PAT", "plain-looking-value")]));
+        assert_eq!(secrets.mask("using plain-looking-value"), "using [MASKED]");
     }
 
     #[test]
