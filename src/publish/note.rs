@@ -219,10 +219,8 @@ impl<'c> NoteSync<'c> {
                     None => {} // gone (a person deleted it): written afresh below
                 }
             }
-            if let Some(shown) = note.as_ref().and_then(|n| view::pipeline_of(&n.body)) {
-                if shown > self.pipeline_id {
-                    return Ok(Synced::NewerPipeline(shown));
-                }
+            if let Some(newer) = self.newer_pipeline(note.as_ref()) {
+                return Ok(Synced::NewerPipeline(newer));
             }
             if rounds == 1 {
                 if let Some(wait) = note.as_ref().and_then(|n| self.too_fresh(n)) {
@@ -247,10 +245,8 @@ impl<'c> NoteSync<'c> {
                 log!(Debug, "note !{}: busy; looking again in {} ms", self.mr_iid, pause.as_millis());
                 std::thread::sleep(pause);
                 note = self.find(&guard, me, false)?;
-                if let Some(shown) = note.as_ref().and_then(|n| view::pipeline_of(&n.body)) {
-                    if shown > self.pipeline_id {
-                        return Ok(Synced::NewerPipeline(shown));
-                    }
+                if let Some(newer) = self.newer_pipeline(note.as_ref()) {
+                    return Ok(Synced::NewerPipeline(newer));
                 }
             }
             let body = match body {
@@ -291,6 +287,11 @@ impl<'c> NoteSync<'c> {
             written = Some(body);
         }
         Err(SyncError::NoAgreement(rounds))
+    }
+
+    /// The pipeline `note` shows, when it is newer than ours: then the note is left alone.
+    fn newer_pipeline(&self, note: Option<&Note>) -> Option<u64> {
+        note.and_then(|n| view::pipeline_of(&n.body)).filter(|shown| *shown > self.pipeline_id)
     }
 
     /// Whether `note` shows this process's step in its final state (see `expect_step`).

@@ -61,7 +61,6 @@ impl Scenario {
 pub struct Outcome {
     pub steps: usize,
     pub requests: usize,
-    pub by_method: BTreeMap<String, usize>,
     /// `GET notes`, `PUT note`, `POST status`…: what the requests were for.
     pub by_route: BTreeMap<String, usize>,
     pub answered_429: usize,
@@ -192,7 +191,6 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
     gitlab.with(|world| {
         outcome.requests = world.requests.len();
         for request in &world.requests {
-            *outcome.by_method.entry(request.method.clone()).or_default() += 1;
             *outcome.by_route.entry(route_of(request)).or_default() += 1;
         }
         outcome.answered_429 = world.answered_429;
