@@ -6,7 +6,8 @@
 //!     cargo run --release --example campaign -- signals
 //!
 //! Each prints a Markdown table. HERALD_BIN names the herald to run (default target/release/herald);
-//! JOBS, STEPS, RUNS and DESIGN (herald or naive) size and narrow the runs.
+//! JOBS, STEPS, RUNS and DESIGN (herald or naive) size and narrow the runs; CAMPAIGN_LOGS=<dir>
+//! keeps every step's herald log (debug level) there, named by the time herald added to the step.
 
 #[allow(dead_code)]
 #[path = "../tests/support/gitlab.rs"]

@@ -372,3 +372,92 @@ fn finalize_pays_a_note_the_job_still_owed() {
     assert!(note.contains("| compile | passed in"), "{note}");
     assert!(!job.owed());
 }
+
+/// A pipeline of 250 finished steps: a new step's writer reads only the newest page of statuses
+/// (the note lists the settled ones), and the note still shows every step. A step posted again
+/// (a retry) shows its new state, not the settled one; a GitLab that ignores `sort` is read whole.
+#[test]
+fn a_big_pipeline_is_read_from_its_newest_statuses() {
+    let gitlab = GitLab::start();
+    let (_, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, "big", "test", "running"));
+    gitlab.with(|w| {
+        for i in 0..250 {
+            w.add_status(PIPELINE_MERGED, &format!("herald/big › s{i}"), "success", &url);
+        }
+    });
+    let job = TestJob { name: "big".into(), url: url.clone(), steps: Vec::new() };
+    let step = |name: &str, code: i32| {
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+            .env("CI_JOB_NAME", "big")
+            .env("CI_JOB_URL", &url)
+            .args(["run", "--name", name, "--", "sh", "-c", &format!("exit {code}")]));
+        assert_eq!(finished.code, Some(code), "{}", finished.stderr_text());
+        assert!(!finished.stderr_text().contains("not updated"), "{}", finished.stderr_text());
+    };
+    let pages_read_by = |run_step: &dyn Fn()| {
+        let before = gitlab.requests().len();
+        run_step();
+        gitlab.requests()[before..].iter().filter(|r| r.method == "GET" && r.path.ends_with("/statuses")).count()
+    };
+    let note = || gitlab.with(|w| w.herald_notes(1)).pop().expect("the note").body;
+
+    let first = pages_read_by(&|| step("first", 0));
+    assert!(first >= 3, "no note yet: every page of 251 statuses is read ({first})");
+    let second = pages_read_by(&|| step("second", 1));
+    assert!(second <= 2, "the render and its check read the newest page only, not {second}");
+    let body = note();
+    for i in 0..250 {
+        assert!(body.contains(&row("✅", &job, &format!("s{i}"))), "s{i} missing:\n{body}");
+    }
+    assert!(body.contains(&row("✅", &job, "first")) && body.contains(&row("❌", &job, "second")), "{body}");
+
+    // s0 runs again and fails: a new status (the old one is retried), newer than the settled one.
+    step("s0", 3);
+    let body = note();
+    assert!(body.contains(&row("❌", &job, "s0")) && !body.contains(&row("✅", &job, "s0")), "{body}");
+
+    gitlab.with(|w| w.ignores_status_sort = true);
+    let old_server = pages_read_by(&|| step("third", 0));
+    assert!(old_server >= 3, "oldest first: every page is read ({old_server})");
+    let body = note();
+    assert!(body.contains(&row("✅", &job, "third")) && body.contains(&row("✅", &job, "s249")), "{body}");
+}
+
+/// The job's previous step saw the note too fresh for a live write: the next step, running well
+/// past LIVE_GRACE, does not ask GitLab again before its own final state.
+#[test]
+fn a_step_does_not_ask_about_a_note_its_job_knows_is_fresh() {
+    let gitlab = GitLab::start();
+    let id = gitlab.with(|w| w.add_note(1, 100, "<!-- herald:note pipeline=1003 -->\nearlier\n"));
+    gitlab.with(|w| w.age_note(id, 0.0));
+    let job_id = format!("4242{}", std::process::id());
+    let step = |name: &str| {
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+            .env("CI_JOB_ID", &job_id)
+            .env("HERALD_MIN_UPDATE_INTERVAL", "60s")
+            .args(["run", "--name", name, "--", "sleep", "1.5"]));
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    };
+    // Note reads while a step ran: after its `running` post, before its final one.
+    let looks_while_running = |from: usize| {
+        let requests = gitlab.requests();
+        let posts: Vec<_> =
+            requests[from..].iter().filter(|r| r.method == "POST" && r.path.contains("/statuses/")).collect();
+        let (started, ended) = (posts[0].at, posts[posts.len() - 1].at);
+        requests[from..]
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/notes") && r.at > started && r.at < ended)
+            .count()
+    };
+    step("first");
+    assert_eq!(looks_while_running(0), 1, "nothing known yet: one look, and the note is too fresh");
+    let before = gitlab.requests().len();
+    step("second");
+    assert_eq!(looks_while_running(before), 0, "the first step's look is remembered");
+    let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+        .env("CI_JOB_ID", &job_id)
+        .env("CI_JOB_STATUS", "success")
+        .arg("finalize"));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert!(!std::env::temp_dir().join(format!("herald-note-fresh-{job_id}")).exists(), "finalize forgets it");
+}

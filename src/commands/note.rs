@@ -6,7 +6,7 @@
 //!   canceled, `failed` otherwise. Without this, such a status keeps the pipeline running forever.
 //! - `herald finalize` (`after_script`) closes this job's own open steps from `CI_JOB_STATUS`,
 //!   then updates the note when it closed anything, or when a passing step left the note to a
-//!   next step that never ran (`publish::pending_note`).
+//!   next step that never ran (`publish::job_memory`).
 //!
 //! Exit codes: 0 when done (or nothing to do), 1 when GitLab refused or could not be reached
 //! (use `allow_failure: true` so that a note problem never fails a pipeline), 125 for bad
@@ -19,7 +19,7 @@ use crate::config::{Env, ProcessEnv};
 use crate::context::{self, PublishContext, Publishing};
 use crate::gitlab::{self, ApiError, Client, CommitStatus, PipelineJob, StatusPost, StatusState};
 use crate::pipeline::Pipeline;
-use crate::publish::{explain, job_name_of_status, pending_note, NoteSync, SyncError, Synced};
+use crate::publish::{explain, job_memory, job_name_of_status, NoteSync, SyncError, Synced};
 
 /// The least time these commands allow themselves, whatever HERALD_FLUSH_TIMEOUT says: they run
 /// in jobs of their own, where nothing waits for them.
@@ -86,10 +86,13 @@ pub(crate) fn finalize_in(command: &str, env: &dyn Env) -> i32 {
             return 1;
         }
     };
-    if closed == 0 && !pending_note::is_owed(&context) {
-        return 0; // every step reported itself; the note already says so
-    }
-    write_note(&client, &context, plan.as_ref(), deadline)
+    let code = if closed == 0 && !job_memory::note_owed(&context) {
+        0 // every step reported itself; the note already says so
+    } else {
+        write_note(&client, &context, plan.as_ref(), deadline)
+    };
+    job_memory::forget(&context); // the job is over: its steps have nothing more to tell each other
+    code
 }
 
 /// What a command has to work with.
@@ -188,9 +191,10 @@ fn write_note(client: &Client, context: &PublishContext, plan: Option<&Pipeline>
     // The final writer of a pipeline: clean up duplicates any writer left, and verify for as
     // long as the deadline allows.
     note.remove_all_duplicates();
+    note.read_everything();
     let settled = note.settle(deadline, u32::MAX);
     if settled.is_ok() {
-        pending_note::paid(context);
+        job_memory::note_paid(context);
     }
     match settled {
         Ok(Synced::Written | Synced::Unchanged | Synced::Throttled(_)) => 0,

@@ -180,13 +180,13 @@ fn parse<T: serde::de::DeserializeOwned>(reply: Reply, what: &str) -> Result<T, 
 }
 
 /// The author of a status or note.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Author {
     pub id: u64,
 }
 
 /// One entry of `GET /projects/:id/repository/commits/:sha/statuses` (reference §A.2).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CommitStatus {
     pub id: u64,
     pub name: String,
@@ -209,12 +209,32 @@ pub fn pipeline_statuses(
     pipeline_id: u64,
     timeout: Duration,
 ) -> Result<Vec<CommitStatus>, ApiError> {
+    pipeline_statuses_from(client, project, sha, pipeline_id, 0, timeout)
+}
+
+/// The external statuses of one pipeline whose id is `from_id` or more (some below it may come
+/// too): newest first, page by page, stopping at the first page that reaches below `from_id`.
+/// Rows are inserted while pages are read; newest first, that shifts rows onto the next page
+/// (read twice), never off it. A server that ignores `sort` (older GitLab) answers oldest first;
+/// then every page is read.
+pub fn pipeline_statuses_from(
+    client: &Client,
+    project: &str,
+    sha: &str,
+    pipeline_id: u64,
+    from_id: u64,
+    timeout: Duration,
+) -> Result<Vec<CommitStatus>, ApiError> {
     let path = format!(
-        "{}/repository/commits/{}/statuses?stage=external&pipeline_id={pipeline_id}",
+        "{}/repository/commits/{}/statuses?stage=external&pipeline_id={pipeline_id}&order_by=id&sort=desc",
         project_path(project),
         percent_encode(sha)
     );
-    let all: Vec<CommitStatus> = all_pages(client, &path, timeout)?;
+    let enough = |page: &[CommitStatus]| {
+        let newest_first = page.len() >= 2 && page.windows(2).all(|pair| pair[0].id > pair[1].id);
+        newest_first && page.last().is_some_and(|oldest| oldest.id < from_id)
+    };
+    let all: Vec<CommitStatus> = pages_until(client, &path, timeout, enough)?;
     // Older GitLab ignores `pipeline_id`; filter here too.
     Ok(all.into_iter().filter(|s| s.pipeline_id.is_none_or(|id| id == pipeline_id)).collect())
 }
@@ -318,6 +338,16 @@ fn all_pages<T: serde::de::DeserializeOwned>(
     path: &str,
     timeout: Duration,
 ) -> Result<Vec<T>, ApiError> {
+    pages_until(client, path, timeout, |_| false)
+}
+
+/// Pages of a list, until the last page or until `enough` says a page was the last one needed.
+fn pages_until<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    path: &str,
+    timeout: Duration,
+    enough: impl Fn(&[T]) -> bool,
+) -> Result<Vec<T>, ApiError> {
     /// A bound against a server that never says "last page": 1,000 pages of 100.
     const MAX_PAGES: u32 = 1000;
     let separator = if path.ends_with('?') { "" } else { "&" };
@@ -329,9 +359,11 @@ fn all_pages<T: serde::de::DeserializeOwned>(
         if reply.body.is_null() {
             break; // dry run
         }
-        items.extend(parse::<Vec<T>>(reply, path)?);
+        let rows = parse::<Vec<T>>(reply, path)?;
+        let done = enough(&rows);
+        items.extend(rows);
         match next {
-            Some(next) if next > page => page = next,
+            Some(next) if next > page && !done => page = next,
             _ => break,
         }
     }

@@ -2,7 +2,7 @@
 //! step runs and to its final state when it ends, and the merge request's note follows: one live
 //! update for a step still running after a second, one verified write after the final state
 //! (docs/design.md §4) — unless the step passed and the job's plan has more steps, whose herald
-//! then writes the note for both (`pending_note`).
+//! then writes the note for both (`job_memory`).
 //!
 //! Publishing happens on one background thread, started after the step's process, so the step
 //! never waits for the network; the HTTP client and TLS roots are built on that thread too. The
@@ -12,9 +12,10 @@
 //! are retried with jittered backoff; once the step has ended, everything must be done within
 //! `HERALD_FLUSH_TIMEOUT`, after which herald exits with the step's code regardless.
 
+pub mod job_memory;
 mod note;
-pub mod pending_note;
 mod retry;
+mod settled;
 mod status;
 
 use std::cell::RefCell;
@@ -163,7 +164,7 @@ impl Worker {
                             // The job's next step writes the note after its own status, showing
                             // this one's too; until then a marker says a write is owed.
                             log!(Info, "note: left to the job's next step");
-                            pending_note::owe(context);
+                            job_memory::owe_note(context);
                             Report::Done
                         }
                         (Some(note), Some(at)) => {
@@ -229,9 +230,11 @@ impl Worker {
 
     /// Shows the step running in the note, while it runs: once, as soon as the note is older
     /// than `HERALD_MIN_UPDATE_INTERVAL`, and not for a step that ends within `LIVE_GRACE` (its
-    /// final state follows at once). Gives way as soon as the step ends.
+    /// final state follows at once). Gives way as soon as the step ends. When the job's previous
+    /// step saw the note too fresh for a live write, nothing is asked before it may be written.
     fn live_update(&self, note: &mut NoteSync<'_>) {
-        match self.events.recv_timeout(LIVE_GRACE) {
+        let first_look = LIVE_GRACE.max(job_memory::note_fresh_for(&self.context));
+        match self.events.recv_timeout(first_look) {
             Ok(event) => {
                 *self.stashed.borrow_mut() = Some(event);
                 return;
@@ -248,6 +251,7 @@ impl Worker {
         loop {
             let result = note.refresh(Instant::now() + REFRESH_TIMEOUT, &interrupted);
             log!(Debug, "note, live write: {result:?}");
+            self.remember_freshness(note);
             match result {
                 Ok(Synced::Throttled(wait)) => match self.events.recv_timeout(wait) {
                     Ok(event) => {
@@ -276,8 +280,9 @@ impl Worker {
     fn settle_note(&self, note: &mut NoteSync<'_>, deadline: Instant) -> Report {
         let result = note.settle(deadline, note::STEP_ROUNDS);
         log!(Info, "note, final write: {result:?}");
+        self.remember_freshness(note);
         if result.is_ok() {
-            pending_note::paid(&self.context);
+            job_memory::note_paid(&self.context);
         }
         match result {
             // Others kept writing after us; each of them verifies its own write.
@@ -287,6 +292,13 @@ impl Worker {
                 explain(&error, &self.context, &self.name)
             )),
             Err(error) => Report::Failed(format!("herald: the merge request note was not updated: {error}")),
+        }
+    }
+
+    /// Tells the job's next step until when the note takes no live write.
+    fn remember_freshness(&self, note: &NoteSync<'_>) {
+        if let Some(until) = note.fresh_until() {
+            job_memory::note_fresh_until(&self.context, until);
         }
     }
 

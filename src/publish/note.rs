@@ -20,7 +20,7 @@
 //!    together), it waits a jittered moment once and looks again before rendering itself.
 //!    This is what keeps requests per step low in big pipelines (docs/benchmarks.md).
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::context::PublishContext;
 use crate::gitlab::{self, ApiError, Client, CommitStatus, Note, PipelineJob};
@@ -28,6 +28,7 @@ use crate::pipeline::Pipeline;
 use crate::report::note::{self as view, JobView, NoteView, PipelineView, StepState, StepView};
 
 use super::retry::Backoff;
+use super::settled::Settled;
 
 /// Longest a single request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,6 +42,9 @@ const BUSY_WINDOW: Duration = Duration::from_secs(2);
 const BUSY_PAUSE: Duration = Duration::from_millis(500);
 /// A duplicate note of ours unchanged for this many seconds has no live creator to remove it.
 const OLD_DUPLICATE: f64 = 30.0;
+/// Room left in a note besides its visible text and the settled statuses (GitLab counts
+/// characters, this counts bytes: there is room to spare).
+const SETTLED_MARGIN: usize = 10_000;
 /// How many times a step's final write looks again at a busy note before writing itself.
 const BUSY_LOOKS: u32 = 1;
 /// Write-and-verify rounds before a step's writer gives up; each round after the first follows
@@ -95,6 +99,10 @@ pub struct NoteSync<'c> {
     created_bodies: Vec<String>,
     /// Remove every duplicate of ours, not only our own (`herald note`, the pipeline's last word).
     all_duplicates: bool,
+    /// Read every status rather than take the settled ones from the note (`herald note`).
+    read_everything: bool,
+    /// Until when the note is too fresh for a live write, by this machine's clock, as last seen.
+    fresh_until: Option<SystemTime>,
 }
 
 /// A step's row as the note shows it (see `report::note::shows_step`).
@@ -125,6 +133,8 @@ impl<'c> NoteSync<'c> {
             own_step: None,
             created_bodies: Vec::new(),
             all_duplicates: false,
+            read_everything: false,
+            fresh_until: None,
         })
     }
 
@@ -134,6 +144,12 @@ impl<'c> NoteSync<'c> {
     /// would multiply the deletes.
     pub fn remove_all_duplicates(&mut self) {
         self.all_duplicates = true;
+    }
+
+    /// Reads every status of the pipeline, never taking settled ones from the note: the
+    /// pipeline's last word does not depend on what earlier writers recorded.
+    pub fn read_everything(&mut self) {
+        self.read_everything = true;
     }
 
     /// The final state this process just posted for its step: a note that already shows it needs
@@ -146,6 +162,12 @@ impl<'c> NoteSync<'c> {
             state: state.to_owned(),
             description: description.to_owned(),
         });
+    }
+
+    /// Until when the note takes no live write (`HERALD_MIN_UPDATE_INTERVAL`), as this process
+    /// last saw it: the job's next step need not ask before then.
+    pub fn fresh_until(&self) -> Option<SystemTime> {
+        self.fresh_until
     }
 
     /// The token's user id, when already known (a status post's author), saves a `GET /user`.
@@ -205,11 +227,11 @@ impl<'c> NoteSync<'c> {
                         log!(Debug, "note !{}: round {}, a later writer took over", self.mr_iid, round + 1);
                         return Ok(Synced::Written);
                     }
-                    Some(_) => {
+                    Some(found) => {
                         // The statuses only: they are what other writers change. A job's own state
                         // changing meanwhile is shown by the next write (at the latest by
                         // `herald note --final`).
-                        let now = view::render(&self.load_view(&guard, jobs.as_deref())?);
+                        let now = self.render(&guard, jobs.as_deref(), Some(found))?;
                         if now.trim_end() == ours.trim_end() {
                             log!(Debug, "note !{}: round {}, our write still holds", self.mr_iid, round + 1);
                             return Ok(Synced::Written);
@@ -254,7 +276,7 @@ impl<'c> NoteSync<'c> {
                 None => {
                     let fresh =
                         self.call(&guard, |c, t| gitlab::pipeline_jobs(c, &self.project, self.pipeline_id, t))?;
-                    let body = view::render(&self.load_view(&guard, Some(&fresh))?);
+                    let body = self.render(&guard, Some(&fresh), note.as_ref())?;
                     jobs = Some(fresh);
                     body
                 }
@@ -268,6 +290,7 @@ impl<'c> NoteSync<'c> {
                     let id = note.id;
                     log!(Debug, "note !{}#{id}: round {}, updating it ({} bytes)", self.mr_iid, round + 1, body.len());
                     self.call(&guard, |c, t| gitlab::update_note(c, &self.project, self.mr_iid, id, &body, t))?;
+                    self.fresh_until = Some(SystemTime::now() + self.min_interval);
                     must_list = false;
                 }
                 None => {
@@ -278,6 +301,7 @@ impl<'c> NoteSync<'c> {
                     let created =
                         self.call(&guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, &body, t))?;
                     self.note_id = created.map(|n| n.id);
+                    self.fresh_until = Some(SystemTime::now() + self.min_interval);
                     must_list = true;
                 }
             }
@@ -298,7 +322,7 @@ impl<'c> NoteSync<'c> {
     fn shows_own_step(&self, note: &Note) -> bool {
         let Some(own) = &self.own_step else { return false };
         let shown = view::shows_step(
-            &note.body,
+            Settled::visible(&note.body),
             &own.job_name,
             own.job_url.as_deref(),
             &own.step,
@@ -332,7 +356,8 @@ impl<'c> NoteSync<'c> {
     fn find(&mut self, guard: &Guard, me: u64, must_list: bool) -> Result<Option<Note>, SyncError> {
         if let (Some(id), false) = (self.note_id, must_list) {
             let note = self.call(guard, |c, t| gitlab::get_note(c, &self.project, self.mr_iid, id, t))?;
-            if note.is_some() {
+            if let Some(found) = &note {
+                self.saw(found);
                 return Ok(note);
             }
             // Deleted (by a writer removing duplicates): look for the one that was kept.
@@ -356,11 +381,24 @@ impl<'c> NoteSync<'c> {
         }
         let kept = ours.into_iter().next();
         self.note_id = kept.as_ref().map(|n| n.id);
+        if let Some(found) = &kept {
+            self.saw(found);
+        }
         Ok(kept)
     }
 
-    /// The view of the pipeline: its jobs (read now unless given) and herald's statuses.
-    fn load_view(&self, guard: &Guard, jobs: Option<&[PipelineJob]>) -> Result<NoteView, SyncError> {
+    /// Remembers how much longer `note` is too fresh for a live write.
+    fn saw(&mut self, note: &Note) {
+        if let Some(age) = self.age(note) {
+            let left = (self.min_interval.as_secs_f64() - age).clamp(0.0, self.min_interval.as_secs_f64());
+            self.fresh_until = Some(SystemTime::now() + Duration::from_secs_f64(left));
+        }
+    }
+
+    /// The note's body for the pipeline as it is now: its jobs (read now unless given) and
+    /// herald's statuses. The statuses the note `current` already knows to be final are taken from
+    /// it, the rest read newest first (`settled`); `herald note` reads them all.
+    fn render(&self, guard: &Guard, jobs: Option<&[PipelineJob]>, current: Option<&Note>) -> Result<String, SyncError> {
         let read;
         let jobs = match jobs {
             Some(jobs) => jobs,
@@ -369,9 +407,21 @@ impl<'c> NoteSync<'c> {
                 &read
             }
         };
-        let statuses =
-            self.call(guard, |c, t| gitlab::pipeline_statuses(c, &self.project, &self.sha, self.pipeline_id, t))?;
-        Ok(build_view(self.pipeline_id, &self.sha, &self.status_prefix, jobs, &statuses, self.plan))
+        let known = match current {
+            Some(note) if !self.read_everything => {
+                Settled::from_note(&note.body, self.pipeline_id, &self.status_prefix)
+            }
+            _ => Settled::nothing(),
+        };
+        let fresh = self.call(guard, |c, t| {
+            gitlab::pipeline_statuses_from(c, &self.project, &self.sha, self.pipeline_id, known.below, t)
+        })?;
+        let statuses = known.merge(fresh);
+        let view = build_view(self.pipeline_id, &self.sha, &self.status_prefix, jobs, &statuses, self.plan);
+        let visible = view::render(&view);
+        let room = view::GITLAB_NOTE_LIMIT.saturating_sub(visible.len() + SETTLED_MARGIN);
+        let settled = Settled::of(&statuses, &self.status_prefix).block(self.pipeline_id, &self.status_prefix, room);
+        Ok(if settled.is_empty() { visible } else { format!("{}\n\n{settled}", visible.trim_end()) })
     }
 
     /// One API call, retried on 409/429/5xx/transport errors with backoff, within the deadline.

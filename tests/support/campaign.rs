@@ -164,7 +164,7 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
     });
 
     for job in &jobs {
-        for kept in ["herald-pipeline-{}.json", "herald-note-owed-{}"] {
+        for kept in ["herald-pipeline-{}.json", "herald-note-owed-{}", "herald-note-fresh-{}"] {
             let _ = std::fs::remove_file(std::env::temp_dir().join(kept.replace("{}", &job_id(work, job))));
         }
     }
@@ -289,10 +289,20 @@ fn run_step(
     if scenario.design == Design::Herald {
         command.env("CI_MERGE_REQUEST_IID", "1");
     }
+    // CAMPAIGN_LOGS=<dir>: every step's herald log at debug level, named by the time herald
+    // added to the step (so `ls | sort -n` puts the slowest last).
+    let logs = std::env::var_os("CAMPAIGN_LOGS").map(PathBuf::from);
+    if logs.is_some() {
+        command.env("HERALD_LOG", "debug");
+    }
     let started = Instant::now();
     let output = command.output().expect("run herald");
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if let Some(logs) = logs {
+        let name = format!("{}-{}-{}.log", took.saturating_sub(step.sleep).as_millis(), job.name, step.name);
+        let _ = std::fs::create_dir_all(&logs).and_then(|()| std::fs::write(logs.join(name), &stderr));
+    }
     let kept = output.status.code() == Some(step.code);
     let mut problem = (!kept).then(|| format!("{} {}: exit {:?}: {stderr}", job.name, step.name, output.status.code()));
     if scenario.design == Design::Naive {

@@ -258,6 +258,8 @@ pub struct World {
     pub requests: Vec<Recorded>,
     /// How many answers were 429 (injected storms and the notes rate limit alike).
     pub answered_429: usize,
+    /// Answer the statuses list oldest first whatever `sort` says, as GitLab before `sort` did.
+    pub ignores_status_sort: bool,
     next_id: u64,
     clock: u64,
 }
@@ -323,6 +325,7 @@ impl World {
             faults: Faults::default(),
             requests: Vec::new(),
             answered_429: 0,
+            ignores_status_sort: false,
             next_id: 5000,
             clock: 0,
         };
@@ -362,6 +365,27 @@ impl World {
             retried: false,
         });
         (id, job_url(id))
+    }
+
+    /// Adds a commit status of the token's user (100) to a pipeline, as posting it would have.
+    pub fn add_status(&mut self, pipeline_id: u64, name: &str, status: &str, target_url: &str) -> u64 {
+        let id = self.new_id();
+        let pipeline = self.pipelines.iter().find(|p| p.id == pipeline_id).expect("pipeline").clone();
+        self.jobs.push(Job {
+            id,
+            pipeline_id,
+            kind: JobKind::External,
+            stage: "external".into(),
+            name: name.into(),
+            status: status.into(),
+            reference: pipeline.reference,
+            sha: pipeline.sha,
+            user_id: 100,
+            description: Some(format!("{status} in 1 s")),
+            target_url: Some(target_url.into()),
+            retried: false,
+        });
+        id
     }
 
     /// Adds a pipeline of the project for a commit (registered as one of its commits), as GitLab
@@ -1299,7 +1323,8 @@ fn status_entity(world: &World, job: &Job) -> Value {
 }
 
 /// `GET /projects/:id/repository/commits/:sha/statuses` (§A.2): every job of every pipeline on
-/// the SHA, CI jobs included; filters `ref`, `name`, `pipeline_id`, `all`; offset pagination.
+/// the SHA, CI jobs included; filters `ref`, `name`, `pipeline_id`, `all`; `order_by` (id or
+/// pipeline_id) and `sort`; offset pagination.
 fn list_statuses(world: &World, project: &str, sha: &str, user_id: u64, params: &HashMap<String, String>) -> Answer {
     let project = match visible_project(world, project, user_id) {
         Ok(project) => project,
@@ -1312,7 +1337,13 @@ fn list_statuses(world: &World, project: &str, sha: &str, user_id: u64, params: 
         return Answer::message(404, "404 Commit Not Found");
     }
     let all = params.get("all").is_some_and(|v| v == "true");
-    let rows: Vec<&Job> = world
+    let newest_first = match (params.get("order_by").map(String::as_str), params.get("sort").map(String::as_str)) {
+        (Some("id" | "pipeline_id") | None, Some("desc")) => !world.ignores_status_sort,
+        (Some("id" | "pipeline_id") | None, Some("asc") | None) => false,
+        (Some(_), _) => return Answer::json(400, json!({ "error": "order_by does not have a valid value" })),
+        (_, Some(_)) => return Answer::json(400, json!({ "error": "sort does not have a valid value" })),
+    };
+    let mut rows: Vec<&Job> = world
         .jobs
         .iter()
         .filter(|j| j.sha == sha && (all || !j.retried))
@@ -1321,6 +1352,11 @@ fn list_statuses(world: &World, project: &str, sha: &str, user_id: u64, params: 
         .filter(|j| params.get("pipeline_id").is_none_or(|id| j.pipeline_id.to_string() == *id))
         .filter(|j| params.get("stage").is_none_or(|stage| &j.stage == stage))
         .collect();
+    // By id (pipeline ids grow with job ids here, so order_by=pipeline_id sorts the same).
+    rows.sort_by_key(|job| job.id);
+    if newest_first {
+        rows.reverse();
+    }
     paginate(&rows.iter().map(|job| status_entity(world, job)).collect::<Vec<_>>(), params)
 }
 
