@@ -218,7 +218,7 @@ fn the_token_never_appears_even_when_the_server_echoes_it() {
     gitlab.with(|world| world.faults = Faults::always(Fault::EchoHeaders));
     // Long enough for at least one answer on a loaded machine: the last one is what gets reported.
     let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
-        .env("HERALD_FLUSH_TIMEOUT", "3s")
+        .env("HERALD_FLUSH_TIMEOUT", "6s")
         .args(["run", "--name", "unit", "--", "true"]));
     assert_eq!(finished.code, Some(0));
     assert!(gitlab.requests()[0].headers.contains_key("private-token"));

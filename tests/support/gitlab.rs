@@ -842,13 +842,12 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
         },
         ("GET", ["projects", project, "pipelines", id, "jobs"]) => match pipeline_of(world, project, id, user_id) {
             Ok(pipeline) => {
-                let jobs: Vec<Value> = world
+                let jobs: Vec<&Job> = world
                     .jobs
                     .iter()
                     .filter(|j| j.pipeline_id == pipeline.id && j.kind == JobKind::Build && !j.retried)
-                    .map(job_entity)
                     .collect();
-                paginate(&jobs, &params)
+                paginate(&jobs, &params, |job| job_entity(job))
             }
             Err(answer) => answer,
         },
@@ -1173,8 +1172,7 @@ fn notes(
             if params.get("sort").is_none_or(|s| s != "asc") {
                 list.reverse();
             }
-            let entities: Vec<Value> = list.iter().map(|n| note_entity(world, n)).collect();
-            paginate(&entities, params)
+            paginate(&list, params, |n| note_entity(world, n))
         }
         ("GET", Some(index)) => Answer::json(200, note_entity(world, &world.notes[index])),
         ("POST", None) => {
@@ -1357,16 +1355,18 @@ fn list_statuses(world: &World, project: &str, sha: &str, user_id: u64, params: 
     if newest_first {
         rows.reverse();
     }
-    paginate(&rows.iter().map(|job| status_entity(world, job)).collect::<Vec<_>>(), params)
+    paginate(&rows, params, |job| status_entity(world, job))
 }
 
-/// Offset pagination with GitLab's headers (§B.8): per_page default 20, at most 100.
-fn paginate(items: &[Value], params: &HashMap<String, String>) -> Answer {
+/// Offset pagination with GitLab's headers (§B.8): per_page default 20, at most 100. Only the
+/// page asked for is turned into JSON, as a database pages before it serializes: the stand-in's
+/// own cost must not grow with the list (the scale campaign reads big ones concurrently).
+fn paginate<T>(items: &[T], params: &HashMap<String, String>, entity: impl Fn(&T) -> Value) -> Answer {
     let page: usize = params.get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1);
     let per_page: usize =
         params.get("per_page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(20).min(100);
     let total_pages = items.len().div_ceil(per_page).max(1);
-    let slice: Vec<Value> = items.iter().skip((page - 1) * per_page).take(per_page).cloned().collect();
+    let slice: Vec<Value> = items.iter().skip((page - 1) * per_page).take(per_page).map(entity).collect();
     let mut answer = Answer::json(200, Value::Array(slice));
     let next = if page < total_pages { (page + 1).to_string() } else { String::new() };
     answer.headers.extend([
