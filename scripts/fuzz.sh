@@ -8,9 +8,10 @@
 # stable, so the build runs with RUSTC_BOOTSTRAP=1, which lets stable rustc accept the flag. Same
 # compiler, same code generation: only the gate on unstable flags is lifted, for this build alone.
 #
-# Seeds: the test fixtures and the CI templates (config_load), hostile names (note_render). The
-# corpus grows in fuzz/corpus/<target> (not committed). A crash leaves its input in
-# fuzz/artifacts/<target>/ and fails the script; reproduce with
+# Seeds: the test fixtures and the CI templates (config_load), hostile names (note_render), and
+# every input that once failed (fuzz/regressions/<target>, committed). The corpus grows in
+# fuzz/corpus/<target> (not committed). A failure leaves its input in fuzz/artifacts/<target>/
+# and fails the script; reproduce with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run <target> fuzz/artifacts/<target>/<file>
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +56,9 @@ for target in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$target"
   log="fuzz/target/$target.log"
   # -timeout: an input that takes 5 s is a hang, and reported as a failure.
-  if ! cargo fuzz run --release --debug-assertions "$target" "fuzz/corpus/$target" "$seeds/$target" -- \
+  inputs=("fuzz/corpus/$target" "$seeds/$target")
+  [ -d "fuzz/regressions/$target" ] && inputs+=("fuzz/regressions/$target")
+  if ! cargo fuzz run --release --debug-assertions "$target" "${inputs[@]}" -- \
     -max_total_time="$seconds" -timeout=5 -print_final_stats=1 >"$log" 2>&1; then
     grep -E -A12 'ERROR|panicked' "$log" | head -n 40 >&2
     echo "scripts/fuzz.sh: $target failed (log: $log; inputs in fuzz/artifacts/$target/)" >&2

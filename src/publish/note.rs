@@ -47,6 +47,9 @@ const OLD_DUPLICATE: f64 = 30.0;
 const SETTLED_MARGIN: usize = 10_000;
 /// How many times a step's final write looks again at a busy note before writing itself.
 const BUSY_LOOKS: u32 = 1;
+/// How many times a writer whose claim was a duplicate looks for the keeper's render to show its
+/// step, before rendering itself.
+const COVERED_LOOKS: u32 = 4;
 /// Write-and-verify rounds before a step's writer gives up; each round after the first follows
 /// a jittered pause. Giving up is safe: the note kept changing because other writers kept
 /// writing, and each of them verifies its own write.
@@ -196,7 +199,7 @@ impl<'c> NoteSync<'c> {
         // What this process wrote last, while verifying it, and the jobs it was rendered from.
         let mut written: Option<String> = None;
         let mut jobs: Option<Vec<PipelineJob>> = None;
-        let mut looks = 0;
+        let mut looks_left = BUSY_LOOKS;
         // After creating a note, list again: another writer may have created one at the same time.
         let mut must_list = false;
         for round in 0..rounds {
@@ -249,11 +252,21 @@ impl<'c> NoteSync<'c> {
                     return Ok(Synced::Throttled(wait));
                 }
             }
+            if note.is_none() {
+                // None of ours yet: claim it before reading the pipeline (see `view::claim`).
+                // Whoever holds the kept claim renders at once; a writer whose claim was a
+                // duplicate posted its status before the kept one was created, so the keeper's
+                // render shows it: waiting for that (below) is cheaper than rendering.
+                note = self.claim(&guard, me)?;
+                let kept_ours =
+                    note.as_ref().is_some_and(|kept| self.created_bodies.iter().any(|b| b == kept.body.trim_end()));
+                looks_left = if kept_ours { 0 } else { COVERED_LOOKS };
+            }
             // A step's final write: nothing to do if another writer has shown it already. While
             // the note is busy (written in the last BUSY_WINDOW), wait a moment and look again,
             // up to BUSY_LOOKS times: among many writers finishing together, one render covers
             // the others.
-            while self.own_step.is_some() && written.is_none() && looks < BUSY_LOOKS {
+            while self.own_step.is_some() && written.is_none() && looks_left > 0 {
                 let busy = match &note {
                     Some(found) if self.shows_own_step(found) => return Ok(Synced::Unchanged),
                     Some(found) => self.is_busy(found),
@@ -263,7 +276,7 @@ impl<'c> NoteSync<'c> {
                 if !busy || Instant::now() + pause >= deadline {
                     break;
                 }
-                looks += 1;
+                looks_left -= 1;
                 log!(Debug, "note !{}: busy; looking again in {} ms", self.mr_iid, pause.as_millis());
                 std::thread::sleep(pause);
                 note = self.find(&guard, me, false)?;
@@ -294,6 +307,7 @@ impl<'c> NoteSync<'c> {
                     must_list = false;
                 }
                 None => {
+                    // The claim came to nothing (GitLab answered 202, or it vanished at once).
                     log!(Debug, "note !{}: round {}, none of ours yet: creating it", self.mr_iid, round + 1);
                     // Remembered before sending: a create whose answer is lost may still have
                     // happened, and its retry then makes a second note; both are ours to remove.
@@ -311,6 +325,20 @@ impl<'c> NoteSync<'c> {
             written = Some(body);
         }
         Err(SyncError::NoAgreement(rounds))
+    }
+
+    /// Creates the note with a claim and lists the notes again: another writer may have created one
+    /// at the same time. Returns the one kept (the oldest), whosever it is.
+    fn claim(&mut self, guard: &Guard, me: u64) -> Result<Option<Note>, SyncError> {
+        let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let nonce = format!("{:x}-{:x}", std::process::id(), now.as_nanos());
+        let body = view::claim(self.pipeline_id, &nonce);
+        log!(Debug, "note !{}: none of ours yet: claiming it", self.mr_iid);
+        // Remembered before sending: a create whose answer is lost may still have happened.
+        self.created_bodies.push(body.trim_end().to_owned());
+        let created = self.call(guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, &body, t))?;
+        self.note_id = created.map(|n| n.id);
+        self.find(guard, me, true)
     }
 
     /// The pipeline `note` shows, when it is newer than ours: then the note is left alone.

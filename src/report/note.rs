@@ -27,6 +27,16 @@ pub fn marker(pipeline_id: u64) -> String {
     format!("{MARKER_START}{pipeline_id} -->")
 }
 
+/// The body a writer creates the note with, before it has read the pipeline: creating it at once
+/// makes the window in which concurrent writers each create one a single request wide, and the
+/// nonce makes every writer's claim its own (so each removes only its own duplicate).
+pub fn claim(pipeline_id: u64, nonce: &str) -> String {
+    format!(
+        "{}\n#### ⏳ Pipeline #{pipeline_id} · gathering its steps…\n\n<!-- herald:claim {nonce} -->\n",
+        marker(pipeline_id)
+    )
+}
+
 /// The pipeline a note body shows, if it is a herald note.
 pub fn pipeline_of(body: &str) -> Option<u64> {
     let rest = body.strip_prefix(MARKER_START)?;
@@ -314,6 +324,8 @@ fn url_cell(url: &str) -> String {
             '>' => "%3E".to_owned(),
             '"' => "%22".to_owned(),
             '|' => "%7C".to_owned(),
+            // Not a mention in a link's target either; GitLab's URLs never carry user info.
+            '@' => "%40".to_owned(),
             c if c.is_control() => String::new(),
             c => c.to_string(),
         })
@@ -365,5 +377,6 @@ mod tests {
     fn links_cannot_escape() {
         assert_eq!(url_cell("javascript:alert(1)"), "#");
         assert_eq!(url_cell("https://x/a b)(c"), "https://x/a%20b%29%28c");
+        assert_eq!(url_cell("https://x/@all"), "https://x/%40all", "no mention from a link either");
     }
 }
