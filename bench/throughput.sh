@@ -6,18 +6,16 @@
 # lines (a compiler's chatter). Then herald's peak RSS for a 1-step run and for a step printing
 # 10,000 lines, with and without the tee.
 #
-#   bench/throughput.sh          # 5 runs each (about two minutes)
+#   bench/throughput.sh          # 9 interleaved rounds (about two minutes)
 #   RUNS=3 bench/throughput.sh
 #
-# Needs hyperfine, GNU time and python3 (Debian: hyperfine time python3). Results go to stdout as
-# Markdown; docs/benchmarks.md keeps a run.
+# Needs GNU time and python3 (Debian: time python3). Results go to stdout as Markdown;
+# docs/benchmarks.md keeps a run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-runs=${RUNS:-5}
-for tool in hyperfine python3; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "bench/throughput.sh: $tool is missing" >&2; exit 1; }
-done
+runs=${RUNS:-9}
+command -v python3 >/dev/null 2>&1 || { echo "bench/throughput.sh: python3 is missing" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench/throughput.sh: GNU time is missing (apt-get install time)" >&2; exit 1; }
 
 musl_target="$(uname -m)-unknown-linux-musl"
@@ -44,16 +42,30 @@ with open(sys.argv[1], "wb") as f:
 PY
 
 gib=1073741824
-hyperfine --runs "$runs" --warmup 1 --export-json "$out/zero.json" \
-  --command-name "direct" "head -c $gib /dev/zero | cat >/dev/null" \
-  --command-name "herald, inherited stdio" "$herald run -- head -c $gib /dev/zero | cat >/dev/null" \
-  --command-name "herald, failure-excerpt tee" "HERALD_FAILURE_TAIL=20 $herald run -- head -c $gib /dev/zero | cat >/dev/null" \
-  >/dev/null
-hyperfine --runs "$runs" --warmup 1 --export-json "$out/lines.json" \
-  --command-name "direct" "cat $lines | cat >/dev/null" \
-  --command-name "herald, inherited stdio" "$herald run -- cat $lines | cat >/dev/null" \
-  --command-name "herald, failure-excerpt tee" "HERALD_FAILURE_TAIL=20 $herald run -- cat $lines | cat >/dev/null" \
-  >/dev/null
+# Interleaved rounds (direct, inherited, tee, direct, ...) rather than one block per command:
+# this machine's speed drifts by ±20 % over a minute, and blocks would measure the drift.
+python3 - "$out" "$runs" "$herald" "$gib" "$lines" <<'PY'
+import json, subprocess, sys, time
+out, runs, herald, gib, lines = sys.argv[1:]
+streams = {
+    "zero": f"head -c {gib} /dev/zero",
+    "lines": f"cat {lines}",
+}
+for name, step in streams.items():
+    commands = [
+        ("direct", f"{step} | cat >/dev/null"),
+        ("herald, inherited stdio", f"{herald} run -- {step} | cat >/dev/null"),
+        ("herald, failure-excerpt tee", f"HERALD_FAILURE_TAIL=20 {herald} run -- {step} | cat >/dev/null"),
+    ]
+    times = {label: [] for label, _ in commands}
+    for _ in range(int(runs) + 1):  # the first round warms up
+        for label, command in commands:
+            started = time.perf_counter()
+            subprocess.run(command, shell=True, check=True)
+            times[label].append(time.perf_counter() - started)
+    results = [{"command": label, "times": times[label][1:]} for label, _ in commands]
+    json.dump({"results": results}, open(f"{out}/{name}.json", "w"))
+PY
 
 rss() { # prints herald's peak RSS in KiB, median of 20 runs
   for _ in $(seq 20); do /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -n 1; done | sort -n | sed -n '10p'

@@ -6,7 +6,8 @@
 //!     cargo run --release --example campaign -- signals
 //!
 //! Each prints a Markdown table. HERALD_BIN names the herald to run (default target/release/herald);
-//! JOBS, STEPS, RUNS and DESIGN (herald or naive) size and narrow the runs; CAMPAIGN_LOGS=<dir>
+//! JOBS, STEPS, RUNS, DESIGN (herald or naive) and FAULT (part of a fault's name) size and narrow
+//! the runs; CAMPAIGN_LOGS=<dir>
 //! keeps every step's herald log (debug level) there, named by the time herald added to the step.
 
 #[allow(dead_code)]
@@ -122,9 +123,12 @@ fn faults(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps: 
         ),
     ];
     println!("{jobs} concurrent jobs × {steps} steps each, one pipeline and note, per fault.\n");
-    println!("| fault | exit codes kept | statuses final | note correct | added per step (median / max) | requests per step |");
-    println!("|---|---:|---:|---|---:|---:|");
-    for (name, scenario) in scenarios {
+    println!(
+        "| fault | exit codes kept | statuses final | note correct | after the .post job | added per step (median / max) | requests per step |"
+    );
+    println!("|---|---:|---:|---|---|---:|---:|");
+    let only = std::env::var("FAULT").unwrap_or_default();
+    for (name, scenario) in scenarios.into_iter().filter(|(name, _)| name.contains(&only)) {
         let outcome: Outcome = campaign::run_pipeline(herald, &work.join(name.replace(' ', "-")), &scenario);
         let note = if scenario.api_url.is_some() {
             "— (unreachable)".to_owned()
@@ -133,8 +137,13 @@ fn faults(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps: 
         } else {
             format!("**no**: {}", outcome.problem.clone().unwrap_or_default())
         };
+        let after_post = match outcome.note_correct_after_post {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "—",
+        };
         println!(
-            "| {name} | {}/{} | {}/{} | {note} | {} / {} | {:.1} |",
+            "| {name} | {}/{} | {}/{} | {note} | {after_post} | {} / {} | {:.1} |",
             outcome.exit_codes_kept,
             outcome.steps,
             outcome.statuses_final,

@@ -114,6 +114,14 @@ fn one_step_writes_one_note_that_shows_it() {
     assert_eq!(notes.len(), 1);
     assert!(notes[0].body.starts_with("<!-- herald:note pipeline=1002 -->\n"), "{}", notes[0].body);
     assert!(notes[0].body.contains(&format!("| ✅ | [lint]({url}) | unit | passed in")), "{}", notes[0].body);
+    // It was claimed first (created before the pipeline was read), then written in full.
+    let requests = gitlab.requests();
+    let created: Vec<_> = requests.iter().filter(|r| r.method == "POST" && r.path.ends_with("/notes")).collect();
+    assert_eq!(created.len(), 1);
+    assert!(created[0].param("body").is_some_and(|body| body.contains("<!-- herald:claim ")), "a claim");
+    let first_read = requests.iter().position(|r| r.path.contains("/statuses") && r.method == "GET").unwrap();
+    assert!(requests.iter().position(|r| r.method == "POST" && r.path.ends_with("/notes")).unwrap() < first_read);
+    assert!(!notes[0].body.contains("herald:claim"), "{}", notes[0].body);
 
     // A second run with nothing new changes nothing: the PUT is skipped.
     let finished = run(herald_in_ci(&gitlab, PipelineKind::Detached, TOKEN_DEVELOPER).arg("note"));

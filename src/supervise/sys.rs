@@ -213,6 +213,13 @@ pub(crate) fn tee_pipe(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> 
     }
 }
 
+/// Asks for a pipe buffer of `bytes` (F_SETPIPE_SZ). Best effort: the kernel caps it (1 MiB for
+/// unprivileged processes by default) and may refuse; the pipe then keeps its size.
+pub(crate) fn grow_pipe(pipe: BorrowedFd<'_>, bytes: usize) {
+    // SAFETY: an open descriptor borrowed for the call; F_SETPIPE_SZ takes an int.
+    let _ = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, bytes as libc::c_int) };
+}
+
 /// splice(2): moves up to `len` bytes from pipe `from` to `to` (here /dev/null: dropped without
 /// being copied). Returns how many were moved.
 pub(crate) fn splice_out(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {

@@ -21,6 +21,11 @@ use super::sys;
 /// A captured line is cut to this many bytes; a ring of N lines stays small whatever the step prints.
 const MAX_LINE: usize = 512;
 const CHUNK: usize = 64 * 1024;
+/// The pipes from the step to herald, when the tee is on: bigger than the default 64 KiB, so that
+/// each round of tee, splice and read moves more at a time (fewer wake-ups of both processes).
+/// Kept well under the kernel's per-user budget for pipe buffers (pipe-user-pages-soft, 64 MiB),
+/// past which a user's new pipes get one page.
+const PIPE_BYTES: usize = 256 * 1024;
 
 /// The last lines of a step's output.
 pub struct Tee {
@@ -137,7 +142,7 @@ fn pump(
         let mut in_kernel = true;
         let mut first = true;
         loop {
-            let n = match sys::tee_pipe(from.as_fd(), to.as_fd(), CHUNK) {
+            let n = match sys::tee_pipe(from.as_fd(), to.as_fd(), PIPE_BYTES) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(error) if error.raw_os_error() == Some(libc::EINVAL) && first => {
@@ -169,10 +174,14 @@ fn pump(
                 partial.clear();
                 unread = window;
             }
-            if from.read_exact(&mut buffer[..unread]).is_err() {
-                return;
+            while unread > 0 {
+                let take = unread.min(buffer.len());
+                if from.read_exact(&mut buffer[..take]).is_err() {
+                    return;
+                }
+                keep(&buffer[..take], &mut partial);
+                unread -= take;
             }
-            keep(&buffer[..unread], &mut partial);
         }
         if !in_kernel {
             loop {
@@ -256,6 +265,8 @@ fn clean(raw: &[u8]) -> String {
 pub(crate) fn pipes() -> std::io::Result<((OwnedFd, OwnedFd), (std::io::PipeReader, std::io::PipeReader))> {
     let (out_read, out_write) = std::io::pipe()?;
     let (err_read, err_write) = std::io::pipe()?;
+    sys::grow_pipe(out_read.as_fd(), PIPE_BYTES);
+    sys::grow_pipe(err_read.as_fd(), PIPE_BYTES);
     Ok(((out_write.into(), err_write.into()), (out_read, err_read)))
 }
 

@@ -68,8 +68,11 @@ pub struct Outcome {
     pub exit_codes_kept: usize,
     /// Steps whose status reached the step's final state.
     pub statuses_final: usize,
-    /// Exactly one herald note, showing every step in its final state.
+    /// Exactly one herald note, showing every step in its final state, from the steps' own writes.
     pub note_correct: bool,
+    /// The same after `herald note --final`, as the CI template's `.post` job runs it (herald's
+    /// design only, with GitLab reachable).
+    pub note_correct_after_post: Option<bool>,
     pub note_bytes: usize,
     /// From the end of the last step's command to the note's last write.
     pub note_final_after: Option<Duration>,
@@ -194,34 +197,61 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
             *outcome.by_route.entry(route_of(request)).or_default() += 1;
         }
         outcome.answered_429 = world.answered_429;
-        let statuses = world.statuses(PIPELINE_MERGED);
         let notes = world.herald_notes(1);
         let note = (notes.len() == 1).then(|| &notes[0]);
         outcome.note_bytes = note.map_or(0, |n| n.body.len());
-        let mut note_correct = note.is_some();
-        if notes.len() > 1 && outcome.problem.is_none() {
-            outcome.problem = Some(format!("{} herald notes", notes.len()));
-        }
+        let statuses = world.statuses(PIPELINE_MERGED);
         for job in &jobs {
             for step in &job.steps {
-                let (state, icon) = if step.code == 0 { ("success", "✅") } else { ("failed", "❌") };
+                let state = if step.code == 0 { "success" } else { "failed" };
                 let status = statuses.get(&format!("herald/{} › {}", job.name, step.name));
                 outcome.statuses_final += usize::from(status.is_some_and(|s| s.status == state));
-                let row = format!("| {icon} | [{}]({}) | {} | ", job.name, job.url, step.name);
-                if note.is_none_or(|n| !n.body.contains(&row)) {
-                    if note_correct && outcome.problem.is_none() {
-                        outcome.problem = Some(format!("the note lacks {row}"));
-                    }
-                    note_correct = false;
-                }
             }
+        }
+        let problem = note_problem(world, &jobs);
+        let note_correct = problem.is_none();
+        if outcome.problem.is_none() {
+            outcome.problem = problem;
         }
         outcome.note_correct = note_correct;
         if let (Some(note), Some(end), true) = (note, last_step_end, note_correct) {
             outcome.note_final_after = Some(Duration::from_secs_f64((note.updated_at - end).max(0.0)));
         }
     });
+
+    if scenario.design == Design::Herald && scenario.api_url.is_none() {
+        let finished = Command::new(herald)
+            .env_clear()
+            .envs(job_env(work, &api_url, scenario, "herald-note", None, "post"))
+            .args(["note", "--final"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if finished.is_ok() {
+            outcome.note_correct_after_post = Some(gitlab.with(|world| note_problem(world, &jobs)).is_none());
+        }
+    }
     outcome
+}
+
+/// What is wrong with the note, if anything: not exactly one herald note, or a step not shown in
+/// its final state.
+fn note_problem(world: &World, jobs: &[Job]) -> Option<String> {
+    let notes = world.herald_notes(1);
+    if notes.len() != 1 {
+        return Some(format!("{} herald notes", notes.len()));
+    }
+    for job in jobs {
+        for step in &job.steps {
+            let icon = if step.code == 0 { "✅" } else { "❌" };
+            let row = format!("| {icon} | [{}]({}) | {} | ", job.name, job.url, step.name);
+            if !notes[0].body.contains(&row) {
+                return Some(format!("the note lacks {row}"));
+            }
+        }
+    }
+    None
 }
 
 /// A request's kind: its method and what it addressed, ids left out.
@@ -253,6 +283,38 @@ fn marker(work: &Path, job: &Job, step: &Step) -> PathBuf {
     work.join(format!("{}-{}.end", job.name, step.name))
 }
 
+/// A CI job's variables, as herald reads them.
+fn job_env(
+    work: &Path,
+    api_url: &str,
+    scenario: &Scenario,
+    name: &str,
+    url: Option<&str>,
+    id: &str,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ("GITLAB_CI", "true".into()),
+        ("CI_API_V4_URL", api_url.into()),
+        ("HERALD_TOKEN", TOKEN_DEVELOPER.into()),
+        ("CI_PROJECT_ID", PROJECT_ID.to_string()),
+        ("CI_PROJECT_PATH", PROJECT_PATH.into()),
+        ("CI_JOB_NAME", name.into()),
+        ("CI_JOB_ID", id.into()),
+        ("CI_PROJECT_DIR", work.display().to_string()),
+        ("CI_COMMIT_SHA", SHA_MERGE.into()),
+        ("CI_PIPELINE_ID", PIPELINE_MERGED.to_string()),
+        ("CI_PIPELINE_SOURCE", "merge_request_event".into()),
+        ("CI_COMMIT_REF_NAME", "feature".into()),
+        ("HERALD_FLUSH_TIMEOUT", scenario.flush_timeout.into()),
+    ];
+    env.extend(url.map(|url| ("CI_JOB_URL", url.to_owned())));
+    if scenario.design == Design::Herald {
+        env.push(("CI_MERGE_REQUEST_IID", "1".into()));
+    }
+    env
+}
+
 /// One step through herald, as a job's script line runs it; then, in the naive design, the note.
 fn run_step(
     herald: &Path,
@@ -267,28 +329,11 @@ fn run_step(
     let mut command = Command::new(herald);
     command
         .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("GITLAB_CI", "true")
-        .env("CI_API_V4_URL", api_url)
-        .env("HERALD_TOKEN", TOKEN_DEVELOPER)
-        .env("CI_PROJECT_ID", PROJECT_ID.to_string())
-        .env("CI_PROJECT_PATH", PROJECT_PATH)
-        .env("CI_JOB_NAME", &job.name)
-        .env("CI_JOB_URL", &job.url)
-        .env("CI_JOB_ID", job_id(work, job))
-        .env("CI_PROJECT_DIR", work)
-        .env("CI_COMMIT_SHA", SHA_MERGE)
-        .env("CI_PIPELINE_ID", PIPELINE_MERGED.to_string())
-        .env("CI_PIPELINE_SOURCE", "merge_request_event")
-        .env("CI_COMMIT_REF_NAME", "feature")
-        .env("HERALD_FLUSH_TIMEOUT", scenario.flush_timeout)
+        .envs(job_env(work, api_url, scenario, &job.name, Some(&job.url), &job_id(work, job)))
         .args(["run", "--name", &step.name, "--", "sh", "-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    if scenario.design == Design::Herald {
-        command.env("CI_MERGE_REQUEST_IID", "1");
-    }
     // CAMPAIGN_LOGS=<dir>: every step's herald log at debug level, named by the time herald
     // added to the step (so `ls | sort -n` puts the slowest last).
     let logs = std::env::var_os("CAMPAIGN_LOGS").map(PathBuf::from);
