@@ -108,7 +108,7 @@ for _ in $(seq 100); do [ -s "$out/standin-out" ] && break; sleep 0.05; done
 api_url=$(head -n 1 "$out/standin-out")
 merge_request_job=(GITLAB_CI=true CI_API_V4_URL="$api_url" HERALD_TOKEN=test-token-developer-0001
   CI_PROJECT_ID=42 CI_COMMIT_SHA=cccccccccccccccccccccccccccccccccccccccc CI_PIPELINE_ID=1003
-  CI_PIPELINE_SOURCE=merge_request_event CI_MERGE_REQUEST_IID=1 CI_JOB_NAME=bench)
+  CI_PIPELINE_SOURCE=merge_request_event CI_MERGE_REQUEST_IID=1 CI_JOB_NAME=bench CI_JOB_ID=$$)
 steps_loop() { # $1: HERALD_MODE; prints the loop's wall time in nanoseconds
   local started
   started=$(date +%s%N)
@@ -121,6 +121,7 @@ note_plain_ns=$(steps_loop off)
 note_ns=$(steps_loop ci-only)
 exec 3>&-
 wait
+rm -f "${TMPDIR:-/tmp}"/herald-*-$$ # what the job's steps told each other (finalize's part in CI)
 
 # Configuration parsing, cold process each time: the largest fixture, and a generated pipeline of
 # 20 included files with 200 jobs using extends and !reference.

@@ -469,3 +469,34 @@ fn a_step_does_not_ask_about_a_note_its_job_knows_is_fresh() {
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
     assert!(!std::env::temp_dir().join(format!("herald-note-fresh-{job_id}")).exists(), "finalize forgets it");
 }
+
+/// One job's steps write the note in turn: the note a step finds was written a moment ago, but by
+/// the job's previous step, so there is nobody to wait for (a note busy with other jobs' writes
+/// is waited on once; `a_big_pipeline…` and the campaigns cover that).
+#[test]
+fn a_job_does_not_wait_on_its_own_previous_write() {
+    let gitlab = GitLab::start();
+    let job_id = format!("4343{}", std::process::id());
+    let step = |name: &str| {
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+            .env("CI_JOB_ID", &job_id)
+            .env("HERALD_LOG", "debug")
+            .args(["run", "--name", name, "--", "true"]));
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+        finished.stderr_text()
+    };
+    step("first");
+    let second = step("second");
+    assert!(second.contains("note !1#") && second.contains("updating it"), "{second}");
+    assert!(!second.contains("busy; looking again"), "waited on its own job's write: {second}");
+    // Another writer changes the note: now it is busy with someone else's write.
+    gitlab.with(|w| {
+        let id = w.herald_notes(1)[0].id;
+        let note = w.notes.iter_mut().find(|n| n.id == id).unwrap();
+        note.body.push_str("\nanother job's row\n");
+    });
+    let third = step("third");
+    assert!(third.contains("busy; looking again"), "{third}");
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("herald-note-written-{job_id}")));
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("herald-note-fresh-{job_id}")));
+}

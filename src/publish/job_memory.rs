@@ -10,6 +10,9 @@
 //! - Until when the note is too fresh for a live write (`HERALD_MIN_UPDATE_INTERVAL`), as the last
 //!   step to look at it saw. A step that starts within that time does not ask GitLab again only to
 //!   be told to wait: its live write waits until then.
+//! - What the job last wrote to the note (a hash of the body). A note written a moment ago looks
+//!   busy, as when many jobs end together, and a step waits before writing it; when the job's own
+//!   previous step wrote it, and nobody since, there is nobody to wait for.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,9 +61,22 @@ pub fn note_fresh_for(context: &PublishContext) -> Duration {
     until.duration_since(SystemTime::now()).unwrap_or_default().min(context.min_update_interval)
 }
 
+/// The job wrote the note with a body of this hash.
+pub fn note_written(context: &PublishContext, body_hash: u64) {
+    if let Some(path) = file(context, "note-written") {
+        let _ = std::fs::write(path, body_hash.to_string());
+    }
+}
+
+/// The hash of the body the job last wrote to the note.
+pub fn note_last_written(context: &PublishContext) -> Option<u64> {
+    let path = file(context, "note-written")?;
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 /// Removes what the job's steps told each other (the job is over).
 pub fn forget(context: &PublishContext) {
-    for what in ["note-owed", "note-fresh"] {
+    for what in ["note-owed", "note-fresh", "note-written"] {
         if let Some(path) = file(context, what) {
             let _ = std::fs::remove_file(path);
         }

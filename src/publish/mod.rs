@@ -146,6 +146,9 @@ impl Worker {
                 Err(why) => return self.failed(&why),
             };
         let mut note = NoteSync::new(&client, context, self.plan.as_ref());
+        if let Some(note) = note.as_mut() {
+            note.job_wrote(job_memory::note_last_written(context));
+        }
         let mut wanted = Wanted { state: StatusState::Running, description: "running".into() };
         let mut deadline: Option<Instant> = None;
         let mut sent: Option<StatusState> = None;
@@ -251,7 +254,7 @@ impl Worker {
         loop {
             let result = note.refresh(Instant::now() + REFRESH_TIMEOUT, &interrupted);
             log!(Debug, "note, live write: {result:?}");
-            self.remember_freshness(note);
+            self.remember_for_next_step(note);
             match result {
                 Ok(Synced::Throttled(wait)) => match self.events.recv_timeout(wait) {
                     Ok(event) => {
@@ -280,7 +283,7 @@ impl Worker {
     fn settle_note(&self, note: &mut NoteSync<'_>, deadline: Instant) -> Report {
         let result = note.settle(deadline, note::STEP_ROUNDS);
         log!(Info, "note, final write: {result:?}");
-        self.remember_freshness(note);
+        self.remember_for_next_step(note);
         if result.is_ok() {
             job_memory::note_paid(&self.context);
         }
@@ -295,10 +298,14 @@ impl Worker {
         }
     }
 
-    /// Tells the job's next step until when the note takes no live write.
-    fn remember_freshness(&self, note: &NoteSync<'_>) {
+    /// Tells the job's next step until when the note takes no live write, and what this job
+    /// wrote to it last.
+    fn remember_for_next_step(&self, note: &NoteSync<'_>) {
         if let Some(until) = note.fresh_until() {
             job_memory::note_fresh_until(&self.context, until);
+        }
+        if let Some(hash) = note.job_wrote_last() {
+            job_memory::note_written(&self.context, hash);
         }
     }
 

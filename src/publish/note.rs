@@ -111,6 +111,8 @@ pub struct NoteSync<'c> {
     read_everything: bool,
     /// Until when the note is too fresh for a live write, by this machine's clock, as last seen.
     fresh_until: Option<SystemTime>,
+    /// The hash of the body this job wrote last (by this process or an earlier step's).
+    job_wrote: Option<u64>,
 }
 
 /// A step's row as the note shows it (see `report::note::shows_step`).
@@ -143,6 +145,7 @@ impl<'c> NoteSync<'c> {
             all_duplicates: false,
             read_everything: false,
             fresh_until: None,
+            job_wrote: None,
         })
     }
 
@@ -176,6 +179,16 @@ impl<'c> NoteSync<'c> {
     /// last saw it: the job's next step need not ask before then.
     pub fn fresh_until(&self) -> Option<SystemTime> {
         self.fresh_until
+    }
+
+    /// What the job wrote last (`body_hash`): a note still holding it is not busy with others.
+    pub fn job_wrote(&mut self, body_hash: Option<u64>) {
+        self.job_wrote = body_hash;
+    }
+
+    /// The hash of the body this job wrote last, for the job's next step.
+    pub fn job_wrote_last(&self) -> Option<u64> {
+        self.job_wrote
     }
 
     /// The token's user id, when already known (a status post's author), saves a `GET /user`.
@@ -309,6 +322,7 @@ impl<'c> NoteSync<'c> {
                     log!(Debug, "note !{}#{id}: round {}, updating it ({} bytes)", self.mr_iid, round + 1, body.len());
                     self.call(&guard, |c, t| gitlab::update_note(c, &self.project, self.mr_iid, id, &body, t))?;
                     self.fresh_until = Some(SystemTime::now() + self.min_interval);
+                    self.job_wrote = Some(body_hash(&body));
                     must_list = false;
                 }
                 None => {
@@ -368,9 +382,11 @@ impl<'c> NoteSync<'c> {
         shown
     }
 
-    /// Whether other writers are at work: the note changed within `BUSY_WINDOW`, by GitLab's clock.
+    /// Whether other writers are at work: the note changed within `BUSY_WINDOW`, by GitLab's clock,
+    /// and not only by this job (whose previous step wrote it, as one job's steps do in turn).
     fn is_busy(&self, note: &Note) -> bool {
-        self.age(note).is_some_and(|age| age < BUSY_WINDOW.as_secs_f64())
+        let ours = self.job_wrote.is_some_and(|hash| hash == body_hash(&note.body));
+        !ours && self.age(note).is_some_and(|age| age < BUSY_WINDOW.as_secs_f64())
     }
 
     /// Seconds since `note` last changed, by GitLab's clock.
@@ -485,6 +501,15 @@ impl<'c> NoteSync<'c> {
             }
         }
     }
+}
+
+/// A body's fingerprint, to recognise it again in a later process of the same job.
+fn body_hash(body: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: the same body gives the same hash in every herald process.
+    let mut hasher = std::hash::DefaultHasher::new();
+    body.trim_end().hash(&mut hasher);
+    hasher.finish()
 }
 
 struct Guard<'a> {
