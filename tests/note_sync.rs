@@ -374,11 +374,14 @@ fn finalize_pays_a_note_the_job_still_owed() {
     let job = PlannedJob::start();
     job.step("compile", 0);
     assert!(job.note().is_none() && job.owed());
+    let cache = std::env::temp_dir().join(format!("herald-pipeline-{}.json", job.id));
+    assert!(cache.exists(), "the configuration, parsed once for the job's steps");
     let finished = run(job.herald().env("CI_JOB_STATUS", "success").arg("finalize"));
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
     let note = job.note().expect("finalize writes the owed note");
     assert!(note.contains("| compile | passed in"), "{note}");
     assert!(!job.owed());
+    assert!(!cache.exists(), "the job is over: its files in the temporary directory are removed");
 }
 
 /// A pipeline of 250 finished steps: a new step's writer reads only the newest page of statuses

@@ -91,7 +91,9 @@ pub(crate) fn finalize_in(command: &str, env: &dyn Env) -> i32 {
     } else {
         write_note(&client, &context, plan.as_ref(), deadline)
     };
-    job_memory::forget(&context); // the job is over: its steps have nothing more to tell each other
+    // The job is over: its steps have nothing more to tell each other.
+    job_memory::forget(&context);
+    crate::pipeline::forget(&context);
     code
 }
 

@@ -14,13 +14,25 @@ use std::path::PathBuf;
 
 use crate::context::PublishContext;
 
+/// Where a job keeps the configuration its first step parsed.
+fn cache_of(context: &PublishContext) -> Option<std::path::PathBuf> {
+    context.job_id.as_ref().map(|id| std::env::temp_dir().join(format!("herald-pipeline-{id}.json")))
+}
+
+/// Removes the job's cached configuration (the job is over).
+pub fn forget(context: &PublishContext) {
+    if let Some(path) = cache_of(context) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// The pipeline's configuration for a job that publishes: from the per-job cache when an earlier
 /// step of the job parsed it, else parsed now and cached. None outside a checkout; a
 /// configuration herald cannot read is reported once per job, and publishing goes on with job
 /// names instead of task names.
 pub fn for_job(context: &PublishContext) -> Option<Pipeline> {
     let location = context.config.as_ref()?;
-    let cache = context.job_id.as_ref().map(|id| std::env::temp_dir().join(format!("herald-pipeline-{id}.json")));
+    let cache = cache_of(context);
     if let Some(cached) = cache.as_ref().and_then(|path| std::fs::read(path).ok()) {
         return serde_json::from_slice::<Option<Pipeline>>(&cached).ok().flatten();
     }

@@ -167,7 +167,9 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
     });
 
     for job in &jobs {
-        for kept in ["herald-pipeline-{}.json", "herald-note-owed-{}", "herald-note-fresh-{}"] {
+        // What `herald finalize` removes at the end of a job, and the configuration's cache.
+        for kept in ["herald-pipeline-{}.json", "herald-note-owed-{}", "herald-note-fresh-{}", "herald-note-written-{}"]
+        {
             let _ = std::fs::remove_file(std::env::temp_dir().join(kept.replace("{}", &job_id(work, job))));
         }
     }
@@ -222,7 +224,7 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
     if scenario.design == Design::Herald && scenario.api_url.is_none() {
         let finished = Command::new(herald)
             .env_clear()
-            .envs(job_env(work, &api_url, scenario, "herald-note", None, "post"))
+            .envs(job_env(work, &api_url, scenario, "herald-note", None, &format!("{}-post", run_key(work))))
             .args(["note", "--final"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -231,6 +233,7 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
         if finished.is_ok() {
             outcome.note_correct_after_post = Some(gitlab.with(|world| note_problem(world, &jobs)).is_none());
         }
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("herald-pipeline-{}-post.json", run_key(work))));
     }
     outcome
 }
@@ -275,8 +278,13 @@ fn route_of(request: &Recorded) -> String {
 
 /// The job's `CI_JOB_ID`: unique to this run, as it keys herald's files in the temporary directory.
 fn job_id(work: &Path, job: &Job) -> String {
+    format!("{}{}", run_key(work), &job.name["job-".len()..])
+}
+
+/// A number unique to this run of a pipeline.
+fn run_key(work: &Path) -> String {
     let run: u64 = work.to_string_lossy().bytes().fold(7, |hash, b| hash.wrapping_mul(31).wrapping_add(u64::from(b)));
-    format!("{}{}{}", std::process::id(), run % 100_000, &job.name["job-".len()..])
+    format!("{}{}", std::process::id(), run % 100_000)
 }
 
 fn marker(work: &Path, job: &Job, step: &Step) -> PathBuf {
