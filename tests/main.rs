@@ -20,3 +20,4 @@ mod standin;
 mod supervise;
 mod tasks;
 mod tls;
+mod trust;

@@ -57,7 +57,7 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, hidden_v
     };
     let excerpt: Vec<String> = match outcome.verdict() {
         Verdict::Passed => Vec::new(),
-        _ => tail.iter().map(|line| settings.secrets.mask(line)).collect(),
+        _ => crate::report::excerpt::publishable(&tail, &settings.secrets),
     };
     if let Some(section) = &section {
         say(&section.end_marker(unix_now()));

@@ -76,6 +76,7 @@ impl Publisher {
         let (report_sender, reports) = mpsc::channel();
         let (step, shared_name) = (step.clone(), name.clone());
         let spawned = std::thread::Builder::new().name("publisher".into()).spawn(move || {
+            crate::fault_injection::maybe_panic("publisher");
             let plan = crate::pipeline::for_job(&context);
             let job = plan.as_ref().and_then(|plan| plan.job(&context.job_name));
             let task = job.map_or_else(|| context.job_name.clone(), |job| job.task.clone());
@@ -109,7 +110,13 @@ impl Publisher {
         let deadline = Instant::now() + flush_timeout - margin;
         let _ = self.events.send(Event::Ended { wanted: Wanted { state, description }, deadline });
         match self.reports.recv_timeout(flush_timeout) {
-            Ok(Report::Done) | Err(RecvTimeoutError::Disconnected) => {}
+            Ok(Report::Done) => {}
+            // The thread ended without a report: it panicked (a bug), and said so on stderr.
+            Err(RecvTimeoutError::Disconnected) => crate::cli::say(&format!(
+                "herald: status '{}' may be left open: publishing stopped on an internal error; \
+                 `herald finalize` (after_script) or `herald note --final` closes it",
+                self.status_name.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+            )),
             Ok(Report::Failed(line)) => crate::cli::say(&line),
             Err(RecvTimeoutError::Timeout) => crate::cli::say(&format!(
                 "herald: status '{}' not published: GitLab did not answer within {} (HERALD_FLUSH_TIMEOUT); \

@@ -1,77 +1,29 @@
-//! The failure excerpt: the last lines of a failed step's output, safe to publish. Values of
-//! secret-looking variables (`*TOKEN*`, `*SECRET*`, `*PASSWORD*`, `*KEY*`, `CI_JOB_TOKEN`,
-//! `CI_REGISTRY_PASSWORD`) and anything shaped like a GitLab token (`glpat-…`, `glcbt-…`) become
-//! `[MASKED]`. GitLab masks masked variables in job logs, but not in API fields such as a status
-//! description, so herald must.
+//! The failure excerpt: the last lines of a failed step's output, masked (`crate::redact`) and
+//! folded to fit where it is published. GitLab masks masked variables in job logs, but not in
+//! API fields such as a status description, so herald must.
 
-use crate::gitlab::MASK;
+pub use crate::redact::Secrets;
+use crate::redact::CUT;
 
-/// Shorter values are not masked: they would blank out ordinary words (GitLab itself requires 8
-/// characters for a masked variable).
-const SHORTEST_SECRET: usize = 6;
+/// The longest excerpt line published, in bytes (the output is captured a little longer, so that
+/// masking sees every secret that begins within these).
+pub const LINE_BYTES: usize = 512;
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Secrets(Vec<String>);
-
-impl Secrets {
-    /// The secret values among these environment variables.
-    pub fn from_vars(vars: &[(String, String)]) -> Secrets {
-        // herald's own token, under whatever name HERALD_TOKEN_VARIABLE gives it.
-        let token_variable = vars.iter().find(|(name, _)| name == "HERALD_TOKEN_VARIABLE").map(|(_, v)| v.trim());
-        let mut values: Vec<String> = vars
-            .iter()
-            .filter(|(name, value)| {
-                (is_secret_name(name) || Some(name.as_str()) == token_variable) && value.len() >= SHORTEST_SECRET
-            })
-            .map(|(_, value)| value.clone())
-            .collect();
-        // Longest first, so a secret that contains another is masked whole.
-        values.sort_by_key(|value| std::cmp::Reverse(value.len()));
-        values.dedup();
-        Secrets(values)
-    }
-
-    pub fn mask(&self, line: &str) -> String {
-        let mut out = line.to_owned();
-        for secret in &self.0 {
-            out = out.replace(secret.as_str(), MASK);
-        }
-        mask_token_shapes(&out)
-    }
+/// The captured lines of a step, safe to publish: masked first, then shortened.
+pub fn publishable(lines: &[String], secrets: &Secrets) -> Vec<String> {
+    lines.iter().map(|line| shorten(&secrets.mask(line), LINE_BYTES)).collect()
 }
 
-fn is_secret_name(name: &str) -> bool {
-    let name = name.to_ascii_uppercase();
-    ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|word| name.contains(word))
-        || name == "CI_JOB_TOKEN"
-        || name == "CI_REGISTRY_PASSWORD"
-}
-
-/// `gl` + 2–6 lowercase letters + `-` + at least 20 token characters: GitLab's token prefixes.
-fn mask_token_shapes(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let token_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let starts_word = i == 0 || !token_char(bytes[i - 1]);
-        if starts_word && bytes[i..].starts_with(b"gl") {
-            let letters = bytes[i + 2..].iter().take_while(|b| b.is_ascii_lowercase()).count();
-            let dash = i + 2 + letters;
-            if (2..=6).contains(&letters) && bytes.get(dash) == Some(&b'-') {
-                let body = bytes[dash + 1..].iter().take_while(|b| token_char(**b)).count();
-                if body >= 20 {
-                    out.push_str(MASK);
-                    i = dash + 1 + body;
-                    continue;
-                }
-            }
-        }
-        let c = text[i..].chars().next().unwrap();
-        out.push(c);
-        i += c.len_utf8();
+/// `line` cut to at most `max` bytes (plus the `…` that marks a cut) on a character boundary.
+fn shorten(line: &str, max: usize) -> String {
+    if line.len() <= max {
+        return line.to_owned();
     }
-    out
+    let mut end = max;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT}", line[..end].trim_end_matches(CUT))
 }
 
 /// The excerpt folded into at most `budget` bytes, keeping the end (the last lines say most).
@@ -103,35 +55,16 @@ pub fn fold_tail(lines: &[String], budget: usize) -> String {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
     #[test]
-    fn masks_the_token_under_the_name_herald_was_told() {
-        let secrets =
-            Secrets::from_vars(&vars(&[("HERALD_TOKEN_VARIABLE", "BOT_PAT"), ("BOT_PAT", "plain-looking-value")]));
-        assert_eq!(secrets.mask("using plain-looking-value"), "using [MASKED]");
-    }
-
-    #[test]
-    fn masks_secret_variables_and_token_shapes() {
-        let secrets = Secrets::from_vars(&vars(&[
-            ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG"),
-            ("DB_PASSWORD", "hunter2hunter2"),
-            ("CI_JOB_TOKEN", "glcbt-64_abcdefghijklmnopqrstuv"),
-            ("HOME", "/root/home-is-not-secret"),
-            ("API_KEY", "abc"),
-        ]));
-        let line = "auth wJalrXUtnFEMI/K7MDENG pw=hunter2hunter2 job=glcbt-64_abcdefghijklmnopqrstuv home=/root/home-is-not-secret abc";
-        assert_eq!(secrets.mask(line), "auth [MASKED] pw=[MASKED] job=[MASKED] home=/root/home-is-not-secret abc");
-        // Token-shaped strings are assembled here, so that secret scanners do not flag the source.
-        let shaped = ["glpat", "ABCDEFGHIJKLMNOPQRST12"].join("-");
-        assert_eq!(Secrets::default().mask(&format!("token {shaped} end")), "token [MASKED] end");
-        assert_eq!(
-            Secrets::default().mask(&format!("glpat-short and ea{shaped}")),
-            format!("glpat-short and ea{shaped}")
-        );
+    fn masks_before_it_shortens() {
+        let secret = "a-secret-value-that-is-long";
+        let secrets = Secrets::of([secret.to_owned()]);
+        // The secret straddles the published length: masked whole, then the line is cut.
+        let line = format!("{}{secret} and more", "x".repeat(LINE_BYTES - 5));
+        let [published] = publishable(&[line], &secrets).try_into().unwrap();
+        assert!(!published.contains("a-sec"), "{published}");
+        assert!(published.ends_with(CUT) && published.len() <= LINE_BYTES + CUT.len(), "{published}");
+        assert_eq!(publishable(&["short".into()], &secrets), ["short"]);
     }
 
     #[test]

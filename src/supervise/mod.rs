@@ -29,7 +29,7 @@ const PASSED_THROUGH: [i32; 2] = [libc::SIGUSR1, libc::SIGUSR2];
 /// returns anyway (a process stuck in the kernel cannot be killed; herald must not hang on it).
 const AFTER_KILL_WAIT: Duration = Duration::from_secs(2);
 /// While stopping leftovers, herald also polls: processes that are not its children end silently.
-const LEFTOVER_POLL: Duration = Duration::from_millis(50);
+const LEFTOVER_POLL: Duration = Duration::from_millis(20);
 
 /// Time limits for one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,6 @@ impl SpawnError {
 /// every thread inherits the blocked signals.
 pub struct Supervisor {
     signals: SignalSet,
-    subreaper: bool,
 }
 
 impl Supervisor {
@@ -82,9 +81,12 @@ impl Supervisor {
         blocked.extend([libc::SIGTTOU, libc::SIGTTIN]);
         sys::block(&SignalSet::of(&blocked))?;
         sys::default_sigchld();
-        // As PID 1 herald already inherits every orphan; otherwise ask to.
-        let subreaper = sys::own_pid() == 1 || sys::become_subreaper();
-        Ok(Supervisor { signals: SignalSet::of(&waited), subreaper })
+        // As PID 1 herald already inherits every orphan; otherwise ask to. Without it (an old
+        // kernel), orphans escape to init and only the step's group can be found and stopped.
+        if sys::own_pid() != 1 && !sys::become_subreaper() {
+            log!(Debug, "cannot become the child subreaper: only the step's group is stopped at its end");
+        }
+        Ok(Supervisor { signals: SignalSet::of(&waited) })
     }
 
     /// Starts `command` now, in a new process group, with herald's stdio and environment less
@@ -114,14 +116,17 @@ impl Supervisor {
             },
         };
         let terminal = sys::foreground_terminal();
+        let herald = sys::own_pid();
         // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions
-        // (sigaction, sigprocmask, tcsetpgrp, getpid). Not taking the terminal is not worth failing
-        // the step for, so that error is ignored.
+        // (sigaction, sigprocmask, tcsetpgrp, getpid, prctl). Not taking the terminal is not worth
+        // failing the step for, so that error is ignored.
         unsafe {
             child.pre_exec(move || {
                 if let Some(fd) = terminal {
                     let _ = sys::give_terminal(fd, sys::own_pid());
                 }
+                // Best effort: a kernel without it still runs the step.
+                let _ = sys::die_with_parent(herald);
                 sys::reset_for_exec()
             });
         }
@@ -262,40 +267,64 @@ impl RunningStep<'_> {
         sys::signal_group(self.pid, signal);
     }
 
-    /// When the main process has ended, whatever is left of the step (its process group, and the
-    /// orphans herald adopted as subreaper, which may have left the group) is stopped: SIGTERM,
-    /// grace, SIGKILL, then reaped. Such leftovers would otherwise keep running past the step and,
-    /// holding the job log's pipe open, hang the job. The common case, no leftovers, costs two
-    /// system calls.
+    /// When the main process has ended, whatever is left of the step is stopped: the whole tree,
+    /// that is every process that descends from herald (as subreaper, herald adopts the step's
+    /// orphans, including those that left its group with `setsid`, and their children in turn)
+    /// and every member of the step's process group, together with the process groups they lead.
+    /// SIGTERM, then SIGKILL after `grace`, reaped. Processes that appear meanwhile (a daemon's
+    /// child forked during the grace) get the same. herald waits only while something is alive,
+    /// so leftovers that obey SIGTERM cost what they take to exit, not the grace. Such leftovers
+    /// would otherwise keep running past the step and, holding the job log's pipe open, hang the
+    /// job. The common case, no leftovers, costs two system calls.
     fn stop_leftovers(&self, grace: Duration) {
         if !self.leftovers_exist() {
             return;
         }
-        let mut kill_at = Instant::now() + grace;
+        let kill_at = Instant::now() + grace;
         let mut killed_at: Option<Instant> = None;
+        let mut terminated: Vec<Pid> = Vec::new();
+        let mut skip_grace = false;
         log!(Info, "the step left processes behind: SIGTERM, then SIGKILL after {grace:?}");
-        self.signal_leftovers(libc::SIGTERM);
-        self.signal_leftovers(libc::SIGCONT);
-        while self.leftovers_exist() {
+        loop {
+            self.reap_all();
+            let tree = sys::tree_of(sys::own_pid(), self.pid);
+            if tree.is_empty() && !self.group_alive_without_proc() {
+                return;
+            }
             let now = Instant::now();
+            if killed_at.is_none() && (now >= kill_at || skip_grace) {
+                killed_at = Some(now);
+            }
             match killed_at {
-                None if now >= kill_at => {
-                    self.signal_leftovers(libc::SIGKILL);
-                    killed_at = Some(now);
-                }
                 // Unkillable (stuck in the kernel): do not hang the job on it.
                 Some(at) if now >= at + AFTER_KILL_WAIT => return,
-                _ => {}
+                Some(_) => self.signal_tree(&tree, libc::SIGKILL),
+                None => {
+                    let new: Vec<sys::Process> =
+                        tree.iter().filter(|p| !terminated.contains(&p.pid)).copied().collect();
+                    if !new.is_empty() || terminated.is_empty() {
+                        self.signal_tree(&new, libc::SIGTERM);
+                        // A stopped (SIGSTOP'd) process only acts on SIGTERM once continued.
+                        self.signal_tree(&new, libc::SIGCONT);
+                        terminated.extend(new.iter().map(|p| p.pid));
+                    }
+                }
             }
             let wake = match killed_at {
                 None => kill_at.saturating_duration_since(now).min(LEFTOVER_POLL),
                 Some(_) => LEFTOVER_POLL,
             };
+            // SIGCHLD (an adopted orphan ended) wakes this early; grandchildren are polled for.
             let received = sys::wait_signal(&self.supervisor.signals, Some(wake));
-            if received.is_some_and(|signal| TERMINATING.contains(&signal)) && killed_at.is_none() {
-                kill_at = Instant::now(); // asked to stop while cleaning up: skip the grace
+            if received.is_some_and(|signal| TERMINATING.contains(&signal)) {
+                skip_grace = true; // asked to stop while cleaning up: no more patience
             }
         }
+    }
+
+    /// Reaps every ended child (adopted orphans included).
+    fn reap_all(&self) {
+        while let Reaped::Child(..) = sys::reap_one() {}
     }
 
     /// Reaps what has ended, then tells whether anything of the step is still alive.
@@ -312,11 +341,23 @@ impl RunningStep<'_> {
         children_remain || sys::signal_group(self.pid, 0)
     }
 
-    fn signal_leftovers(&self, signal: i32) {
+    /// Without /proc (a container that does not mount it), the step's group is all herald can
+    /// see; with /proc, `tree_of` already counts its members.
+    fn group_alive_without_proc(&self) -> bool {
+        !std::path::Path::new("/proc/self/stat").exists() && sys::signal_group(self.pid, 0)
+    }
+
+    /// Signals each process of `tree`, the groups they lead, and the step's group. Never herald's
+    /// own group: a step that moved a process into it must not take herald (and the job's shell)
+    /// down with it.
+    fn signal_tree(&self, tree: &[sys::Process], signal: i32) {
+        let own_group = sys::own_group();
         sys::signal_group(self.pid, signal);
-        if self.supervisor.subreaper {
-            for orphan in sys::children_of(sys::own_pid()) {
-                sys::signal_process(orphan, signal);
+        for process in tree {
+            sys::signal_process(process.pid, signal);
+            let leads_group = process.group == process.pid || tree.iter().any(|p| p.pid == process.group);
+            if leads_group && process.group != own_group && process.group > 1 {
+                sys::signal_group(process.group, signal);
             }
         }
     }

@@ -56,6 +56,22 @@ pub(crate) fn reset_for_exec() -> io::Result<()> {
     }
 }
 
+/// Makes the about-to-exec child get SIGKILL when herald dies (killed with SIGKILL, or crashed),
+/// so a step never goes on running unsupervised with nobody to report it or stop it. If herald
+/// died before this took effect, the child ends itself at once. Async-signal-safe.
+pub(crate) fn die_with_parent(parent: Pid) -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; getppid and raise cannot fail.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::getppid() != parent {
+            libc::raise(libc::SIGKILL);
+        }
+    }
+    Ok(())
+}
+
 /// Restores the default action of SIGCHLD. A parent may have exec'd us with SIGCHLD ignored, which
 /// makes the kernel reap children itself and leaves `waitpid` nothing to report: the exit code of
 /// the step would be lost.
@@ -149,19 +165,47 @@ pub(crate) fn become_subreaper() -> bool {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) == 0 }
 }
 
-/// Direct children of `parent`, read from /proc. Used only when a step left processes behind, to
-/// find the orphans that herald adopted as subreaper (they may have left the step's group).
-pub(crate) fn children_of(parent: Pid) -> Vec<Pid> {
+/// A live process as /proc shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Process {
+    pub pid: Pid,
+    pub parent: Pid,
+    pub group: Pid,
+}
+
+/// Every process that descends from `root` (children, their children, …) or belongs to process
+/// group `group`, read from /proc; zombies left out (they have ended, only their reaping is owed).
+/// Used only when a step left processes behind.
+pub(crate) fn tree_of(root: Pid, group: Pid) -> Vec<Process> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
+    let all: Vec<Process> = entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<Pid>().ok())
-        .filter(|&pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             // Fields after the command name, which is in parentheses and may itself contain ") ".
-            let after_name = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-            after_name.split(' ').nth(1).and_then(|ppid| ppid.parse::<Pid>().ok()) == Some(parent)
+            let mut fields = stat.rsplit_once(") ")?.1.split(' ');
+            let state = fields.next()?;
+            let parent = fields.next()?.parse().ok()?;
+            let group = fields.next()?.parse().ok()?;
+            (state != "Z" && state != "X").then_some(Process { pid, parent, group })
         })
-        .collect()
+        .collect();
+    let mut tree: Vec<Process> = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for process in all.iter().filter(|p| p.parent == parent && p.pid != root) {
+            if !tree.iter().any(|p| p.pid == process.pid) {
+                tree.push(*process);
+                frontier.push(process.pid);
+            }
+        }
+    }
+    for process in all.iter().filter(|p| p.group == group && p.pid != root) {
+        if !tree.iter().any(|p| p.pid == process.pid) {
+            tree.push(*process);
+        }
+    }
+    tree
 }
 
 /// The terminal on stdin, when herald is its foreground process group. Only then does herald hand

@@ -18,8 +18,12 @@ use std::time::{Duration, Instant};
 
 use super::sys;
 
-/// A captured line is cut to this many bytes; a ring of N lines stays small whatever the step prints.
-const MAX_LINE: usize = 512;
+/// A captured line is cut to this many bytes (and marked `…` where it was cut); a ring of N lines
+/// stays small whatever the step prints. More than the 512 bytes an excerpt line shows, so that a
+/// secret that begins within those is captured whole and masked before the line is shortened.
+const MAX_LINE: usize = 512 + 256;
+/// `crate::redact::CUT`: where a line was cut.
+const CUT: &[u8] = "…".as_bytes();
 const CHUNK: usize = 64 * 1024;
 /// The pipes from the step to herald, when the tee is on: bigger than the default 64 KiB, so that
 /// each round of tee, splice and read moves more at a time (fewer wake-ups of both processes).
@@ -123,82 +127,95 @@ fn pump(
     ring: Arc<Mutex<Ring>>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("tee".into()).spawn(move || {
-        let mut buffer = vec![0u8; CHUNK];
-        let mut partial: Vec<u8> = Vec::new();
-        let capacity = ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).capacity;
-        let keep = |data: &[u8], partial: &mut Vec<u8>| {
-            let lines = last_lines(partial, data, capacity);
-            if !lines.is_empty() {
-                let mut ring = ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                for line in &lines {
-                    ring.push(stream, line);
-                }
-            }
-        };
-        // Pipe to pipe, the usual case in CI (the runner reads herald's output through a pipe):
-        // tee(2) duplicates the bytes into herald's output inside the kernel, so no byte is
-        // written from user space, and herald reads only what it needs of its own copy.
-        let discard = std::fs::OpenOptions::new().write(true).open("/dev/null").ok();
-        let mut in_kernel = true;
-        let mut first = true;
-        loop {
-            let n = match sys::tee_pipe(from.as_fd(), to.as_fd(), PIPE_BYTES) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(error) if error.raw_os_error() == Some(libc::EINVAL) && first => {
-                    in_kernel = false; // not two pipes (a file, a terminal): copy through herald
-                    break;
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                    // herald's output was handed over non-blocking, and its reader is behind.
-                    std::thread::sleep(Duration::from_millis(1));
-                    continue;
-                }
-                Err(_) => return, // our output is gone: drop the pipe so the step learns it too
-            };
-            first = false;
-            // Only the chunk's tail can hold the last lines: the rest is dropped in the kernel
-            // (spliced to /dev/null) instead of being copied out. A line that started in the
-            // dropped part is then kept from where the tail begins.
-            let window = (capacity + 1) * MAX_LINE;
-            let mut unread = n;
-            if let (Some(null), true) = (&discard, n > window) {
-                let mut skip = n - window;
-                while skip > 0 {
-                    match sys::splice_out(from.as_fd(), null.as_fd(), skip) {
-                        Ok(0) | Err(_) => return,
-                        Ok(moved) => skip -= moved,
-                    }
-                }
-                partial.clear();
-                unread = window;
-            }
-            while unread > 0 {
-                let take = unread.min(buffer.len());
-                if from.read_exact(&mut buffer[..take]).is_err() {
-                    return;
-                }
-                keep(&buffer[..take], &mut partial);
-                unread -= take;
-            }
-        }
-        if !in_kernel {
-            loop {
-                let n = match from.read(&mut buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                if to.write_all(&buffer[..n]).is_err() {
-                    break; // our output is gone: drop the pipe so the step learns it too
-                }
-                keep(&buffer[..n], &mut partial);
-            }
-        }
-        if !partial.is_empty() {
-            ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(stream, &partial);
+        let copied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| copy(stream, &mut from, &mut to, &ring)));
+        if copied.is_err() {
+            // A bug in the excerpt's bookkeeping must not cost the step its output (a closed pipe
+            // would kill it with SIGPIPE): the rest is passed on plainly, without an excerpt.
+            let _ = std::io::copy(&mut from, &mut to);
         }
     })
+}
+
+/// Passes the step's output on to herald's own, keeping its last lines in `ring`.
+fn copy(stream: usize, from: &mut (impl Read + AsFd), to: &mut File, ring: &Arc<Mutex<Ring>>) {
+    crate::fault_injection::maybe_panic("tee");
+    let mut buffer = vec![0u8; CHUNK];
+    let mut partial: Vec<u8> = Vec::new();
+    let capacity = ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).capacity;
+    let keep = |data: &[u8], partial: &mut Vec<u8>| {
+        let lines = last_lines(partial, data, capacity);
+        if !lines.is_empty() {
+            let mut ring = ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for line in &lines {
+                ring.push(stream, line);
+            }
+        }
+    };
+    // Pipe to pipe, the usual case in CI (the runner reads herald's output through a pipe):
+    // tee(2) duplicates the bytes into herald's output inside the kernel, so no byte is
+    // written from user space, and herald reads only what it needs of its own copy.
+    let discard = std::fs::OpenOptions::new().write(true).open("/dev/null").ok();
+    let mut in_kernel = true;
+    let mut first = true;
+    loop {
+        let n = match sys::tee_pipe(from.as_fd(), to.as_fd(), PIPE_BYTES) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(error) if error.raw_os_error() == Some(libc::EINVAL) && first => {
+                in_kernel = false; // not two pipes (a file, a terminal): copy through herald
+                break;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                // herald's output was handed over non-blocking, and its reader is behind.
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            Err(_) => return, // our output is gone: drop the pipe so the step learns it too
+        };
+        first = false;
+        // Only the chunk's tail can hold the last lines: the rest is dropped in the kernel
+        // (spliced to /dev/null) instead of being copied out. A line that started in the
+        // dropped part is then kept from where the tail begins.
+        let window = (capacity + 1) * MAX_LINE;
+        let mut unread = n;
+        if let (Some(null), true) = (&discard, n > window) {
+            let mut skip = n - window;
+            while skip > 0 {
+                match sys::splice_out(from.as_fd(), null.as_fd(), skip) {
+                    Ok(0) | Err(_) => return,
+                    Ok(moved) => skip -= moved,
+                }
+            }
+            // The window may begin inside a line: it is marked as cut at its start.
+            partial.clear();
+            partial.extend_from_slice(CUT);
+            unread = window;
+        }
+        while unread > 0 {
+            let take = unread.min(buffer.len());
+            if from.read_exact(&mut buffer[..take]).is_err() {
+                return;
+            }
+            keep(&buffer[..take], &mut partial);
+            unread -= take;
+        }
+    }
+    if !in_kernel {
+        loop {
+            let n = match from.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if to.write_all(&buffer[..n]).is_err() {
+                break; // our output is gone: drop the pipe so the step learns it too
+            }
+            keep(&buffer[..n], &mut partial);
+        }
+    }
+    if !partial.is_empty() {
+        ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(stream, &partial);
+    }
 }
 
 /// The complete lines that `data` ends, oldest first, at most the last `keep` of them (earlier
@@ -207,9 +224,17 @@ fn pump(
 /// tail of the chunk is looked at line by line, so a step printing a gigabyte of short lines costs
 /// herald a scan for its last newline per chunk, not work per line.
 fn last_lines(partial: &mut Vec<u8>, data: &[u8], keep: usize) -> Vec<Vec<u8>> {
-    let cut = |line: &[u8]| line[..line.len().min(MAX_LINE)].to_vec();
+    // One byte more than is kept, so that a line that reached the limit is known to be cut.
+    let cut = |line: &[u8]| {
+        if line.len() <= MAX_LINE {
+            return line.to_vec();
+        }
+        let mut kept = line[..MAX_LINE].to_vec();
+        kept.extend_from_slice(CUT);
+        kept
+    };
     let Some(last_newline) = data.iter().rposition(|b| *b == b'\n') else {
-        let room = MAX_LINE.saturating_sub(partial.len());
+        let room = (MAX_LINE + 1).saturating_sub(partial.len());
         partial.extend_from_slice(&data[..data.len().min(room)]);
         return Vec::new();
     };
@@ -223,7 +248,7 @@ fn last_lines(partial: &mut Vec<u8>, data: &[u8], keep: usize) -> Vec<Vec<u8>> {
             }
             None => {
                 // The chunk's first line finishes the one left unfinished before it.
-                partial.extend_from_slice(&data[..end.min(MAX_LINE.saturating_sub(partial.len()))]);
+                partial.extend_from_slice(&data[..end.min((MAX_LINE + 1).saturating_sub(partial.len()))]);
                 newest_first.push(cut(partial));
                 break;
             }
@@ -231,7 +256,7 @@ fn last_lines(partial: &mut Vec<u8>, data: &[u8], keep: usize) -> Vec<Vec<u8>> {
     }
     partial.clear();
     let rest = &data[last_newline + 1..];
-    partial.extend_from_slice(&rest[..rest.len().min(MAX_LINE)]);
+    partial.extend_from_slice(&rest[..rest.len().min(MAX_LINE + 1)]);
     newest_first.reverse();
     newest_first
 }
@@ -301,10 +326,17 @@ mod tests {
         let mut partial = b"old".to_vec();
         assert_eq!(last_lines(&mut partial, b"a\nb\nc\nd\ntail", 2), [b"c".to_vec(), b"d".to_vec()]);
         assert_eq!(partial, b"tail");
-        // A line without end is kept to MAX_LINE bytes.
+        // A line without end is kept to MAX_LINE bytes, and marked as cut.
         let mut partial = Vec::new();
         last_lines(&mut partial, &vec![b'x'; 3 * MAX_LINE], 2);
-        assert_eq!(last_lines(&mut partial, b"\n", 2), [vec![b'x'; MAX_LINE]]);
+        let mut cut = vec![b'x'; MAX_LINE];
+        cut.extend_from_slice(CUT);
+        assert_eq!(last_lines(&mut partial, b"\n", 2), [cut]);
+        let mut partial = Vec::new();
+        assert_eq!(
+            last_lines(&mut partial, &[vec![b'y'; MAX_LINE], b"\n".to_vec()].concat(), 2),
+            [vec![b'y'; MAX_LINE]]
+        );
     }
 
     #[test]
