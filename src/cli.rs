@@ -78,8 +78,9 @@ HERALD_PROJECT, HERALD_CA_FILE, ...). Exits 1 when publishing would fail, 0 othe
 #[command(after_help = RUN_AFTER_HELP)]
 pub struct RunArgs {
     /// Name of the step in reports [default: a short form of the command, e.g. "cargo test"]
-    #[arg(long, value_name = "N")]
-    pub name: Option<String>,
+    // Any bytes: a name that is not UTF-8 must not stop the step from running (it is shown lossily).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(std::ffi::OsString))]
+    pub name: Option<std::ffi::OsString>,
 
     /// Stop the step after this long (SIGTERM, grace, SIGKILL); it is reported as timed out
     #[arg(long, value_name = "D", value_parser = parse_duration)]
@@ -185,7 +186,7 @@ mod tests {
     fn run_takes_everything_after_the_command() {
         let cli = Cli::try_parse_from(["herald", "run", "--name", "u", "cargo", "test", "--name", "x"]).unwrap();
         let Command::Run(args) = cli.command else { panic!("expected run") };
-        assert_eq!(args.name.as_deref(), Some("u"));
+        assert_eq!(args.name.as_deref(), Some(std::ffi::OsStr::new("u")));
         assert_eq!(args.command, ["cargo", "test", "--name", "x"]);
     }
 }

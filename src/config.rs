@@ -102,7 +102,8 @@ impl RunSettings {
             return Err(ConfigError("missing command: write it after '--', e.g. herald run -- cargo test".into()));
         }
         let named = args.name.is_some();
-        let step = match args.name.as_deref().map(str::trim) {
+        let name = args.name.as_ref().map(|name| name.to_string_lossy());
+        let step = match name.as_deref().map(str::trim) {
             Some("") => return Err(ConfigError("--name must not be empty".into())),
             Some(name) => StepName::new(name),
             None => StepName::from_command(&args.command),

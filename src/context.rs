@@ -160,11 +160,19 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
     let job_url = text("CI_JOB_URL")
         .filter(|url| url.len() <= 255 && (url.starts_with("https://") || url.starts_with("http://")));
 
+    let api_url = first(&["HERALD_API_URL", "CI_API_V4_URL"])
+        .unwrap_or_else(|| DEFAULT_API_URL.to_owned())
+        .trim_end_matches('/')
+        .to_owned();
+    if let Some(host) = plain_http_host(&api_url).filter(|_| text("HERALD_ALLOW_HTTP").as_deref() != Some("1")) {
+        return Ok(off(&format!(
+            "the API URL is plain http:// to {host}: the token would cross the network (and any proxy) in clear; \
+             use https://, or set HERALD_ALLOW_HTTP=1 if that network is trusted"
+        )));
+    }
+
     Ok(Publishing::On(Box::new(PublishContext {
-        api_url: first(&["HERALD_API_URL", "CI_API_V4_URL"])
-            .unwrap_or_else(|| DEFAULT_API_URL.to_owned())
-            .trim_end_matches('/')
-            .to_owned(),
+        api_url,
         token,
         token_variable,
         project,
@@ -227,7 +235,24 @@ pub fn api_access(env: &dyn Env) -> Option<(String, Token, Option<PathBuf>)> {
     let api_url =
         text("HERALD_API_URL").or_else(|| text("CI_API_V4_URL")).unwrap_or_else(|| DEFAULT_API_URL.to_owned());
     let ca_file = text("HERALD_CA_FILE").or_else(|| text("CI_SERVER_TLS_CA_FILE")).map(PathBuf::from);
+    if plain_http_host(&api_url).is_some() && text("HERALD_ALLOW_HTTP").as_deref() != Some("1") {
+        return None; // the token is not sent in clear over a network
+    }
     Some((api_url.trim_end_matches('/').to_owned(), token, ca_file))
+}
+
+/// The host of a plain `http://` URL that is not this machine (loopback is never on a network).
+pub fn plain_http_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().map_or(authority, |h| &authority[..h.len() + 1])
+    } else {
+        authority.split(':').next().unwrap_or(authority)
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost") || host.starts_with("127.") || host == "[::1]";
+    (!loopback).then(|| host.to_owned())
 }
 
 fn off(why: &str) -> Publishing {
@@ -240,6 +265,21 @@ fn open_merge_request_of(open: &str, project_path: &str) -> Option<u64> {
         let (path, iid) = entry.trim().rsplit_once('!')?;
         (path == project_path).then(|| iid.parse().ok()).flatten()
     })
+}
+
+#[cfg(test)]
+mod http_tests {
+    use super::plain_http_host;
+
+    #[test]
+    fn plain_http_is_refused_only_across_a_network() {
+        assert_eq!(plain_http_host("http://gitlab.internal/api/v4").as_deref(), Some("gitlab.internal"));
+        assert_eq!(plain_http_host("http://10.0.0.5:8080/api/v4").as_deref(), Some("10.0.0.5"));
+        assert_eq!(plain_http_host("http://127.0.0.1:9/api/v4"), None);
+        assert_eq!(plain_http_host("http://localhost/api/v4"), None);
+        assert_eq!(plain_http_host("http://[::1]:80/api/v4"), None);
+        assert_eq!(plain_http_host("https://gitlab.com/api/v4"), None);
+    }
 }
 
 #[cfg(test)]

@@ -18,14 +18,41 @@ impl StepName {
     const MAX_CHARS: usize = 100;
 
     pub fn new(name: &str) -> StepName {
-        let clean: String = name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-        let clean = clean.trim();
+        // Control characters, bidi overrides and line separators become spaces, and runs of
+        // whitespace one space: two names that read the same are the same name (and are then
+        // told apart by number, `sh (2)`), and nothing invisible reaches the note.
+        let words: Vec<&str> =
+            name.split(|c: char| c.is_whitespace() || is_invisible(c)).filter(|w| !w.is_empty()).collect();
+        let clean = words.join(" ");
+        let clean = clean.as_str();
         if clean.chars().count() <= Self::MAX_CHARS {
             StepName(clean.to_owned())
         } else {
             let cut: String = clean.chars().take(Self::MAX_CHARS - 1).collect();
             StepName(format!("{}…", cut.trim_end()))
         }
+    }
+
+    /// `sh -c 'cargo test --all'` → `cargo test`: a shell running a script is named after the
+    /// script's first command.
+    fn from_shell_script(command: &[OsString]) -> Option<StepName> {
+        let program = Path::new(command.first()?).file_name()?.to_str()?;
+        if !matches!(program, "sh" | "bash" | "dash" | "zsh" | "ash" | "ksh" | "busybox") {
+            return None;
+        }
+        let mut args = command[1..].iter().map(|arg| arg.to_string_lossy());
+        let takes_script = |arg: &str| arg.starts_with('-') && !arg.starts_with("--") && arg.contains('c');
+        args.by_ref().find(|arg| takes_script(arg))?;
+        let script = args.next()?;
+        let words: Vec<OsString> = crate::pipeline::steps::shell_words(&script)
+            .into_iter()
+            .skip_while(|word| word.contains('=') && !word.starts_with('='))
+            .take_while(|word| !matches!(word.as_str(), "&&" | "||" | ";" | "|" | "&"))
+            .map(OsString::from)
+            .collect();
+        let first = words.first()?.to_string_lossy();
+        let keyword = matches!(first.as_ref(), "set" | "cd" | "export" | "if" | "for" | "while" | "{" | "(");
+        (!keyword).then(|| StepName::from_command(&words))
     }
 
     /// `cargo test --workspace` → `cargo test`; `npm run lint` → `npm run lint`;
@@ -36,6 +63,9 @@ impl StepName {
         let Some(program) = command.first() else {
             return StepName::new("step");
         };
+        if let Some(name) = Self::from_shell_script(command) {
+            return name;
+        }
         let program = Path::new(program)
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
@@ -63,6 +93,14 @@ impl StepName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters that change how text reads without being seen: bidi controls and overrides
+/// (U+061C, U+200E–U+200F, U+202A–U+202E, U+2066–U+2069), zero-width ones, line separators.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+        || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 /// A subcommand-like word: `test`, `run`, `build:release`, not a flag, path, value or script.
@@ -178,13 +216,26 @@ mod tests {
         assert_eq!(name_of("/usr/bin/make"), "make");
         assert_eq!(name_of("go vet ./..."), "go vet");
         assert_eq!(name_of("python -m pytest -q"), "python -m pytest");
-        assert_eq!(name_of("sh -c echo"), "sh");
+        assert_eq!(name_of("sh -c echo"), "echo");
+        assert_eq!(name_of("sh"), "sh");
         assert_eq!(name_of("pytest tests/unit"), "pytest");
+    }
+
+    #[test]
+    fn shell_scripts_are_named_after_their_first_command() {
+        let name =
+            |args: &[&str]| StepName::from_command(&args.iter().map(OsString::from).collect::<Vec<_>>()).to_string();
+        assert_eq!(name(&["sh", "-c", "cargo test --all && echo done"]), "cargo test");
+        assert_eq!(name(&["bash", "-euc", "CI=1 npm run lint"]), "npm run lint");
+        assert_eq!(name(&["sh", "-c", "set -e; make"]), "sh");
+        assert_eq!(name(&["sh", "script.sh"]), "sh");
     }
 
     #[test]
     fn names_are_cleaned_and_bounded() {
         assert_eq!(StepName::new(" a\nb\x1b ").as_str(), "a b");
+        assert_eq!(StepName::new("unit  test").as_str(), StepName::new("unit test").as_str());
+        assert_eq!(StepName::new("evil\u{202E}txt.exe\u{2028}x").as_str(), "evil txt.exe x");
         let long = StepName::new(&"x".repeat(500));
         assert_eq!(long.as_str().chars().count(), 100);
         assert!(long.as_str().ends_with('…'));

@@ -51,6 +51,7 @@ fn an_unknown_api_host_is_not_retried_and_the_step_keeps_its_code() {
         .env("CI_PROJECT_ID", "42")
         .env("CI_COMMIT_SHA", "abc")
         .env("HERALD_API_URL", "http://gitlab.invalid/api/v4")
+        .env("HERALD_ALLOW_HTTP", "1")
         .env("HERALD_FLUSH_TIMEOUT", "5m")
         .args(["run", "--", "sh", "-c", "exit 4"]));
     assert_eq!(finished.code, Some(4));

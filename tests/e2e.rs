@@ -218,7 +218,7 @@ fn a_merge_request_pipeline_of_the_templates_publishes_every_step_and_one_note()
     assert_eq!(state("herald/generic/checks › exit 3"), "failed");
     assert_eq!(state("herald/lost › doomed"), "failed", "closed by the .post job");
     let doomed = &statuses["herald/lost › doomed"];
-    assert!(doomed.description.as_deref().unwrap_or_default().contains("ended before the step reported"));
+    assert!(doomed.description.as_deref().unwrap_or_default().contains("no result recorded"));
     assert_eq!(statuses.len(), 6, "nothing else, and no step after the failure: {:#?}", statuses.keys());
     assert!(statuses.values().all(|s| s.user_id == 100), "all posted with the token from SAMPLE_BOT_TOKEN");
 

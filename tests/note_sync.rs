@@ -200,7 +200,7 @@ fn note_final_closes_what_dead_jobs_left_running() {
     assert_eq!(statuses["herald/alive › step"].status, "running", "a running job's step is left alone");
     let note = &gitlab.with(|w| w.herald_notes(1))[0];
     assert!(note.body.contains("| ⛔ | [canceled]("), "{}", note.body);
-    assert!(note.body.contains("no result: the job ended before the step reported one"), "{}", note.body);
+    assert!(note.body.contains("no result recorded; the job failed while the step was open"), "{}", note.body);
 }
 
 #[test]
@@ -336,8 +336,12 @@ impl PlannedJob {
         assert_eq!(finished.code, Some(code), "{}", finished.stderr_text());
     }
 
+    fn state(&self, what: &str) -> std::path::PathBuf {
+        crate::support::job_state(&self.gitlab.api_url(), &PROJECT_ID.to_string(), PIPELINE_MERGED, &self.id, what)
+    }
+
     fn owed(&self) -> bool {
-        std::env::temp_dir().join(format!("herald-note-owed-{}", self.id)).exists()
+        self.state("note-owed").exists()
     }
 
     fn note(&self) -> Option<String> {
@@ -374,7 +378,7 @@ fn finalize_pays_a_note_the_job_still_owed() {
     let job = PlannedJob::start();
     job.step("compile", 0);
     assert!(job.note().is_none() && job.owed());
-    let cache = std::env::temp_dir().join(format!("herald-pipeline-{}.json", job.id));
+    let cache = job.state("pipeline.json");
     assert!(cache.exists(), "the configuration, parsed once for the job's steps");
     let finished = run(job.herald().env("CI_JOB_STATUS", "success").arg("finalize"));
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
@@ -470,7 +474,8 @@ fn a_step_does_not_ask_about_a_note_its_job_knows_is_fresh() {
         .env("CI_JOB_STATUS", "success")
         .arg("finalize"));
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
-    assert!(!std::env::temp_dir().join(format!("herald-note-fresh-{job_id}")).exists(), "finalize forgets it");
+    let fresh = crate::support::job_state(&gitlab.api_url(), "42", PIPELINE_MERGED, &job_id, "note-fresh");
+    assert!(!fresh.exists(), "finalize forgets it");
 }
 
 /// One job's steps write the note in turn: the note a step finds was written a moment ago, but by
@@ -500,6 +505,8 @@ fn a_job_does_not_wait_on_its_own_previous_write() {
     });
     let third = step("third");
     assert!(third.contains("busy; looking again"), "{third}");
-    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("herald-note-written-{job_id}")));
-    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("herald-note-fresh-{job_id}")));
+    for what in ["note-written", "note-fresh", "steps"] {
+        let _ =
+            std::fs::remove_file(crate::support::job_state(&gitlab.api_url(), "42", PIPELINE_MERGED, &job_id, what));
+    }
 }

@@ -323,11 +323,24 @@ fn requests_go_through_the_configured_proxy_unless_no_proxy_says_otherwise() {
     // The stand-in acts as the proxy; GitLab's own name does not even resolve.
     let proxy = GitLab::start();
     let proxy_url = proxy.api_url().trim_end_matches("/api/v4").to_owned();
-    let finished = run(herald_in_ci(&proxy, PipelineKind::Branch, TOKEN_DEVELOPER)
-        .env("CI_API_V4_URL", "http://gitlab.invalid/api/v4")
-        .env("HTTPS_PROXY", &proxy_url)
-        .env("HTTP_PROXY", &proxy_url)
-        .args(["run", "--name", "unit", "--", "true"]));
+    let through_proxy = |allow: bool| {
+        let mut command = herald_in_ci(&proxy, PipelineKind::Branch, TOKEN_DEVELOPER);
+        command
+            .env("CI_API_V4_URL", "http://gitlab.invalid/api/v4")
+            .env("HTTPS_PROXY", &proxy_url)
+            .env("HTTP_PROXY", &proxy_url)
+            .args(["run", "--name", "unit", "--", "true"]);
+        if allow {
+            command.env("HERALD_ALLOW_HTTP", "1");
+        }
+        run(&mut command)
+    };
+    // Plain http:// across a network: the proxy would read the token. Refused unless allowed.
+    let refused = through_proxy(false);
+    assert_eq!(refused.code, Some(0), "the step still runs");
+    assert!(refused.stderr_text().contains("plain http:// to gitlab.invalid"), "{}", refused.stderr_text());
+    assert!(proxy.requests().is_empty(), "nothing sent");
+    let finished = through_proxy(true);
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
     let requests = proxy.requests();
     let (tunnels, through): (Vec<_>, Vec<_>) = requests.iter().partition(|r| r.method == "CONNECT");

@@ -109,7 +109,8 @@ fn a_secret_across_the_line_cut_is_masked_whole() {
     let report = dir.join("junit.xml");
     let secret = "s3cr3t-deploy-value-0123456789";
     for offset in [500, 505, 510, 511] {
-        let script = format!("printf '%s%s tail\\n' \"$(head -c {offset} /dev/zero | tr '\\0' x)\" \"$DEPLOY_TOKEN\"; exit 1");
+        let script =
+            format!("printf '%s%s tail\\n' \"$(head -c {offset} /dev/zero | tr '\\0' x)\" \"$DEPLOY_TOKEN\"; exit 1");
         let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
             .env("HERALD_FAILURE_TAIL", "2")
             .env("HERALD_JUNIT", &report)
@@ -123,7 +124,10 @@ fn a_secret_across_the_line_cut_is_masked_whole() {
             // Any 4 characters of the secret in a row would be a fragment of it.
             for window in secret.as_bytes().windows(4) {
                 let window = std::str::from_utf8(window).unwrap();
-                assert!(!published.contains(window), "'{window}' of the secret published at offset {offset}: {published}");
+                assert!(
+                    !published.contains(window),
+                    "'{window}' of the secret published at offset {offset}: {published}"
+                );
             }
         }
     }
@@ -145,11 +149,252 @@ fn encoded_copies_of_the_token_are_masked_in_messages() {
         .env("HERALD_JUNIT", &report)
         .args(["run", "--name", "echo", "--", "sh", "-c", &script]));
     assert_eq!(finished.code, Some(2));
-    let description =
-        gitlab.with(|w| w.statuses(PIPELINE_BRANCH)["herald/lint › echo"].clone()).description.unwrap();
+    let description = gitlab.with(|w| w.statuses(PIPELINE_BRANCH)["herald/lint › echo"].clone()).description.unwrap();
     let junit = std::fs::read_to_string(&report).unwrap();
     for published in [&description, &junit] {
         assert!(!published.contains(&escaped) && !published.contains(&encoded), "{published}");
         assert!(published.contains("json: [MASKED]") && published.contains("url: [MASKED]"), "{published}");
     }
+}
+
+// ---- The pipeline's verdict, and closing from evidence ----
+
+/// A CI job of the merged-results pipeline, with a checkout holding `config`, run as a runner
+/// would run its steps and its after_script.
+struct CiJob {
+    gitlab: GitLab,
+    checkout: TempDir,
+    name: String,
+    id: u64,
+    url: String,
+}
+
+impl CiJob {
+    fn start(name: &str, config: &str) -> CiJob {
+        let gitlab = GitLab::start();
+        let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, name, "test", "running"));
+        let checkout = TempDir::new("ci-job");
+        std::fs::write(checkout.join(".gitlab-ci.yml"), config).unwrap();
+        CiJob { gitlab, checkout, name: name.into(), id, url }
+    }
+
+    fn herald(&self) -> std::process::Command {
+        let mut command = herald_in_ci(&self.gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER);
+        command
+            .env("CI_JOB_NAME", &self.name)
+            .env("CI_JOB_URL", &self.url)
+            .env("CI_JOB_ID", self.id.to_string())
+            .env("CI_PROJECT_DIR", self.checkout.path());
+        command
+    }
+
+    fn step(&self, args: &[&str]) -> crate::support::Finished {
+        run(self.herald().arg("run").args(args))
+    }
+
+    fn end(&self, status: &str, allow_failure: bool) {
+        self.gitlab.with(|w| {
+            w.set_job_status(self.id, status);
+            w.jobs.iter_mut().filter(|j| j.id == self.id).for_each(|j| j.allow_failure = allow_failure);
+        });
+    }
+
+    fn status(&self, name: &str) -> Job {
+        self.gitlab.with(|w| w.statuses(PIPELINE_MERGED).get(name).cloned()).unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    fn verdict(&self) -> &'static str {
+        // The stand-in's own "test" job of the pipeline has passed.
+        self.gitlab.with(|w| {
+            let ids: Vec<u64> =
+                w.jobs.iter().filter(|j| j.name == "test" && j.pipeline_id == PIPELINE_MERGED).map(|j| j.id).collect();
+            ids.into_iter().for_each(|id| w.set_job_status(id, "success"));
+            w.pipeline_verdict(PIPELINE_MERGED)
+        })
+    }
+}
+
+#[test]
+fn a_failing_step_of_a_job_allowed_to_fail_does_not_fail_the_pipeline() {
+    for allow in ["allow_failure: true", "allow_failure:\n    exit_codes: [3, 4]"] {
+        let job = CiJob::start(
+            "flaky",
+            &format!("flaky:\n  {allow}\n  script:\n    - herald run --name probe -- sh -c 'exit 3'\n"),
+        );
+        let finished = job.step(&["--name", "probe", "--", "sh", "-c", "exit 3"]);
+        assert_eq!(finished.code, Some(3), "the exit code is the step's own");
+        let status = job.status("herald/flaky › probe");
+        assert_eq!(status.status, "success", "{allow}");
+        assert!(status.description.unwrap().starts_with("allowed: failed (exit 3)"));
+        job.end("failed", true);
+        assert_ne!(job.verdict(), "failed", "{allow}");
+    }
+    // exit_codes that do not hold the step's code: a real failure.
+    let job = CiJob::start(
+        "strict",
+        "strict:\n  allow_failure:\n    exit_codes: 4\n  script:\n    - herald run --name probe -- false\n",
+    );
+    job.step(&["--name", "probe", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(job.status("herald/strict › probe").status, "failed");
+}
+
+#[test]
+fn a_failed_step_of_a_job_that_passed_anyway_is_settled_as_allowed() {
+    // `herald run -- x || true`: the job passes; finalize supersedes the failed status.
+    let job = CiJob::start("lenient", "lenient:\n  script:\n    - herald run --name lint -- false || true\n");
+    job.step(&["--name", "lint", "--", "false"]);
+    assert_eq!(job.status("herald/lenient › lint").status, "failed");
+    let finished = run(job.herald().env("CI_JOB_STATUS", "success").arg("finalize"));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    let status = job.status("herald/lenient › lint");
+    assert_eq!(status.status, "success");
+    assert!(status.description.unwrap().starts_with("allowed: failed (exit 1)"));
+    job.end("success", false);
+    assert_eq!(job.verdict(), "success", "herald made the pipeline worse than GitLab's verdict");
+
+    // The same through the .post job alone (no after_script ran).
+    let job = CiJob::start("lenient", "lenient:\n  script:\n    - herald run --name lint -- false || true\n");
+    job.step(&["--name", "lint", "--", "false"]);
+    job.end("success", false);
+    let finished = run(job.herald().env("CI_JOB_NAME", "herald-note").args(["note", "--final"]));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert_eq!(job.status("herald/lenient › lint").status, "success");
+    assert_eq!(job.verdict(), "success");
+}
+
+/// A passed step whose final post never reached GitLab: finalize closes it from the job's own
+/// record, even in a job that failed later for another reason.
+#[test]
+fn finalize_closes_a_step_from_what_it_recorded() {
+    let job = CiJob::start("build", "build:\n  script:\n    - herald run --name compile -- make\n    - make test\n");
+    let dir = TempDir::new("lost-final");
+    let go = dir.join("go");
+    let script = format!("while [ ! -e {} ]; do sleep 0.02; done", go.display());
+    let child = job
+        .herald()
+        .env("HERALD_FLUSH_TIMEOUT", "1s")
+        .args(["run", "--name", "compile", "--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_until("running", || {
+        job.gitlab
+            .with(|w| w.statuses(PIPELINE_MERGED).get("herald/build › compile").is_some_and(|s| s.status == "running"))
+    });
+    job.gitlab.with(|w| {
+        w.faults = Faults::always(Fault::ServerError(503));
+        w.faults.method = Some("POST");
+    });
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(finish(child).code, Some(0));
+    job.gitlab.with(|w| w.faults = Faults::default());
+    assert_eq!(job.status("herald/build › compile").status, "running", "the final post was lost");
+    let finished = run(job.herald().env("CI_JOB_STATUS", "failed").arg("finalize"));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    let status = job.status("herald/build › compile");
+    assert_eq!(status.status, "success", "{status:?}");
+    assert!(status.description.unwrap().starts_with("passed in "));
+}
+
+/// `herald note --final` for a job whose herald died: the job log GitLab holds has the summary
+/// line of the step that passed; the one that was still open stays failed (the job failed).
+#[test]
+fn note_final_closes_a_dead_jobs_steps_from_its_log() {
+    let job = CiJob::start(
+        "dead",
+        "dead:\n  script:\n    - herald run --name a -- true\n    - herald run --name b -- true\n",
+    );
+    for step in ["a", "b"] {
+        job.gitlab.with(|w| w.add_status(PIPELINE_MERGED, &format!("herald/dead › {step}"), "running", &job.url));
+    }
+    let log = "\u{1b}[0Ksection_start:1:herald-a-9\r\u{1b}[0K\u{1b}[36;1m▶ a\u{1b}[0m\n\
+               ok\n\u{1b}[0Ksection_end:2:herald-a-9\r\u{1b}[0K\u{1b}[32;1m✔ a passed in 0.4s\u{1b}[0m\n\
+               \u{1b}[0Ksection_start:3:herald-b-10\r\u{1b}[0K\u{1b}[36;1m▶ b\u{1b}[0m\nKilled\n";
+    job.gitlab.with(|w| w.jobs.iter_mut().filter(|j| j.id == job.id).for_each(|j| j.trace = log.into()));
+    job.end("failed", false);
+    let finished = run(job.herald().env("CI_JOB_NAME", "herald-note").args(["note", "--final"]));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert_eq!(job.status("herald/dead › a").status, "success");
+    assert!(job.status("herald/dead › a").description.unwrap().contains("from the job log"));
+    assert_eq!(job.status("herald/dead › b").status, "failed");
+}
+
+/// Two unnamed `sh -c` steps and two names that differ only by whitespace: each keeps its own
+/// status, and the earlier failure stays visible.
+#[test]
+fn repeated_step_names_never_hide_an_earlier_result() {
+    let job = CiJob::start(
+        "repeat",
+        "repeat:\n  script:\n    - herald run -- sh -c 'exit 1' || true\n    - herald run -- sh -c 'exit 0'\n",
+    );
+    job.step(&["--", "sh", "-c", "set -e; exit 1"]);
+    job.step(&["--", "sh", "-c", "set -e; exit 0"]);
+    job.step(&["--name", "unit  test", "--", "false"]);
+    job.step(&["--name", "unit test", "--", "true"]);
+    let statuses = job.gitlab.with(|w| w.statuses(PIPELINE_MERGED));
+    assert_eq!(statuses["herald/repeat › sh"].status, "failed", "{:#?}", statuses.keys());
+    assert_eq!(statuses["herald/repeat › sh (2)"].status, "success");
+    assert_eq!(statuses["herald/repeat › unit test"].status, "failed");
+    assert_eq!(statuses["herald/repeat › unit test (2)"].status, "success");
+    let retried = job.gitlab.with(|w| w.all_statuses().into_iter().filter(|s| s.retried).count());
+    assert_eq!(retried, 0, "no status was superseded by a namesake");
+}
+
+/// Every answer to a write is lost after GitLab applied it: each state is still posted once.
+#[test]
+fn a_lost_answer_does_not_post_a_final_state_twice() {
+    let gitlab = GitLab::start();
+    gitlab.with(|w| {
+        w.faults = Faults::random(0.5, &[Fault::ResetAfterApplying], 7);
+        w.faults.method = Some("POST");
+    });
+    for (i, code) in [0, 1, 0, 2, 0, 0].iter().enumerate() {
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER).args([
+            "run",
+            "--name",
+            &format!("s{i}"),
+            "--",
+            "sh",
+            "-c",
+            &format!("exit {code}"),
+        ]));
+        assert_eq!(finished.code, Some(*code), "{}", finished.stderr_text());
+    }
+    let all = gitlab.with(|w| w.all_statuses());
+    for i in 0..6 {
+        let name = format!("herald/lint › s{i}");
+        let copies: Vec<&Job> = all.iter().filter(|s| s.name == name).collect();
+        assert_eq!(copies.len(), 1, "{name}: {copies:#?}");
+        assert_ne!(copies[0].status, "running", "{name}");
+    }
+}
+
+/// `finalize` and `note --final` are what the templates rely on when GitLab is flaky: they retry.
+#[test]
+fn the_safety_net_holds_through_server_errors_and_resets() {
+    // Seeds with many bits set: the stand-in's xorshift starts low (all faults) from small ones.
+    for (seed, rate) in [(0x9e37_79b9_7f4a_7c15, 0.5), (0xc2b2_ae3d_27d4_eb4f, 0.5), (0x1656_67b1_9e37_79f9, 0.2)] {
+        let job = CiJob::start("net", "net:\n  script:\n    - herald run --name a -- true\n");
+        job.gitlab.with(|w| w.add_status(PIPELINE_MERGED, "herald/net › a", "running", &job.url));
+        job.end("canceled", false);
+        job.gitlab.with(|w| w.faults = Faults::random(rate, &[Fault::ServerError(502), Fault::Reset], seed));
+        let finished = run(job.herald().env("CI_JOB_NAME", "herald-note").args(["note", "--final"]));
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+        assert_eq!(job.status("herald/net › a").status, "canceled");
+    }
+}
+
+/// `--name` that is not UTF-8 must not stop the step: it runs, named lossily.
+#[test]
+fn a_name_that_is_not_utf8_still_runs_the_step() {
+    use std::os::unix::ffi::OsStrExt;
+    let finished = run(herald()
+        .env("GITLAB_CI", "true")
+        .arg("run")
+        .arg("--name")
+        .arg(std::ffi::OsStr::from_bytes(b"bad\xffname"))
+        .args(["--", "sh", "-c", "exit 6"]));
+    assert_eq!(finished.code, Some(6), "{}", finished.stderr_text());
+    assert!(finished.stderr_text().contains("bad\u{FFFD}name failed (exit 6)"), "{}", finished.stderr_text());
 }

@@ -8,7 +8,19 @@ use crate::config::ProcessEnv;
 use crate::context::{self, AsIfPublishing, Publishing};
 use crate::gitlab::{self, days_from_civil, ApiError, Client};
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// Most time each check may take, retries included (`gitlab::retry`).
+const CHECK_TIME: Duration = Duration::from_secs(20);
+
+/// One check's request, retried like every GitLab call; a check that ran out of time reads as
+/// no answer.
+fn ask<T>(request: impl FnMut(Duration) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    let deadline = std::time::Instant::now() + CHECK_TIME;
+    crate::gitlab::retry::call(deadline, crate::gitlab::retry::sleep, request).map_err(|gave_up| {
+        gave_up
+            .into_api()
+            .unwrap_or_else(|| ApiError::Transport { url: String::new(), reason: "no answer in time".into() })
+    })
+}
 /// Warn when the token expires within this many days.
 const EXPIRY_WARNING_DAYS: i64 = 7;
 
@@ -68,7 +80,7 @@ pub fn run() -> i32 {
         }
     };
 
-    match gitlab::current_user(&client, TIMEOUT) {
+    match ask(|timeout| gitlab::current_user(&client, timeout)) {
         Err(ApiError::Transport { reason, .. }) => {
             checks.fail(
                 "api",
@@ -99,7 +111,7 @@ pub fn run() -> i32 {
         }
     }
 
-    match gitlab::token_info(&client, TIMEOUT) {
+    match ask(|timeout| gitlab::token_info(&client, timeout)) {
         Ok(info) => {
             if info.scopes.iter().any(|s| s == "api") {
                 checks.ok("scopes", &info.scopes.join(", "));
@@ -135,7 +147,7 @@ pub fn run() -> i32 {
         Err(error) => checks.warn("scopes", &format!("not checkable: {error}")),
     }
 
-    match gitlab::project(&client, &context.project, TIMEOUT) {
+    match ask(|timeout| gitlab::project(&client, &context.project, timeout)) {
         Ok(project) => match project.access_level() {
             Some(level) if level >= 30 => {
                 let role = gitlab::role_name(level);

@@ -110,7 +110,7 @@ pub fn run(script: &Path, stage: &str) -> i32 {
     };
     let job = JobEnv(env);
     let args = RunArgs {
-        name: Some(step_name(stage)),
+        name: Some(step_name(stage).into()),
         timeout: None,
         grace: None,
         command: vec![OsString::from(shell(env)), script.as_os_str().to_owned()],

@@ -21,7 +21,7 @@ use super::token::Token;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// No HTTP answer: DNS, connection, TLS, timeout.
     #[error("cannot reach GitLab at {url}: {reason}")]
@@ -42,6 +42,15 @@ impl ApiError {
         match self {
             ApiError::Http { retry_after, .. } => *retry_after,
             ApiError::Transport { .. } => None,
+        }
+    }
+
+    /// A write that failed this way may still have taken effect: the answer was lost (no
+    /// answer, a connection cut) or came from a gateway that had passed the request on.
+    pub fn may_have_applied(&self) -> bool {
+        match self {
+            ApiError::Transport { reason, .. } => !reason.starts_with(UNKNOWN_HOST),
+            ApiError::Http { status, .. } => matches!(status, 502..=504),
         }
     }
 
@@ -249,7 +258,35 @@ fn roots_with(path: &Path) -> Result<RootCerts, String> {
 /// The number of CA certificates in a PEM file, for `herald doctor`.
 pub fn count_certificates(path: &Path) -> Result<usize, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(ureq::tls::parse_pem(&pem).filter(|item| matches!(item, Ok(ureq::tls::PemItem::Certificate(_)))).count())
+    let mut count = 0;
+    for item in ureq::tls::parse_pem(&pem) {
+        if let Ok(ureq::tls::PemItem::Certificate(cert)) = item {
+            if !looks_like_a_certificate(cert.der()) {
+                return Err(format!("{} holds a CERTIFICATE block that is not a certificate", path.display()));
+            }
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// An X.509 certificate is a DER SEQUENCE that spans the whole block and begins with another
+/// SEQUENCE (the signed part). Enough to tell a certificate from garbage in a PEM wrapper.
+fn looks_like_a_certificate(der: &[u8]) -> bool {
+    let Some((&0x30, rest)) = der.split_first() else { return false };
+    let Some((&first, rest)) = rest.split_first() else { return false };
+    let (length, body) = match first {
+        0..=0x7f => (usize::from(first), rest),
+        0x81..=0x84 => {
+            let bytes = usize::from(first - 0x80);
+            if rest.len() < bytes {
+                return false;
+            }
+            (rest[..bytes].iter().fold(0usize, |n, &b| (n << 8) | usize::from(b)), &rest[bytes..])
+        }
+        _ => return false,
+    };
+    length == body.len() && body.first() == Some(&0x30)
 }
 
 /// How a transport error about a host that does not exist begins.
@@ -316,6 +353,15 @@ mod tests {
         assert_eq!(error_message(r#"{"error":"state is missing"}"#), "state is missing");
         assert_eq!(error_message("Retry later\n"), "Retry later");
         assert_eq!(error_message(""), "(empty body)");
+    }
+
+    #[test]
+    fn tells_a_certificate_from_garbage() {
+        assert!(looks_like_a_certificate(&[0x30, 0x03, 0x30, 0x01, 0x00]));
+        assert!(looks_like_a_certificate(&[[0x30, 0x81, 0x80, 0x30].as_slice(), &[0u8; 127]].concat()));
+        assert!(!looks_like_a_certificate(b"not a certificate at all"));
+        assert!(!looks_like_a_certificate(&[0x30, 0x05, 0x30]));
+        assert!(!looks_like_a_certificate(&[]));
     }
 
     #[test]

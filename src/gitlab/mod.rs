@@ -2,6 +2,7 @@
 //! API come from ../shared/docs/gitlab-reference.md, cited by section.
 
 mod client;
+pub mod retry;
 mod time;
 mod token;
 
@@ -237,6 +238,33 @@ pub fn pipeline_statuses_from(
     let all: Vec<CommitStatus> = pages_until(client, &path, timeout, enough)?;
     // Older GitLab ignores `pipeline_id`; filter here too.
     Ok(all.into_iter().filter(|s| s.pipeline_id.is_none_or(|id| id == pipeline_id)).collect())
+}
+
+/// The newest status of this name in the pipeline (CI jobs of that name included), if any.
+pub fn latest_status_named(
+    client: &Client,
+    project: &str,
+    sha: &str,
+    pipeline_id: u64,
+    name: &str,
+    timeout: Duration,
+) -> Result<Option<CommitStatus>, ApiError> {
+    let path = format!(
+        "{}/repository/commits/{}/statuses?name={}&pipeline_id={pipeline_id}&order_by=id&sort=desc",
+        project_path(project),
+        percent_encode(sha),
+        percent_encode(name)
+    );
+    let all: Vec<CommitStatus> = all_pages(client, &path, timeout)?;
+    Ok(all
+        .into_iter()
+        .filter(|s| s.name == name && s.pipeline_id.is_none_or(|id| id == pipeline_id))
+        .max_by_key(|s| s.id))
+}
+
+/// A job's log as GitLab holds it (reference §K): plain text, ANSI codes and section markers kept.
+pub fn job_log(client: &Client, project: &str, job_id: u64, timeout: Duration) -> Result<String, ApiError> {
+    Ok(client.get(&format!("{}/jobs/{job_id}/trace", project_path(project)), timeout)?.text)
 }
 
 /// One CI job of `GET /projects/:id/pipelines/:id/jobs`.

@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::steps::planned_steps;
+use super::steps::{number_repeats, planned_steps};
 use super::yaml::{self, Node, Value};
 
 /// GitLab's limit (reference §I.2), counting nested includes and duplicates.
@@ -83,6 +83,52 @@ pub struct Job {
     pub before_script: Vec<String>,
     pub script: Vec<String>,
     pub after_script: Vec<String>,
+    /// Whether the job may fail without failing the pipeline.
+    #[serde(default)]
+    pub allow_failure: AllowFailure,
+}
+
+/// `allow_failure:` as GitLab reads it (`when: manual` jobs allow failure unless told otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum AllowFailure {
+    #[default]
+    No,
+    Yes,
+    /// `allow_failure: exit_codes: [...]`: only a job that exits with one of these.
+    ExitCodes(Vec<i32>),
+}
+
+impl AllowFailure {
+    /// Whether a job ending with this exit code is allowed to fail. A job's script stops at its
+    /// first failing line and exits with that line's code, so a failing step's code is the job's.
+    pub fn allows(&self, exit_code: i32) -> bool {
+        match self {
+            AllowFailure::No => false,
+            AllowFailure::Yes => true,
+            AllowFailure::ExitCodes(codes) => codes.contains(&exit_code),
+        }
+    }
+
+    fn of(job: &Node) -> AllowFailure {
+        let int = |node: &Node| match &node.value {
+            Value::Int(code) => i32::try_from(*code).ok(),
+            Value::Str(text) => text.trim().parse().ok(),
+            _ => None,
+        };
+        match job.get("allow_failure").map(|node| &node.value) {
+            Some(Value::Bool(true)) => AllowFailure::Yes,
+            Some(Value::Bool(false)) => AllowFailure::No,
+            Some(Value::Map(entries)) => match entries.iter().find(|(k, _)| k == "exit_codes").map(|(_, v)| v) {
+                Some(Node { value: Value::Seq(codes), .. }) => {
+                    AllowFailure::ExitCodes(codes.iter().filter_map(int).collect())
+                }
+                Some(code) => AllowFailure::ExitCodes(int(code).into_iter().collect()),
+                None => AllowFailure::No,
+            },
+            _ if job.get("when").and_then(Node::scalar_text).as_deref() == Some("manual") => AllowFailure::Yes,
+            _ => AllowFailure::No,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
@@ -179,13 +225,30 @@ pub trait Source {
 pub struct Checkout(pub PathBuf);
 
 impl Source for Checkout {
+    /// Only regular files, opened without blocking and read to at most `limit` bytes: a FIFO
+    /// would block the read forever, and a link to `/dev/zero` never ends.
     fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, String> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
         let full = self.0.join(path);
-        let size = std::fs::metadata(&full).map_err(|e| format!("cannot read it: {e}"))?.len();
-        if size > limit {
-            return Err(format!("{size} bytes, more than the {limit} herald reads"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&full)
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        let meta = file.metadata().map_err(|e| format!("cannot read it: {e}"))?;
+        if !meta.is_file() {
+            return Err("not a regular file".into());
         }
-        std::fs::read(&full).map_err(|e| format!("cannot read it: {e}"))
+        if meta.len() > limit {
+            return Err(format!("{} bytes, more than the {limit} herald reads", meta.len()));
+        }
+        let mut bytes = Vec::new();
+        file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read it: {e}"))?;
+        if bytes.len() as u64 > limit {
+            return Err(format!("more than the {limit} bytes herald reads"));
+        }
+        Ok(bytes)
     }
 
     fn list(&self) -> Vec<String> {
@@ -463,7 +526,8 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<String>) {
         if entry.file_name() == ".git" {
             continue;
         }
-        if path.is_dir() {
+        // Not following symlinks: a link to a parent directory would never end.
+        if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
             walk(root, &path, found);
         } else if let Ok(relative) = path.strip_prefix(root) {
             found.push(relative.to_string_lossy().into_owned());
@@ -532,8 +596,10 @@ fn resolve(layers: Vec<Layer>, unresolved: Vec<String>) -> Result<Pipeline, Load
         let stage = job.get("stage").and_then(Node::scalar_text).unwrap_or_else(|| "test".into());
         let lines = |key: &str| job.get(key).map(script_lines).unwrap_or_default();
         let (before_script, script, after_script) = (lines("before_script"), lines("script"), lines("after_script"));
-        let steps: Vec<String> =
-            before_script.iter().chain(&script).chain(&after_script).flat_map(|line| planned_steps(line)).collect();
+        let steps = number_repeats(
+            before_script.iter().chain(&script).chain(&after_script).flat_map(|line| planned_steps(line)).collect(),
+        );
+        let allow_failure = AllowFailure::of(&job);
         for instance in parallel_names(name, job.get("parallel")) {
             let task = match &origin {
                 Origin::Root => instance.clone(),
@@ -548,6 +614,7 @@ fn resolve(layers: Vec<Layer>, unresolved: Vec<String>) -> Result<Pipeline, Load
                 before_script: before_script.clone(),
                 script: script.clone(),
                 after_script: after_script.clone(),
+                allow_failure: allow_failure.clone(),
             });
         }
     }

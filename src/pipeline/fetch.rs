@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::gitlab::{percent_encode, project_path, Client};
+use crate::gitlab::retry::{self, GaveUp};
+use crate::gitlab::{percent_encode, project_path, ApiError, Client};
 
 use super::config::Fetch;
 
 /// GitLab resolves all includes of a pipeline within this (reference §I.2).
 const INCLUDES_TIME: Duration = Duration::from_secs(30);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct GitLabFetch<'c> {
     client: &'c Client,
@@ -22,12 +22,12 @@ impl<'c> GitLabFetch<'c> {
         GitLabFetch { client, deadline: Instant::now() + INCLUDES_TIME }
     }
 
-    fn timeout(&self) -> Result<Duration, String> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err("out of time: GitLab allows 30 s for all includes".into());
-        }
-        Ok(left.min(REQUEST_TIMEOUT))
+    /// One request through `gitlab::retry`, within the time left for all includes.
+    fn call<T>(&self, request: impl FnMut(Duration) -> Result<T, ApiError>) -> Result<T, String> {
+        retry::call(self.deadline, retry::sleep, request).map_err(|gave_up| match gave_up {
+            GaveUp::OutOfTime => "out of time: GitLab allows 30 s for all includes".to_owned(),
+            other => other.to_string(),
+        })
     }
 }
 
@@ -35,20 +35,18 @@ impl Fetch for GitLabFetch<'_> {
     fn project_file(&self, project: &str, reference: Option<&str>, path: &str) -> Result<Vec<u8>, String> {
         let reference = reference.map(|r| format!("?ref={}", percent_encode(r))).unwrap_or_default();
         let api = format!("{}/repository/files/{}/raw{reference}", project_path(project), percent_encode(path));
-        let reply = self.client.get(&api, self.timeout()?).map_err(|e| e.to_string())?;
+        let reply = self.call(|timeout| self.client.get(&api, timeout))?;
         Ok(reply.text.into_bytes())
     }
 
     fn url(&self, url: &str) -> Result<Vec<u8>, String> {
-        self.client.get_public(url, self.timeout()?).map(String::into_bytes).map_err(|e| e.to_string())
+        self.call(|timeout| self.client.get_public(url, timeout)).map(String::into_bytes)
     }
 
     fn template(&self, name: &str) -> Result<Vec<u8>, String> {
         let key = name.strip_suffix(".gitlab-ci.yml").unwrap_or(name);
-        let reply = self
-            .client
-            .get(&format!("/templates/gitlab_ci_ymls/{}", percent_encode(key)), self.timeout()?)
-            .map_err(|e| e.to_string())?;
+        let path = format!("/templates/gitlab_ci_ymls/{}", percent_encode(key));
+        let reply = self.call(|timeout| self.client.get(&path, timeout))?;
         let content =
             reply.body.get("content").and_then(|c| c.as_str()).ok_or("the template API answered without content")?;
         Ok(content.as_bytes().to_vec())

@@ -8,22 +8,15 @@ mod rules;
 pub mod steps;
 pub mod yaml;
 
-pub use config::{load, load_from, Checkout, Fetch, InMemory, Job, LoadError, Origin, Pipeline, Source};
+pub use config::{load, load_from, AllowFailure, Checkout, Fetch, InMemory, Job, LoadError, Origin, Pipeline, Source};
 
 use std::path::PathBuf;
 
 use crate::context::PublishContext;
 
-/// Where a job keeps the configuration its first step parsed.
+/// Where a job keeps the configuration its first step parsed (`job_memory` removes it).
 fn cache_of(context: &PublishContext) -> Option<std::path::PathBuf> {
-    context.job_id.as_ref().map(|id| std::env::temp_dir().join(format!("herald-pipeline-{id}.json")))
-}
-
-/// Removes the job's cached configuration (the job is over).
-pub fn forget(context: &PublishContext) {
-    if let Some(path) = cache_of(context) {
-        let _ = std::fs::remove_file(path);
-    }
+    crate::publish::job_memory::file(context, "pipeline.json")
 }
 
 /// The pipeline's configuration for a job that publishes: from the per-job cache when an earlier

@@ -5,6 +5,26 @@ use std::ffi::OsString;
 
 use crate::step::StepName;
 
+/// A job's step names with repeats told apart as `herald run` tells them apart when they run:
+/// the second `sh` of a job is `sh (2)`, the third `sh (3)`. Every step stays visible.
+pub fn number_repeats(steps: Vec<String>) -> Vec<String> {
+    let mut numbered: Vec<String> = Vec::with_capacity(steps.len());
+    for (at, step) in steps.iter().enumerate() {
+        let seen = steps[..at].iter().filter(|earlier| *earlier == step).count();
+        numbered.push(repeat_name(step, seen + 1));
+    }
+    numbered
+}
+
+/// The name of the `occurrence`-th step of a job called `step` (counting from 1).
+pub fn repeat_name(step: &str, occurrence: usize) -> String {
+    if occurrence <= 1 {
+        step.to_owned()
+    } else {
+        format!("{step} ({occurrence})")
+    }
+}
+
 /// The step names of the `herald run` commands in one shell line (`a && herald run -- make`).
 pub fn planned_steps(line: &str) -> Vec<String> {
     let words = shell_words(line);
@@ -69,7 +89,7 @@ fn is_assignment(word: &str) -> bool {
 
 /// POSIX-shell-like words: quotes and backslashes honoured, `&& || ; | &` as words of their own.
 /// Not a shell: expansions stay as written, which is all a step's name needs.
-fn shell_words(line: &str) -> Vec<String> {
+pub fn shell_words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;

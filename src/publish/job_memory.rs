@@ -14,14 +14,42 @@
 //!   busy, as when many jobs end together, and a step waits before writing it; when the job's own
 //!   previous step wrote it, and nobody since, there is nobody to wait for.
 
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::context::PublishContext;
 
-fn file(context: &PublishContext, what: &str) -> Option<PathBuf> {
+/// A stable 64-bit FNV-1a hash, the same in every herald build and process (std's hasher is
+/// not promised to be): for file names and for values kept between a job's steps.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The user's private directory for job state: `<tmp>/herald-<uid>`, mode 0700, owned by the
+/// user and not a symlink; None (nothing is kept, which costs requests only) when it cannot be
+/// made so. On a shared host, another user's job can neither read nor plant what herald reads.
+fn private_dir() -> Option<PathBuf> {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("herald-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    let private = meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0;
+    if !private {
+        log!(Debug, "{} is not a private directory of this user: job state is not kept", dir.display());
+    }
+    private.then_some(dir)
+}
+
+/// A file of this job's state, named after the server, project, pipeline and job, so that no
+/// other job (of another GitLab, or another project with the same job id) ever reads it.
+pub fn file(context: &PublishContext, what: &str) -> Option<PathBuf> {
     let job = context.job_id.as_ref()?;
-    Some(std::env::temp_dir().join(format!("herald-{what}-{job}")))
+    let pipeline = context.pipeline_id.map_or_else(String::new, |id| id.to_string());
+    let key = stable_hash(format!("{}\n{}\n{pipeline}\n{job}", context.api_url, context.project).as_bytes());
+    Some(private_dir()?.join(format!("job-{key:016x}-{what}")))
 }
 
 /// This step's final state is not in the note yet.
@@ -74,9 +102,56 @@ pub fn note_last_written(context: &PublishContext) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// A step of the job took this status name (before it starts to run, so the name is the job's
+/// even if herald never sees the step end).
+pub fn step_started(context: &PublishContext, name: &str) {
+    append_record(context, &format!("started\t{}\n", one_field(name)));
+}
+
+/// A step ended: its status name, final state and description, kept as the evidence that
+/// `herald finalize` closes the step from when the final post did not reach GitLab.
+pub fn step_ended(context: &PublishContext, name: &str, state: &str, description: &str) {
+    append_record(context, &format!("ended\t{}\t{state}\t{}\n", one_field(name), one_field(description)));
+}
+
+/// What the job's steps recorded: (status name, Some((state, description)) once it ended).
+pub fn steps(context: &PublishContext) -> Vec<(String, Option<(String, String)>)> {
+    let Some(text) = file(context, "steps").and_then(|path| std::fs::read_to_string(path).ok()) else {
+        return Vec::new();
+    };
+    let mut steps: Vec<(String, Option<(String, String)>)> = Vec::new();
+    for line in text.lines() {
+        match line.split('\t').collect::<Vec<_>>().as_slice() {
+            ["started", name] => steps.push(((*name).to_owned(), None)),
+            ["ended", name, state, description] if matches!(*state, "success" | "failed" | "canceled") => {
+                let ended = Some(((*state).to_owned(), (*description).to_owned()));
+                match steps.iter_mut().rev().find(|(n, end)| n == name && end.is_none()) {
+                    Some(step) => step.1 = ended,
+                    None => steps.push(((*name).to_owned(), ended)),
+                }
+            }
+            _ => {} // not a line herald wrote: ignored
+        }
+    }
+    steps
+}
+
+fn one_field(text: &str) -> String {
+    text.replace(['\t', '\n', '\r'], " ")
+}
+
+fn append_record(context: &PublishContext, line: &str) {
+    let Some(path) = file(context, "steps") else { return };
+    let opened = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path);
+    // One write of one line: appends of concurrent steps do not interleave.
+    if let Ok(mut file) = opened {
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
 /// Removes what the job's steps told each other (the job is over).
 pub fn forget(context: &PublishContext) {
-    for what in ["note-owed", "note-fresh", "note-written"] {
+    for what in ["note-owed", "note-fresh", "note-written", "steps", "pipeline.json"] {
         if let Some(path) = file(context, what) {
             let _ = std::fs::remove_file(path);
         }

@@ -14,7 +14,7 @@
 
 pub mod job_memory;
 mod note;
-mod retry;
+pub mod settle;
 mod settled;
 mod status;
 
@@ -24,15 +24,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::context::PublishContext;
+use crate::gitlab::retry::{self, GaveUp};
 use crate::gitlab::{self, ApiError, Client, Posted, StatusPost, StatusState};
 use crate::pipeline::Pipeline;
 use crate::step::{StepName, StepOutcome};
 pub use note::{build_view, job_name_of_status, NoteSync, SyncError, Synced};
-use retry::Backoff;
-pub use status::{final_status, status_name};
+pub use status::{allowed, final_status, is_allowed, status_name, ALLOWED};
 
-/// Longest a single request may take while the step is still running.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most time spent on the live note update while the step runs.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(20);
 /// A step that ends sooner is not shown running in the note: its final write follows at once,
@@ -43,6 +41,8 @@ const LIVE_GRACE: Duration = Duration::from_secs(1);
 struct Wanted {
     state: StatusState,
     description: String,
+    /// The step's exit code, once it ended.
+    exit_code: Option<i32>,
 }
 
 enum Event {
@@ -81,7 +81,18 @@ impl Publisher {
             let job = plan.as_ref().and_then(|plan| plan.job(&context.job_name));
             let task = job.map_or_else(|| context.job_name.clone(), |job| job.task.clone());
             let alone = !named && job.is_some_and(|job| job.steps.len() == 1 && job.steps[0] == step.as_str());
-            let name = status_name(&context.status_prefix, &task, &step, alone);
+            // A name an earlier step of the job already took gets the next number (`sh (2)`), as
+            // in the plan: a repeated name must never hide an earlier step's result.
+            let taken: Vec<String> = job_memory::steps(&context).into_iter().map(|(name, _)| name).collect();
+            let (step, name) = (1..)
+                .map(|occurrence| {
+                    let step = StepName::new(&crate::pipeline::steps::repeat_name(step.as_str(), occurrence));
+                    let name = status_name(&context.status_prefix, &task, &step, alone && occurrence == 1);
+                    (step, name)
+                })
+                .find(|(_, name)| !taken.contains(name))
+                .expect("an unused number exists");
+            job_memory::step_started(&context, &name);
             *shared_name.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = name.clone();
             let worker = Worker {
                 context,
@@ -108,7 +119,8 @@ impl Publisher {
         // the last error) still arrives within the flush timeout.
         let margin = (flush_timeout / 20).min(Duration::from_millis(250));
         let deadline = Instant::now() + flush_timeout - margin;
-        let _ = self.events.send(Event::Ended { wanted: Wanted { state, description }, deadline });
+        let wanted = Wanted { state, description, exit_code: Some(outcome.exit_code()) };
+        let _ = self.events.send(Event::Ended { wanted, deadline });
         match self.reports.recv_timeout(flush_timeout) {
             Ok(Report::Done) => {}
             // The thread ended without a report: it panicked (a bug), and said so on stderr.
@@ -156,10 +168,10 @@ impl Worker {
         if let Some(note) = note.as_mut() {
             note.job_wrote(job_memory::note_last_written(context));
         }
-        let mut wanted = Wanted { state: StatusState::Running, description: "running".into() };
+        let mut wanted = Wanted { state: StatusState::Running, description: "running".into(), exit_code: None };
+        let mut recorded = false;
         let mut deadline: Option<Instant> = None;
         let mut sent: Option<StatusState> = None;
-        let mut backoff = Backoff::new();
         let mut last_error: Option<ApiError> = None;
 
         loop {
@@ -167,10 +179,20 @@ impl Worker {
             while let Some(Event::Ended { wanted: ended, deadline: at }) = self.poll() {
                 (wanted, deadline) = (ended, Some(at));
             }
+            if let (Some(code), false) = (wanted.exit_code, recorded) {
+                wanted = self.allowed_by_the_job(wanted, code);
+                // The evidence `herald finalize` closes the step from if the post never lands.
+                job_memory::step_ended(context, &self.name, wanted.state.as_str(), &wanted.description);
+                recorded = true;
+            }
             if sent == Some(wanted.state) {
                 if wanted.state.is_final() {
                     return match (note.as_mut(), deadline) {
-                        (Some(_), Some(_)) if wanted.state == StatusState::Success && self.more_steps_follow() => {
+                        (Some(_), Some(_))
+                            if wanted.state == StatusState::Success
+                                && !is_allowed(&wanted.description)
+                                && self.more_steps_follow() =>
+                        {
                             // The job's next step writes the note after its own status, showing
                             // this one's too; until then a marker says a write is owed.
                             log!(Info, "note: left to the job's next step");
@@ -191,8 +213,7 @@ impl Worker {
                 continue;
             }
 
-            let left = deadline.map_or(REQUEST_TIMEOUT, |at| at.saturating_duration_since(Instant::now()));
-            if left.is_zero() {
+            if deadline.is_some_and(|at| Instant::now() >= at) {
                 return self.gave_up(last_error);
             }
             let post = StatusPost {
@@ -205,11 +226,47 @@ impl Worker {
                 description: &wanted.description,
                 target_url: context.job_url.as_deref(),
             };
-            match gitlab::post_status(&client, &post, left.min(REQUEST_TIMEOUT)) {
+            // Until the step ends there is no deadline: `running` is tried until the step's end
+            // interrupts the pause with a new wish.
+            let until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
+            let mut exiting = false;
+            let mut resume_at = Instant::now();
+            let pause = |wait: Duration| {
+                let paused_at = Instant::now();
+                match self.events.recv_timeout(wait) {
+                    Ok(event) => {
+                        // The step ended mid-pause: the new wish goes out, but not before the time
+                        // GitLab asked for (a 429's Retry-After) has passed.
+                        resume_at = paused_at + wait;
+                        *self.stashed.borrow_mut() = Some(event);
+                        true
+                    }
+                    Err(RecvTimeoutError::Timeout) => false,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        exiting = true;
+                        true
+                    }
+                }
+            };
+            let mut ambiguous = false;
+            let attempt = |timeout: Duration| {
+                // A final state whose earlier post may have landed unseen (no answer, or a
+                // gateway error) is looked up before it is posted again: posted twice, it would
+                // make a second status and mark the first retried.
+                if ambiguous && post.state.is_final() && self.already_posted(&client, &post, timeout)? {
+                    return Ok(Posted::AlreadyThere);
+                }
+                let result = gitlab::post_status(&client, &post, timeout);
+                if let Err(error) = &result {
+                    ambiguous |= error.may_have_applied();
+                    last_error = Some(error.clone());
+                }
+                result
+            };
+            match retry::call(until, pause, attempt) {
                 Ok(posted) => {
                     log!(Info, "status '{}' is {}", self.name, wanted.state.as_str());
                     sent = Some(wanted.state);
-                    backoff.reset();
                     if let (Some(note), Posted::Created { author_id: Some(me) }) = (note.as_mut(), posted) {
                         note.know_me(me);
                     }
@@ -217,25 +274,44 @@ impl Worker {
                         self.live_update(note);
                     }
                 }
-                Err(error) if error.is_retryable() => {
-                    let wait = backoff.next_wait(error.retry_after());
-                    log!(Debug, "status '{}': {error}; trying again in {} ms", self.name, wait.as_millis());
-                    let retry_at = Instant::now() + wait;
-                    last_error = Some(error);
-                    // Wait as asked, taking note if the step ends meanwhile; the deadline cuts it short.
-                    loop {
-                        let until = deadline.map_or(retry_at, |at| retry_at.min(at));
-                        let Some(wait) = until.checked_duration_since(Instant::now()) else { break };
-                        match self.events.recv_timeout(wait) {
-                            Ok(Event::Ended { wanted: ended, deadline: at }) => (wanted, deadline) = (ended, Some(at)),
-                            Err(RecvTimeoutError::Timeout) => break,
-                            Err(RecvTimeoutError::Disconnected) => return Report::Done,
-                        }
-                    }
+                Err(GaveUp::Interrupted) if exiting => return Report::Done,
+                Err(GaveUp::Interrupted) => {
+                    // The step ended: its final state goes out instead, once the pause is over.
+                    let until = deadline.map_or(resume_at, |at| resume_at.min(at));
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
                 }
-                Err(error) => return self.failed(&explain(&error, context, &self.name)),
+                Err(GaveUp::OutOfTime) => return self.gave_up(last_error),
+                Err(GaveUp::Api(error)) if error.is_retryable() => return self.gave_up(Some(error)),
+                Err(GaveUp::Api(error)) => return self.failed(&explain(&error, context, &self.name)),
             }
         }
+    }
+
+    /// A failed step of a job that may fail (`allow_failure: true`, or `exit_codes` that hold
+    /// its code) is posted as an allowed failure: a `failed` status would fail the pipeline that
+    /// GitLab itself lets pass (reference §J). Failures the configuration does not foresee
+    /// (`herald run -- x || true`) are settled by `herald finalize` and `herald note --final`.
+    fn allowed_by_the_job(&self, wanted: Wanted, exit_code: i32) -> Wanted {
+        let job = self.plan.as_ref().and_then(|plan| plan.job(&self.context.job_name));
+        if wanted.state == StatusState::Failed && job.is_some_and(|job| job.allow_failure.allows(exit_code)) {
+            Wanted { state: StatusState::Success, description: allowed(&wanted.description), ..wanted }
+        } else {
+            wanted
+        }
+    }
+
+    /// Whether GitLab already has this post's state and description as the newest status of its
+    /// name: then an earlier try landed and its answer was lost.
+    fn already_posted(&self, client: &Client, post: &StatusPost<'_>, timeout: Duration) -> Result<bool, ApiError> {
+        let Some(pipeline_id) = post.pipeline_id else { return Ok(false) };
+        let latest = gitlab::latest_status_named(client, post.project, post.sha, pipeline_id, post.name, timeout)?;
+        let landed = latest.is_some_and(|status| {
+            status.status == post.state.as_str() && status.description.as_deref() == Some(post.description)
+        });
+        if landed {
+            log!(Debug, "status '{}': the earlier {} landed; not posted again", post.name, post.state.as_str());
+        }
+        Ok(landed)
     }
 
     /// Shows the step running in the note, while it runs: once, as soon as the note is older

@@ -32,11 +32,10 @@ use crate::gitlab::{self, ApiError, Client, CommitStatus, Note, PipelineJob};
 use crate::pipeline::Pipeline;
 use crate::report::note::{self as view, JobView, NoteView, PipelineView, StepState, StepView};
 
-use super::retry::Backoff;
 use super::settled::Settled;
+use crate::gitlab::retry::{self, Backoff, GaveUp};
 
 /// Longest a single request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first pause before verifying a write: long enough for a concurrent writer's request to
 /// land, short enough not to hold up the job (pauses double, jittered, up to 800 ms).
 const FIRST_PAUSE: Duration = Duration::from_millis(30);
@@ -473,43 +472,31 @@ impl<'c> NoteSync<'c> {
         Ok(if settled.is_empty() { visible } else { format!("{}\n\n{settled}", visible.trim_end()) })
     }
 
-    /// One API call, retried on 409/429/5xx/transport errors with backoff, within the deadline.
+    /// One API call through `gitlab::retry`, within the guard's deadline, giving way when the
+    /// guard says so.
     fn call<T>(
         &self,
         guard: &Guard,
         mut request: impl FnMut(&Client, Duration) -> Result<T, ApiError>,
     ) -> Result<T, SyncError> {
-        let mut backoff = Backoff::new();
-        loop {
-            if (guard.interrupted)() {
-                return Err(SyncError::Interrupted);
-            }
-            let left = guard.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(SyncError::OutOfTime);
-            }
-            match request(self.client, left.min(REQUEST_TIMEOUT)) {
-                Ok(value) => return Ok(value),
-                Err(error) if error.is_retryable() => {
-                    let wait = backoff.next_wait(error.retry_after());
-                    if Instant::now() + wait >= guard.deadline {
-                        return Err(SyncError::Api(error));
-                    }
-                    std::thread::sleep(wait);
-                }
-                Err(error) => return Err(SyncError::Api(error)),
-            }
+        if (guard.interrupted)() {
+            return Err(SyncError::Interrupted);
         }
+        let pause = |wait| {
+            std::thread::sleep(wait);
+            (guard.interrupted)()
+        };
+        retry::call(guard.deadline, pause, |timeout| request(self.client, timeout)).map_err(|gave_up| match gave_up {
+            GaveUp::Api(error) => SyncError::Api(error),
+            GaveUp::OutOfTime => SyncError::OutOfTime,
+            GaveUp::Interrupted => SyncError::Interrupted,
+        })
     }
 }
 
 /// A body's fingerprint, to recognise it again in a later process of the same job.
 fn body_hash(body: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    // Fixed keys: the same body gives the same hash in every herald process.
-    let mut hasher = std::hash::DefaultHasher::new();
-    body.trim_end().hash(&mut hasher);
-    hasher.finish()
+    super::job_memory::stable_hash(body.trim_end().as_bytes())
 }
 
 struct Guard<'a> {
@@ -572,7 +559,7 @@ pub fn build_view(
         };
         let step = StepView {
             name: step_name,
-            state: StepState::from_status(&status.status),
+            state: StepState::of_step(&status.status, status.description.as_deref().unwrap_or_default()),
             description: status.description.clone().unwrap_or_else(|| status.status.clone()),
         };
         // The job is the one the status links to (CI_JOB_URL), else the one its name names.

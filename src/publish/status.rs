@@ -38,6 +38,20 @@ pub fn final_status(outcome: &StepOutcome, excerpt: &[String]) -> (StatusState, 
     (state, cut_to_bytes(&description, LIMIT).to_owned())
 }
 
+/// How the description of a failure that does not count against the pipeline begins: a step
+/// that failed in a job that passed anyway or may fail, posted as `success` (reference §J: a
+/// status has no `allow_failure`). The note shows such a step as an allowed failure.
+pub const ALLOWED: &str = "allowed: ";
+
+/// The description of an allowed failure, within GitLab's limit.
+pub fn allowed(description: &str) -> String {
+    cut_to_bytes(&format!("{ALLOWED}{description}"), LIMIT).to_owned()
+}
+
+pub fn is_allowed(description: &str) -> bool {
+    description.starts_with(ALLOWED)
+}
+
 /// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
 fn cut_to_bytes(text: &str, max: usize) -> &str {
     if text.len() <= max {

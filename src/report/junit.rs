@@ -158,7 +158,7 @@ fn escape(text: &str) -> String {
 /// Convenience for callers that only want to report a failure to append.
 pub fn append_or_warn(path: &Path, case: &TestCase<'_>) {
     if let Err(error) = append(path, case) {
-        let _ = writeln!(io::stderr(), "herald: HERALD_JUNIT: could not add the step to {error}");
+        let _ = writeln!(io::stderr(), "herald: HERALD_JUNIT: could not add the step to {}: {error}", path.display());
     }
 }
 

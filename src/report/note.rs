@@ -89,10 +89,21 @@ pub enum StepState {
     Canceled,
     Running,
     Waiting,
+    /// Failed in a job that passed anyway or may fail: a warning, not a failure (posted as
+    /// `success` with an `allowed: ` description, publish::settle).
+    Allowed,
     Passed,
 }
 
 impl StepState {
+    /// From one of herald's statuses: its state, and its description for allowed failures.
+    pub fn of_step(status: &str, description: &str) -> StepState {
+        match StepState::from_status(status) {
+            StepState::Passed if description.starts_with(crate::publish::ALLOWED) => StepState::Allowed,
+            state => state,
+        }
+    }
+
     /// From a GitLab status: commit statuses and CI jobs use the same words.
     pub fn from_status(status: &str) -> StepState {
         match status {
@@ -110,6 +121,7 @@ impl StepState {
             StepState::Canceled => "⛔",
             StepState::Running => "🔵",
             StepState::Waiting => "⏳",
+            StepState::Allowed => "⚠️",
             StepState::Passed => "✅",
         }
     }
@@ -204,6 +216,7 @@ fn header(view: &NoteView, rows: &[Row]) -> String {
     let steps = rows.iter().filter(|r| r.step != "—").count();
     let parts: Vec<String> = [
         (StepState::Passed, "passed"),
+        (StepState::Allowed, "allowed to fail"),
         (StepState::Failed, "failed"),
         (StepState::Canceled, "canceled"),
         (StepState::Running, "running"),

@@ -124,6 +124,10 @@ pub struct Job {
     pub description: Option<String>,
     pub target_url: Option<String>,
     pub retried: bool,
+    /// CI jobs: may fail without failing the pipeline.
+    pub allow_failure: bool,
+    /// CI jobs: the log GitLab holds (reference §K).
+    pub trace: String,
 }
 
 /// A note on a merge request.
@@ -363,6 +367,8 @@ impl World {
             description: None,
             target_url: None,
             retried: false,
+            allow_failure: false,
+            trace: String::new(),
         });
         (id, job_url(id))
     }
@@ -384,6 +390,8 @@ impl World {
             description: Some(format!("{status} in 1 s")),
             target_url: Some(target_url.into()),
             retried: false,
+            allow_failure: false,
+            trace: String::new(),
         });
         id
     }
@@ -394,6 +402,26 @@ impl World {
         let project = self.projects.iter_mut().find(|p| p.id == PROJECT_ID).expect("the project");
         project.commits.push(sha.into());
         self.pipelines.push(Pipeline { id, project_id: PROJECT_ID, sha: sha.into(), reference: reference.into() });
+    }
+
+    /// The pipeline's verdict as GitLab composes it from its latest jobs and statuses
+    /// (`Gitlab::Ci::Status::Composite`): running while anything runs; else `failed` if a job
+    /// that may not fail failed (a commit status never may, reference §J), `canceled` if one
+    /// was canceled, `success_with_warnings` if an allowed job failed, else `success`.
+    pub fn pipeline_verdict(&self, pipeline_id: u64) -> &'static str {
+        let latest: Vec<&Job> = self.jobs.iter().filter(|j| j.pipeline_id == pipeline_id && !j.retried).collect();
+        let any = |f: &dyn Fn(&Job) -> bool| latest.iter().any(|j| f(j));
+        if any(&|j| matches!(j.status.as_str(), "running" | "pending" | "created")) {
+            "running"
+        } else if any(&|j| j.status == "failed" && !j.allow_failure) {
+            "failed"
+        } else if any(&|j| j.status == "canceled") {
+            "canceled"
+        } else if any(&|j| j.status == "failed") {
+            "success_with_warnings"
+        } else {
+            "success"
+        }
     }
 
     pub fn set_job_status(&mut self, job_id: u64, status: &str) {
@@ -867,6 +895,24 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
                 Err(answer) => answer,
             }
         }
+        ("GET", ["projects", project, "jobs", id, "trace"]) => match visible_project(world, project, user_id) {
+            Ok(project) => {
+                let job = world.jobs.iter().find(|j| {
+                    j.id.to_string() == *id
+                        && j.kind == JobKind::Build
+                        && world.pipelines.iter().any(|p| p.id == j.pipeline_id && p.project_id == project.id)
+                });
+                match job {
+                    Some(job) => Answer {
+                        status: 200,
+                        headers: vec![("Content-Type".into(), "text/plain".into())],
+                        body: job.trace.clone(),
+                    },
+                    None => Answer::message(404, "404 Not found"),
+                }
+            }
+            Err(answer) => answer,
+        },
         ("GET", ["templates", "gitlab_ci_ymls", key]) => match world.templates.iter().find(|(k, _)| k == key) {
             Some((name, content)) => Answer::json(200, json!({ "name": name, "content": content })),
             None => Answer::json(404, json!({ "message": "404 Template Not Found" })),
@@ -1057,6 +1103,8 @@ fn post_status(world: &mut World, project: &str, sha: &str, user_id: u64, params
                 description: None,
                 target_url: None,
                 retried: false,
+                allow_failure: false,
+                trace: String::new(),
             });
             world.jobs.len() - 1
         }
@@ -1121,7 +1169,7 @@ fn pipeline_entity(world: &World, pipeline: &Pipeline) -> Value {
 fn job_entity(job: &Job) -> Value {
     json!({
         "id": job.id, "name": job.name, "stage": job.stage, "status": job.status, "ref": job.reference,
-        "allow_failure": false, "web_url": job_url(job.id), "pipeline": { "id": job.pipeline_id },
+        "allow_failure": job.allow_failure, "web_url": job_url(job.id), "pipeline": { "id": job.pipeline_id },
         "started_at": null, "finished_at": null, "duration": null,
     })
 }
