@@ -27,13 +27,13 @@ struct Cli {
 enum Command {
     /// Run one step under supervision; publish it; exit with the step's exit code
     Run(RunArgs),
-    /// Re-render and publish the MR note now; --final also closes statuses left open by dead jobs
+    /// Re-render and publish the MR note now; --final first settles the statuses of ended jobs
     Note {
         /// First close herald statuses that ended jobs left running (for a `.post` job, `when: always`)
         #[arg(long = "final")]
         close_dangling: bool,
     },
-    /// For after_script: close this job's steps that are still open (canceled / failed from CI_JOB_STATUS)
+    /// For after_script: settle this job's statuses from its steps' records and CI_JOB_STATUS
     Finalize,
     /// Print the pipeline's jobs with their include origin, task names and planned steps
     Tasks {

@@ -164,7 +164,7 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
         .unwrap_or_else(|| DEFAULT_API_URL.to_owned())
         .trim_end_matches('/')
         .to_owned();
-    if let Some(host) = plain_http_host(&api_url).filter(|_| text("HERALD_ALLOW_HTTP").as_deref() != Some("1")) {
+    if let Some(host) = refused_plain_http(env, &api_url) {
         return Ok(off(&format!(
             "the API URL is plain http:// to {host}: the token would cross the network (and any proxy) in clear; \
              use https://, or set HERALD_ALLOW_HTTP=1 if that network is trusted"
@@ -235,14 +235,21 @@ pub fn api_access(env: &dyn Env) -> Option<(String, Token, Option<PathBuf>)> {
     let api_url =
         text("HERALD_API_URL").or_else(|| text("CI_API_V4_URL")).unwrap_or_else(|| DEFAULT_API_URL.to_owned());
     let ca_file = text("HERALD_CA_FILE").or_else(|| text("CI_SERVER_TLS_CA_FILE")).map(PathBuf::from);
-    if plain_http_host(&api_url).is_some() && text("HERALD_ALLOW_HTTP").as_deref() != Some("1") {
+    if refused_plain_http(env, &api_url).is_some() {
         return None; // the token is not sent in clear over a network
     }
     Some((api_url.trim_end_matches('/').to_owned(), token, ca_file))
 }
 
+/// The remote host of a plain `http://` API URL, unless `HERALD_ALLOW_HTTP=1` says that network is
+/// trusted: the token must not cross it in clear.
+fn refused_plain_http(env: &dyn Env, api_url: &str) -> Option<String> {
+    let allowed = env.non_empty("HERALD_ALLOW_HTTP").is_some_and(|v| v.to_string_lossy().trim() == "1");
+    plain_http_host(api_url).filter(|_| !allowed)
+}
+
 /// The host of a plain `http://` URL that is not this machine (loopback is never on a network).
-pub fn plain_http_host(url: &str) -> Option<String> {
+fn plain_http_host(url: &str) -> Option<String> {
     let rest = url.strip_prefix("http://")?;
     let authority = rest.split('/').next().unwrap_or(rest);
     let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);

@@ -398,3 +398,60 @@ fn a_name_that_is_not_utf8_still_runs_the_step() {
     assert_eq!(finished.code, Some(6), "{}", finished.stderr_text());
     assert!(finished.stderr_text().contains("bad\u{FFFD}name failed (exit 6)"), "{}", finished.stderr_text());
 }
+
+// ---- Reading the configuration can never block publishing ----
+
+/// `.gitlab-ci.yml` that is a FIFO (a read would wait forever) or a link to `/dev/zero` (a read
+/// never ends): the step is still published promptly, under its job's name.
+#[test]
+fn a_configuration_that_never_ends_does_not_block_publishing() {
+    for kind in ["fifo", "zero"] {
+        let gitlab = GitLab::start();
+        let checkout = TempDir::new("endless-config");
+        let config = checkout.join(".gitlab-ci.yml");
+        match kind {
+            "fifo" => {
+                let path = std::ffi::CString::new(config.to_str().unwrap()).unwrap();
+                // SAFETY: a valid NUL-terminated path.
+                assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+            }
+            _ => std::os::unix::fs::symlink("/dev/zero", &config).unwrap(),
+        }
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
+            .env("CI_PROJECT_DIR", checkout.path())
+            .env("HERALD_FLUSH_TIMEOUT", "20s")
+            .args(["run", "--name", "unit", "--", "true"]));
+        assert_eq!(finished.code, Some(0));
+        assert!(finished.stderr_text().contains("not a regular file"), "{kind}: {}", finished.stderr_text());
+        let status = gitlab.with(|w| w.statuses(PIPELINE_BRANCH).get("herald/lint › unit").cloned());
+        assert_eq!(status.map(|s| s.status).as_deref(), Some("success"), "{kind}: {}", finished.stderr_text());
+    }
+}
+
+/// Symlinks that loop back into the checkout: `rules: exists` globbing follows none of them.
+#[test]
+fn looping_symlinks_in_the_checkout_do_not_hang_globbing() {
+    let checkout = TempDir::new("symlink-loop");
+    std::fs::write(
+        checkout.join(".gitlab-ci.yml"),
+        "include:\n  - local: extra.yml\n    rules:\n      - exists: ['**/*.nothing']\nbuild:\n  script: [make]\n",
+    )
+    .unwrap();
+    std::fs::write(checkout.join("extra.yml"), "extra:\n  script: [make]\n").unwrap();
+    for name in ["a", "b", "c"] {
+        std::os::unix::fs::symlink(".", checkout.join(name)).unwrap();
+    }
+    let finished = run(herald().args(["tasks", "--file"]).arg(checkout.join(".gitlab-ci.yml")));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert!(finished.stdout_text().contains("build") && !finished.stdout_text().contains("extra"));
+}
+
+/// A JUnit report that cannot be written: the one line names the file.
+#[test]
+fn a_junit_write_error_names_the_file() {
+    let dir = TempDir::new("junit-error");
+    let report = dir.join("missing-dir").join("junit.xml");
+    let finished = run(herald().env("HERALD_JUNIT", &report).args(["run", "--", "true"]));
+    assert_eq!(finished.code, Some(0));
+    assert!(finished.stderr_text().contains(report.to_str().unwrap()), "{}", finished.stderr_text());
+}

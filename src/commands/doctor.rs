@@ -21,6 +21,7 @@ fn ask<T>(request: impl FnMut(Duration) -> Result<T, ApiError>) -> Result<T, Api
             .unwrap_or_else(|| ApiError::Transport { url: String::new(), reason: "no answer in time".into() })
     })
 }
+
 /// Warn when the token expires within this many days.
 const EXPIRY_WARNING_DAYS: i64 = 7;
 

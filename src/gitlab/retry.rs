@@ -106,11 +106,6 @@ impl Backoff {
         Backoff { attempt: 0, random: (nanos ^ (u64::from(std::process::id()) << 32)) | 1, first }
     }
 
-    /// Forget past failures: the last request went through.
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
     /// The wait before the next try: between half and all of first × 2^attempt (200 ms unless
     /// chosen otherwise; at most 5 s), or what the server asked for, if that is longer.
     pub fn next_wait(&mut self, server_asked: Option<Duration>) -> Duration {
@@ -140,8 +135,6 @@ mod tests {
         assert!(waits[0] >= Duration::from_millis(100) && waits[0] <= FIRST);
         assert!(waits[3] >= Duration::from_millis(800) && waits[3] <= Duration::from_millis(1600));
         assert!(waits.iter().all(|w| *w <= MOST));
-        backoff.reset();
-        assert!(backoff.next_wait(None) <= FIRST);
     }
 
     #[test]

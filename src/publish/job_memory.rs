@@ -30,17 +30,22 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 /// The user's private directory for job state: `<tmp>/herald-<uid>`, mode 0700, owned by the
 /// user and not a symlink; None (nothing is kept, which costs requests only) when it cannot be
 /// made so. On a shared host, another user's job can neither read nor plant what herald reads.
-fn private_dir() -> Option<PathBuf> {
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
-    let dir = std::env::temp_dir().join(format!("herald-{uid}"));
-    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
-    let meta = std::fs::symlink_metadata(&dir).ok()?;
-    let private = meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0;
-    if !private {
-        log!(Debug, "{} is not a private directory of this user: job state is not kept", dir.display());
-    }
-    private.then_some(dir)
+/// Made and checked once per process.
+fn private_dir() -> Option<&'static PathBuf> {
+    static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let dir = std::env::temp_dir().join(format!("herald-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        let meta = std::fs::symlink_metadata(&dir).ok()?;
+        let private = meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0;
+        if !private {
+            log!(Debug, "{} is not a private directory of this user: job state is not kept", dir.display());
+        }
+        private.then_some(dir)
+    })
+    .as_ref()
 }
 
 /// A file of this job's state, named after the server, project, pipeline and job, so that no
@@ -114,20 +119,29 @@ pub fn step_ended(context: &PublishContext, name: &str, state: &str, description
     append_record(context, &format!("ended\t{}\t{state}\t{}\n", one_field(name), one_field(description)));
 }
 
-/// What the job's steps recorded: (status name, Some((state, description)) once it ended).
-pub fn steps(context: &PublishContext) -> Vec<(String, Option<(String, String)>)> {
+/// One step of the job, as its herald recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    /// Its status name.
+    pub name: String,
+    /// Its final state (`success`, `failed`, `canceled`) and description, once it ended.
+    pub ended: Option<(String, String)>,
+}
+
+/// What the job's steps recorded, in the order they started.
+pub fn steps(context: &PublishContext) -> Vec<StepRecord> {
     let Some(text) = file(context, "steps").and_then(|path| std::fs::read_to_string(path).ok()) else {
         return Vec::new();
     };
-    let mut steps: Vec<(String, Option<(String, String)>)> = Vec::new();
+    let mut steps: Vec<StepRecord> = Vec::new();
     for line in text.lines() {
         match line.split('\t').collect::<Vec<_>>().as_slice() {
-            ["started", name] => steps.push(((*name).to_owned(), None)),
+            ["started", name] => steps.push(StepRecord { name: (*name).to_owned(), ended: None }),
             ["ended", name, state, description] if matches!(*state, "success" | "failed" | "canceled") => {
                 let ended = Some(((*state).to_owned(), (*description).to_owned()));
-                match steps.iter_mut().rev().find(|(n, end)| n == name && end.is_none()) {
-                    Some(step) => step.1 = ended,
-                    None => steps.push(((*name).to_owned(), ended)),
+                match steps.iter_mut().rev().find(|step| step.name == *name && step.ended.is_none()) {
+                    Some(step) => step.ended = ended,
+                    None => steps.push(StepRecord { name: (*name).to_owned(), ended }),
                 }
             }
             _ => {} // not a line herald wrote: ignored

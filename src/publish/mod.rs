@@ -83,7 +83,7 @@ impl Publisher {
             let alone = !named && job.is_some_and(|job| job.steps.len() == 1 && job.steps[0] == step.as_str());
             // A name an earlier step of the job already took gets the next number (`sh (2)`), as
             // in the plan: a repeated name must never hide an earlier step's result.
-            let taken: Vec<String> = job_memory::steps(&context).into_iter().map(|(name, _)| name).collect();
+            let taken: Vec<String> = job_memory::steps(&context).into_iter().map(|step| step.name).collect();
             let (step, name) = (1..)
                 .map(|occurrence| {
                     let step = StepName::new(&crate::pipeline::steps::repeat_name(step.as_str(), occurrence));
@@ -147,7 +147,8 @@ struct Worker {
     name: String,
     step: String,
     events: Receiver<Event>,
-    /// An event taken while a note refresh was checking for one, kept for the main loop.
+    /// An event taken while a note refresh or a retry's pause was checking for one, kept for the
+    /// main loop.
     stashed: RefCell<Option<Event>>,
 }
 
@@ -173,6 +174,8 @@ impl Worker {
         let mut deadline: Option<Instant> = None;
         let mut sent: Option<StatusState> = None;
         let mut last_error: Option<ApiError> = None;
+        // A pause GitLab asked for (a 429's Retry-After) that the step's end cut short.
+        let mut not_before: Option<Instant> = None;
 
         loop {
             // The newest wish wins.
@@ -213,6 +216,10 @@ impl Worker {
                 continue;
             }
 
+            if let Some(at) = not_before.take() {
+                let until = deadline.map_or(at, |deadline| at.min(deadline));
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            }
             if deadline.is_some_and(|at| Instant::now() >= at) {
                 return self.gave_up(last_error);
             }
@@ -230,14 +237,13 @@ impl Worker {
             // interrupts the pause with a new wish.
             let until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
             let mut exiting = false;
-            let mut resume_at = Instant::now();
             let pause = |wait: Duration| {
                 let paused_at = Instant::now();
                 match self.events.recv_timeout(wait) {
                     Ok(event) => {
                         // The step ended mid-pause: the new wish goes out, but not before the time
-                        // GitLab asked for (a 429's Retry-After) has passed.
-                        resume_at = paused_at + wait;
+                        // GitLab asked for has passed (nor after the new flush deadline).
+                        not_before = Some(paused_at + wait);
                         *self.stashed.borrow_mut() = Some(event);
                         true
                     }
@@ -275,11 +281,7 @@ impl Worker {
                     }
                 }
                 Err(GaveUp::Interrupted) if exiting => return Report::Done,
-                Err(GaveUp::Interrupted) => {
-                    // The step ended: its final state goes out instead, once the pause is over.
-                    let until = deadline.map_or(resume_at, |at| resume_at.min(at));
-                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
-                }
+                Err(GaveUp::Interrupted) => {} // the step ended: its final state goes out instead
                 Err(GaveUp::OutOfTime) => return self.gave_up(last_error),
                 Err(GaveUp::Api(error)) if error.is_retryable() => return self.gave_up(Some(error)),
                 Err(GaveUp::Api(error)) => return self.failed(&explain(&error, context, &self.name)),

@@ -23,6 +23,7 @@ use crate::gitlab::retry::{self, GaveUp};
 use crate::gitlab::{self, Client, CommitStatus, StatusPost, StatusState};
 use crate::pipeline::{AllowFailure, Pipeline};
 
+use super::job_memory::StepRecord;
 use super::status::{allowed, is_allowed};
 use super::{explain, job_name_of_status};
 
@@ -38,7 +39,7 @@ pub enum JobEnd {
 /// Which statuses to settle.
 pub enum Scope {
     /// This job's (`herald finalize`): its end from `CI_JOB_STATUS`, its steps' own records.
-    ThisJob { end: JobEnd, records: Vec<(String, Option<(String, String)>)> },
+    ThisJob { end: JobEnd, records: Vec<StepRecord> },
     /// Every job of the pipeline that has ended (`herald note --final`).
     EndedJobs,
 }
@@ -150,9 +151,9 @@ pub fn settle(
 
 /// The final state the job's own record gives for a status name: the last step of that name
 /// that ended.
-fn recorded_end(records: &[(String, Option<(String, String)>)], name: &str) -> Option<(StatusState, String)> {
-    let (_, end) = records.iter().rev().find(|(recorded, end)| recorded == name && end.is_some())?;
-    let (state, description) = end.as_ref()?;
+fn recorded_end(records: &[StepRecord], name: &str) -> Option<(StatusState, String)> {
+    let step = records.iter().rev().find(|step| step.name == name && step.ended.is_some())?;
+    let (state, description) = step.ended.as_ref()?;
     let state = match state.as_str() {
         "success" => StatusState::Success,
         "failed" => StatusState::Failed,
