@@ -97,3 +97,20 @@ fn missing_context_is_named() {
     assert!(line(&output, "mode").starts_with("warn "), "{output}");
     assert!(line(&output, "context").contains("HERALD_TOKEN is not set"), "{output}");
 }
+
+#[test]
+fn a_dead_proxy_is_blamed_by_its_variable_not_the_api_url() {
+    let gitlab = GitLab::start();
+    // Nothing listens on the discard port.
+    let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+        .env("HTTPS_PROXY", "http://proxy-user:proxy-secret@127.0.0.1:9")
+        .env("HERALD_ALLOW_HTTP", "1")
+        .arg("doctor"));
+    let output = finished.stderr_text();
+    assert_eq!(finished.code, Some(1), "{output}");
+    let api = line(&output, "api");
+    assert!(api.contains("the proxy 127.0.0.1:9 (from HTTPS_PROXY) does not accept connections"), "{api}");
+    assert!(api.contains("fix HTTPS_PROXY") && !api.contains("check HERALD_API_URL"), "{api}");
+    assert!(!output.contains("proxy-secret"), "the proxy's credentials stay out: {output}");
+    assert!(gitlab.requests().is_empty());
+}

@@ -477,3 +477,24 @@ fn an_unknown_log_filter_is_a_configuration_error() {
         "herald: HERALD_LOG must be one of error, warn, info, debug, trace (it is 'loud')\n"
     );
 }
+
+#[test]
+fn the_not_publishing_hint_is_given_once_per_job() {
+    let gitlab = GitLab::start();
+    let job_id = format!("88{}", std::process::id());
+    let step = |job: &str, args: &[&str]| {
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
+            .env_remove("HERALD_TOKEN")
+            .env("CI_JOB_ID", job)
+            .args(args));
+        finished.stderr_text().lines().filter(|l| l.starts_with("herald: not publishing:")).count()
+    };
+    assert_eq!(step(&job_id, &["run", "--", "true"]), 1, "the job's first step says why");
+    assert_eq!(step(&job_id, &["run", "--", "true"]), 0, "its next steps do not repeat it");
+    assert_eq!(step(&job_id, &["finalize"]), 0);
+    assert_eq!(step(&format!("{job_id}1"), &["run", "--", "true"]), 1, "another job is told");
+    // finalize ended the job and forgot what it was told.
+    assert_eq!(step(&job_id, &["run", "--", "true"]), 1);
+    step(&job_id, &["finalize"]);
+    step(&format!("{job_id}1"), &["finalize"]);
+}

@@ -455,3 +455,54 @@ fn a_junit_write_error_names_the_file() {
     assert_eq!(finished.code, Some(0));
     assert!(finished.stderr_text().contains(report.to_str().unwrap()), "{}", finished.stderr_text());
 }
+
+/// Runs a step of 1.8 s whose live write claims the note (a slow create) while another writer's
+/// note appears with a lower id; the step ends before the live write could list the notes again
+/// and remove its own duplicate. Returns the notes left on MR !1.
+fn claim_cut_off_by_the_steps_end(gitlab: &GitLab, command: &mut std::process::Command) -> (u64, Vec<Note>) {
+    gitlab.with(|w| w.faults = Faults::always(Fault::Slow(Duration::from_millis(1500))).only("POST", "/notes"));
+    let child = command
+        .env("HERALD_MIN_UPDATE_INTERVAL", "0")
+        .args(["run", "--name", "unit", "--", "sleep", "1.8"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !gitlab.requests().iter().any(|r| r.method == "POST" && r.path.ends_with("/notes")) {
+        assert!(Instant::now() < until, "no claim was made");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let other = gitlab.with(|w| w.add_note(1, 100, "<!-- herald:note pipeline=1003 -->\nanother writer's\n"));
+    gitlab.with(|w| w.faults = Faults::default());
+    let finished = finish(child);
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    (other, gitlab.with(|w| w.herald_notes(1)))
+}
+
+#[test]
+fn a_live_write_cut_off_after_its_claim_leaves_no_duplicate_note() {
+    // The step's final write must not go into the duplicate, nor leave it.
+    let gitlab = GitLab::start();
+    let (other, notes) = claim_cut_off_by_the_steps_end(
+        &gitlab,
+        &mut herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER),
+    );
+    assert_eq!(notes.iter().map(|n| n.id).collect::<Vec<_>>(), [other], "one note, the lowest id");
+    assert!(notes[0].body.contains("| unit | passed in"), "{}", notes[0].body);
+
+    // A passing step with more to come leaves its final write to the next step, and still
+    // removes the duplicate it created.
+    let gitlab = GitLab::start();
+    let checkout = TempDir::new("cut-claim");
+    let config =
+        "build:\n  script:\n    - herald run --name unit -- make\n    - herald run --name check -- make check\n";
+    std::fs::write(checkout.join(".gitlab-ci.yml"), config).unwrap();
+    let mut command = herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER);
+    command
+        .env("CI_JOB_NAME", "build")
+        .env("CI_JOB_ID", format!("77{}", std::process::id()))
+        .env("CI_PROJECT_DIR", checkout.path());
+    let (other, notes) = claim_cut_off_by_the_steps_end(&gitlab, &mut command);
+    assert_eq!(notes.iter().map(|n| n.id).collect::<Vec<_>>(), [other], "one note, the lowest id");
+}

@@ -22,6 +22,30 @@ fn ask<T>(request: impl FnMut(Duration) -> Result<T, ApiError>) -> Result<T, Api
     })
 }
 
+/// A proxy the environment sets for the API that does not accept connections: named by its
+/// variable at once, rather than retried for the whole check and blamed on the API URL.
+fn dead_proxy(api_url: &str) -> Option<String> {
+    let (variable, proxy) = gitlab::proxy_for(api_url)?;
+    let addresses = match std::net::ToSocketAddrs::to_socket_addrs(proxy.as_str()) {
+        Ok(addresses) => addresses.collect::<Vec<_>>(),
+        Err(error) => {
+            return Some(format!("the proxy {proxy} (from {variable}) does not resolve: {error}; fix {variable}"))
+        }
+    };
+    let mut last_error = None;
+    for address in addresses {
+        match std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5)) {
+            Ok(_) => return None,
+            Err(error) => last_error = Some(error),
+        }
+    }
+    let why = last_error.map_or_else(|| "no address".to_owned(), |error| error.to_string());
+    Some(format!(
+        "the proxy {proxy} (from {variable}) does not accept connections ({why}); fix {variable}, or add the \
+         GitLab host to NO_PROXY"
+    ))
+}
+
 /// Warn when the token expires within this many days.
 const EXPIRY_WARNING_DAYS: i64 = 7;
 
@@ -81,11 +105,21 @@ pub fn run() -> i32 {
         }
     };
 
+    if let Some(problem) = dead_proxy(&context.api_url) {
+        checks.fail("api", &problem);
+        return exit_code(&checks);
+    }
     match ask(|timeout| gitlab::current_user(&client, timeout)) {
         Err(ApiError::Transport { reason, .. }) => {
+            let through = gitlab::proxy_for(&context.api_url)
+                .map(|(variable, proxy)| format!(" through the proxy {proxy} (from {variable})"))
+                .unwrap_or_default();
             checks.fail(
                 "api",
-                &format!("{} does not answer: {reason}; check HERALD_API_URL / CI_API_V4_URL", context.api_url),
+                &format!(
+                    "{} does not answer{through}: {reason}; check HERALD_API_URL / CI_API_V4_URL",
+                    context.api_url
+                ),
             );
             return exit_code(&checks);
         }

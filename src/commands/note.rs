@@ -53,7 +53,10 @@ pub fn finalize() -> i32 {
 /// `herald finalize` with the job's variables read from `env` (the executor driver's cleanup
 /// passes the job's `CUSTOM_ENV_*` view).
 pub(crate) fn finalize_in(command: &str, env: &dyn Env) -> i32 {
-    let (context, client) = match setup(command, env) {
+    let setup = setup(command, env);
+    // The job is over: whatever it was told, the next job on this machine is told again.
+    job_memory::forget_told(env);
+    let (context, client) = match setup {
         Setup::Ready(context, client) => (context, client),
         Setup::Nothing => return 0,
         Setup::Broken => return EXIT_HERALD_FAILED,
@@ -98,7 +101,7 @@ fn setup(command: &str, env: &dyn Env) -> Setup {
     let context = match context::resolve(env) {
         Ok(Publishing::On(context)) => context,
         Ok(Publishing::Off(why)) => {
-            if let Some(why) = why {
+            if let Some(why) = why.filter(|why| job_memory::first_telling(env, why)) {
                 say(&why);
             }
             return Setup::Nothing;

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::cli::{say, RunArgs, EXIT_HERALD_FAILED};
 use crate::config::{ProcessEnv, RunSettings};
 use crate::context::Publishing;
-use crate::publish::Publisher;
+use crate::publish::{job_memory, Publisher};
 use crate::report::joblog::{summary_line, LogSection};
 use crate::report::junit;
 use crate::step::{StepEnd, StepOutcome, Verdict};
@@ -77,7 +77,8 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, hidden_v
     }
     match (publisher, &settings.publishing) {
         (Some(publisher), _) => publisher.finish(&outcome, &excerpt, flush_timeout),
-        (None, Publishing::Off(Some(why))) => say(why),
+        // Why herald does not publish is the same on every step: said once per job.
+        (None, Publishing::Off(Some(why))) if job_memory::first_telling(&ProcessEnv, why) => say(why),
         (None, _) => {}
     }
     outcome

@@ -1,7 +1,8 @@
 //! A small blocking client for GitLab's REST API: JSON in, JSON out, the token in one header.
 //!
 //! - TLS is rustls with Mozilla's roots, plus the certificates of `HERALD_CA_FILE` (a self-hosted
-//!   GitLab's private CA) when one is configured. `HTTPS_PROXY`/`NO_PROXY` are honoured.
+//!   GitLab's private CA) when one is configured. The proxy variables are honoured
+//!   (`PROXY_VARIABLES`, `NO_PROXY`).
 //! - Redirects are not followed: a redirect would carry the token to wherever it points.
 //! - Every answer that is not 2xx becomes an `ApiError` whose message comes from GitLab's JSON
 //!   (`message`, or `error` + `error_description`) or the first line of a plain-text body, with
@@ -239,6 +240,25 @@ impl Client {
 }
 
 /// Mozilla's roots plus the certificates in `path`.
+/// The proxy variables, in the order the HTTP client reads them (ureq's `Proxy::try_from_env`):
+/// the first one set is used for every request, unless `NO_PROXY`/`no_proxy` names the host.
+pub const PROXY_VARIABLES: [&str; 6] =
+    ["ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
+
+/// The proxy requests to `api_url` go through, if any: the variable that sets it and the proxy's
+/// `host:port` (never its credentials).
+pub fn proxy_for(api_url: &str) -> Option<(&'static str, String)> {
+    let proxy = ureq::Proxy::try_from_env()?;
+    let uri: ureq::http::Uri = api_url.parse().ok()?;
+    if proxy.is_no_proxy(&uri) {
+        return None;
+    }
+    let variable = PROXY_VARIABLES
+        .into_iter()
+        .find(|name| std::env::var(name).is_ok_and(|value| ureq::Proxy::new(&value).is_ok()))?;
+    Some((variable, format!("{}:{}", proxy.host(), proxy.port())))
+}
+
 fn roots_with(path: &Path) -> Result<RootCerts, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
     let extra: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-pub use client::{count_certificates, ApiError, Client, Reply};
+pub use client::{count_certificates, proxy_for, ApiError, Client, Reply};
 pub use time::{days_from_civil, parse_http_date, parse_iso8601};
 pub use token::{percent_encode, Token, MASK};
 
@@ -341,6 +341,7 @@ pub fn create_note(
     parse(reply, "the new note").map(Some)
 }
 
+/// Replaces a note's body; false when the note is gone.
 pub fn update_note(
     client: &Client,
     project: &str,
@@ -348,8 +349,12 @@ pub fn update_note(
     id: u64,
     body: &str,
     timeout: Duration,
-) -> Result<(), ApiError> {
-    client.put(&format!("{}/{id}", notes_path(project, mr_iid)), &json!({ "body": body }), timeout).map(drop)
+) -> Result<bool, ApiError> {
+    match client.put(&format!("{}/{id}", notes_path(project, mr_iid)), &json!({ "body": body }), timeout) {
+        Ok(_) => Ok(true),
+        Err(ApiError::Http { status: 404, .. }) => Ok(false),
+        Err(error) => Err(error),
+    }
 }
 
 /// Deletes a note; one that is already gone counts as deleted.

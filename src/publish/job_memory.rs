@@ -19,6 +19,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::config::Env;
 use crate::context::PublishContext;
 
 /// A stable 64-bit FNV-1a hash, the same in every herald build and process (std's hasher is
@@ -161,6 +162,39 @@ fn append_record(context: &PublishContext, line: &str) {
     if let Ok(mut file) = opened {
         let _ = file.write_all(line.as_bytes());
     }
+}
+
+/// Whether the job has not been told `line` yet; records that it now has. A hint that would be
+/// the same on every step (why herald is not publishing) is printed once per job, not once per
+/// step. A job herald cannot name (no `CI_JOB_ID`) is told every time. Works without a
+/// publishing context: the hint is printed precisely when there is none.
+pub fn first_telling(env: &dyn Env, line: &str) -> bool {
+    let Some(path) = told_file(env) else { return true };
+    let told = format!("{:016x}\n", stable_hash(line.as_bytes()));
+    if std::fs::read_to_string(&path).is_ok_and(|text| text.contains(&told)) {
+        return false;
+    }
+    let opened = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path);
+    if let Ok(mut file) = opened {
+        let _ = file.write_all(told.as_bytes());
+    }
+    true
+}
+
+/// Forgets what the job was told (`herald finalize`: the job is over).
+pub fn forget_told(env: &dyn Env) {
+    if let Some(path) = told_file(env) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// The file of the hints a job was given, keyed like `file` but from the job's variables.
+fn told_file(env: &dyn Env) -> Option<PathBuf> {
+    let text = |key: &str| env.non_empty(key).map(|value| value.to_string_lossy().trim().to_owned());
+    let job = text("CI_JOB_ID")?;
+    let key = ["CI_API_V4_URL", "CI_PROJECT_ID", "CI_PIPELINE_ID"].map(|key| text(key).unwrap_or_default()).join("\n");
+    let key = stable_hash(format!("{key}\n{job}").as_bytes());
+    Some(private_dir()?.join(format!("job-{key:016x}-told")))
 }
 
 /// Removes what the job's steps told each other (the job is over).

@@ -191,7 +191,7 @@ impl Worker {
             if sent == Some(wanted.state) {
                 if wanted.state.is_final() {
                     return match (note.as_mut(), deadline) {
-                        (Some(_), Some(_))
+                        (Some(note), Some(at))
                             if wanted.state == StatusState::Success
                                 && !is_allowed(&wanted.description)
                                 && self.more_steps_follow() =>
@@ -200,6 +200,9 @@ impl Worker {
                             // this one's too; until then a marker says a write is owed.
                             log!(Info, "note: left to the job's next step");
                             job_memory::owe_note(context);
+                            if let Err(error) = note.remove_own_duplicate(at) {
+                                log!(Debug, "note: a duplicate of ours may be left: {error}");
+                            }
                             Report::Done
                         }
                         (Some(note), Some(at)) => {

@@ -10,7 +10,8 @@
 //!    else's note. None yet: claim it (create it with a short text and a nonce) before reading
 //!    the pipeline, then list again. Several of ours (writers claimed at once): keep the lowest
 //!    id; the others are deleted by their creators, by `herald note`, or by anyone once they are
-//!    old. Only the keeper renders at once; the others' statuses predate the kept claim, so the
+//!    old. A creator lists again before it writes again, even when the write that created the
+//!    note was cut off (its step ended): it never writes into its own duplicate. Only the keeper renders at once; the others' statuses predate the kept claim, so the
 //!    keeper's render shows them, and they wait for it.
 //! 3. A note showing a newer pipeline is left alone: an older pipeline's late job never
 //!    overwrites it.
@@ -104,6 +105,10 @@ pub struct NoteSync<'c> {
     /// The texts of the notes this process created (or tried to: an answer can be lost after
     /// GitLab acted): a duplicate with one of them is this process's to remove.
     created_bodies: Vec<String>,
+    /// This process created a note (or may have: the answer can be lost) and has not listed the
+    /// notes since: it may be a duplicate of another writer's, which this process must remove
+    /// before writing again, even when the write that created it was cut off.
+    unchecked_create: bool,
     /// Remove every duplicate of ours, not only our own (`herald note`, the pipeline's last word).
     all_duplicates: bool,
     /// Read every status rather than take the settled ones from the note (`herald note`).
@@ -141,6 +146,7 @@ impl<'c> NoteSync<'c> {
             backoff: Backoff::starting_at(FIRST_PAUSE),
             own_step: None,
             created_bodies: Vec::new(),
+            unchecked_create: false,
             all_duplicates: false,
             read_everything: false,
             fresh_until: None,
@@ -217,8 +223,6 @@ impl<'c> NoteSync<'c> {
         let mut written: Option<String> = None;
         let mut jobs: Option<Vec<PipelineJob>> = None;
         let mut looks_left = BUSY_LOOKS;
-        // After creating a note, list again: another writer may have created one at the same time.
-        let mut must_list = false;
         for round in 0..rounds {
             if round > 0 {
                 // Let concurrent writers land before looking again; the jitter spreads them out.
@@ -237,9 +241,12 @@ impl<'c> NoteSync<'c> {
                     me
                 }
             };
-            let mut note = self.find(&guard, me, must_list)?;
+            // After creating a note, `find` lists again (another writer may have created one at
+            // the same time) and the note found may be another's: nothing of ours to verify.
+            let just_created = self.unchecked_create;
+            let mut note = self.find(&guard, me)?;
             let mut body = None;
-            if let (Some(ours), false) = (&written, must_list) {
+            if let (Some(ours), false) = (&written, just_created) {
                 match &note {
                     // Someone wrote after us: verifying the note is now that writer's part. (The
                     // last writer always finds its own text, and checks it against the state.)
@@ -296,7 +303,7 @@ impl<'c> NoteSync<'c> {
                 looks_left -= 1;
                 log!(Debug, "note !{}: busy; looking again in {} ms", self.mr_iid, pause.as_millis());
                 std::thread::sleep(pause);
-                note = self.find(&guard, me, false)?;
+                note = self.find(&guard, me)?;
                 if let Some(newer) = self.newer_pipeline(note.as_ref()) {
                     return Ok(Synced::NewerPipeline(newer));
                 }
@@ -319,10 +326,18 @@ impl<'c> NoteSync<'c> {
                 Some(note) => {
                     let id = note.id;
                     log!(Debug, "note !{}#{id}: round {}, updating it ({} bytes)", self.mr_iid, round + 1, body.len());
-                    self.call(&guard, |c, t| gitlab::update_note(c, &self.project, self.mr_iid, id, &body, t))?;
+                    let updated =
+                        self.call(&guard, |c, t| gitlab::update_note(c, &self.project, self.mr_iid, id, &body, t))?;
+                    if !updated {
+                        // Deleted meanwhile (a duplicate its creator removed): the next round
+                        // finds the one kept and writes there.
+                        log!(Debug, "note !{}#{id}: gone before our write; looking again", self.mr_iid);
+                        self.note_id = None;
+                        written = None;
+                        continue;
+                    }
                     self.fresh_until = Some(SystemTime::now() + self.min_interval);
                     self.job_wrote = Some(body_hash(&body));
-                    must_list = false;
                 }
                 None => {
                     // The claim came to nothing (GitLab answered 202, or it vanished at once).
@@ -330,11 +345,11 @@ impl<'c> NoteSync<'c> {
                     // Remembered before sending: a create whose answer is lost may still have
                     // happened, and its retry then makes a second note; both are ours to remove.
                     self.created_bodies.push(body.trim_end().to_owned());
+                    self.unchecked_create = true;
                     let created =
                         self.call(&guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, &body, t))?;
                     self.note_id = created.map(|n| n.id);
                     self.fresh_until = Some(SystemTime::now() + self.min_interval);
-                    must_list = true;
                 }
             }
             if rounds == 1 {
@@ -354,9 +369,25 @@ impl<'c> NoteSync<'c> {
         log!(Debug, "note !{}: none of ours yet: claiming it", self.mr_iid);
         // Remembered before sending: a create whose answer is lost may still have happened.
         self.created_bodies.push(body.trim_end().to_owned());
+        self.unchecked_create = true;
         let created = self.call(guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, &body, t))?;
         self.note_id = created.map(|n| n.id);
-        self.find(guard, me, true)
+        self.find(guard, me)
+    }
+
+    /// Removes the duplicate this process may have created when the write that created it was
+    /// cut off before it listed the notes again (the step ended): for a step whose final write is
+    /// left to the job's next step. Without it, the duplicate would stay until it is old.
+    pub fn remove_own_duplicate(&mut self, deadline: Instant) -> Result<(), SyncError> {
+        if !self.unchecked_create {
+            return Ok(());
+        }
+        let guard = Guard { deadline, interrupted: &|| false };
+        let me = match self.me {
+            Some(me) => me,
+            None => self.call(&guard, gitlab::current_user)?.id,
+        };
+        self.find(&guard, me).map(drop)
     }
 
     /// The pipeline `note` shows, when it is newer than ours: then the note is left alone.
@@ -401,8 +432,9 @@ impl<'c> NoteSync<'c> {
     }
 
     /// Our note: by id when this process knows it, else by listing (and removing duplicates).
-    fn find(&mut self, guard: &Guard, me: u64, must_list: bool) -> Result<Option<Note>, SyncError> {
-        if let (Some(id), false) = (self.note_id, must_list) {
+    /// After creating one, always by listing: what this process created may be a duplicate.
+    fn find(&mut self, guard: &Guard, me: u64) -> Result<Option<Note>, SyncError> {
+        if let (Some(id), false) = (self.note_id, self.unchecked_create) {
             let note = self.call(guard, |c, t| gitlab::get_note(c, &self.project, self.mr_iid, id, t))?;
             if let Some(found) = &note {
                 self.saw(found);
@@ -427,6 +459,7 @@ impl<'c> NoteSync<'c> {
             log!(Debug, "note !{}#{}: a duplicate of ours; deleting it", self.mr_iid, extra.id);
             self.call(guard, |c, t| gitlab::delete_note(c, &self.project, self.mr_iid, extra.id, t))?;
         }
+        self.unchecked_create = false;
         let kept = ours.into_iter().next();
         self.note_id = kept.as_ref().map(|n| n.id);
         if let Some(found) = &kept {

@@ -175,20 +175,28 @@ pub struct Faults {
     pub always: Option<Fault>,
     /// Only requests whose method is this (e.g. "POST"); None for all.
     pub method: Option<&'static str>,
+    /// Only requests whose path ends with this (e.g. "/notes"); None for all.
+    pub path_ends_with: Option<&'static str>,
     random: u64,
 }
 
 impl Faults {
     pub fn random(rate: f64, kinds: &[Fault], seed: u64) -> Faults {
-        Faults { rate, kinds: kinds.to_vec(), always: None, method: None, random: seed | 1 }
+        Faults { rate, kinds: kinds.to_vec(), always: None, method: None, path_ends_with: None, random: seed | 1 }
     }
 
     pub fn always(fault: Fault) -> Faults {
         Faults { always: Some(fault), ..Faults::default() }
     }
 
-    fn pick(&mut self, method: &str) -> Option<Fault> {
-        if self.method.is_some_and(|only| only != method) {
+    /// Only for requests of this method whose path ends so.
+    pub fn only(self, method: &'static str, path_ends_with: &'static str) -> Faults {
+        Faults { method: Some(method), path_ends_with: Some(path_ends_with), ..self }
+    }
+
+    fn pick(&mut self, method: &str, path: &str) -> Option<Fault> {
+        if self.method.is_some_and(|only| only != method) || self.path_ends_with.is_some_and(|end| !path.ends_with(end))
+        {
             return None;
         }
         if self.always.is_some() {
@@ -577,7 +585,7 @@ fn serve(mut connection: TcpStream, world: &Mutex<World>, stopping: &AtomicBool)
         let Some(tunnelled) = read_request(&connection) else { return };
         request = Recorded { proxied_host: Some(host), ..tunnelled };
     }
-    let fault = lock().faults.pick(&request.method);
+    let fault = lock().faults.pick(&request.method, &request.path);
     request.fault = fault;
     lock().requests.push(request.clone());
 
