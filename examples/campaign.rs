@@ -4,6 +4,9 @@
 //!     cargo build --release && cargo run --release --example campaign -- scale   # STEP_MS=1000-10000
 //!     cargo run --release --example campaign -- faults
 //!     cargo run --release --example campaign -- signals
+//!     cargo run --release --example campaign -- safety-net   # TRIALS=10
+//!     cargo run --release --example campaign -- notes        # JOBS=8 TRIALS=50
+//!     cargo run --release --example campaign -- leftovers    # RUNS=20
 //!
 //! Each prints a Markdown table. HERALD_BIN names the herald to run (default target/release/herald);
 //! JOBS, STEPS, RUNS, DESIGN (herald or naive) and FAULT (part of a fault's name) size and narrow
@@ -17,6 +20,10 @@ mod gitlab;
 #[allow(dead_code)]
 #[path = "../tests/support/campaign.rs"]
 mod campaign;
+
+#[allow(dead_code)]
+#[path = "../tests/support/trust_campaign.rs"]
+mod trust_campaign;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -45,8 +52,14 @@ fn main() {
         }
         "faults" => faults(&herald, &work, number("JOBS", 30), number("STEPS", 3)),
         "signals" => signals(&herald, &work, number("RUNS", 25)),
+        "safety-net" => safety_net(&herald, &work, number("TRIALS", 10)),
+        "notes" => notes(&herald, &work, number("JOBS", 8), number("TRIALS", 50)),
+        "leftovers" => leftovers(&herald, &work, number("RUNS", 20)),
         _ => {
-            eprintln!("usage: campaign scale|faults|signals   (JOBS, STEPS, RUNS, HERALD_BIN in the environment)");
+            eprintln!(
+                "usage: campaign scale|faults|signals|safety-net|notes|leftovers   (JOBS, STEPS, RUNS, TRIALS, \
+                 HERALD_BIN in the environment)"
+            );
             std::process::exit(2);
         }
     }
@@ -114,6 +127,10 @@ fn faults(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps: 
         ),
         ("closes mid-body on 30%", with_faults(jobs, steps, Faults::random(0.3, &[Fault::CutBody], 17))),
         (
+            "lost answers: 30% of requests applied, then the connection reset",
+            with_faults(jobs, steps, Faults::random(0.3, &[Fault::ResetAfterApplying], 18)),
+        ),
+        (
             "DNS failure (unresolvable API host), 3 s flush timeout",
             Scenario {
                 api_url: Some("http://gitlab.invalid/api/v4".into()),
@@ -124,9 +141,9 @@ fn faults(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps: 
     ];
     println!("{jobs} concurrent jobs × {steps} steps each, one pipeline and note, per fault.\n");
     println!(
-        "| fault | exit codes kept | statuses final | note correct | after the .post job | added per step (median / max) | requests per step |"
+        "| fault | exit codes kept | statuses final | steps with 2+ final statuses | note correct | after the .post job | added per step (median / max) | requests per step |"
     );
-    println!("|---|---:|---:|---|---|---:|---:|");
+    println!("|---|---:|---:|---:|---|---|---:|---:|");
     let only = std::env::var("FAULT").unwrap_or_default();
     for (name, scenario) in scenarios.into_iter().filter(|(name, _)| name.contains(&only)) {
         let outcome: Outcome = campaign::run_pipeline(herald, &work.join(name.replace(' ', "-")), &scenario);
@@ -143,11 +160,12 @@ fn faults(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps: 
             None => "—",
         };
         println!(
-            "| {name} | {}/{} | {}/{} | {note} | {after_post} | {} / {} | {:.1} |",
+            "| {name} | {}/{} | {}/{} | {} | {note} | {after_post} | {} / {} | {:.1} |",
             outcome.exit_codes_kept,
             outcome.steps,
             outcome.statuses_final,
             outcome.steps,
+            outcome.duplicate_finals,
             ms(outcome.added_median),
             ms(outcome.added_max),
             outcome.requests_per_step()
@@ -173,6 +191,103 @@ fn signals(herald: &std::path::Path, work: &std::path::Path, runs: usize) {
         println!(
             "| SIG{name} | {}/{runs} | {}/{runs}{problem} | {} | {} |",
             outcome.codes_right, outcome.canceled, outcome.orphans, outcome.before_start
+        );
+    }
+}
+
+fn safety_net(herald: &std::path::Path, work: &std::path::Path, trials: usize) {
+    use trust_campaign::Net;
+    let server_errors = [Fault::ServerError(500), Fault::ServerError(502), Fault::ServerError(503)];
+    let faults = [
+        ("none", Faults::default()),
+        ("5xx on 10%", Faults::random(0.1, &server_errors, 0x5eed_0001_0000)),
+        ("5xx on 50%", Faults::random(0.5, &server_errors, 0x5eed_0002_0000)),
+        (
+            "resets on 20% (half after applying)",
+            Faults::random(0.2, &[Fault::Reset, Fault::ResetAfterApplying], 0x5eed_0003_0000),
+        ),
+    ];
+    println!("{trials} pipelines per row, 7 jobs, 11 steps: passed, failed, allowed to fail (`allow_failure: true`,");
+    println!("`exit_codes`, `|| true`), cut off by the job's death or cancellation. 60% of the final states");
+    println!("posted are lost (GitLab down at the end); then the safety net runs under the fault.\n");
+    println!("| closed by | fault | statuses final | wrong states | pipelines made worse than GitLab's verdict | one note | commands failed |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for net in [Net::Finalize, Net::NoteFinal] {
+        for (name, faults) in &faults {
+            let outcome = trust_campaign::safety_net(herald, work, net, faults, trials, 0.6, trials as u64);
+            let by = match net {
+                Net::Finalize => "each job's `herald finalize`",
+                Net::NoteFinal => "`herald note --final` alone",
+            };
+            let problem = outcome.problem.map(|p| format!(" ({p})")).unwrap_or_default();
+            println!(
+                "| {by} | {name} | {}/{} | {}{problem} | {} | {}/{trials} | {} |",
+                outcome.closed,
+                outcome.statuses,
+                outcome.wrong,
+                outcome.made_worse,
+                trials - outcome.note_count_wrong,
+                outcome.commands_failed
+            );
+        }
+    }
+}
+
+fn notes(herald: &std::path::Path, work: &std::path::Path, jobs: usize, trials: usize) {
+    println!("{jobs} concurrent jobs × 2 steps of 0.5–2.5 s (so that live writes are cut off by the steps' ends),");
+    println!("{trials} pipelines per row; notes counted once every job had ended, before any `.post` job.\n");
+    println!(
+        "| jobs' ids | pipelines with exactly one note | with a duplicate left | note correct | requests per step |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for shared in [false, true] {
+        let (mut one, mut more, mut correct, mut requests) = (0, 0, 0, 0.0);
+        let mut problem = None;
+        for trial in 0..trials {
+            let scenario = Scenario {
+                seed: trial as u64 + 1,
+                step_ms: (500, 2500),
+                shared_job_id: shared,
+                ..Scenario::new(jobs, 2)
+            };
+            let outcome = campaign::run_pipeline(herald, &work.join(format!("notes-{shared}-{trial}")), &scenario);
+            one += usize::from(outcome.notes_left == 1);
+            more += usize::from(outcome.notes_left > 1);
+            correct += usize::from(outcome.note_correct);
+            requests += outcome.requests_per_step() / trials as f64;
+            if problem.is_none() {
+                problem = outcome.problem;
+            }
+        }
+        let problem = problem.map(|p| format!(" ({p})")).unwrap_or_default();
+        let ids = if shared { "one id shared by every job" } else { "one per job" };
+        println!("| {ids} | {one}/{trials} | {more} | {correct}/{trials}{problem} | {requests:.1} |");
+    }
+}
+
+fn leftovers(herald: &std::path::Path, work: &std::path::Path, runs: usize) {
+    use trust_campaign::Leftover;
+    println!("{runs} runs per kind; `--grace 1s` except where noted. \"Exit\": from the step's end (or the");
+    println!("signal) to herald's exit, median / max.\n");
+    println!("| step | processes alive after herald | pipes still held | exit |");
+    println!("|---|---:|---:|---:|");
+    for kind in trust_campaign::LEFTOVERS {
+        let outcome = trust_campaign::leftovers(herald, &work.join(format!("{kind:?}")), kind, runs);
+        let what = match kind {
+            Leftover::StubbornDaemon => "exits, leaving a `setsid` daemon whose child ignores SIGTERM",
+            Leftover::ObedientChildren => {
+                "exits, leaving background children and a daemon that obey SIGTERM (`--grace 1h`)"
+            }
+            Leftover::Timeout => "outlives `--timeout 1s`, with a child that ignores SIGTERM",
+            Leftover::Canceled => "herald gets SIGTERM mid-step; a `setsid` daemon ignores it",
+        };
+        let problem = outcome.problem.map(|p| format!(" ({p})")).unwrap_or_default();
+        println!(
+            "| {what} | {}{problem} | {} | {} / {} |",
+            outcome.alive,
+            outcome.pipes_held,
+            ms(outcome.exit_median),
+            ms(outcome.exit_max)
         );
     }
 }

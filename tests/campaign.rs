@@ -71,3 +71,32 @@ fn signals_in_the_middle_of_steps_leave_nothing_behind() {
         assert_eq!(outcome.orphans, 0, "signal {signal}");
     }
 }
+
+#[test]
+fn the_safety_net_closes_lost_final_states_through_faults_and_never_worsens_the_verdict() {
+    use crate::support::trust_campaign::{safety_net, Net};
+    let server_errors = [Fault::ServerError(500), Fault::ServerError(502), Fault::ServerError(503)];
+    for net in [Net::Finalize, Net::NoteFinal] {
+        let dir = TempDir::new("safety-net");
+        let faults = Faults::random(0.3, &server_errors, 0x5eed_1234_5678);
+        let outcome = safety_net(binary(), dir.path(), net, &faults, 1, 0.6, 7);
+        assert_eq!(outcome.closed, outcome.statuses, "{net:?}: {:?}", outcome.problem);
+        assert_eq!(
+            (outcome.wrong, outcome.made_worse, outcome.note_count_wrong),
+            (0, 0, 0),
+            "{net:?}: {:?}",
+            outcome.problem
+        );
+    }
+}
+
+#[test]
+fn no_leftover_outlives_herald_or_holds_its_output() {
+    use crate::support::trust_campaign::{leftovers, LEFTOVERS};
+    for kind in LEFTOVERS {
+        let dir = TempDir::new("leftovers");
+        let outcome = leftovers(binary(), dir.path(), kind, 1);
+        assert_eq!((outcome.alive, outcome.pipes_held), (0, 0), "{kind:?}: {:?}", outcome.problem);
+        assert!(outcome.problem.is_none(), "{kind:?}: {:?}", outcome.problem);
+    }
+}

@@ -38,6 +38,9 @@ pub struct Scenario {
     pub flush_timeout: &'static str,
     /// The notes_create rate limit per user and minute (GitLab.com: 60; self-managed: 300).
     pub notes_per_minute: Option<usize>,
+    /// Every job runs with the same `CI_JOB_ID` (what herald keys a job's state by): a runner
+    /// set-up that reuses ids must still leave one note.
+    pub shared_job_id: bool,
 }
 
 impl Scenario {
@@ -52,6 +55,7 @@ impl Scenario {
             api_url: None,
             flush_timeout: "30s",
             notes_per_minute: Some(300),
+            shared_job_id: false,
         }
     }
 }
@@ -73,6 +77,11 @@ pub struct Outcome {
     /// The same after `herald note --final`, as the CI template's `.post` job runs it (herald's
     /// design only, with GitLab reachable).
     pub note_correct_after_post: Option<bool>,
+    /// herald notes on the MR once every job had ended (before the `.post` job): 1 is right.
+    pub notes_left: usize,
+    /// Steps with more than one final status: a final state posted twice (its first answer lost),
+    /// which marks the first one retried.
+    pub duplicate_finals: usize,
     pub note_bytes: usize,
     /// From the end of the last step's command to the note's last write.
     pub note_final_after: Option<Duration>,
@@ -167,11 +176,7 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
     });
 
     for job in &jobs {
-        // What `herald finalize` removes at the end of a job, and the configuration's cache.
-        for kept in ["herald-pipeline-{}.json", "herald-note-owed-{}", "herald-note-fresh-{}", "herald-note-written-{}"]
-        {
-            let _ = std::fs::remove_file(std::env::temp_dir().join(kept.replace("{}", &job_id(work, job))));
-        }
+        forget_job(&api_url, &job_id(work, scenario, job));
     }
     let mut outcome = Outcome { steps: scenario.jobs * scenario.steps, ..Outcome::default() };
     let mut added: Vec<Duration> = Vec::new();
@@ -200,7 +205,15 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
         }
         outcome.answered_429 = world.answered_429;
         let notes = world.herald_notes(1);
+        outcome.notes_left = notes.len();
         let note = (notes.len() == 1).then(|| &notes[0]);
+        let mut finals: BTreeMap<&str, usize> = BTreeMap::new();
+        for status in world.jobs.iter().filter(|j| j.kind == JobKind::External && j.pipeline_id == PIPELINE_MERGED) {
+            if matches!(status.status.as_str(), "success" | "failed" | "canceled") {
+                *finals.entry(status.name.as_str()).or_default() += 1;
+            }
+        }
+        outcome.duplicate_finals = finals.values().filter(|count| **count > 1).count();
         outcome.note_bytes = note.map_or(0, |n| n.body.len());
         let statuses = world.statuses(PIPELINE_MERGED);
         for job in &jobs {
@@ -233,7 +246,7 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
         if finished.is_ok() {
             outcome.note_correct_after_post = Some(gitlab.with(|world| note_problem(world, &jobs)).is_none());
         }
-        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("herald-pipeline-{}-post.json", run_key(work))));
+        forget_job(&api_url, &format!("{}-post", run_key(work)));
     }
     outcome
 }
@@ -277,14 +290,27 @@ fn route_of(request: &Recorded) -> String {
 }
 
 /// The job's `CI_JOB_ID`: unique to this run, as it keys herald's files in the temporary directory.
-fn job_id(work: &Path, job: &Job) -> String {
-    format!("{}{}", run_key(work), &job.name["job-".len()..])
+fn job_id(work: &Path, scenario: &Scenario, job: &Job) -> String {
+    let number = if scenario.shared_job_id { "0" } else { &job.name["job-".len()..] };
+    format!("{}{number}", run_key(work))
 }
 
 /// A number unique to this run of a pipeline.
 fn run_key(work: &Path) -> String {
     let run: u64 = work.to_string_lossy().bytes().fold(7, |hash, b| hash.wrapping_mul(31).wrapping_add(u64::from(b)));
     format!("{}{}", std::process::id(), run % 100_000)
+}
+
+/// Removes what herald keeps for a job between its steps (src/publish/job_memory.rs), as
+/// `herald finalize` does at the end of a job.
+pub fn forget_job(api_url: &str, job_id: &str) {
+    let key = format!("{api_url}\n{PROJECT_ID}\n{PIPELINE_MERGED}\n{job_id}");
+    let hash = herald::publish::job_memory::stable_hash(key.as_bytes());
+    // SAFETY: getuid cannot fail.
+    let dir = std::env::temp_dir().join(format!("herald-{}", unsafe { libc::getuid() }));
+    for what in ["note-owed", "note-fresh", "note-written", "steps", "pipeline.json"] {
+        let _ = std::fs::remove_file(dir.join(format!("job-{hash:016x}-{what}")));
+    }
 }
 
 fn marker(work: &Path, job: &Job, step: &Step) -> PathBuf {
@@ -337,7 +363,7 @@ fn run_step(
     let mut command = Command::new(herald);
     command
         .env_clear()
-        .envs(job_env(work, api_url, scenario, &job.name, Some(&job.url), &job_id(work, job)))
+        .envs(job_env(work, api_url, scenario, &job.name, Some(&job.url), &job_id(work, scenario, job)))
         .args(["run", "--name", &step.name, "--", "sh", "-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -263,6 +263,8 @@ pub struct World {
     pub files: Vec<(String, String, String, String)>,
     /// GitLab's bundled CI templates by key (`Bash` for `Bash.gitlab-ci.yml`).
     pub templates: Vec<(String, String)>,
+    /// Releases of projects, oldest first: (project path, tag name).
+    pub releases: Vec<(String, String)>,
     /// `notes_create` limit per user and minute (§D.1: 60 on GitLab.com, 300 self-managed).
     pub notes_create_per_minute: Option<usize>,
     notes_created: Vec<(u64, Instant)>,
@@ -331,6 +333,7 @@ impl World {
             notes: Vec::new(),
             quick_actions: Vec::new(),
             files: Vec::new(),
+            releases: Vec::new(),
             templates: Vec::new(),
             notes_create_per_minute: None,
             notes_created: Vec::new(),
@@ -417,7 +420,18 @@ impl World {
     /// that may not fail failed (a commit status never may, reference §J), `canceled` if one
     /// was canceled, `success_with_warnings` if an allowed job failed, else `success`.
     pub fn pipeline_verdict(&self, pipeline_id: u64) -> &'static str {
-        let latest: Vec<&Job> = self.jobs.iter().filter(|j| j.pipeline_id == pipeline_id && !j.retried).collect();
+        self.verdict_of(pipeline_id, |_| true)
+    }
+
+    /// The verdict GitLab would give on the pipeline's CI jobs alone, without any commit status:
+    /// what herald must never make worse.
+    pub fn verdict_of_jobs(&self, pipeline_id: u64) -> &'static str {
+        self.verdict_of(pipeline_id, |job| job.kind == JobKind::Build)
+    }
+
+    fn verdict_of(&self, pipeline_id: u64, counted: impl Fn(&Job) -> bool) -> &'static str {
+        let latest: Vec<&Job> =
+            self.jobs.iter().filter(|j| j.pipeline_id == pipeline_id && !j.retried && counted(j)).collect();
         let any = |f: &dyn Fn(&Job) -> bool| latest.iter().any(|j| f(j));
         if any(&|j| matches!(j.status.as_str(), "running" | "pending" | "created")) {
             "running"
@@ -903,6 +917,15 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
                 Err(answer) => answer,
             }
         }
+        // Newest first, as GitLab sorts them by default (released_at desc).
+        ("GET", ["projects", project, "releases"]) => match visible_project(world, project, user_id) {
+            Ok(project) => {
+                let releases: Vec<&(String, String)> =
+                    world.releases.iter().rev().filter(|(path, _)| *path == project.path).collect();
+                paginate(&releases, &params, |(_, tag)| json!({ "tag_name": tag, "name": tag }))
+            }
+            Err(answer) => answer,
+        },
         ("GET", ["projects", project, "jobs", id, "trace"]) => match visible_project(world, project, user_id) {
             Ok(project) => {
                 let job = world.jobs.iter().find(|j| {
