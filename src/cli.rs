@@ -43,6 +43,10 @@ enum Command {
         /// The configuration file [default: CI_CONFIG_PATH in CI_PROJECT_DIR, else .gitlab-ci.yml]
         #[arg(long, value_name = "PATH")]
         file: Option<std::path::PathBuf>,
+        /// A CI/CD variable for include rules and locations (repeatable); outside CI, overrides
+        /// what herald assumes from the git checkout
+        #[arg(long = "variable", value_name = "NAME=VALUE")]
+        variables: Vec<String>,
     },
     /// Check token, scopes, expiry, project role, MR context, API reach, CA file; one line per check
     #[command(after_help = DOCTOR_AFTER_HELP)]
@@ -141,7 +145,7 @@ pub fn main() -> i32 {
         Command::Run(args) => crate::commands::run::run(args),
         Command::Note { close_dangling } => crate::commands::note::note(close_dangling),
         Command::Finalize => crate::commands::note::finalize(),
-        Command::Tasks { format, file } => crate::commands::tasks::run(format == "json", file),
+        Command::Tasks { format, file, variables } => crate::commands::tasks::run(format == "json", file, &variables),
         Command::Doctor => crate::commands::doctor::run(),
         Command::Executor(ExecutorCommand::Config) => crate::executor::config(),
         Command::Executor(ExecutorCommand::Prepare) => crate::executor::prepare(),

@@ -100,7 +100,8 @@ pub fn mask_value(text: &str, secret: &str) -> String {
     out
 }
 
-fn is_secret_name(name: &str) -> bool {
+/// Whether a variable's name says it holds a secret.
+pub fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_uppercase();
     ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|word| name.contains(word))
         || name == "CI_JOB_TOKEN"

@@ -23,6 +23,8 @@ fn repository(fixture: &str, dir: &Path) {
         &["add", "-A"],
         &["-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit", "-q", "-m", "fixture"],
         &["remote", "add", "origin", "https://gitlab.example.com/group/app.git"],
+        // The default branch, as a clone knows it (both read it for `$CI_DEFAULT_BRANCH`).
+        &["symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main"],
     ] {
         assert!(Command::new("git").args(args).current_dir(dir).status().unwrap().success(), "git {args:?}");
     }
@@ -66,7 +68,7 @@ fn lines(node: Option<&Node>) -> Vec<String> {
 
 #[test]
 fn herald_and_gitlab_ci_local_agree_on_jobs_and_scripts() {
-    for fixture in ["nested", "inputs"] {
+    for fixture in ["nested", "inputs", "realworld"] {
         let dir = TempDir::new("agreement");
         repository(fixture, dir.path());
         let theirs: Vec<serde_json::Value> =

@@ -16,6 +16,7 @@ mod note_render;
 mod note_sync;
 mod pipeline_props;
 mod publish;
+mod real_world;
 mod standin;
 mod supervise;
 mod tasks;

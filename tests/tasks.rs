@@ -227,7 +227,11 @@ fn project_component_and_template_includes_are_fetched_through_the_api() {
         w.add_file("platform/herald", "v1.0.0", "ci-templates/herald.yml", "include:\n  - local: ci-templates/shared.yml\nherald-note:\n  stage: .post\n  script:\n    - herald note --final\nlint:\n  extends: .herald-base\n  script:\n    - herald run -- cargo fmt --check\n");
         w.add_file("platform/herald", "v1.0.0", "ci-templates/shared.yml", ".herald-base:\n  image: rust\n  before_script:\n    - herald run --name setup -- ./setup.sh\n");
         w.add_public_project(44, "acme/components");
-        w.add_file("acme/components", "1.2", "templates/secret-detection/template.yml", "secret_detection:\n  script:\n    - herald run --name scan -- gitleaks detect\n");
+        // `@1.2` is a partial version: the newest 1.2.x release (not a pre-release, not 1.3).
+        for tag in ["1.1.0", "1.2.0", "1.2.4", "1.3.0", "1.2.5-rc.1"] {
+            w.releases.push(("acme/components".into(), tag.into()));
+        }
+        w.add_file("acme/components", "1.2.4", "templates/secret-detection/template.yml", "secret_detection:\n  script:\n    - herald run --name scan -- gitleaks detect\n");
         w.templates.push(("Bash".into(), "bash-job:\n  script:\n    - echo hi\n".into()));
     });
     let finished = run(herald()

@@ -11,8 +11,23 @@ use crate::gitlab::Client;
 use crate::pipeline::fetch::GitLabFetch;
 use crate::pipeline::{self, Fetch, Origin};
 
-pub fn run(json: bool, file: Option<PathBuf>) -> i32 {
+/// The assumed variables the text output names (the JSON output has them all).
+const ASSUMED_SHOWN: [&str; 4] = ["CI_PIPELINE_SOURCE", "CI_COMMIT_BRANCH", "CI_DEFAULT_BRANCH", "CI_PROJECT_PATH"];
+
+pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> i32 {
     let env = &ProcessEnv;
+    let mut given = Vec::new();
+    for pair in overrides {
+        match pair.split_once('=') {
+            Some((name, value)) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                given.push((name.to_owned(), value.to_owned()));
+            }
+            _ => {
+                say(&format!("herald tasks: --variable takes NAME=VALUE (got '{pair}')"));
+                return EXIT_HERALD_FAILED;
+            }
+        }
+    }
     let (dir, config) = match file {
         Some(path) => {
             let dir = path.parent().map(PathBuf::from).unwrap_or_default();
@@ -29,14 +44,27 @@ pub fn run(json: bool, file: Option<PathBuf>) -> i32 {
     let client = crate::context::api_access(env)
         .and_then(|(api, token, ca)| Client::new(&api, token, ca.as_deref(), false).ok());
     let fetch = client.as_ref().map(GitLabFetch::new);
-    let pipeline =
-        match pipeline::load(&dir, &config, fetch.as_ref().map(|f| f as &dyn Fetch), &pipeline::ci_variables()) {
-            Ok(pipeline) => pipeline,
-            Err(error) => {
-                say(&format!("herald tasks: {error}"));
-                return EXIT_HERALD_FAILED;
-            }
-        };
+    // Outside a CI job, what GitLab would set for a push of this branch (from git); then the
+    // environment's own; then --variable. Later entries win.
+    let in_ci = env.non_empty("GITLAB_CI").is_some();
+    let assumed: Vec<(String, String)> = if in_ci {
+        Vec::new()
+    } else {
+        let own = pipeline::ci_variables();
+        pipeline::local::assumed_variables(&dir)
+            .into_iter()
+            .filter(|(name, _)| !own.iter().any(|(n, _)| n == name) && !given.iter().any(|(n, _)| n == name))
+            .collect()
+    };
+    let variables: Vec<(String, String)> =
+        assumed.iter().cloned().chain(pipeline::ci_variables()).chain(given.iter().cloned()).collect();
+    let pipeline = match pipeline::load(&dir, &config, fetch.as_ref().map(|f| f as &dyn Fetch), &variables) {
+        Ok(pipeline) => pipeline,
+        Err(error) => {
+            say(&format!("herald tasks: {error}"));
+            return EXIT_HERALD_FAILED;
+        }
+    };
     let origin = |origin: &Origin| match origin {
         Origin::Root => "(root)".to_owned(),
         Origin::Include { location, .. } => location.clone(),
@@ -46,16 +74,21 @@ pub fn run(json: bool, file: Option<PathBuf>) -> i32 {
             .jobs
             .iter()
             .map(|job| {
-                json!({
+                let mut entry = json!({
                     "name": job.name, "stage": job.stage, "origin": origin(&job.origin), "task": job.task, "steps": job.steps,
                     "before_script": job.before_script, "script": job.script, "after_script": job.after_script,
-                })
+                });
+                if !job.missing.is_empty() {
+                    entry["missing"] = json!(job.missing);
+                }
+                entry
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "jobs": jobs, "unresolved_includes": pipeline.unresolved })).unwrap()
-        );
+        let mut report = json!({ "jobs": jobs, "unresolved_includes": pipeline.unresolved });
+        if !in_ci {
+            report["assumed_variables"] = assumed.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        }
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
         return 0;
     }
     let rows: Vec<[String; 5]> = pipeline
@@ -72,6 +105,18 @@ pub fn run(json: bool, file: Option<PathBuf>) -> i32 {
     }
     for include in &pipeline.unresolved {
         println!("not resolved (no token or API to fetch it, or it failed): {include}");
+    }
+    for job in pipeline.jobs.iter().filter(|job| !job.missing.is_empty()) {
+        println!("incomplete: {} lacks {} (from an include not resolved)", job.name, job.missing.join(", "));
+    }
+    if !in_ci {
+        let shown: Vec<String> = assumed
+            .iter()
+            .filter(|(name, _)| ASSUMED_SHOWN.contains(&name.as_str()))
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        let shown = if shown.is_empty() { "nothing (not a git checkout)".to_owned() } else { shown.join(" ") };
+        println!("outside CI, assumed a push pipeline: {shown} (from git; --variable NAME=VALUE to change)");
     }
     0
 }

@@ -365,6 +365,16 @@ pub fn delete_note(client: &Client, project: &str, mr_iid: u64, id: u64, timeout
     }
 }
 
+/// The tag names of a project's releases, newest first.
+pub fn release_tags(client: &Client, project: &str, timeout: Duration) -> Result<Vec<String>, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Release {
+        tag_name: String,
+    }
+    let releases: Vec<Release> = all_pages(client, &format!("{}/releases", project_path(project)), timeout)?;
+    Ok(releases.into_iter().map(|release| release.tag_name).collect())
+}
+
 /// Follows `x-next-page` through a list, 100 items a page (GitLab's maximum, §B.8).
 fn all_pages<T: serde::de::DeserializeOwned>(
     client: &Client,
@@ -383,7 +393,11 @@ fn pages_until<T: serde::de::DeserializeOwned>(
 ) -> Result<Vec<T>, ApiError> {
     /// A bound against a server that never says "last page": 1,000 pages of 100.
     const MAX_PAGES: u32 = 1000;
-    let separator = if path.ends_with('?') { "" } else { "&" };
+    let separator = match path.find('?') {
+        None => "?",
+        Some(at) if at + 1 == path.len() => "",
+        Some(_) => "&",
+    };
     let mut items = Vec::new();
     let mut page = 1;
     while page <= MAX_PAGES {

@@ -6,18 +6,24 @@
 //! - a job's origin is the include that first defines it;
 //! - `extends` (at most 11 levels) merges bases then the job; `default:` fills keys a job lacks;
 //!   `!reference [job, key, ...]` (at most 10 levels) copies from any job, hidden ones included;
-//! - hidden jobs (`.name`) and the global keywords are not jobs.
+//! - hidden jobs (`.name`) and the global keywords are not jobs;
+//! - GitLab's order of work (reference §M): includes (with their inputs), then `extends`, then
+//!   `!reference`, which therefore sees what a job has through `extends`.
 //!
 //! `local:` includes (globs included) come from the checkout; `project:`, `component:`,
 //! `template:` and `remote:` ones through `Fetch` (the GitLab API, or plain HTTPS for `remote:`),
 //! and a nested `local:` include is relative to the project of the file that has it. What cannot
 //! be fetched (no token, no network, no such file) is listed as unresolved, with the reason, and
-//! the rest still loads. Include `inputs:` are checked against the file's `spec: inputs` and
+//! the rest still loads; a job that needs a base or reference target only such an include could
+//! have defined keeps what it has and says what it lacks (`Job::missing`). Variables in include
+//! locations are expanded (`expand_variables`); component versions `~latest` and `1.2` name the
+//! newest matching release. Include `inputs:` are checked against the file's `spec: inputs` and
 //! interpolated (inputs.rs); include `rules:` are evaluated where the variables allow, and an
 //! include they cannot decide is kept (rules.rs).
 
 use std::path::{Path, PathBuf};
 
+use super::glob::{fnmatch, include_glob};
 use super::steps::{number_repeats, planned_steps};
 use super::yaml::{self, Node, Value};
 
@@ -86,6 +92,11 @@ pub struct Job {
     /// Whether the job may fail without failing the pipeline.
     #[serde(default)]
     pub allow_failure: AllowFailure,
+    /// What the job needs from an include that was not resolved (`extends` bases, `!reference`
+    /// targets): the job is listed with what it has of its own, its name and stage still right
+    /// when they are its own. Empty when the job is whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
 }
 
 /// `allow_failure:` as GitLab reads it (`when: manual` jobs allow failure unless told otherwise).
@@ -134,7 +145,8 @@ impl AllowFailure {
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Pipeline {
     pub jobs: Vec<Job>,
-    /// Includes not resolved here (fetching is not implemented yet), as `kind: location`.
+    /// Includes not resolved here (no token or network, no such file, a variable not set), each
+    /// with the reason.
     pub unresolved: Vec<String>,
 }
 
@@ -179,6 +191,8 @@ pub fn load_from(
 pub trait Fetch {
     /// A file of a project (id or path) at a ref (None: its default branch).
     fn project_file(&self, project: &str, reference: Option<&str>, path: &str) -> Result<Vec<u8>, String>;
+    /// The tag names of a project's releases (a component's versions), in any order.
+    fn release_tags(&self, project: &str) -> Result<Vec<String>, String>;
     /// A public URL (`include: remote`), fetched without the token.
     fn url(&self, url: &str) -> Result<Vec<u8>, String>;
     /// A template bundled with GitLab (`include: template`), by its file name.
@@ -403,15 +417,29 @@ impl Loader<'_> {
             }
             _ => return Err(LoadError(format!("{}: an include is a string or a mapping", at(item)))),
         };
-        let Some(location) = value.as_str().map(str::to_owned) else {
+        let Some(written) = value.as_str() else {
             return Err(LoadError(format!("{}: include: {kind} must be a string", at(value))));
+        };
+        // Variables in the location, `ref:` and `file:` (reference §M); one herald cannot
+        // expand leaves the include unresolved, never fetched from a wrong place.
+        let expand = |text: &str| expand_variables(text, &|name| self.location_variable(name));
+        // A component's host is not used (herald reads components through the API it talks to),
+        // so a variable there (`$CI_SERVER_FQDN`) need not be known.
+        let expanded = match (kind, written.split_once('/')) {
+            ("component", Some((host, rest))) => expand(rest).map(|rest| format!("{host}/{rest}")),
+            _ => expand(written),
+        };
+        let location = match expanded {
+            Ok(location) => location,
+            Err(why) => {
+                self.unresolved.push(format!("{kind}: {written} ({why})"));
+                return Ok(());
+            }
         };
         if let Some(rules) = item.get("rules") {
             let variable = |name: &str| self.variables.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone());
             let exists = |pattern: &str| match from.place {
-                Place::Checkout => {
-                    Some(self.source.list().iter().any(|path| glob_match(pattern.trim_start_matches('/'), path)))
-                }
+                Place::Checkout => Some(exists_in(&self.source.list(), pattern)),
                 _ => None, // `exists:` looks into the project of the file that has it
             };
             if super::rules::decide(rules, &variable, &exists) == super::rules::Decision::Exclude {
@@ -438,11 +466,26 @@ impl Loader<'_> {
                 }
             },
             "project" => {
-                let reference = item.get("ref").and_then(Node::scalar_text);
-                let paths: Vec<String> = match item.get("file").map(|f| &f.value) {
+                let written_paths: Vec<String> = match item.get("file").map(|f| &f.value) {
                     Some(Value::Str(file)) => vec![file.clone()],
                     Some(Value::Seq(files)) => files.iter().filter_map(Node::scalar_text).collect(),
                     _ => return Err(LoadError(format!("{}: include: project needs file:", at(item)))),
+                };
+                let expanded = item
+                    .get("ref")
+                    .and_then(Node::scalar_text)
+                    .map(|reference| expand(&reference))
+                    .transpose()
+                    .and_then(|reference| {
+                        let paths = written_paths.iter().map(|path| expand(path)).collect::<Result<Vec<_>, _>>()?;
+                        Ok((reference, paths))
+                    });
+                let (reference, paths) = match expanded {
+                    Ok(expanded) => expanded,
+                    Err(why) => {
+                        self.unresolved.push(format!("project: {location} ({why})"));
+                        return Ok(());
+                    }
                 };
                 let place = Place::Project { project: location.clone(), reference };
                 paths
@@ -463,6 +506,13 @@ impl Loader<'_> {
                         "{}: a component is <host>/<project path>/<name>@<version>",
                         at(value)
                     )));
+                };
+                let version = match self.component_version(&project, &version) {
+                    Ok(version) => version,
+                    Err(why) => {
+                        self.unresolved.push(format!("component: {location} ({why})"));
+                        return Ok(());
+                    }
                 };
                 let place = Place::Project { project, reference: Some(version) };
                 // templates/<name>.yml, or templates/<name>/template.yml (reference §I.1).
@@ -489,6 +539,37 @@ impl Loader<'_> {
         Ok(())
     }
 
+    /// A variable an include's location may use: the CI/CD variables, except secrets, which
+    /// herald will not put into a request path or print as a location.
+    fn location_variable(&self, name: &str) -> Option<String> {
+        let token_variable =
+            self.variables.iter().rev().find(|(n, _)| n == "HERALD_TOKEN_VARIABLE").map(|(_, v)| v.trim());
+        if crate::redact::is_secret_name(name) || token_variable == Some(name) {
+            return None;
+        }
+        self.variables.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+
+    /// The release a component's version names (reference §M): `~latest` is the highest
+    /// released semantic version, a partial one (`1`, `1.2`) the highest release that matches;
+    /// pre-releases never count. Anything else (a full version, a tag, a SHA) is used as it is.
+    fn component_version(&self, project: &str, version: &str) -> Result<String, String> {
+        let partial = version.split('.').count() < 3 && version.split('.').all(|part| part.parse::<u64>().is_ok());
+        if version != "~latest" && !partial {
+            return Ok(version.to_owned());
+        }
+        let fetch = self.fetch.ok_or("needs the project's releases: no token or API to read them")?;
+        let wanted: Vec<u64> =
+            if partial { version.split('.').map(|p| p.parse().unwrap_or(0)).collect() } else { vec![] };
+        let tags = fetch.release_tags(project)?;
+        tags.iter()
+            .filter_map(|tag| Some((release_version(tag)?, tag)))
+            .filter(|(numbers, _)| numbers.starts_with(&wanted))
+            .max()
+            .map(|(_, tag)| tag.clone())
+            .ok_or_else(|| format!("no release of {project} matches {version}"))
+    }
+
     /// Whether a project file exists (the first of a component's two possible layouts).
     fn fetchable(&self, fetch: &dyn Fetch, file: &FileRef) -> bool {
         match &file.place {
@@ -509,7 +590,7 @@ impl Loader<'_> {
             return Ok(vec![pattern.to_owned()]);
         }
         let mut matched: Vec<String> =
-            self.source.list().into_iter().filter(|path| glob_match(pattern, path)).collect();
+            self.source.list().into_iter().filter(|path| include_glob(pattern, path)).collect();
         matched.sort();
         if matched.is_empty() {
             return Err(format!("local include '{pattern}' matches no file"));
@@ -535,20 +616,55 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<String>) {
     }
 }
 
-/// `*` matches within one path segment, `**` across segments (reference §I.1).
-fn glob_match(pattern: &str, path: &str) -> bool {
-    fn matches(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) if p.get(1) == Some(&b'*') => (0..=s.len()).any(|i| matches(&p[2..], &s[i..])),
-            (Some(b'*'), _) => {
-                (0..=s.len()).take_while(|i| *i == 0 || s[i - 1] != b'/').any(|i| matches(&p[1..], &s[i..]))
+/// `$NAME`, `${NAME}` and `%NAME%` replaced by the variables' values, as GitLab expands an
+/// include's location; Err names the first variable `variable` does not know.
+fn expand_variables(text: &str, variable: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(['$', '%']) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, used) = match (rest.as_bytes()[at], after.strip_prefix('{')) {
+            (b'$', Some(braced)) => match braced.find('}') {
+                Some(end) if !braced[..end].is_empty() && braced[..end].chars().all(is_name) => {
+                    (&braced[..end], end + 2)
+                }
+                _ => ("", 0),
+            },
+            (b'$', None) => {
+                let end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
+                (&after[..end], end)
             }
-            (Some(a), Some(b)) if a == b => matches(&p[1..], &s[1..]),
-            _ => false,
+            _ => match after.find('%') {
+                Some(end) if end > 0 && after[..end].chars().all(is_name) => (&after[..end], end + 1),
+                _ => ("", 0),
+            },
+        };
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push(rest.as_bytes()[at] as char);
+            rest = after;
+            continue;
         }
+        out.push_str(&variable(name).ok_or_else(|| format!("${name} is not set here"))?);
+        rest = &after[used..];
     }
-    matches(pattern.as_bytes(), path.as_bytes())
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// GitLab's `rules: exists` for one pattern over a project's files (reference §M): Ruby's
+/// fnmatch, and after 10,000 comparisons GitLab stops and counts it as a match.
+fn exists_in(files: &[String], pattern: &str) -> bool {
+    const MOST_COMPARISONS: usize = 10_000;
+    let pattern = pattern.trim_start_matches('/');
+    files.iter().take(MOST_COMPARISONS).any(|path| fnmatch(pattern, path)) || files.len() > MOST_COMPARISONS
+}
+
+/// A release tag's semantic version (`1.2.3`), None for pre-releases and other tags.
+fn release_version(tag: &str) -> Option<Vec<u64>> {
+    let numbers: Vec<u64> = tag.split('.').map(|part| part.parse().ok()).collect::<Option<_>>()?;
+    (numbers.len() == 3).then_some(numbers)
 }
 
 /// `host/group/project/name@version` → (`group/project`, `name`, `version`).
@@ -581,6 +697,7 @@ fn resolve(layers: Vec<Layer>, unresolved: Vec<String>) -> Result<Pipeline, Load
         deep_merge(&mut merged, layer.entries);
     }
     let default = merged.iter().find(|(k, _)| k == "default").map(|(_, v)| v.clone());
+    let resolver = Resolver { all: &merged, lenient: !unresolved.is_empty() };
     let mut jobs = Vec::new();
     for (name, node) in &merged {
         if name.starts_with('.') || GLOBAL_KEYWORDS.contains(&name.as_str()) {
@@ -589,9 +706,14 @@ fn resolve(layers: Vec<Layer>, unresolved: Vec<String>) -> Result<Pipeline, Load
         if !matches!(node.value, Value::Map(_)) {
             return Err(LoadError(format!("job '{name}' (line {}) must be a mapping", node.at.line)));
         }
-        let mut job = extended(name, &merged, &mut Vec::new())?;
+        // GitLab's order (reference §M): extends, then `default:`, then `!reference`, which
+        // therefore sees what a job has through its `extends`.
+        let mut missing = Vec::new();
+        let mut job = resolver.extended(name, &mut Vec::new(), &mut missing)?;
         apply_default(&mut job, default.as_ref());
-        let job = references(&job, &merged, 0).map_err(|why| LoadError(format!("job '{name}': {why}")))?;
+        let job =
+            resolver.references(&job, 0, &mut missing).map_err(|why| LoadError(format!("job '{name}': {why}")))?;
+        missing.dedup();
         let origin = origins.iter().find(|(k, _)| k == name).map(|(_, o)| o.clone()).unwrap_or(Origin::Root);
         let stage = job.get("stage").and_then(Node::scalar_text).unwrap_or_else(|| "test".into());
         let lines = |key: &str| job.get(key).map(script_lines).unwrap_or_default();
@@ -615,6 +737,7 @@ fn resolve(layers: Vec<Layer>, unresolved: Vec<String>) -> Result<Pipeline, Load
                 script: script.clone(),
                 after_script: after_script.clone(),
                 allow_failure: allow_failure.clone(),
+                missing: missing.clone(),
             });
         }
     }
@@ -634,38 +757,116 @@ fn deep_merge(base: &mut Vec<(String, Node)>, over: Vec<(String, Node)>) {
     }
 }
 
-/// A job with its `extends` applied: its bases (later ones winning), then the job itself.
-fn extended(name: &str, all: &[(String, Node)], chain: &mut Vec<String>) -> Result<Node, LoadError> {
-    if chain.iter().any(|seen| seen == name) {
-        return Err(LoadError(format!("extends cycle: {} → {name}", chain.join(" → "))));
-    }
-    if chain.len() >= MOST_EXTENDS {
-        return Err(LoadError(format!(
-            "extends nested more than {MOST_EXTENDS} levels: {} → {name}",
-            chain.join(" → ")
-        )));
-    }
-    let Some((_, job)) = all.iter().find(|(k, _)| k == name) else {
-        return Err(LoadError(format!("'{}' extends '{name}', which does not exist", chain.last().map_or("?", |s| s))));
-    };
-    let bases: Vec<String> = match job.get("extends").map(|e| &e.value) {
-        None => return Ok(job.clone()),
-        Some(Value::Str(base)) => vec![base.clone()],
-        Some(Value::Seq(items)) => items.iter().filter_map(Node::scalar_text).collect(),
-        Some(_) => return Err(LoadError(format!("job '{name}': extends must be a name or a list of names"))),
-    };
-    chain.push(name.to_owned());
-    let mut result: Vec<(String, Node)> = Vec::new();
-    for base in bases {
-        if let Value::Map(entries) = extended(&base, all, chain)?.value {
-            deep_merge(&mut result, entries);
+/// Resolves `extends` and `!reference` over the merged configuration. When includes were left
+/// unresolved, a base or a reference target that is not there is most likely in one of them: it
+/// is noted as missing and the job keeps what it has of its own, rather than one unreachable
+/// include failing the whole pipeline. With every include resolved, it is an error, as in GitLab.
+struct Resolver<'a> {
+    all: &'a [(String, Node)],
+    lenient: bool,
+}
+
+impl Resolver<'_> {
+    /// A job with its `extends` applied: its bases (later ones winning), then the job itself.
+    fn extended(&self, name: &str, chain: &mut Vec<String>, missing: &mut Vec<String>) -> Result<Node, LoadError> {
+        if chain.iter().any(|seen| seen == name) {
+            return Err(LoadError(format!("extends cycle: {} → {name}", chain.join(" → "))));
         }
+        if chain.len() >= MOST_EXTENDS {
+            return Err(LoadError(format!(
+                "extends nested more than {MOST_EXTENDS} levels: {} → {name}",
+                chain.join(" → ")
+            )));
+        }
+        let Some((_, job)) = self.all.iter().find(|(k, _)| k == name) else {
+            let extender = chain.last().map_or("?", |s| s);
+            if self.lenient && !chain.is_empty() {
+                missing.push(format!("extends '{name}'"));
+                return Ok(Node { value: Value::Map(Vec::new()), at: Default::default() });
+            }
+            return Err(LoadError(format!("'{extender}' extends '{name}', which does not exist")));
+        };
+        let bases: Vec<String> = match job.get("extends").map(|e| &e.value) {
+            None => return Ok(job.clone()),
+            Some(Value::Str(base)) => vec![base.clone()],
+            Some(Value::Seq(items)) => items.iter().filter_map(Node::scalar_text).collect(),
+            Some(_) => return Err(LoadError(format!("job '{name}': extends must be a name or a list of names"))),
+        };
+        chain.push(name.to_owned());
+        let mut result: Vec<(String, Node)> = Vec::new();
+        for base in bases {
+            if let Value::Map(entries) = self.extended(&base, chain, missing)?.value {
+                deep_merge(&mut result, entries);
+            }
+        }
+        chain.pop();
+        if let Value::Map(own) = &job.value {
+            deep_merge(&mut result, own.iter().filter(|(k, _)| k != "extends").cloned().collect());
+        }
+        Ok(Node { value: Value::Map(result), at: job.at })
     }
-    chain.pop();
-    if let Value::Map(own) = &job.value {
-        deep_merge(&mut result, own.iter().filter(|(k, _)| k != "extends").cloned().collect());
+
+    /// The node with every `!reference` replaced by what it points at; in sequences, a
+    /// referenced sequence is spliced in (scripts are flattened, as GitLab does). A missing
+    /// target (see `Resolver`) leaves nothing in its place.
+    fn references(&self, node: &Node, depth: usize, missing: &mut Vec<String>) -> Result<Node, String> {
+        if depth > MOST_REFERENCE_DEPTH {
+            return Err(format!("!reference nested more than {MOST_REFERENCE_DEPTH} levels"));
+        }
+        let value = match &node.value {
+            Value::Reference(path) => {
+                return match self.lookup(path, missing)? {
+                    Some(target) => self.references(&target, depth + 1, missing),
+                    None => Ok(Node { value: Value::Null, at: node.at }),
+                }
+            }
+            Value::Seq(items) => {
+                let mut out = Vec::new();
+                for item in items {
+                    let resolved = self.references(item, depth, missing)?;
+                    match (resolved.value, matches!(item.value, Value::Reference(_))) {
+                        (Value::Seq(spliced), true) => out.extend(spliced),
+                        (Value::Null, true) => {} // a missing target
+                        (value, _) => out.push(Node { value, at: resolved.at }),
+                    }
+                }
+                Value::Seq(out)
+            }
+            Value::Map(entries) => Value::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), self.references(v, depth, missing)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            other => other.clone(),
+        };
+        Ok(Node { value, at: node.at })
     }
-    Ok(Node { value: Value::Map(result), at: job.at })
+
+    /// What `!reference [job, key, ...]` points at, in the job as its `extends` make it; None
+    /// when it is missing (see `Resolver`).
+    fn lookup(&self, path: &[String], missing: &mut Vec<String>) -> Result<Option<Node>, String> {
+        let (job, keys) = path.split_first().ok_or("an empty !reference")?;
+        let not_there = |missing: &mut Vec<String>, why: String| {
+            if self.lenient {
+                missing.push(format!("!reference [{}]", path.join(", ")));
+                Ok(None)
+            } else {
+                Err(why)
+            }
+        };
+        if !self.all.iter().any(|(k, _)| k == job) {
+            return not_there(missing, format!("!reference to unknown job '{job}'"));
+        }
+        let mut node = self.extended(job, &mut Vec::new(), missing).map_err(|error| error.0)?;
+        for key in keys {
+            match node.get(key) {
+                Some(found) => node = found.clone(),
+                None => return not_there(missing, format!("!reference [{}]: no '{key}'", path.join(", "))),
+            }
+        }
+        Ok(Some(node))
+    }
 }
 
 /// `default:` keys the job lacks, unless `inherit: default:` says otherwise.
@@ -685,46 +886,6 @@ fn apply_default(job: &mut Node, default: Option<&Node>) {
     }
 }
 
-/// The node with every `!reference` replaced by what it points at; in sequences, a referenced
-/// sequence is spliced in (scripts are flattened, as GitLab does).
-fn references(node: &Node, all: &[(String, Node)], depth: usize) -> Result<Node, String> {
-    if depth > MOST_REFERENCE_DEPTH {
-        return Err(format!("!reference nested more than {MOST_REFERENCE_DEPTH} levels"));
-    }
-    let value = match &node.value {
-        Value::Reference(path) => return references(&lookup(path, all)?, all, depth + 1),
-        Value::Seq(items) => {
-            let mut out = Vec::new();
-            for item in items {
-                let resolved = references(item, all, depth)?;
-                match (resolved.value, matches!(item.value, Value::Reference(_))) {
-                    (Value::Seq(spliced), true) => out.extend(spliced),
-                    (value, _) => out.push(Node { value, at: resolved.at }),
-                }
-            }
-            Value::Seq(out)
-        }
-        Value::Map(entries) => Value::Map(
-            entries.iter().map(|(k, v)| Ok((k.clone(), references(v, all, depth)?))).collect::<Result<_, String>>()?,
-        ),
-        other => other.clone(),
-    };
-    Ok(Node { value, at: node.at })
-}
-
-fn lookup(path: &[String], all: &[(String, Node)]) -> Result<Node, String> {
-    let (job, keys) = path.split_first().ok_or("an empty !reference")?;
-    let mut node = all
-        .iter()
-        .find(|(k, _)| k == job)
-        .map(|(_, v)| v.clone())
-        .ok_or_else(|| format!("!reference to unknown job '{job}'"))?;
-    for key in keys {
-        node = node.get(key).cloned().ok_or_else(|| format!("!reference [{}]: no '{key}'", path.join(", ")))?;
-    }
-    Ok(node)
-}
-
 /// Script lines, nested sequences flattened (GitLab allows 10 levels, checked by `references`).
 fn script_lines(node: &Node) -> Vec<String> {
     match &node.value {
@@ -736,7 +897,7 @@ fn script_lines(node: &Node) -> Vec<String> {
 /// GitLab's names for `parallel:` instances: `job 1/3`, or `job: [a, b]` per matrix combination.
 fn parallel_names(name: &str, parallel: Option<&Node>) -> Vec<String> {
     match parallel.map(|p| &p.value) {
-        Some(Value::Int(count)) if *count > 1 => (1..=*count).map(|i| format!("{name} {i}/{count}")).collect(),
+        Some(Value::Int(count)) if *count >= 1 => (1..=*count).map(|i| format!("{name} {i}/{count}")).collect(),
         Some(Value::Map(_)) => {
             let Some(Value::Seq(entries)) = parallel.and_then(|p| p.get("matrix")).map(|m| &m.value) else {
                 return vec![name.to_owned()];
@@ -770,20 +931,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn globs_follow_gitlab() {
-        assert!(glob_match("configs/*.yml", "configs/a.yml"));
-        assert!(!glob_match("configs/*.yml", "configs/sub/a.yml"), "* stays within a folder");
-        assert!(glob_match("configs/**.yml", "configs/sub/a.yml"), "** crosses folders");
-        assert!(glob_match("ci/**/*.yml", "ci/x/y/z.yml"));
-    }
-
-    #[test]
     fn components_name_their_project_and_file() {
         assert_eq!(
             component("$CI_SERVER_FQDN/acme/ci/secret-detection@1.2"),
             Some(("acme/ci".into(), "secret-detection".into(), "1.2".into()))
         );
         assert_eq!(component("gitlab.com/x@1"), None);
+    }
+
+    #[test]
+    fn variables_in_locations_expand_like_gitlab() {
+        let vars = |name: &str| match name {
+            "CI_PROJECT_NAME" => Some("app".to_owned()),
+            "CI_SERVER_FQDN" => Some("gitlab.example.com".to_owned()),
+            _ => None,
+        };
+        assert_eq!(expand_variables("ci/$CI_PROJECT_NAME.yml", &vars).unwrap(), "ci/app.yml");
+        assert_eq!(expand_variables("${CI_SERVER_FQDN}/x@1", &vars).unwrap(), "gitlab.example.com/x@1");
+        assert_eq!(expand_variables("%CI_PROJECT_NAME%-50%", &vars).unwrap(), "app-50%");
+        assert_eq!(expand_variables("cost $5 ${}", &vars).unwrap(), "cost $5 ${}");
+        assert_eq!(expand_variables("ci/$NOPE.yml", &vars), Err("$NOPE is not set here".to_owned()));
     }
 
     #[test]
@@ -796,6 +963,7 @@ mod tests {
     fn matrix_and_count_names() {
         let parse = |text: &str| yaml::parse(text).unwrap().remove(0);
         assert_eq!(parallel_names("test", Some(&parse("3"))), ["test 1/3", "test 2/3", "test 3/3"]);
+        assert_eq!(parallel_names("test", Some(&parse("1"))), ["test 1/1"], "GitLab names even one instance");
         let matrix = parse("matrix:\n  - OS: [linux, mac]\n    ARCH: amd64\n");
         assert_eq!(parallel_names("build", Some(&matrix)), ["build: [linux, amd64]", "build: [mac, amd64]"]);
     }

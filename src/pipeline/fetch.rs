@@ -39,6 +39,10 @@ impl Fetch for GitLabFetch<'_> {
         Ok(reply.text.into_bytes())
     }
 
+    fn release_tags(&self, project: &str) -> Result<Vec<String>, String> {
+        self.call(|timeout| crate::gitlab::release_tags(self.client, project, timeout))
+    }
+
     fn url(&self, url: &str) -> Result<Vec<u8>, String> {
         self.call(|timeout| self.client.get_public(url, timeout)).map(String::into_bytes)
     }

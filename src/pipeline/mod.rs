@@ -3,7 +3,9 @@
 
 pub mod config;
 pub mod fetch;
+mod glob;
 mod inputs;
+pub mod local;
 mod rules;
 pub mod steps;
 pub mod yaml;

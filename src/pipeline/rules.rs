@@ -1,5 +1,5 @@
-//! `rules:` of an include (reference §I.1): `if`, `exists` and `changes`, with `when: never` or
-//! `always`. The first rule whose conditions all hold decides (`never` drops the include); when no
+//! `rules:` of an include (reference §I.1, §M): `if`, `exists` (patterns as Ruby's fnmatch,
+//! `glob.rs`) and `changes`, with `when: never` or `always`. The first rule whose conditions all hold decides (`never` drops the include); when no
 //! rule holds, the include is dropped. What cannot be decided here — `changes:` (needs the push's
 //! diff), `exists:` in another project — keeps the include, so herald never loses jobs GitLab
 //! would have.
@@ -28,10 +28,16 @@ pub fn decide(
             holds = and(holds, evaluate(condition, variables));
         }
         if let Some(paths) = rule.get("exists") {
-            let patterns: Vec<String> = match &paths.value {
+            let listed = |node: &Node| match &node.value {
                 Value::Seq(items) => items.iter().filter_map(Node::scalar_text).collect(),
                 Value::Str(one) => vec![one.clone()],
-                _ => vec![], // {paths, project}: another project's files
+                _ => vec![],
+            };
+            let patterns: Vec<String> = match &paths.value {
+                // {paths, project}: another project's files, not decidable here.
+                Value::Map(_) if paths.get("project").is_some() => vec![],
+                Value::Map(_) => paths.get("paths").map(listed).unwrap_or_default(),
+                _ => listed(paths),
             };
             let found = if patterns.is_empty() {
                 None
