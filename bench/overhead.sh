@@ -123,8 +123,8 @@ exec 3>&-
 wait
 rm -f "${TMPDIR:-/tmp}"/herald-*-$$ # what the job's steps told each other (finalize's part in CI)
 
-# Configuration parsing, cold process each time: the largest fixture, and a generated pipeline of
-# 20 included files with 200 jobs using extends and !reference.
+# Configuration parsing, cold process each time: the largest fixture, a generated pipeline of
+# 20 included files with 200 jobs using extends and !reference, and GitLab Runner's own pipeline.
 large="$out/large"
 mkdir -p "$large/ci"
 printf 'include:\n  - local: ci/*.yml\n' >"$large/.gitlab-ci.yml"
@@ -140,6 +140,7 @@ done
 hyperfine --shell=none --warmup 20 --runs "${PARSE_RUNS:-300}" --export-json "$out/parse.json" \
   --command-name "herald tasks (largest fixture)" "$herald tasks --format json --file tests/fixtures/pipelines/nested/.gitlab-ci.yml" \
   --command-name "herald tasks (200 jobs, 20 includes)" "$herald tasks --format json --file $large/.gitlab-ci.yml" \
+  --command-name "herald tasks (GitLab Runner's pipeline: 18 files, 125 jobs)" "$herald tasks --format json --variable CI_PROJECT_PATH=gitlab-org/gitlab-runner --file tests/fixtures/real/gitlab-runner/.gitlab-ci.yml" \
   --command-name "herald --version (process start)" "$herald --version" >/dev/null
 note_stats=$(tail -n 1 "$out/standin-out")
 

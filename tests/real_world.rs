@@ -247,3 +247,43 @@ fn outside_ci_the_context_comes_from_git_and_can_be_overridden() {
     let (_, json) = tasks_json(dir.path(), &[], herald().env("GITLAB_CI", "true"));
     assert!(json.get("assumed_variables").is_none(), "{json}");
 }
+
+/// GitLab Runner's own configuration (tests/fixtures/real/gitlab-runner): 18 files, 125 jobs.
+/// Offline, its four includes from elsewhere are unresolved; the two jobs that extend what they
+/// define are incomplete; every other job is whole. Without the project's path (nothing to
+/// assume: not a checkout), both files its include rules choose between are left out, and the
+/// jobs that reference them are incomplete, not the whole run refused.
+#[test]
+fn gitlab_runners_pipeline_loads_offline() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real/gitlab-runner/.gitlab-ci.yml");
+    let tasks = |variables: &[&str]| {
+        let mut command = herald();
+        command.args(["tasks", "--format", "json"]);
+        for variable in variables {
+            command.args(["--variable", variable]);
+        }
+        let finished = run(command.arg("--file").arg(&file));
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+        serde_json::from_str::<Value>(&finished.stdout_text()).unwrap()
+    };
+    let json = tasks(&["CI_PROJECT_PATH=gitlab-org/gitlab-runner", "CI_COMMIT_BRANCH=main", "CI_DEFAULT_BRANCH=main"]);
+    let jobs = names(&json);
+    assert_eq!(jobs.len(), 125);
+    assert!(jobs.contains(&"helper images: [windows-nanoserver-ltsc2019 windows-servercore-ltsc2019]".to_owned()));
+    let incomplete: Vec<&str> = json["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|job| job.get("missing").is_some())
+        .map(|job| job["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(incomplete, ["binaries", "fuzz variable mask"]);
+    assert_eq!(json["unresolved_includes"].as_array().unwrap().len(), 4);
+
+    let without_context = tasks(&[]);
+    assert_eq!(names(&without_context).len(), 125, "the same jobs, some incomplete");
+    assert!(job(&without_context, "helper images: [windows-nanoserver-ltsc2019 windows-servercore-ltsc2019]")
+        ["missing"]
+        .to_string()
+        .contains("!reference [.instance-2xlarge]"));
+}

@@ -21,6 +21,8 @@
 //! interpolated (inputs.rs); include `rules:` are evaluated where the variables allow, and an
 //! include they cannot decide is kept (rules.rs).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::glob::{fnmatch, include_glob};
@@ -697,7 +699,7 @@ fn resolve(layers: Vec<Layer>, unresolved: Vec<String>) -> Result<Pipeline, Load
         deep_merge(&mut merged, layer.entries);
     }
     let default = merged.iter().find(|(k, _)| k == "default").map(|(_, v)| v.clone());
-    let resolver = Resolver { all: &merged, lenient: !unresolved.is_empty() };
+    let resolver = Resolver::new(&merged, !unresolved.is_empty());
     let mut jobs = Vec::new();
     for (name, node) in &merged {
         if name.starts_with('.') || GLOBAL_KEYWORDS.contains(&name.as_str()) {
@@ -763,39 +765,97 @@ fn deep_merge(base: &mut Vec<(String, Node)>, over: Vec<(String, Node)>) {
 /// include failing the whole pipeline. With every include resolved, it is an error, as in GitLab.
 struct Resolver<'a> {
     all: &'a [(String, Node)],
+    /// Where each name is in `all`.
+    index: HashMap<&'a str, usize>,
     lenient: bool,
+    /// What `extended` made of each name: the node, how many levels of `extends` lie below it,
+    /// and what it lacked. A base is merged once, however many jobs extend or reference it.
+    done: RefCell<HashMap<String, Extended>>,
 }
 
-impl Resolver<'_> {
+#[derive(Clone)]
+struct Extended {
+    node: Node,
+    height: usize,
+    missing: Vec<String>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(all: &'a [(String, Node)], lenient: bool) -> Resolver<'a> {
+        let mut index = HashMap::new();
+        for (at, (name, _)) in all.iter().enumerate() {
+            index.entry(name.as_str()).or_insert(at);
+        }
+        Resolver { all, index, lenient, done: RefCell::new(HashMap::new()) }
+    }
+
+    fn get(&self, name: &str) -> Option<&'a Node> {
+        self.index.get(name).map(|at| &self.all[*at].1)
+    }
+
     /// A job with its `extends` applied: its bases (later ones winning), then the job itself.
     fn extended(&self, name: &str, chain: &mut Vec<String>, missing: &mut Vec<String>) -> Result<Node, LoadError> {
+        self.extended_with_height(name, chain, missing).map(|(node, _)| node)
+    }
+
+    /// `extended`, and how many levels of `extends` lie below `name` (0 for none).
+    fn extended_with_height(
+        &self,
+        name: &str,
+        chain: &mut Vec<String>,
+        missing: &mut Vec<String>,
+    ) -> Result<(Node, usize), LoadError> {
+        let too_deep = |chain: &[String]| {
+            LoadError(format!("extends nested more than {MOST_EXTENDS} levels: {} → {name}", chain.join(" → ")))
+        };
         if chain.iter().any(|seen| seen == name) {
             return Err(LoadError(format!("extends cycle: {} → {name}", chain.join(" → "))));
         }
         if chain.len() >= MOST_EXTENDS {
-            return Err(LoadError(format!(
-                "extends nested more than {MOST_EXTENDS} levels: {} → {name}",
-                chain.join(" → ")
-            )));
+            return Err(too_deep(chain));
         }
-        let Some((_, job)) = self.all.iter().find(|(k, _)| k == name) else {
+        if let Some(done) = self.done.borrow().get(name) {
+            if chain.len() + done.height >= MOST_EXTENDS {
+                return Err(too_deep(chain));
+            }
+            missing.extend(done.missing.iter().cloned());
+            return Ok((done.node.clone(), done.height));
+        }
+        let mut own_missing = Vec::new();
+        let (node, height) = self.merge_bases(name, chain, &mut own_missing)?;
+        missing.extend(own_missing.iter().cloned());
+        let done = Extended { node: node.clone(), height, missing: own_missing };
+        self.done.borrow_mut().insert(name.to_owned(), done);
+        Ok((node, height))
+    }
+
+    fn merge_bases(
+        &self,
+        name: &str,
+        chain: &mut Vec<String>,
+        missing: &mut Vec<String>,
+    ) -> Result<(Node, usize), LoadError> {
+        let Some(job) = self.get(name) else {
             let extender = chain.last().map_or("?", |s| s);
             if self.lenient && !chain.is_empty() {
                 missing.push(format!("extends '{name}'"));
-                return Ok(Node { value: Value::Map(Vec::new()), at: Default::default() });
+                return Ok((Node { value: Value::Map(Vec::new()), at: Default::default() }, 0));
             }
             return Err(LoadError(format!("'{extender}' extends '{name}', which does not exist")));
         };
         let bases: Vec<String> = match job.get("extends").map(|e| &e.value) {
-            None => return Ok(job.clone()),
+            None => return Ok((job.clone(), 0)),
             Some(Value::Str(base)) => vec![base.clone()],
             Some(Value::Seq(items)) => items.iter().filter_map(Node::scalar_text).collect(),
             Some(_) => return Err(LoadError(format!("job '{name}': extends must be a name or a list of names"))),
         };
         chain.push(name.to_owned());
         let mut result: Vec<(String, Node)> = Vec::new();
+        let mut height = 0;
         for base in bases {
-            if let Value::Map(entries) = self.extended(&base, chain, missing)?.value {
+            let (node, below) = self.extended_with_height(&base, chain, missing)?;
+            height = height.max(below + 1);
+            if let Value::Map(entries) = node.value {
                 deep_merge(&mut result, entries);
             }
         }
@@ -803,7 +863,7 @@ impl Resolver<'_> {
         if let Value::Map(own) = &job.value {
             deep_merge(&mut result, own.iter().filter(|(k, _)| k != "extends").cloned().collect());
         }
-        Ok(Node { value: Value::Map(result), at: job.at })
+        Ok((Node { value: Value::Map(result), at: job.at }, height))
     }
 
     /// The node with every `!reference` replaced by what it points at; in sequences, a
@@ -855,7 +915,7 @@ impl Resolver<'_> {
                 Err(why)
             }
         };
-        if !self.all.iter().any(|(k, _)| k == job) {
+        if self.get(job).is_none() {
             return not_there(missing, format!("!reference to unknown job '{job}'"));
         }
         let mut node = self.extended(job, &mut Vec::new(), missing).map_err(|error| error.0)?;
