@@ -287,3 +287,33 @@ fn gitlab_runners_pipeline_loads_offline() {
         .to_string()
         .contains("!reference [.instance-2xlarge]"));
 }
+
+/// GitLab reads YAML with Ruby's Psych (YAML 1.1): an unquoted `3.10` is the float 3.1, `yes` is
+/// true, `010` is 8, and a matrix job is named after those values.
+#[test]
+fn matrix_names_use_the_values_gitlab_reads() {
+    let dir = TempDir::new("matrix-values");
+    let config =
+        "test:\n  script: [x]\n  parallel:\n    matrix:\n      - PY: [3.10, \"3.11\", 010]\n        FLAG: [yes]\n";
+    let (finished, json) = tasks_json(dir.path(), &[(".gitlab-ci.yml", config)], &mut herald());
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert_eq!(names(&json), ["test: [3.1, true]", "test: [3.11, true]", "test: [8, true]"]);
+}
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real/gitlab-runner/.gitlab-ci.yml");
+    for format in ["text", "json"] {
+        let mut child = herald()
+            .args(["tasks", "--format", format, "--file"])
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // `herald tasks | head -0`
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{format}");
+        assert!(output.stderr.is_empty(), "{format}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}

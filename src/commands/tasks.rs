@@ -1,6 +1,8 @@
 //! `herald tasks`: the pipeline's jobs with their include origin, task names and planned steps,
 //! as herald will publish them.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use serde_json::json;
@@ -88,8 +90,7 @@ pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> i32 {
         if !in_ci {
             report["assumed_variables"] = assumed.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         }
-        println!("{}", serde_json::to_string_pretty(&report).unwrap());
-        return 0;
+        return emit(&format!("{}\n", serde_json::to_string_pretty(&report).unwrap_or_default()));
     }
     let rows: Vec<[String; 5]> = pipeline
         .jobs
@@ -99,15 +100,17 @@ pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> i32 {
     let header = ["JOB", "STAGE", "ORIGIN", "TASK", "PLANNED STEPS"].map(String::from);
     let widths: Vec<usize> =
         (0..5).map(|i| rows.iter().chain([&header]).map(|row| row[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
     for row in [&header].into_iter().chain(&rows) {
         let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-        println!("{}", cells.join("  ").trim_end());
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
     }
     for include in &pipeline.unresolved {
-        println!("not resolved (no token or API to fetch it, or it failed): {include}");
+        let _ = writeln!(out, "not resolved (no token or API to fetch it, or it failed): {include}");
     }
     for job in pipeline.jobs.iter().filter(|job| !job.missing.is_empty()) {
-        println!("incomplete: {} lacks {} (from an include not resolved)", job.name, job.missing.join(", "));
+        let _ =
+            writeln!(out, "incomplete: {} lacks {} (from an include not resolved)", job.name, job.missing.join(", "));
     }
     if !in_ci {
         let shown: Vec<String> = assumed
@@ -116,7 +119,21 @@ pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> i32 {
             .map(|(name, value)| format!("{name}={value}"))
             .collect();
         let shown = if shown.is_empty() { "nothing (not a git checkout)".to_owned() } else { shown.join(" ") };
-        println!("outside CI, assumed a push pipeline: {shown} (from git; --variable NAME=VALUE to change)");
+        let _ =
+            writeln!(out, "outside CI, assumed a push pipeline: {shown} (from git; --variable NAME=VALUE to change)");
     }
-    0
+    emit(&out)
+}
+
+/// Writes the report to stdout. A reader that stopped reading (`herald tasks | head`) is not an
+/// error; any other write failure is one line.
+fn emit(text: &str) -> i32 {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => 0,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(error) => {
+            say(&format!("herald tasks: cannot write the report: {error}"));
+            1
+        }
+    }
 }

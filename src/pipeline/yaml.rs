@@ -248,13 +248,135 @@ fn size(node: &Node) -> usize {
     }
 }
 
-/// YAML 1.2 core schema for plain scalars, as far as GitLab CI needs it.
+/// A plain scalar as GitLab reads it: Ruby's Psych, YAML 1.1 (`yes`/`on` are true, `010` is 8,
+/// `0x1F` 31, `1_000` 1000, `12:30` 45000 seconds), and a float as Ruby prints it (`3.10` is `3.1`,
+/// which is what GitLab names a matrix job `test: [3.1]` after).
 fn plain_scalar(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => Value::Null,
-        "true" | "True" | "TRUE" => Value::Bool(true),
-        "false" | "False" | "FALSE" => Value::Bool(false),
-        _ => text.parse::<i64>().map(Value::Int).unwrap_or_else(|_| Value::Str(text.to_owned())),
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Value::Bool(true),
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Value::Bool(false),
+        _ => match (psych_integer(text), psych_float(text)) {
+            (Some(int), _) => Value::Int(int),
+            (None, Some(float)) => Value::Str(ruby_float(float)),
+            _ => Value::Str(text.to_owned()),
+        },
+    }
+}
+
+/// Psych's integers: `0b101`, `017` (octal), `0x1F`, decimals with `_` or `,` between digits, and
+/// times `1:30` (seconds).
+fn psych_integer(text: &str) -> Option<i64> {
+    let (sign, digits) = match text.as_bytes().first()? {
+        b'-' => (-1, &text[1..]),
+        b'+' => (1, &text[1..]),
+        _ => (1, text),
+    };
+    let clean = |body: &str, allowed: fn(char) -> bool| -> Option<String> {
+        (!body.is_empty() && body.chars().all(|c| allowed(c) || c == '_' || c == ',') && body.chars().any(allowed))
+            .then(|| body.chars().filter(|c| allowed(*c)).collect())
+    };
+    let value = if let Some(binary) = digits.strip_prefix("0b") {
+        i64::from_str_radix(&clean(binary, |c| matches!(c, '0' | '1'))?, 2).ok()?
+    } else if let Some(hex) = digits.strip_prefix("0x") {
+        i64::from_str_radix(&clean(hex, |c| c.is_ascii_hexdigit())?, 16).ok()?
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        i64::from_str_radix(&clean(&digits[1..], |c| matches!(c, '0'..='7'))?, 8).ok()?
+    } else if digits.contains(':') {
+        // Psych reads `h:mm` and `h:mm:ss` as seconds: each part times 60^|index - 2|.
+        let parts: Vec<&str> = digits.split(':').collect();
+        let first = parts[0];
+        if !(2..=3).contains(&parts.len())
+            || !first.starts_with(|c: char| c.is_ascii_digit())
+            || !first.chars().all(|c| c.is_ascii_digit() || c == '_')
+        {
+            return None;
+        }
+        let mut total: i64 = 0;
+        for (index, part) in parts.iter().enumerate() {
+            let number: i64 = if index == 0 {
+                part.replace('_', "").parse().ok()?
+            } else {
+                part.parse().ok().filter(|n| (0..60).contains(n) && (1..=2).contains(&part.len()))?
+            };
+            total = total.checked_add(number.checked_mul(60i64.pow((index as i32 - 2).unsigned_abs()))?)?;
+        }
+        total
+    } else {
+        // A decimal: `_` and `,` only between digits, no leading zero (that is octal).
+        let bytes = digits.as_bytes();
+        let separated_well = bytes.iter().enumerate().all(|(i, b)| {
+            b.is_ascii_digit()
+                || (matches!(b, b'_' | b',') && i > 0 && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+        });
+        if digits.is_empty() || !separated_well {
+            return None;
+        }
+        digits.replace(['_', ','], "").parse().ok()?
+    };
+    Some(sign * value)
+}
+
+/// Psych's floats: digits, a `.`, digits, and an exponent only with its sign (`1.5e+3`; `1e3` and
+/// `1.5e3` stay strings); `.inf`, `.nan`.
+fn psych_float(text: &str) -> Option<f64> {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    match unsigned {
+        ".inf" | ".Inf" | ".INF" => return Some(if text.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY }),
+        ".nan" | ".NaN" | ".NAN" if unsigned == text => return Some(f64::NAN),
+        _ => {}
+    }
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.')?;
+    let whole_ok = whole.is_empty()
+        || (whole.starts_with(|c: char| c.is_ascii_digit())
+            && whole.chars().all(|c| c.is_ascii_digit() || c == '_' || c == ','));
+    let exponent_ok =
+        exponent.is_none_or(|e| e.len() > 1 && e.starts_with(['-', '+']) && e[1..].chars().all(|c| c.is_ascii_digit()));
+    if !whole_ok
+        || !fraction.chars().all(|c| c.is_ascii_digit())
+        || !exponent_ok
+        || (whole.is_empty() && fraction.is_empty())
+    {
+        return None;
+    }
+    text.replace(['_', ','], "")
+        .trim_end_matches('.')
+        .parse()
+        .ok()
+        .or_else(|| format!("{}0", text.replace(['_', ','], "")).parse().ok())
+}
+
+/// How Ruby prints a float: the shortest digits that read back the same, in plain notation with
+/// at least one decimal (`3.1`, `1500.0`) for exponents -4 to 15, else `1.0e+16`, `1.0e-05`.
+fn ruby_float(value: f64) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+    }
+    let scientific = format!("{value:e}"); // shortest round-trip digits: `-1.5e3`
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (sign, mantissa) = mantissa.strip_prefix('-').map_or(("", mantissa), |m| ("-", m));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    if (-4..16).contains(&exponent) {
+        let point = exponent + 1; // digits before the decimal point
+        let text = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat((-point) as usize))
+        } else if point as usize >= digits.len() {
+            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+        } else {
+            format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+        };
+        format!("{sign}{text}")
+    } else {
+        let rest = if digits.len() > 1 { &digits[1..] } else { "0" };
+        format!("{sign}{}.{rest}e{}{:02}", &digits[..1], if exponent < 0 { '-' } else { '+' }, exponent.abs())
     }
 }
 
@@ -266,6 +388,58 @@ mod tests {
         let mut documents = parse(text).unwrap();
         assert_eq!(documents.len(), 1);
         documents.remove(0)
+    }
+
+    /// Each expected text is what Ruby 3.1's `YAML.safe_load` gives, printed with `to_s`.
+    #[test]
+    fn plain_scalars_read_as_gitlabs_ruby_reads_them() {
+        let cases = [
+            ("3.10", "3.1"),
+            ("3.9", "3.9"),
+            ("1.0", "1.0"),
+            ("1.", "1.0"),
+            (".5", "0.5"),
+            ("1e3", "1e3"),
+            ("1.5e3", "1.5e3"),
+            ("1.5E+3", "1500.0"),
+            ("1.0e+16", "1.0e+16"),
+            ("1.0e16", "1.0e16"),
+            ("10000000000000000.0", "1.0e+16"),
+            ("0.0001", "0.0001"),
+            ("0.00001", "1.0e-05"),
+            ("-2.50", "-2.5"),
+            ("+1.5", "1.5"),
+            ("1_000.5", "1000.5"),
+            ("010", "8"),
+            ("0x1F", "31"),
+            ("0b101", "5"),
+            ("1_000", "1000"),
+            ("1,000", "1000"),
+            ("+5", "5"),
+            ("-0", "0"),
+            ("yes", "true"),
+            ("Yes", "true"),
+            ("on", "true"),
+            ("OFF", "false"),
+            ("no", "false"),
+            ("y", "y"),
+            ("n", "n"),
+            ("0o17", "0o17"),
+            ("12:30", "45000"),
+            ("1:30:00", "5400"),
+            ("0.1e1", "0.1e1"),
+            ("1.2.3", "1.2.3"),
+            ("3.10.1", "3.10.1"),
+            ("08", "08"),
+            ("0.", "0.0"),
+            ("v1.2", "v1.2"),
+        ];
+        for (written, ruby) in cases {
+            let node = one(&format!("k: {written}\n")).get("k").cloned().unwrap();
+            assert_eq!(node.scalar_text().as_deref(), Some(ruby), "{written}");
+        }
+        // Quoted, a scalar is a string as written.
+        assert_eq!(one("k: \"3.10\"\n").get("k").unwrap().scalar_text().as_deref(), Some("3.10"));
     }
 
     #[test]
