@@ -1,6 +1,6 @@
 //! Where a step's results go: the GitLab API, project, commit, pipeline and merge request, read
-//! from GitLab's predefined variables with `HERALD_*` overrides (docs/design.md §1,
-//! gitlab-reference.md §E). A pure function of the environment, like `config`.
+//! from GitLab's predefined variables with `HERALD_*` overrides (README "Configuration",
+//! gitlab.md §E). A pure function of the environment, like `config`.
 //!
 //! When publishing can't or shouldn't happen, the result says why in one line, with the fix, or
 //! says nothing when the user chose it (`HERALD_MODE=off`, local runs under the default mode).
@@ -50,12 +50,12 @@ pub struct PublishContext {
     /// Numeric id or `group/project` path, as configured; encoded when put into a URL.
     pub project: String,
     /// The commit statuses attach to: `CI_COMMIT_SHA`, which in merged-results pipelines is the
-    /// temporary merge commit, the one the running pipeline belongs to (reference §E.3).
+    /// temporary merge commit, the one the running pipeline belongs to (gitlab.md §E.3).
     pub sha: String,
     pub pipeline_id: Option<u64>,
     /// Sent as `ref` only in branch and tag pipelines. In merge-request pipelines
     /// `CI_COMMIT_REF_NAME` is the source branch, not the pipeline's ref, and sending it breaks
-    /// GitLab's pipeline lookup (reference §E.3).
+    /// GitLab's pipeline lookup (gitlab.md §E.3).
     pub status_ref: Option<String>,
     pub mr_iid: Option<u64>,
     pub job_name: String,

@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: `cli` parses flags → `config` and `context` resolve settings and where to
 //! publish (pure) → `supervise` runs the step while `publish` tells `gitlab` about it → `report`
-//! shows its outcome. See ../shared/docs/design.md for the whole picture.
+//! shows its outcome. See docs/design.md for the whole picture.
 
 #[macro_use]
 pub mod log;

@@ -1,4 +1,4 @@
-//! `herald executor` driven exactly as GitLab Runner's custom executor drives it (reference §H):
+//! `herald executor` driven exactly as GitLab Runner's custom executor drives it (gitlab.md §H):
 //! config → prepare → run <script> <stage> for each stage → cleanup, with the job's variables as
 //! `CUSTOM_ENV_*`, the exit-code variables and file, and the token only in the runner's own
 //! environment. Checked against the stand-in's statuses and note.

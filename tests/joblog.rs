@@ -1,5 +1,5 @@
 //! In GitLab CI, every step gets a collapsible job-log section and a summary line
-//! (docs/gitlab-reference.md §F), on stderr so a redirected stdout stays clean.
+//! (docs/gitlab.md §F), on stderr so a redirected stdout stays clean.
 
 use crate::support::{herald, run};
 

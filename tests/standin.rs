@@ -1,4 +1,4 @@
-//! The stand-in itself, checked against facts of ../shared/docs/gitlab-reference.md: herald's
+//! The stand-in itself, checked against facts of docs/gitlab.md: herald's
 //! tests are only as good as the stand-in is faithful. Section numbers refer to the reference.
 
 use serde_json::{json, Value};

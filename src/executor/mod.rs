@@ -1,4 +1,4 @@
-//! A GitLab Runner custom-executor driver (reference §H): every stage the runner runs for a job
+//! A GitLab Runner custom-executor driver (gitlab.md §H): every stage the runner runs for a job
 //! (fetch sources, restore cache, the script, after_script, artifacts, ...) becomes a herald step,
 //! supervised and published, without changing any `.gitlab-ci.yml`. Stages run with a shell on the
 //! runner host, like the shell executor.

@@ -1,4 +1,4 @@
-//! Readable step names for the runner's stages (reference §H.5).
+//! Readable step names for the runner's stages (gitlab.md §H.5).
 
 /// Stages run but not published unless `HERALD_EXECUTOR_HIDE` says otherwise: the runner's own
 /// bookkeeping, which a reviewer has no use for.

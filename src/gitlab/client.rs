@@ -328,7 +328,7 @@ fn describe_transport_error(error: &ureq::Error) -> String {
     }
 }
 
-/// GitLab's error shapes (reference §C.2): `{"message": "..."}`, `{"message": {field: [...]}}`,
+/// GitLab's error shapes (gitlab.md §C.2): `{"message": "..."}`, `{"message": {field: [...]}}`,
 /// `{"error": "...", "error_description": "..."}`; anything else is shown by its first line.
 fn error_message(body: &str) -> String {
     if let Ok(json) = serde_json::from_str::<Value>(body) {

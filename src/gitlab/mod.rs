@@ -1,5 +1,5 @@
 //! GitLab's REST API as herald uses it: the client, the token, and typed calls. Facts about the
-//! API come from ../shared/docs/gitlab-reference.md, cited by section.
+//! API are in docs/gitlab.md, cited by section ("gitlab.md §A").
 
 mod client;
 pub mod retry;
@@ -15,7 +15,7 @@ pub use client::{count_certificates, proxy_for, ApiError, Client, Reply};
 pub use time::{days_from_civil, parse_http_date, parse_iso8601};
 pub use token::{percent_encode, Token, MASK};
 
-/// A commit status state (reference §A.1). herald posts `running`, then one final state.
+/// A commit status state (gitlab.md §A.1). herald posts `running`, then one final state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusState {
     Running,
@@ -105,7 +105,7 @@ fn is_same_state(message: &str, state: StatusState) -> bool {
     message.starts_with(&format!("Cannot transition status via :{} from :{} ", state.event(), state.as_str()))
 }
 
-/// `GET /user` (reference §C.3).
+/// `GET /user` (gitlab.md §C.3).
 #[derive(Debug, Clone, Deserialize)]
 pub struct User {
     pub id: u64,
@@ -118,7 +118,7 @@ pub fn current_user(client: &Client, timeout: Duration) -> Result<User, ApiError
     parse(client.get("/user", timeout)?, "/user")
 }
 
-/// `GET /personal_access_tokens/self` (reference §C.4): also answers for project and group tokens.
+/// `GET /personal_access_tokens/self` (gitlab.md §C.4): also answers for project and group tokens.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenInfo {
     pub name: String,
@@ -186,7 +186,7 @@ pub struct Author {
     pub id: u64,
 }
 
-/// One entry of `GET /projects/:id/repository/commits/:sha/statuses` (reference §A.2).
+/// One entry of `GET /projects/:id/repository/commits/:sha/statuses` (gitlab.md §A.2).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CommitStatus {
     pub id: u64,
@@ -262,7 +262,7 @@ pub fn latest_status_named(
         .max_by_key(|s| s.id))
 }
 
-/// A job's log as GitLab holds it (reference §K): plain text, ANSI codes and section markers kept.
+/// A job's log as GitLab holds it (gitlab.md §K): plain text, ANSI codes and section markers kept.
 pub fn job_log(client: &Client, project: &str, job_id: u64, timeout: Duration) -> Result<String, ApiError> {
     Ok(client.get(&format!("{}/jobs/{job_id}/trace", project_path(project)), timeout)?.text)
 }
@@ -289,7 +289,7 @@ pub fn pipeline_jobs(
     all_pages(client, &format!("{}/pipelines/{pipeline_id}/jobs?", project_path(project)), timeout)
 }
 
-/// A merge-request note (reference §B.5).
+/// A merge-request note (gitlab.md §B.5).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Note {
     pub id: u64,

@@ -19,7 +19,7 @@ impl Token {
         &self.0
     }
 
-    /// A CI job token (`glcbt-`): GitLab ignores it as `PRIVATE-TOKEN` (reference §A.1).
+    /// A CI job token (`glcbt-`): GitLab ignores it as `PRIVATE-TOKEN` (gitlab.md §A.1).
     pub fn is_job_token(&self) -> bool {
         self.0.starts_with("glcbt-")
     }

@@ -1,4 +1,4 @@
-//! `.gitlab-ci.yml` and its includes, merged as GitLab merges them (reference §I):
+//! `.gitlab-ci.yml` and its includes, merged as GitLab merges them (gitlab.md §I):
 //!
 //! - includes are merged in the order listed, each file's own includes first, the including file
 //!   after them, the root file last; later wins;
@@ -7,7 +7,7 @@
 //! - `extends` (at most 11 levels) merges bases then the job; `default:` fills keys a job lacks;
 //!   `!reference [job, key, ...]` (at most 10 levels) copies from any job, hidden ones included;
 //! - hidden jobs (`.name`) and the global keywords are not jobs;
-//! - GitLab's order of work (reference §M): includes (with their inputs), then `extends`, then
+//! - GitLab's order of work (gitlab.md §M): includes (with their inputs), then `extends`, then
 //!   `!reference`, which therefore sees what a job has through `extends`.
 //!
 //! `local:` includes (globs included) come from the checkout; `project:`, `component:`,
@@ -29,7 +29,7 @@ use super::glob::{fnmatch, include_glob};
 use super::steps::{number_repeats, planned_steps};
 use super::yaml::{self, Node, Value};
 
-/// GitLab's limit (reference §I.2), counting nested includes and duplicates.
+/// GitLab's limit (gitlab.md §I.2), counting nested includes and duplicates.
 pub const MOST_INCLUDES: usize = 150;
 const MOST_EXTENDS: usize = 11;
 const MOST_REFERENCE_DEPTH: usize = 10;
@@ -50,7 +50,7 @@ const GLOBAL_KEYWORDS: [&str; 12] = [
     "types",
     "spec",
 ];
-/// What `default:` may supply (reference §I.7).
+/// What `default:` may supply (gitlab.md §I.7).
 const DEFAULT_KEYS: [&str; 12] = [
     "after_script",
     "artifacts",
@@ -189,7 +189,7 @@ pub fn load_from(
     resolve(layers, loader.unresolved)
 }
 
-/// Brings included files that are not in the checkout (reference §I.1).
+/// Brings included files that are not in the checkout (gitlab.md §I.1).
 pub trait Fetch {
     /// A file of a project (id or path) at a ref (None: its default branch).
     fn project_file(&self, project: &str, reference: Option<&str>, path: &str) -> Result<Vec<u8>, String>;
@@ -346,7 +346,7 @@ impl Loader<'_> {
         })?;
         let documents = yaml::parse(&text)
             .map_err(|e| LoadError(format!("{label}:{}:{}: {}", e.at.line, e.at.column, e.message)))?;
-        // A `spec:` header document, then the body (reference §I.4).
+        // A `spec:` header document, then the body (gitlab.md §I.4).
         let (spec, body) = match documents.len() {
             0 => return Ok(()),
             1 => (None, documents.into_iter().next().unwrap()),
@@ -422,7 +422,7 @@ impl Loader<'_> {
         let Some(written) = value.as_str() else {
             return Err(LoadError(format!("{}: include: {kind} must be a string", at(value))));
         };
-        // Variables in the location, `ref:` and `file:` (reference §M); one herald cannot
+        // Variables in the location, `ref:` and `file:` (gitlab.md §M); one herald cannot
         // expand leaves the include unresolved, never fetched from a wrong place.
         let expand = |text: &str| expand_variables(text, &|name| self.location_variable(name));
         // A component's host is not used (herald reads components through the API it talks to),
@@ -517,7 +517,7 @@ impl Loader<'_> {
                     }
                 };
                 let place = Place::Project { project, reference: Some(version) };
-                // templates/<name>.yml, or templates/<name>/template.yml (reference §I.1).
+                // templates/<name>.yml, or templates/<name>/template.yml (gitlab.md §I.1).
                 let single = FileRef { place: place.clone(), path: format!("templates/{name}.yml") };
                 let folder = FileRef { place, path: format!("templates/{name}/template.yml") };
                 let file = match self.fetch {
@@ -552,7 +552,7 @@ impl Loader<'_> {
         self.variables.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone())
     }
 
-    /// The release a component's version names (reference §M): `~latest` is the highest
+    /// The release a component's version names (gitlab.md §M): `~latest` is the highest
     /// released semantic version, a partial one (`1`, `1.2`) the highest release that matches;
     /// pre-releases never count. Anything else (a full version, a tag, a SHA) is used as it is.
     fn component_version(&self, project: &str, version: &str) -> Result<String, String> {
@@ -655,7 +655,7 @@ fn expand_variables(text: &str, variable: &dyn Fn(&str) -> Option<String>) -> Re
     Ok(out)
 }
 
-/// GitLab's `rules: exists` for one pattern over a project's files (reference §M): Ruby's
+/// GitLab's `rules: exists` for one pattern over a project's files (gitlab.md §M): Ruby's
 /// fnmatch, and after 10,000 comparisons GitLab stops and counts it as a match.
 fn exists_in(files: &[String], pattern: &str) -> bool {
     const MOST_COMPARISONS: usize = 10_000;
@@ -708,7 +708,7 @@ fn resolve(layers: Vec<Layer>, unresolved: Vec<String>) -> Result<Pipeline, Load
         if !matches!(node.value, Value::Map(_)) {
             return Err(LoadError(format!("job '{name}' (line {}) must be a mapping", node.at.line)));
         }
-        // GitLab's order (reference §M): extends, then `default:`, then `!reference`, which
+        // GitLab's order (gitlab.md §M): extends, then `default:`, then `!reference`, which
         // therefore sees what a job has through its `extends`.
         let mut missing = Vec::new();
         let mut job = resolver.extended(name, &mut Vec::new(), &mut missing)?;

@@ -9,7 +9,7 @@ use crate::gitlab::{percent_encode, project_path, ApiError, Client};
 
 use super::config::Fetch;
 
-/// GitLab resolves all includes of a pipeline within this (reference §I.2).
+/// GitLab resolves all includes of a pipeline within this (gitlab.md §I.2).
 const INCLUDES_TIME: Duration = Duration::from_secs(30);
 
 pub struct GitLabFetch<'c> {

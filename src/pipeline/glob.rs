@@ -1,8 +1,8 @@
 //! The two kinds of path patterns in a GitLab configuration:
 //!
-//! - `local:` include globs (reference §I.1): `*` within one folder, `**` across folders
+//! - `local:` include globs (gitlab.md §I.1): `*` within one folder, `**` across folders
 //!   (`configs/**.yml` matches `configs/a/b.yml`);
-//! - `rules: exists` and `changes` patterns (reference §M): Ruby's
+//! - `rules: exists` and `changes` patterns (gitlab.md §M): Ruby's
 //!   `File.fnmatch?(pattern, path, File::FNM_PATHNAME | File::FNM_DOTMATCH | File::FNM_EXTGLOB)`:
 //!   `*` and `?` and `[set]` never match `/`, `**/` matches any number of folders, `{a,b}`
 //!   alternatives (nested too), `\` escapes, and dot files match like any other.

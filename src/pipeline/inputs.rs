@@ -1,4 +1,4 @@
-//! `spec: inputs` of an included file and the `inputs:` its include gives (reference §I.4):
+//! `spec: inputs` of an included file and the `inputs:` its include gives (gitlab.md §I.4):
 //! mandatory inputs (no `default`), defaults, `type` (string, number, boolean, array) and
 //! `options` are checked, then `$[[ inputs.name ]]` is replaced throughout the file's body, before
 //! merging, as GitLab does when it fetches the file. A block that is a whole value takes the
@@ -45,7 +45,7 @@ pub fn values(declared: &Node, given: Option<&Node>) -> Result<Vec<(String, Node
             return Err(format!("input '{name}' must be a {wanted}"));
         }
         if let Some(pattern) = spec.get("regex").and_then(Node::as_str) {
-            // RE2 syntax, no delimiters (reference §I.4); Rust's regex follows RE2.
+            // RE2 syntax, no delimiters (gitlab.md §I.4); Rust's regex follows RE2.
             let regex = regex::Regex::new(pattern).map_err(|e| format!("input '{name}': its regex is invalid: {e}"))?;
             let text = value.scalar_text().unwrap_or_default();
             if !regex.is_match(&text) {

@@ -1,5 +1,5 @@
 //! The pipeline's own configuration: `.gitlab-ci.yml` and its includes, resolved the way GitLab
-//! resolves them, for task names and planned steps (docs/design.md §4, reference §I).
+//! resolves them, for task names and planned steps (docs/design.md §7, gitlab.md §I, §M).
 
 pub mod config;
 pub mod fetch;

@@ -1,7 +1,7 @@
 //! What gets sent to GitLab, and when, for one step: its commit status goes `running` while the
 //! step runs and to its final state when it ends, and the merge request's note follows: one live
 //! update for a step still running after a second, one verified write after the final state
-//! (docs/design.md §4) — unless the step passed and the job's plan has more steps, whose herald
+//! (docs/design.md §5, §6) — unless the step passed and the job's plan has more steps, whose herald
 //! then writes the note for both (`job_memory`).
 //!
 //! Publishing happens on one background thread, started after the step's process, so the step
@@ -294,7 +294,7 @@ impl Worker {
 
     /// A failed step of a job that may fail (`allow_failure: true`, or `exit_codes` that hold
     /// its code) is posted as an allowed failure: a `failed` status would fail the pipeline that
-    /// GitLab itself lets pass (reference §J). Failures the configuration does not foresee
+    /// GitLab itself lets pass (gitlab.md §J). Failures the configuration does not foresee
     /// (`herald run -- x || true`) are settled by `herald finalize` and `herald note --final`.
     fn allowed_by_the_job(&self, wanted: Wanted, exit_code: i32) -> Wanted {
         let job = self.plan.as_ref().and_then(|plan| plan.job(&self.context.job_name));

@@ -1,5 +1,5 @@
 //! Keeps the one herald note on a merge request true while many jobs, on many runners, write to
-//! it at once (docs/design.md §4; reference §B: GitLab has no compare-and-swap for notes).
+//! it at once (docs/design.md §6; gitlab.md §B.4: GitLab has no compare-and-swap for notes).
 //!
 //! The protocol every writer follows:
 //! 1. Render from authoritative state only: the pipeline's jobs and herald's commit statuses.

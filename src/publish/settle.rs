@@ -1,6 +1,6 @@
 //! Settling a job's statuses when it has ended (`herald finalize` for one job, `herald note
 //! --final` for every ended job of the pipeline). Two rules, both from GitLab's own verdict
-//! (docs/design.md, "The pipeline's verdict"):
+//! (docs/design.md §5):
 //!
 //! 1. **A step left open is closed from evidence.** First the job's own record of how each step
 //!    ended (`job_memory`, written before the final post, so a post that never reached GitLab
@@ -9,7 +9,7 @@
 //!    verdict worse than the job's: `success` in a job that passed, `canceled` in a canceled
 //!    one, `failed` only in a job that failed; the description says there was no evidence.
 //! 2. **herald never makes the verdict worse than GitLab's own.** A commit status has no
-//!    `allow_failure` (reference §J): one `failed` status fails the pipeline. So a failed or
+//!    `allow_failure` (gitlab.md §J): one `failed` status fails the pipeline. So a failed or
 //!    canceled step of a job that passed anyway (`herald run -- x || true`) or that may fail
 //!    (`allow_failure`) is posted again as `success` with a description that begins `allowed: `;
 //!    the newer status of the same name supersedes the older one, and the note shows it as an

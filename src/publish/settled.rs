@@ -4,7 +4,7 @@
 //!
 //! Why it is safe to take them from the note, when the rest of the note never is (note.rs, rule 1):
 //! - A commit status in a final state never changes. Posting to its name again makes a new status
-//!   with a new id and marks the old one retried (reference §A.1), and that new one is read fresh.
+//!   with a new id and marks the old one retried (gitlab.md §A.1), and that new one is read fresh.
 //! - GitLab creates the statuses of one commit one at a time (an exclusive lease per project and
 //!   SHA, §A.1), so ids appear in order: a status not seen yet will have a higher id than every
 //!   status seen now.

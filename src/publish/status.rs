@@ -1,5 +1,5 @@
 //! What a step's commit status says: its name and description, within GitLab's limits
-//! (reference §A.1: 255 characters for `description` and `target_url`; keep `name` ≤ 255 too).
+//! (gitlab.md §A.1: 255 characters for `description` and `target_url`; keep `name` ≤ 255 too).
 
 use crate::gitlab::StatusState;
 use crate::report::excerpt::fold_tail;
@@ -39,7 +39,7 @@ pub fn final_status(outcome: &StepOutcome, excerpt: &[String]) -> (StatusState, 
 }
 
 /// How the description of a failure that does not count against the pipeline begins: a step
-/// that failed in a job that passed anyway or may fail, posted as `success` (reference §J: a
+/// that failed in a job that passed anyway or may fail, posted as `success` (gitlab.md §J: a
 /// status has no `allow_failure`). The note shows such a step as an allowed failure.
 pub const ALLOWED: &str = "allowed: ";
 

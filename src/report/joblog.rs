@@ -1,5 +1,5 @@
 //! GitLab job-log decoration for a step: a collapsible section around its output
-//! (docs/gitlab-reference.md §F) and one summary line after it.
+//! (docs/gitlab.md §F) and one summary line after it.
 //!
 //! Everything goes to stderr, never stdout: a step's stdout may be redirected to a file by the job
 //! script (`herald run -- jq . in.json > out.json`), and markers there would corrupt it. The runner

@@ -14,7 +14,7 @@
 
 use std::fmt::Write as _;
 
-/// GitLab refuses longer notes (reference §B.1); herald keeps a margin below it.
+/// GitLab refuses longer notes (gitlab.md §B.1); herald keeps a margin below it.
 pub const GITLAB_NOTE_LIMIT: usize = 1_000_000;
 const BUDGET: usize = 990_000;
 /// More table rows than this, and passed steps are collapsed.

@@ -1,5 +1,5 @@
 //! A GitLab API stand-in: an HTTP server on 127.0.0.1 that behaves like
-//! ../shared/docs/gitlab-reference.md says GitLab does, for the endpoints herald uses.
+//! docs/gitlab.md says GitLab does, for the endpoints herald uses.
 //!
 //! - Commit statuses (§A): the state machine with GitLab's exact 400/404 bodies; status identity
 //!   (name, pipeline, ref, user); pipeline lookup with and without `pipeline_id`/`ref`, new
@@ -126,7 +126,7 @@ pub struct Job {
     pub retried: bool,
     /// CI jobs: may fail without failing the pipeline.
     pub allow_failure: bool,
-    /// CI jobs: the log GitLab holds (reference §K).
+    /// CI jobs: the log GitLab holds (gitlab.md §K).
     pub trace: String,
 }
 
@@ -417,7 +417,7 @@ impl World {
 
     /// The pipeline's verdict as GitLab composes it from its latest jobs and statuses
     /// (`Gitlab::Ci::Status::Composite`): running while anything runs; else `failed` if a job
-    /// that may not fail failed (a commit status never may, reference §J), `canceled` if one
+    /// that may not fail failed (a commit status never may, gitlab.md §J), `canceled` if one
     /// was canceled, `success_with_warnings` if an allowed job failed, else `success`.
     pub fn pipeline_verdict(&self, pipeline_id: u64) -> &'static str {
         self.verdict_of(pipeline_id, |_| true)

@@ -155,7 +155,7 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// Which kind of pipeline a job runs in (reference §E.2), in the stand-in's standard world.
+/// Which kind of pipeline a job runs in (gitlab.md §E.2), in the stand-in's standard world.
 #[derive(Debug, Clone, Copy)]
 pub enum PipelineKind {
     /// Branch pipeline of `feature`.
