@@ -127,8 +127,8 @@ pub enum ProcessEnd {
 /// Why herald stopped the step, when it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopCause {
-    /// `--timeout` expired.
-    TimedOut,
+    /// `--timeout` expired: the limit it had.
+    TimedOut { limit: Duration },
     /// herald received this signal (the job was canceled or the runner is shutting down) and
     /// forwarded it to the step.
     Signal(i32),
@@ -171,21 +171,32 @@ impl StepOutcome {
     pub fn verdict(&self) -> Verdict {
         match self.end {
             StepEnd::Ran { stop: Some(StopCause::Signal(_)), .. } => Verdict::Canceled,
-            StepEnd::Ran { stop: Some(StopCause::TimedOut), .. } => Verdict::Failed,
+            StepEnd::Ran { stop: Some(StopCause::TimedOut { .. }), .. } => Verdict::Failed,
             _ if self.exit_code() == 0 => Verdict::Passed,
             _ => Verdict::Failed,
         }
     }
 
     /// One short sentence: `passed in 12.3s`, `failed (exit 2) after 4.1s`,
-    /// `killed by SIGSEGV after 0.1s`, `timed out after 5m00s`, `canceled (SIGTERM) after 3.0s`,
+    /// `killed by SIGSEGV after 0.1s`, `timed out after 5m00s (--timeout 5m00s; stopped by
+    /// SIGTERM)`, `canceled (SIGTERM) after 3.0s`,
     /// `not found`. Fits GitLab's 255-character status description.
     pub fn describe(&self) -> String {
         let took = format_duration(self.elapsed);
         match self.end {
             StepEnd::NotStarted { exit_code: 127 } => "could not start: command not found".into(),
             StepEnd::NotStarted { .. } => "could not start: not executable".into(),
-            StepEnd::Ran { stop: Some(StopCause::TimedOut), .. } => format!("timed out after {took}"),
+            StepEnd::Ran { stop: Some(StopCause::TimedOut { limit }), process } => {
+                // The limit, and how the step took being stopped: what to change next.
+                let how = match process {
+                    ProcessEnd::Signaled(libc::SIGKILL) => {
+                        "ignored SIGTERM, killed by SIGKILL after the grace".to_owned()
+                    }
+                    ProcessEnd::Signaled(signal) => format!("stopped by {}", signal_name(signal)),
+                    ProcessEnd::Exited(code) => format!("exited {code} on SIGTERM"),
+                };
+                format!("timed out after {took} (--timeout {}; {how})", format_duration(limit))
+            }
             StepEnd::Ran { stop: Some(StopCause::Signal(signal)), .. } => {
                 format!("canceled ({}) after {took}", signal_name(signal))
             }
@@ -249,7 +260,8 @@ mod tests {
     fn exit_codes_follow_the_shell_convention() {
         assert_eq!(ran(ProcessEnd::Exited(2), None).exit_code(), 2);
         assert_eq!(ran(ProcessEnd::Signaled(15), None).exit_code(), 143);
-        assert_eq!(ran(ProcessEnd::Signaled(9), Some(StopCause::TimedOut)).exit_code(), 137);
+        let limit = Duration::from_secs(4);
+        assert_eq!(ran(ProcessEnd::Signaled(9), Some(StopCause::TimedOut { limit })).exit_code(), 137);
     }
 
     #[test]
@@ -260,8 +272,17 @@ mod tests {
         assert_eq!((failed.verdict(), failed.describe().as_str()), (Verdict::Failed, "failed (exit 2) after 4.1s"));
         let segv = ran(ProcessEnd::Signaled(11), None);
         assert_eq!(segv.describe(), "killed by SIGSEGV after 4.1s");
-        let timed_out = ran(ProcessEnd::Exited(0), Some(StopCause::TimedOut));
-        assert_eq!((timed_out.verdict(), timed_out.describe().as_str()), (Verdict::Failed, "timed out after 4.1s"));
+        let limit = Duration::from_secs(4);
+        let timed_out = ran(ProcessEnd::Signaled(15), Some(StopCause::TimedOut { limit }));
+        assert_eq!(
+            (timed_out.verdict(), timed_out.describe().as_str()),
+            (Verdict::Failed, "timed out after 4.1s (--timeout 4.0s; stopped by SIGTERM)")
+        );
+        let killed = ran(ProcessEnd::Signaled(9), Some(StopCause::TimedOut { limit }));
+        assert_eq!(
+            killed.describe(),
+            "timed out after 4.1s (--timeout 4.0s; ignored SIGTERM, killed by SIGKILL after the grace)"
+        );
         let canceled = ran(ProcessEnd::Signaled(15), Some(StopCause::Signal(15)));
         assert_eq!(
             (canceled.verdict(), canceled.describe().as_str()),

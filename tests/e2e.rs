@@ -231,7 +231,8 @@ fn a_merge_request_pipeline_of_the_templates_publishes_every_step_and_one_note()
     }
     assert!(!body.contains("never runs"), "{body}");
     assert!(!body.contains("herald-note"), "the job writing the note is not in it: {body}");
-    assert!(body.contains("failed · 6 steps: 4 passed, 2 failed"), "{body}");
+    assert!(body.contains("### ❌ Pipeline [#2001]"), "{body}");
+    assert!(body.contains("**2 failed** · 4 passed · 6 steps in 4 jobs"), "{body}");
 }
 
 #[test]

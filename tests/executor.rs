@@ -6,6 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 
+use crate::support::campaign::note_shows;
 use crate::support::gitlab::*;
 use crate::support::{finish, herald, run, send_signal, wait_for_file, Finished, TempDir};
 
@@ -124,7 +125,7 @@ fn a_passing_job_publishes_each_stage_and_keeps_the_token_from_scripts() {
     assert_eq!(job.status("prepare"), None, "internal stages are hidden by default");
     assert_eq!(job.status("clean up"), None);
     let note = &gitlab.with(|w| w.herald_notes(1))[0];
-    assert!(note.body.contains(&format!("| ✅ | [build]({}) | fetch sources |", job.url)), "{}", note.body);
+    assert!(note_shows(&note.body, "✅", "build", &job.url, "fetch sources", "passed"), "{}", note.body);
 }
 
 #[test]
@@ -165,7 +166,11 @@ fn a_job_canceled_mid_script_ends_canceled_then_runs_after_script() {
     assert_eq!(run(&mut job.command(&["cleanup"], Some("canceled"))).code, Some(0));
     assert_eq!(job.status("after script").as_deref(), Some("success"));
     let note = &gitlab.with(|w| w.herald_notes(1))[0];
-    assert!(note.body.contains("| ⛔ | [build]("), "{}", note.body);
+    assert!(
+        note.body.lines().any(|l| l.starts_with("- ⛔ [build](") && l.contains(" › script — canceled")),
+        "{}",
+        note.body
+    );
 }
 
 #[test]

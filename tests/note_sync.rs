@@ -14,8 +14,9 @@ struct TestJob {
     steps: Vec<(String, i32)>,
 }
 
-fn row(icon: &str, job: &TestJob, step: &str) -> String {
-    format!("| {icon} | [{}]({}) | {step} | ", job.name, job.url)
+/// Whether the note shows `step` of `job` with this icon (report/note.rs: one line per job).
+fn shows(body: &str, icon: &str, job: &TestJob, step: &str) -> bool {
+    crate::support::campaign::note_shows(body, icon, &job.name, &job.url, step, "")
 }
 
 /// Runs `jobs` jobs at once in the merged-results pipeline of MR !1, each with 1–3 steps (some
@@ -74,16 +75,10 @@ fn concurrent_pipeline(seed: u64, jobs: usize, fault_rate: f64) -> f64 {
                 let status = &statuses[&format!("herald/{} › {step}", job.name)];
                 let (state, icon) = if *code == 0 { ("success", "✅") } else { ("failed", "❌") };
                 assert_eq!(status.status, state, "seed {seed}: {} {step}", job.name);
-                assert!(
-                    note.body.contains(&row(icon, job, step)),
-                    "seed {seed}: the note lacks {}\n{}",
-                    row(icon, job, step),
-                    note.body
-                );
+                assert!(shows(&note.body, icon, job, step), "seed {seed}: the note lacks {icon} {step}\n{}", note.body);
+                assert!(!shows(&note.body, "🔵", job, step), "seed {seed}: {step} still shows running:\n{}", note.body);
             }
         }
-        let running_steps = note.body.lines().filter(|l| l.starts_with("| 🔵 |") && !l.contains(" | — | ")).count();
-        assert_eq!(running_steps, 0, "seed {seed}: a step still shows running:\n{}", note.body);
         assert!(world.quick_actions.is_empty(), "quick actions ran: {:?}", world.quick_actions);
     });
     let steps: usize = test_jobs.iter().map(|j| j.steps.len()).sum();
@@ -113,7 +108,11 @@ fn one_step_writes_one_note_that_shows_it() {
     let notes = gitlab.with(|w| w.herald_notes(1));
     assert_eq!(notes.len(), 1);
     assert!(notes[0].body.starts_with("<!-- herald:note pipeline=1002 -->\n"), "{}", notes[0].body);
-    assert!(notes[0].body.contains(&format!("| ✅ | [lint]({url}) | unit | passed in")), "{}", notes[0].body);
+    assert!(
+        crate::support::campaign::note_shows(&notes[0].body, "✅", "lint", &url, "unit", "passed in"),
+        "{}",
+        notes[0].body
+    );
     // It was claimed first (created before the pipeline was read), then written in full.
     let requests = gitlab.requests();
     let created: Vec<_> = requests.iter().filter(|r| r.method == "POST" && r.path.ends_with("/notes")).collect();
@@ -174,7 +173,7 @@ fn notes_of_others_are_never_adopted_and_our_duplicates_are_removed() {
         assert_eq!(ids, [quoted, first], "the person's note stays; of ours, the lowest id is kept");
         assert!(!ids.contains(&second));
         assert_eq!(notes[0].body, "<!-- herald:note pipeline=1003 -->\nlooks wrong?");
-        assert!(notes[1].body.contains("| unit |"));
+        assert!(notes[1].body.contains("✅ unit passed"), "{}", notes[1].body);
     });
 }
 
@@ -194,12 +193,19 @@ fn note_final_closes_what_dead_jobs_left_running() {
     });
     let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER).args(["note", "--final"]));
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    // One line in the job log: the verdict, and where the note is.
+    let note_id = gitlab.with(|w| w.herald_notes(1))[0].id;
+    let line = format!(
+        "herald: pipeline #1003 running: 1 failed · 1 canceled · 1 running · 3 steps in 4 jobs — \
+         https://gitlab.example.com/group/app/-/merge_requests/1#note_{note_id}\n"
+    );
+    assert!(finished.stderr_text().ends_with(&line), "{}", finished.stderr_text());
     let statuses = gitlab.with(|w| w.statuses(PIPELINE_MERGED));
     assert_eq!(statuses["herald/killed › step"].status, "failed");
     assert_eq!(statuses["herald/canceled › step"].status, "canceled");
     assert_eq!(statuses["herald/alive › step"].status, "running", "a running job's step is left alone");
     let note = &gitlab.with(|w| w.herald_notes(1))[0];
-    assert!(note.body.contains("| ⛔ | [canceled]("), "{}", note.body);
+    assert!(note.body.lines().any(|l| l.starts_with("- ⛔ [canceled](")), "{}", note.body);
     assert!(note.body.contains("no result recorded; the job failed while the step was open"), "{}", note.body);
 }
 
@@ -281,7 +287,7 @@ fn step_with_note_aged(age: f64, interval: &str, seconds: &str) -> GitLab {
         .args(["run", "--name", "unit", "--", "sleep", seconds]));
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
     let note = &gitlab.with(|w| w.herald_notes(1))[0];
-    assert!(note.body.contains("| unit | passed in"), "the final write always happens: {}", note.body);
+    assert!(note.body.contains("✅ unit passed in"), "the final write always happens: {}", note.body);
     gitlab
 }
 
@@ -359,7 +365,7 @@ fn a_passing_step_with_more_to_come_leaves_the_note_to_the_next_one() {
     assert!(job.owed());
     job.step("check", 0);
     let note = job.note().expect("the last step writes the note");
-    assert!(note.contains("| compile | passed in") && note.contains("| check | passed in"), "{note}");
+    assert!(note.contains("✅ compile passed in") && note.contains("✅ check passed in"), "{note}");
     assert!(!job.owed());
 }
 
@@ -368,7 +374,7 @@ fn a_failing_step_or_the_last_one_writes_the_note_itself() {
     let job = PlannedJob::start();
     job.step("compile", 2);
     let note = job.note().expect("a failed step ends the job: its note is written at once");
-    assert!(note.contains("| compile | failed \\(exit 2\\)"), "{note}");
+    assert!(note.contains("❌ compile failed \\(exit 2\\)"), "{note}");
     assert!(!job.owed());
 }
 
@@ -383,7 +389,7 @@ fn finalize_pays_a_note_the_job_still_owed() {
     let finished = run(job.herald().env("CI_JOB_STATUS", "success").arg("finalize"));
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
     let note = job.note().expect("finalize writes the owed note");
-    assert!(note.contains("| compile | passed in"), "{note}");
+    assert!(note.contains("✅ compile passed in"), "{note}");
     assert!(!job.owed());
     assert!(!cache.exists(), "the job is over: its files in the temporary directory are removed");
 }
@@ -422,20 +428,20 @@ fn a_big_pipeline_is_read_from_its_newest_statuses() {
     assert!(second <= 2, "the render and its check read the newest page only, not {second}");
     let body = note();
     for i in 0..250 {
-        assert!(body.contains(&row("✅", &job, &format!("s{i}"))), "s{i} missing:\n{body}");
+        assert!(shows(&body, "✅", &job, &format!("s{i}")), "s{i} missing:\n{body}");
     }
-    assert!(body.contains(&row("✅", &job, "first")) && body.contains(&row("❌", &job, "second")), "{body}");
+    assert!(shows(&body, "✅", &job, "first") && shows(&body, "❌", &job, "second"), "{body}");
 
     // s0 runs again and fails: a new status (the old one is retried), newer than the settled one.
     step("s0", 3);
     let body = note();
-    assert!(body.contains(&row("❌", &job, "s0")) && !body.contains(&row("✅", &job, "s0")), "{body}");
+    assert!(shows(&body, "❌", &job, "s0") && !shows(&body, "✅", &job, "s0"), "{body}");
 
     gitlab.with(|w| w.ignores_status_sort = true);
     let old_server = pages_read_by(&|| step("third", 0));
     assert!(old_server >= 3, "oldest first: every page is read ({old_server})");
     let body = note();
-    assert!(body.contains(&row("✅", &job, "third")) && body.contains(&row("✅", &job, "s249")), "{body}");
+    assert!(shows(&body, "✅", &job, "third") && shows(&body, "✅", &job, "s249"), "{body}");
 }
 
 /// The job's previous step saw the note too fresh for a live write: the next step, running well
@@ -509,4 +515,54 @@ fn a_job_does_not_wait_on_its_own_previous_write() {
         let _ =
             std::fs::remove_file(crate::support::job_state(&gitlab.api_url(), "42", PIPELINE_MERGED, &job_id, what));
     }
+}
+
+/// The note's failure excerpt comes from the job log GitLab holds, anchored on the error: read
+/// once the job is over, once (later writers take it from the note), and never for a green job.
+#[test]
+fn a_failed_steps_excerpt_comes_from_its_job_log_once() {
+    let gitlab = GitLab::start();
+    let (test_id, test_url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, "test", "test", "running"));
+    let (lint_id, lint_url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, "lint", "test", "running"));
+    let fixture = format!("{}/tests/fixtures/logs/cargo-test-failure.log", env!("CARGO_MANIFEST_DIR"));
+    let step = |job: &str, url: &str, name: &str, script: &str| {
+        run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+            .env("CI_JOB_NAME", job)
+            .env("CI_JOB_URL", url)
+            .args(["run", "--name", name, "--", "sh", "-c", script]))
+    };
+    let log_reads = || gitlab.requests().iter().filter(|r| r.path.ends_with("/trace")).count();
+    let failed = step("test", &test_url, "unit", &format!("cat {fixture}; exit 101"));
+    assert_eq!(failed.code, Some(101));
+    assert_eq!(log_reads(), 0, "the job still runs: its log is not complete, nothing is read");
+    // The runner has sent the job's log (the step's output inside herald's section); the job is over.
+    let stderr = failed.stderr_text();
+    let (start, rest) = stderr.split_once('\n').unwrap();
+    let log = format!("{start}\n{}{rest}", failed.stdout_text());
+    gitlab.with(|w| {
+        let job = w.jobs.iter_mut().find(|j| j.id == test_id).unwrap();
+        job.trace = log;
+        job.status = "failed".into();
+    });
+
+    // The next writer (another job's step) reads the log once and keeps the excerpt in the note.
+    assert_eq!(step("lint", &lint_url, "fmt", "true").code, Some(0));
+    assert_eq!(log_reads(), 1);
+    let body = gitlab.with(|w| w.herald_notes(1)).pop().unwrap().body;
+    let top = &body[..body.find("<details>").unwrap()];
+    assert!(top.contains("panicked at src/lib.rs:20:9:") && top.contains("  left: 103"), "{top}");
+    gitlab.with(|w| w.jobs.iter_mut().filter(|j| j.id == lint_id).for_each(|j| j.status = "success".into()));
+    assert_eq!(step("lint", &lint_url, "clippy", "true").code, Some(0));
+    assert_eq!(log_reads(), 1, "taken from the note, not read again");
+
+    // A green pipeline reads no log at all.
+    let green = GitLab::start();
+    let (_, url) = green.with(|w| w.add_job(PIPELINE_MERGED, "lint", "test", "running"));
+    run(herald_in_ci(&green, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+        .env("CI_JOB_URL", &url)
+        .args(["run", "--name", "fmt", "--", "true"]));
+    green.with(|w| w.jobs.iter_mut().for_each(|j| j.status = "success".into()));
+    let finished = run(herald_in_ci(&green, PipelineKind::MergedResults, TOKEN_DEVELOPER).args(["note", "--final"]));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert_eq!(green.requests().iter().filter(|r| r.path.ends_with("/trace")).count(), 0);
 }

@@ -383,13 +383,13 @@ fn a_failed_step_publishes_its_masked_output_tail_when_asked() {
     let status = status_of(&gitlab, PIPELINE_BRANCH, "herald/lint › deploy").unwrap();
     let description = status.description.unwrap();
     assert!(description.starts_with("failed (exit 3) after "), "{description}");
-    // The last 3 lines; stdout and stderr interleave in arrival order, which the test cannot fix.
+    // Of the last 3 lines, the status shows the error and what follows it (anchored on the error);
+    // stdout and stderr interleave in arrival order, which the test cannot fix.
     let excerpt = description.split_once(": ").unwrap().1;
-    let mut lines: Vec<&str> = excerpt.split(" ⏎ ").collect();
-    lines.sort();
-    assert_eq!(lines, ["aborting", "compiling 8", "error: deploy with [MASKED] refused"], "{description}");
+    assert!(excerpt.starts_with("error: deploy with [MASKED] refused"), "{description}");
+    // The JUnit report has all three.
     let junit = std::fs::read_to_string(&report).unwrap();
-    for line in lines {
+    for line in ["aborting", "compiling 8", "error: deploy with [MASKED] refused"] {
         assert!(junit.contains(&format!("\n{line}")), "{junit}");
     }
     assert!(!junit.contains("s3cr3t") && !description.contains("s3cr3t"));

@@ -161,7 +161,13 @@ fn timed_out_steps_say_so_in_the_job_log() {
     let finished =
         run(herald().env("GITLAB_CI", "true").args(["run", "--name", "slow", "--timeout", "1s", "--", "sleep", "60"]));
     assert_eq!(finished.code, Some(143));
-    assert!(finished.stderr_text().contains("✘ slow timed out after 1."), "{}", finished.stderr_text());
+    // The limit and how the step took being stopped: what to change next.
+    assert!(
+        finished.stderr_text().contains("✘ slow timed out after 1.")
+            && finished.stderr_text().contains("(--timeout 1.0s; stopped by SIGTERM)"),
+        "{}",
+        finished.stderr_text()
+    );
 }
 
 #[test]

@@ -209,13 +209,12 @@ fn published_steps_carry_task_names_and_the_note_shows_planned_steps() {
     assert!(statuses.contains_key("herald/lint/lint › cargo clippy"), "{names:?}");
     assert!(statuses.contains_key("herald/docs"), "a job's single unnamed step is the task: {names:?}");
     let note = &gitlab.with(|w| w.herald_notes(1))[0];
-    assert!(note.body.contains(&format!("| ✅ | [lint]({lint_url}) | cargo fmt | passed in")), "{}", note.body);
-    assert!(
-        note.body.contains(&format!("| ⏳ | [lint]({lint_url}) | setup | waiting |")),
-        "planned, not started: {}",
-        note.body
-    );
-    assert!(note.body.contains(&format!("| ✅ | [docs]({docs_url}) | mdbook build docs | passed in")), "{}", note.body);
+    let shows = |icon: &str, job: &str, url: &str, step: &str, result: &str| {
+        crate::support::campaign::note_shows(&note.body, icon, job, url, step, result)
+    };
+    assert!(shows("✅", "lint", &lint_url, "cargo fmt", "passed in"), "{}", note.body);
+    assert!(shows("⏳", "lint", &lint_url, "setup", "waiting"), "planned, not started: {}", note.body);
+    assert!(shows("✅", "docs", &docs_url, "mdbook build docs", "passed in"), "{}", note.body);
 }
 
 #[test]

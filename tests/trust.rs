@@ -489,7 +489,7 @@ fn a_live_write_cut_off_after_its_claim_leaves_no_duplicate_note() {
         &mut herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER),
     );
     assert_eq!(notes.iter().map(|n| n.id).collect::<Vec<_>>(), [other], "one note, the lowest id");
-    assert!(notes[0].body.contains("| unit | passed in"), "{}", notes[0].body);
+    assert!(notes[0].body.contains("✅ unit passed in"), "{}", notes[0].body);
 
     // A passing step with more to come leaves its final write to the next step, and still
     // removes the duplicate it created.

@@ -10,10 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let root = parts.next().unwrap_or_default().to_vec();
     let included = parts.next().unwrap_or_default().to_vec();
     let nested = parts.next().unwrap_or_default().to_vec();
-    let files = vec![
-        (".gitlab-ci.yml".to_owned(), root),
-        ("a.yml".to_owned(), included),
-        ("ci/b.yml".to_owned(), nested),
-    ];
+    let files =
+        vec![(".gitlab-ci.yml".to_owned(), root), ("a.yml".to_owned(), included), ("ci/b.yml".to_owned(), nested)];
     let _ = load_from(&InMemory(files), ".gitlab-ci.yml", None, &[]);
 });

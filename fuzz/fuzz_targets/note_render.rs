@@ -5,40 +5,70 @@
 #![no_main]
 
 use herald::report::note::{
-    pipeline_of, render, JobView, NoteView, PipelineView, StepState, StepView, GITLAB_NOTE_LIMIT,
+    pipeline_of, render, JobView, NoteView, PastPipeline, PipelineView, StepState, StepView, GITLAB_NOTE_LIMIT,
+    VISIBLE_LINES,
 };
 use libfuzzer_sys::fuzz_target;
 
 /// The tags the note's own layout uses; any other `<` came from a name and was not escaped.
-const OWN_TAGS: [&str; 9] =
-    ["<details>", "</details>", "<summary>", "</summary>", "<sub>", "</sub>", "<code>", "</code>", "<!-- herald:"];
+const OWN_TAGS: [&str; 11] = [
+    "<details>",
+    "</details>",
+    "<summary>",
+    "</summary>",
+    "<sub>",
+    "</sub>",
+    "<code>",
+    "</code>",
+    "<pre>",
+    "</pre>",
+    "<!-- herald:",
+];
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let names: Vec<&str> = text.split('\n').collect();
-    let states = [StepState::Failed, StepState::Passed, StepState::Running, StepState::Canceled];
+    let states = [StepState::Failed, StepState::Passed, StepState::Running, StepState::Canceled, StepState::Allowed];
     let jobs = names
         .chunks(3)
         .enumerate()
         .map(|(i, chunk)| JobView {
             id: i as u64,
             name: chunk[0].to_owned(),
-            status: "running".into(),
+            stage: chunk.last().unwrap().to_string(),
+            status: ["running", "failed", "manual", "success"][i % 4].into(),
             web_url: chunk.get(1).map(|u| u.to_string()),
             steps: chunk
                 .iter()
                 .zip(states.iter().cycle())
-                .map(|(n, state)| StepView { name: n.to_string(), state: *state, description: n.to_string() })
+                .map(|(n, state)| StepView {
+                    name: n.to_string(),
+                    state: *state,
+                    description: n.to_string(),
+                    excerpt: chunk.iter().map(|line| line.to_string()).collect(),
+                    ..StepView::default()
+                })
                 .collect(),
             planned: vec![chunk.last().unwrap().to_string()],
+            attempts: vec![("failed".into(), chunk.get(2).map(|u| u.to_string()))],
+            ..JobView::default()
         })
         .collect();
     let body = render(&NoteView {
-        pipeline: PipelineView { id: 1, status: "running".into(), web_url: None, sha: text.to_string() },
+        pipeline: PipelineView {
+            id: 1,
+            status: "running".into(),
+            sha: text.to_string(),
+            commit_url: names.first().map(|u| u.to_string()),
+            ..PipelineView::default()
+        },
         jobs,
-        unattached: Vec::new(),
+        history: vec![PastPipeline { id: 0, status: text.to_string(), web_url: names.last().map(|u| u.to_string()) }],
+        ..NoteView::default()
     });
     assert!(body.len() < GITLAB_NOTE_LIMIT);
+    let visible = &body[..body.find("\n<details>").unwrap_or(body.len())];
+    assert!(visible.lines().count() <= VISIBLE_LINES, "the visible part is bounded");
     assert_eq!(pipeline_of(&body), Some(1), "the marker is the note's own");
     assert!(body.lines().all(|line| !line.trim_start().starts_with('/')), "a quick action");
     let mentions = body.match_indices('@').all(|(at, _)| body[at + 1..].starts_with('\u{200b}'));

@@ -134,7 +134,12 @@ fn write_note(client: &Client, context: &PublishContext, plan: Option<&Pipeline>
         job_memory::note_paid(context);
     }
     match settled {
-        Ok(Synced::Written | Synced::Unchanged | Synced::Throttled(_)) => 0,
+        Ok(Synced::Written | Synced::Unchanged | Synced::Throttled(_)) => {
+            if let Some(summary) = note.summary() {
+                say(&format!("herald: {summary}"));
+            }
+            0
+        }
         Ok(Synced::NewerPipeline(newer)) => {
             say(&format!("herald: the note already shows the newer pipeline #{newer}; left as it is"));
             0

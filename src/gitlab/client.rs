@@ -47,11 +47,12 @@ impl ApiError {
     }
 
     /// A write that failed this way may still have taken effect: the answer was lost (no
-    /// answer, a connection cut) or came from a gateway that had passed the request on.
+    /// answer, a connection cut) or came from a gateway that had passed the request on (502, 504).
+    /// A 503 says the service did not take the request.
     pub fn may_have_applied(&self) -> bool {
         match self {
             ApiError::Transport { reason, .. } => !reason.starts_with(UNKNOWN_HOST),
-            ApiError::Http { status, .. } => matches!(status, 502..=504),
+            ApiError::Http { status, .. } => matches!(status, 502 | 504),
         }
     }
 
@@ -106,6 +107,12 @@ pub struct Client {
 }
 
 impl Client {
+    /// `text` without the token (whole, or encoded) and without anything shaped like a token:
+    /// for text read from GitLab that herald publishes again (job log excerpts).
+    pub fn mask(&self, text: &str) -> String {
+        crate::redact::Secrets::default().mask(&self.token.redact(text))
+    }
+
     /// Builds the client; fails only on an unusable CA file.
     pub fn new(api_url: &str, token: Token, ca_file: Option<&Path>, dry_run: bool) -> Result<Client, String> {
         let mut tls = TlsConfig::builder();

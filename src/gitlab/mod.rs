@@ -200,6 +200,11 @@ pub struct CommitStatus {
     pub pipeline_id: Option<u64>,
     #[serde(default)]
     pub author: Option<Author>,
+    /// ISO 8601, GitLab's clock: set when the status started running, and when it ended.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
 }
 
 /// The external statuses (herald's and other tools') of one pipeline, all pages.
@@ -278,6 +283,11 @@ pub struct PipelineJob {
     pub web_url: Option<String>,
     #[serde(default)]
     pub allow_failure: bool,
+    /// ISO 8601, GitLab's clock; null until the job starts or ends.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
 }
 
 pub fn pipeline_jobs(
@@ -287,6 +297,41 @@ pub fn pipeline_jobs(
     timeout: Duration,
 ) -> Result<Vec<PipelineJob>, ApiError> {
     all_pages(client, &format!("{}/pipelines/{pipeline_id}/jobs?", project_path(project)), timeout)
+}
+
+/// The pipeline's jobs with their earlier attempts (`include_retried`): a job that passed on a
+/// retry shows its failed attempt too. The latest attempt of a name has the highest id.
+pub fn pipeline_jobs_with_retries(
+    client: &Client,
+    project: &str,
+    pipeline_id: u64,
+    timeout: Duration,
+) -> Result<Vec<PipelineJob>, ApiError> {
+    all_pages(client, &format!("{}/pipelines/{pipeline_id}/jobs?include_retried=true", project_path(project)), timeout)
+}
+
+/// A pipeline of a merge request, as `GET /projects/:id/merge_requests/:iid/pipelines` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MergeRequestPipeline {
+    pub id: u64,
+    pub status: String,
+    #[serde(default)]
+    pub web_url: Option<String>,
+}
+
+/// The merge request's pipelines, newest first (the first page: the recent ones).
+pub fn merge_request_pipelines(
+    client: &Client,
+    project: &str,
+    mr_iid: u64,
+    timeout: Duration,
+) -> Result<Vec<MergeRequestPipeline>, ApiError> {
+    let reply =
+        client.get(&format!("{}/merge_requests/{mr_iid}/pipelines?per_page=20", project_path(project)), timeout)?;
+    if reply.body.is_null() {
+        return Ok(Vec::new()); // dry run
+    }
+    parse(reply, "the merge request's pipelines")
 }
 
 /// A merge-request note (gitlab.md §B.5).

@@ -12,11 +12,13 @@
 //! are retried with jittered backoff; once the step has ended, everything must be done within
 //! `HERALD_FLUSH_TIMEOUT`, after which herald exits with the step's code regardless.
 
+mod carried;
 pub mod job_memory;
 mod note;
 pub mod settle;
 mod settled;
 mod status;
+mod view;
 
 use std::cell::RefCell;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -28,8 +30,9 @@ use crate::gitlab::retry::{self, GaveUp};
 use crate::gitlab::{self, ApiError, Client, Posted, StatusPost, StatusState};
 use crate::pipeline::Pipeline;
 use crate::step::{StepName, StepOutcome};
-pub use note::{build_view, job_name_of_status, NoteSync, SyncError, Synced};
+pub use note::{NoteSync, SyncError, Synced};
 pub use status::{allowed, final_status, is_allowed, status_name, ALLOWED};
+pub use view::{build_view, job_name_of_status, Sources};
 
 /// Most time spent on the live note update while the step runs.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -262,8 +265,19 @@ impl Worker {
                 // A final state whose earlier post may have landed unseen (no answer, or a
                 // gateway error) is looked up before it is posted again: posted twice, it would
                 // make a second status and mark the first retried.
-                if ambiguous && post.state.is_final() && self.already_posted(&client, &post, timeout)? {
-                    return Ok(Posted::AlreadyThere);
+                // The look-up is tried twice within the attempt: were each failed look-up to cost
+                // a whole pause, a flaky GitLab would need two lucky requests in a row per try.
+                if ambiguous && post.state.is_final() {
+                    let landed = self.already_posted(&client, &post, timeout).or_else(|error| {
+                        if error.is_retryable() {
+                            self.already_posted(&client, &post, timeout)
+                        } else {
+                            Err(error)
+                        }
+                    })?;
+                    if landed {
+                        return Ok(Posted::AlreadyThere);
+                    }
                 }
                 let result = gitlab::post_status(&client, &post, timeout);
                 if let Err(error) = &result {

@@ -22,6 +22,7 @@ use crate::context::PublishContext;
 use crate::gitlab::retry::{self, GaveUp};
 use crate::gitlab::{self, Client, CommitStatus, StatusPost, StatusState};
 use crate::pipeline::{AllowFailure, Pipeline};
+use crate::report::joblog::strip_ansi;
 
 use super::job_memory::StepRecord;
 use super::status::{allowed, is_allowed};
@@ -179,7 +180,7 @@ fn without_evidence(end: JobEnd) -> (StatusState, String) {
 /// The step a status is for, as its summary line names it, and which of the job's steps of
 /// that name it is: `herald/test › sh (2)` → (`sh`, 2). A job's single unnamed step has the
 /// task's name only; its step comes from the plan.
-fn step_of(status_name: &str, prefix: &str, plan: Option<&Pipeline>) -> Option<(String, usize)> {
+pub(super) fn step_of(status_name: &str, prefix: &str, plan: Option<&Pipeline>) -> Option<(String, usize)> {
     let task_and_step = status_name.strip_prefix(prefix)?.strip_prefix('/')?;
     let step = match task_and_step.split_once(" › ") {
         Some((_, step)) => step.to_owned(),
@@ -220,25 +221,6 @@ fn from_log(log: &str, step: &str, occurrence: usize) -> Option<(StatusState, St
         }
     }
     None
-}
-
-/// `text` without ANSI CSI sequences (colours, erase-line).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) {
-                    break;
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -99,14 +99,21 @@ impl Settled {
                 target_url,
                 pipeline_id: Some(pipeline_id),
                 author: None,
+                started_at: None,
+                finished_at: None,
             });
         }
         None // never closed: cut short
     }
 
-    /// The note's text without the block: what readers see.
+    /// The note's text without herald's hidden blocks: what readers see.
     pub fn visible(body: &str) -> &str {
-        body.find(&format!("\n{BLOCK_START}")).map_or(body, |at| &body[..at])
+        let settled = body.find(&format!("\n{BLOCK_START}"));
+        let carried = super::carried::hidden_start(body);
+        match settled.into_iter().chain(carried).min() {
+            Some(at) => &body[..at],
+            None => body,
+        }
     }
 
     /// The statuses now: these settled ones, and `fresh` ones read down to `below` (newer data for
@@ -169,6 +176,8 @@ mod tests {
             target_url: Some(format!("https://gitlab.example.com/g/p/-/jobs/{id}")),
             pipeline_id: Some(9),
             author: None,
+            started_at: None,
+            finished_at: None,
         }
     }
 

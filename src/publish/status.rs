@@ -2,7 +2,7 @@
 //! (gitlab.md §A.1: 255 characters for `description` and `target_url`; keep `name` ≤ 255 too).
 
 use crate::gitlab::StatusState;
-use crate::report::excerpt::fold_tail;
+use crate::report::excerpt::{anchored, fold_tail};
 use crate::step::{StepName, StepOutcome, Verdict};
 
 const LIMIT: usize = 255;
@@ -21,7 +21,8 @@ pub fn status_name(prefix: &str, task: &str, step: &StepName, alone: bool) -> St
 }
 
 /// The status state and description for a finished step. A step that did not pass carries as
-/// much of its (masked) output excerpt as fits: `failed (exit 1) after 2.0s: error: x ⏎ aborting`.
+/// much of its (masked) output excerpt as fits, anchored on the error (`report::excerpt`):
+/// `failed (exit 1) after 2.0s: error: x ⏎ aborting`.
 pub fn final_status(outcome: &StepOutcome, excerpt: &[String]) -> (StatusState, String) {
     let state = match outcome.verdict() {
         Verdict::Passed => StatusState::Success,
@@ -32,8 +33,9 @@ pub fn final_status(outcome: &StepOutcome, excerpt: &[String]) -> (StatusState, 
     let description = if state == StatusState::Success || excerpt.is_empty() {
         described
     } else {
+        // The lines about the error, not merely the last ones; as many as fit.
         let budget = LIMIT.saturating_sub(described.len() + 2);
-        format!("{described}: {}", fold_tail(excerpt, budget))
+        format!("{described}: {}", fold_tail(&anchored(excerpt, 6), budget))
     };
     (state, cut_to_bytes(&description, LIMIT).to_owned())
 }

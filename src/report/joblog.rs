@@ -59,6 +59,92 @@ pub fn summary_line(step: &StepName, outcome: &StepOutcome) -> String {
     format!("\x1b[{colour};1m{mark} {step} {}\x1b[0m\n", outcome.describe())
 }
 
+/// One step's output as GitLab holds it in the job log (`GET /jobs/:id/trace`, gitlab.md §K).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepLog {
+    /// Its lines between herald's section markers, as a reader sees them: no ANSI codes, a
+    /// carriage return keeping what was written after it, the runner's timestamps left out.
+    pub lines: Vec<String>,
+    /// Whether the section's end is in the log: the step's output is all there.
+    pub complete: bool,
+}
+
+/// The output of the `occurrence`-th step named `step` in a job log: the lines of the section
+/// herald opened for it (`▶ step`), up to the section's end.
+pub fn step_log(trace: &str, step: &str, occurrence: usize) -> Option<StepLog> {
+    let header = format!("▶ {step}");
+    let mut seen = 0;
+    let mut open: Option<String> = None;
+    let mut lines = Vec::new();
+    for raw in trace.split('\n') {
+        let raw = without_timestamp(raw);
+        if let Some(name) = &open {
+            if raw.contains("section_end:") && raw.contains(&format!(":{name}\r")) {
+                return Some(StepLog { lines, complete: true });
+            }
+            lines.push(plain_line(raw));
+            continue;
+        }
+        let Some(at) = raw.find("section_start:") else { continue };
+        let marker = &raw[at..];
+        let Some((fields, shown)) = marker.split_once('\r') else { continue };
+        if strip_ansi(shown).trim() != header {
+            continue;
+        }
+        seen += 1;
+        if seen == occurrence {
+            open = fields.splitn(3, ':').nth(2).map(|name| name.split('[').next().unwrap_or(name).to_owned());
+        }
+    }
+    open.map(|_| StepLog { lines, complete: false })
+}
+
+/// A log line as GitLab's viewer shows it: what follows the last carriage return, without ANSI.
+fn plain_line(raw: &str) -> String {
+    let raw = raw.strip_suffix('\r').unwrap_or(raw);
+    strip_ansi(raw.rsplit('\r').next().unwrap_or(raw))
+}
+
+/// A line without the runner's timestamp prefix (`FF_TIMESTAMPS`, gitlab.md §F:
+/// `2026-11-30T09:00:00.123456Z 00O `), when it has one.
+fn without_timestamp(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    let stamped = bytes.len() > 32
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes[10] == b'T'
+        && line[..line.find(' ').unwrap_or(0)].ends_with('Z');
+    if !stamped {
+        return line;
+    }
+    let after_stamp = &line[line.find(' ').unwrap_or(0) + 1..];
+    match after_stamp.split_once(' ') {
+        Some((stream, rest)) if stream.len() <= 4 && stream.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') => {
+            rest
+        }
+        _ => line,
+    }
+}
+
+/// `text` without ANSI CSI sequences (colours, erase-line).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +170,29 @@ mod tests {
             "\x1b[0Ksection_start:1700000000:herald-cargo-test-9\r\x1b[0K\x1b[36;1m▶ cargo test\x1b[0m\n"
         );
         assert_eq!(section.end_marker(1700000012), "\x1b[0Ksection_end:1700000012:herald-cargo-test-9\r\x1b[0K");
+    }
+
+    #[test]
+    fn a_steps_output_is_cut_from_the_job_log_at_its_markers() {
+        let unit = LogSection::for_step(&StepName::new("unit"), 7);
+        let lint = LogSection::for_step(&StepName::new("lint"), 8);
+        let log = format!(
+            "Running with gitlab-runner\n{}\x1b[32mcompiling\x1b[0m\n50%\r100%\nboom\n{}\x1b[31;1m✘ unit failed\x1b[0m\n{}2026-11-30T09:00:00.123456Z 00O lint says hi\n",
+            unit.start_marker(1),
+            unit.end_marker(2),
+            lint.start_marker(3)
+        );
+        assert_eq!(
+            step_log(&log, "unit", 1),
+            Some(StepLog { lines: vec!["compiling".into(), "100%".into(), "boom".into()], complete: true })
+        );
+        assert_eq!(
+            step_log(&log, "lint", 1),
+            Some(StepLog { lines: vec!["lint says hi".into(), String::new()], complete: false }),
+            "still running: what is there so far"
+        );
+        assert_eq!(step_log(&log, "unit", 2), None);
+        assert_eq!(step_log(&log, "other", 1), None);
     }
 
     #[test]

@@ -1,24 +1,46 @@
-//! The merge-request note: one Markdown body that shows every job of the pipeline and every
-//! herald step in it. Pure: the same state always renders to the same text, which is what lets
-//! many writers agree on what the note should say (publish/note.rs).
+//! The merge-request note: one Markdown body that tells a reviewer, in five seconds, what needs
+//! attention in the pipeline, at any size. Pure: the same state always renders to the same text
+//! (no clock is read here; every time shown comes from GitLab's state), which is what lets many
+//! writers agree on what the note should say (publish/note.rs).
 //!
-//! Layout: a header with the pipeline's state and the step counts; one table with what needs
-//! attention first (failed and canceled steps), then everything else in pipeline order (job id,
-//! then step creation order), so rows do not jump as the pipeline advances. When the table grows
-//! long, passed steps move into a collapsed `<details>` block. The note stays under GitLab's size
-//! limit by dropping, in turn, the passed rows and then the tail of the table, saying so.
+//! Layout, top to bottom:
+//! - **Header**: the verdict in GitLab's words (passed, passed with warnings, failed, running,
+//!   canceled…), the step counts, and one line with the linked commit, when the pipeline started,
+//!   how long it took (once over), when the note's state last changed, and the merge request's
+//!   earlier pipelines (`#1001 ✅ → #1002 ❌`), so a fix shows as a fix.
+//! - **Needs attention**: every failed step with its job, result and a link to its log, and an
+//!   excerpt anchored on the error (report/excerpt.rs) in a block a phone can scroll; identical
+//!   excerpts are shown once ("Same failure in …"). Then running steps with their start, allowed
+//!   failures (warnings, not failures), canceled steps.
+//! - **Everything else**, folded in one `<details>`: per stage, one line per job with its steps;
+//!   waiting jobs summarised per stage.
+//!
+//! What is visible without unfolding is bounded: at most `VISIBLE_LINES` lines whatever the
+//! pipeline's size; what does not fit moves into the folded part. No tables (they push results
+//! off a phone's screen): lists and one scrollable block per failure. The whole note stays under
+//! GitLab's size limit with room for herald's hidden blocks.
 //!
 //! Everything that comes from names or output is escaped: Markdown and HTML are neutralised, `@`
 //! cannot mention anyone, and no line can start with `/` (GitLab runs quick actions such as
-//! `/merge` found at the start of a line, on create and on every update).
+//! `/merge` found at the start of a line, on create and on every update, gitlab.md §B.3).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
-/// GitLab refuses longer notes (gitlab.md §B.1); herald keeps a margin below it.
+use crate::duration::format_duration;
+
+/// GitLab refuses longer notes (gitlab.md §B); herald keeps a margin below it.
 pub const GITLAB_NOTE_LIMIT: usize = 1_000_000;
-const BUDGET: usize = 990_000;
-/// More table rows than this, and passed steps are collapsed.
-const COLLAPSE_PASSED_OVER: usize = 25;
+/// The visible text's share of the limit; the rest is for herald's hidden blocks.
+const BUDGET: usize = 900_000;
+/// Lines a reviewer sees without unfolding anything, at most, whatever the pipeline's size.
+pub const VISIBLE_LINES: usize = 40;
+/// Excerpt lines of the first failure, and of the others.
+const FIRST_EXCERPT_LINES: usize = 12;
+const OTHER_EXCERPT_LINES: usize = 6;
+/// Earlier pipelines of the merge request shown in the header.
+pub const HISTORY: usize = 4;
 
 const MARKER_START: &str = "<!-- herald:note pipeline=";
 
@@ -27,68 +49,99 @@ pub fn marker(pipeline_id: u64) -> String {
     format!("{MARKER_START}{pipeline_id} -->")
 }
 
-/// The body a writer creates the note with, before it has read the pipeline: creating it at once
-/// makes the window in which concurrent writers each create one a single request wide, and the
-/// nonce makes every writer's claim its own (so each removes only its own duplicate).
-pub fn claim(pipeline_id: u64, nonce: &str) -> String {
-    format!(
-        "{}\n#### ⏳ Pipeline #{pipeline_id} · gathering its steps…\n\n<!-- herald:claim {nonce} -->\n",
-        marker(pipeline_id)
-    )
-}
-
 /// The pipeline a note body shows, if it is a herald note.
 pub fn pipeline_of(body: &str) -> Option<u64> {
     let rest = body.strip_prefix(MARKER_START)?;
     rest[..rest.find(' ')?].parse().ok()
 }
 
+/// The body a writer creates the note with, before it has read the pipeline: what the
+/// configuration says the pipeline will run (`view`, from the plan alone), then the claim's nonce.
+/// Creating the note at once makes the window in which concurrent writers each create one a
+/// single request wide, and the nonce makes every writer's claim its own (so each removes only its
+/// own duplicate). It is also what GitLab's new-comment e-mail carries, so it has content.
+pub fn claim(view: &NoteView, nonce: &str) -> String {
+    format!("{}\n<!-- herald:claim {nonce} -->\n", render(view).trim_end())
+}
+
 /// What the note shows; built from GitLab's answers, never from the note's own text.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NoteView {
     pub pipeline: PipelineView,
-    /// In pipeline order (job id).
+    /// The latest attempt of each job, in stage order, then job id.
     pub jobs: Vec<JobView>,
     /// Steps whose job is not among the pipeline's jobs (e.g. posted from elsewhere).
     pub unattached: Vec<StepView>,
+    /// The merge request's earlier pipelines, oldest first (at most `HISTORY`).
+    pub history: Vec<PastPipeline>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PipelineView {
     pub id: u64,
-    /// GitLab's pipeline status: `running`, `success`, `failed`, `canceled`, ...
+    /// GitLab's pipeline status: `running`, `success`, `failed`, `canceled`, `manual`, ...
     pub status: String,
     pub web_url: Option<String>,
     pub sha: String,
+    pub commit_url: Option<String>,
+    /// When its first job started, and once it is over when its last one finished (Unix
+    /// seconds, GitLab's clock).
+    pub started_at: Option<f64>,
+    pub finished_at: Option<f64>,
+    /// The newest change the note shows: a job or step starting or ending.
+    pub updated_at: Option<f64>,
 }
 
+/// An earlier pipeline of the merge request.
 #[derive(Debug, Clone, PartialEq)]
+pub struct PastPipeline {
+    pub id: u64,
+    pub status: String,
+    pub web_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct JobView {
     pub id: u64,
     pub name: String,
+    pub stage: String,
     /// GitLab's job status.
     pub status: String,
     pub web_url: Option<String>,
+    /// Whether the job may fail without failing the pipeline.
+    pub allow_failure: bool,
     /// herald's steps of this job, in the order they started.
     pub steps: Vec<StepView>,
-    /// Steps the configuration says this job will run, not started yet.
+    /// Steps the configuration says this job runs that have not started (yet, or ever).
     pub planned: Vec<String>,
+    /// Earlier attempts of this job (retried), oldest first: their status and link.
+    pub attempts: Vec<(String, Option<String>)>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct StepView {
     pub name: String,
     pub state: StepState,
     /// The status description: `passed in 1.2s`, `failed (exit 2) after 4.1s`.
     pub description: String,
+    /// When it started (Unix seconds, GitLab's clock), for running steps.
+    pub started_at: Option<f64>,
+    /// What its output says went wrong (failed steps), masked, anchored on the error.
+    pub excerpt: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum StepState {
     Failed,
     Canceled,
     Running,
+    /// Created or pending: will run.
+    #[default]
     Waiting,
+    /// Waits for someone to start it (a manual job).
+    Manual,
+    /// Will not run: an earlier step or stage failed, or GitLab skipped its job.
+    NotRun,
     /// Failed in a job that passed anyway or may fail: a warning, not a failure (posted as
     /// `success` with an `allowed: ` description, publish::settle).
     Allowed,
@@ -109,198 +162,512 @@ impl StepState {
         match status {
             "success" => StepState::Passed,
             "failed" => StepState::Failed,
-            "canceled" | "skipped" => StepState::Canceled,
+            "canceled" | "canceling" => StepState::Canceled,
+            "skipped" => StepState::NotRun,
+            "manual" | "scheduled" => StepState::Manual,
             "running" => StepState::Running,
             _ => StepState::Waiting,
         }
     }
 
-    fn icon(self) -> &'static str {
+    pub fn icon(self) -> &'static str {
         match self {
             StepState::Failed => "❌",
             StepState::Canceled => "⛔",
             StepState::Running => "🔵",
             StepState::Waiting => "⏳",
+            StepState::Manual => "⏸️",
+            StepState::NotRun => "⏭️",
             StepState::Allowed => "⚠️",
             StepState::Passed => "✅",
         }
     }
-}
 
-/// One table row.
-struct Row<'v> {
-    state: StepState,
-    job: Option<&'v JobView>,
-    step: String,
-    result: String,
-}
-
-pub fn render(view: &NoteView) -> String {
-    let rows = rows(view);
-    let (attention, rest): (Vec<&Row>, Vec<&Row>) =
-        rows.iter().partition(|row| matches!(row.state, StepState::Failed | StepState::Canceled));
-    let collapse = rows.len() > COLLAPSE_PASSED_OVER;
-    let (shown, passed): (Vec<&Row>, Vec<&Row>) =
-        if collapse { rest.into_iter().partition(|row| row.state != StepState::Passed) } else { (rest, Vec::new()) };
-    let visible: Vec<&Row> = attention.into_iter().chain(shown).collect();
-
-    let head = header(view, &rows);
-    let foot = footer(view);
-    let passed_block = details(&passed);
-    let mut table = table(&visible);
-    let mut body = format!("{head}{table}{passed_block}{foot}");
-    if body.len() > BUDGET {
-        // First drop the passed rows, then cut the table itself.
-        let summary =
-            format!("\n✅ {} passed steps are not listed: the note would exceed GitLab's size limit.\n", passed.len());
-        let room = BUDGET.saturating_sub(head.len() + foot.len() + summary.len() + 200);
-        if table.len() > room {
-            table = cut_table(&visible, room);
+    fn word(self) -> &'static str {
+        match self {
+            StepState::Failed => "failed",
+            StepState::Canceled => "canceled",
+            StepState::Running => "running",
+            StepState::Waiting => "waiting",
+            StepState::Manual => "manual",
+            StepState::NotRun => "not run",
+            StepState::Allowed => "allowed to fail",
+            StepState::Passed => "passed",
         }
-        let passed_line = if passed.is_empty() { String::new() } else { summary };
-        body = format!("{head}{table}{passed_line}{foot}");
     }
-    no_line_starts_with_slash(body)
 }
 
-fn rows(view: &NoteView) -> Vec<Row<'_>> {
-    let mut rows = Vec::new();
+/// One step as the note lists it, with its job.
+struct Entry<'v> {
+    job: Option<&'v JobView>,
+    name: String,
+    state: StepState,
+    result: String,
+    started_at: Option<f64>,
+    excerpt: &'v [String],
+}
+
+/// A job's planned steps as the job's state makes them: waiting while the job may still run them,
+/// manual while it waits for someone, not run once it is over.
+fn planned_state(job: &JobView) -> StepState {
+    match job.status.as_str() {
+        "manual" | "scheduled" => StepState::Manual,
+        "created" | "pending" | "running" | "waiting_for_resource" | "preparing" | "waiting_for_callback" => {
+            StepState::Waiting
+        }
+        _ => StepState::NotRun,
+    }
+}
+
+fn entries(view: &NoteView) -> Vec<Entry<'_>> {
+    let mut entries = Vec::new();
     for job in &view.jobs {
         for step in &job.steps {
-            rows.push(Row {
+            entries.push(Entry {
+                job: Some(job),
+                name: step.name.clone(),
                 state: step.state,
-                job: Some(job),
-                step: step.name.clone(),
                 result: step.description.clone(),
+                started_at: step.started_at,
+                excerpt: &step.excerpt,
             });
         }
+        let state = planned_state(job);
         for planned in &job.planned {
-            rows.push(Row {
-                state: StepState::Waiting,
+            entries.push(Entry {
                 job: Some(job),
-                step: planned.clone(),
-                result: "waiting".into(),
-            });
-        }
-        if job.steps.is_empty() && job.planned.is_empty() {
-            rows.push(Row {
-                state: StepState::from_status(&job.status),
-                job: Some(job),
-                step: "—".into(),
-                result: job.status.replace('_', " "),
+                name: planned.clone(),
+                state,
+                result: state.word().to_owned(),
+                started_at: None,
+                excerpt: &[],
             });
         }
     }
     for step in &view.unattached {
-        rows.push(Row { state: step.state, job: None, step: step.name.clone(), result: step.description.clone() });
+        entries.push(Entry {
+            job: None,
+            name: step.name.clone(),
+            state: step.state,
+            result: step.description.clone(),
+            started_at: step.started_at,
+            excerpt: &step.excerpt,
+        });
     }
-    rows
+    entries
 }
 
-fn header(view: &NoteView, rows: &[Row]) -> String {
+pub fn render(view: &NoteView) -> String {
+    let entries = entries(view);
+    let head = header(view, &entries);
+    // The blank line before the folded part counts too.
+    let mut visible = Visible { text: String::new(), lines: head.lines().count() + 1, folded: Vec::new() };
+    failures(&entries, &mut visible);
+    listing(&entries, StepState::Running, "🔵 Running", &mut visible);
+    listing(&entries, StepState::Allowed, "⚠️ Allowed to fail", &mut visible);
+    listing(&entries, StepState::Canceled, "⛔ Canceled", &mut visible);
+    let rest = everything_else(view, &entries, &visible.folded);
+    let mut body = format!("{head}{}{rest}", visible.text);
+    if body.len() > BUDGET {
+        let cut = cut_at_line(&rest, BUDGET.saturating_sub(head.len() + visible.text.len() + 200));
+        body = format!(
+            "{head}{}{cut}\n… the rest is not listed: the note would exceed GitLab's size limit.\n</details>\n",
+            visible.text
+        );
+    }
+    no_line_starts_with_slash(body)
+}
+
+/// The part above the fold, and what did not fit in it.
+struct Visible<'e> {
+    text: String,
+    lines: usize,
+    /// Entries that needed attention but did not fit: listed first in the folded part.
+    folded: Vec<&'e Entry<'e>>,
+}
+
+impl Visible<'_> {
+    /// Adds `text` if it fits in the visible budget.
+    fn fits(&mut self, text: &str) -> bool {
+        let lines = text.lines().count();
+        if self.lines + lines > VISIBLE_LINES {
+            return false;
+        }
+        self.text.push_str(text);
+        self.lines += lines;
+        true
+    }
+}
+
+fn header(view: &NoteView, entries: &[Entry]) -> String {
     let pipeline = &view.pipeline;
-    let (icon, word) = match pipeline.status.as_str() {
+    let warned = entries.iter().any(|e| e.state == StepState::Allowed);
+    let (icon, word) = verdict(&pipeline.status, warned);
+    let link = pipeline_link(pipeline.id, pipeline.web_url.as_deref());
+    let count = |state: StepState| entries.iter().filter(|e| e.state == state).count();
+    let tally: Vec<String> = [
+        StepState::Failed,
+        StepState::Allowed,
+        StepState::Canceled,
+        StepState::Running,
+        StepState::Passed,
+        StepState::Waiting,
+        StepState::Manual,
+        StepState::NotRun,
+    ]
+    .into_iter()
+    .filter(|state| count(*state) > 0)
+    .map(|state| {
+        let text = format!("{} {}", count(state), state.word());
+        if state == StepState::Failed {
+            format!("**{text}**")
+        } else {
+            text
+        }
+    })
+    .collect();
+    let steps = entries.len();
+    let jobs = view.jobs.len();
+    let totals =
+        format!("{steps} step{} in {jobs} job{}", if steps == 1 { "" } else { "s" }, if jobs == 1 { "" } else { "s" });
+    let tally = if tally.is_empty() { totals } else { format!("{} · {totals}", tally.join(" · ")) };
+
+    let mut facts = Vec::new();
+    let short: String = pipeline.sha.chars().take(8).collect();
+    facts.push(match &pipeline.commit_url {
+        Some(url) => format!("commit [<code>{}</code>]({})", cell(&short), url_cell(url)),
+        None => format!("commit <code>{}</code>", cell(&short)),
+    });
+    if let Some(started) = pipeline.started_at {
+        facts.push(format!("started {}", clock(started)));
+        if let Some(finished) = pipeline.finished_at.filter(|f| *f >= started) {
+            facts.push(format!("took {}", format_duration(Duration::from_secs_f64(finished - started))));
+        }
+    }
+    if let Some(updated) = pipeline.updated_at {
+        facts.push(format!("updated {}", clock(updated)));
+    }
+    if !view.history.is_empty() {
+        let earlier: Vec<String> = view
+            .history
+            .iter()
+            .map(|past| {
+                let (icon, _) = verdict(&past.status, false);
+                format!("{} {icon}", pipeline_link(past.id, past.web_url.as_deref()))
+            })
+            .collect();
+        facts.push(format!("before: {} → this one", earlier.join(" → ")));
+    }
+    // Paragraphs, not lines: a single newline is no line break in GitLab's Markdown.
+    format!("{}\n### {icon} Pipeline {link} {word}\n{tally}\n\n<sub>{}</sub>\n", marker(pipeline.id), facts.join(" · "))
+}
+
+/// One plain line for a job log: `pipeline #1003 failed: 2 failed · 10 passed · 12 steps in 8 jobs`.
+pub fn verdict_line(view: &NoteView) -> String {
+    let entries = entries(view);
+    let (_, word) = verdict(&view.pipeline.status, entries.iter().any(|e| e.state == StepState::Allowed));
+    let header = header(view, &entries);
+    let tally = header.lines().nth(2).unwrap_or_default().replace("**", "");
+    format!("pipeline #{} {word}: {tally}", view.pipeline.id)
+}
+
+/// GitLab's words for a pipeline's status; `passed with warnings` when something was allowed to
+/// fail.
+fn verdict(status: &str, warned: bool) -> (&'static str, &'static str) {
+    match status {
+        "success" if warned => ("⚠️", "passed with warnings"),
         "success" => ("✅", "passed"),
         "failed" => ("❌", "failed"),
         "canceled" | "canceling" => ("⛔", "canceled"),
         "skipped" => ("⏭️", "skipped"),
         "running" => ("🔵", "running"),
-        "manual" => ("⏸️", "waiting for a manual action"),
+        "manual" => ("⏸️", "blocked: waiting for a manual action"),
+        "scheduled" => ("⏳", "scheduled"),
         _ => ("⏳", "pending"),
-    };
-    let link = match &pipeline.web_url {
-        Some(url) => format!("[#{}]({})", pipeline.id, url_cell(url)),
-        None => format!("#{}", pipeline.id),
-    };
-    let count = |state: StepState| rows.iter().filter(|r| r.state == state && r.step != "—").count();
-    let steps = rows.iter().filter(|r| r.step != "—").count();
-    let parts: Vec<String> = [
-        (StepState::Passed, "passed"),
-        (StepState::Allowed, "allowed to fail"),
-        (StepState::Failed, "failed"),
-        (StepState::Canceled, "canceled"),
-        (StepState::Running, "running"),
-        (StepState::Waiting, "waiting"),
-    ]
-    .iter()
-    .filter(|(state, _)| count(*state) > 0)
-    .map(|(state, word)| format!("{} {word}", count(*state)))
-    .collect();
-    let tally = if parts.is_empty() { String::new() } else { format!(": {}", parts.join(", ")) };
-    let plural = if steps == 1 { "" } else { "s" };
-    format!("{}\n#### {icon} Pipeline {link} {word} · {steps} step{plural}{tally}\n\n", marker(pipeline.id))
-}
-
-fn footer(view: &NoteView) -> String {
-    let short: String = view.pipeline.sha.chars().take(8).collect();
-    format!("\n<sub>herald · commit <code>{}</code> · one commit status per step</sub>\n", cell(&short))
-}
-
-const TABLE_HEAD: &str = "| | job | step | result |\n|:-:|---|---|---|\n";
-
-fn table(rows: &[&Row]) -> String {
-    let mut text = String::from(TABLE_HEAD);
-    for row in rows {
-        text.push_str(&row_line(row));
     }
-    text
 }
 
-/// The table's first rows that fit in `room` bytes, and a line saying how many were left out.
-fn cut_table(rows: &[&Row], room: usize) -> String {
-    let mut text = String::from(TABLE_HEAD);
-    for (shown, row) in rows.iter().enumerate() {
-        let line = row_line(row);
-        if text.len() + line.len() > room {
-            let _ = write!(
-                text,
-                "\n… and {} more rows, not listed: the note would exceed GitLab's size limit.\n",
-                rows.len() - shown
-            );
-            return text;
+fn pipeline_link(id: u64, url: Option<&str>) -> String {
+    match url {
+        Some(url) => format!("[#{id}]({})", url_cell(url)),
+        None => format!("#{id}"),
+    }
+}
+
+/// Every failed step: the first ones with their excerpt, identical excerpts once, then one line
+/// each while the budget lasts; the rest fold.
+fn failures<'e>(entries: &'e [Entry<'e>], visible: &mut Visible<'e>) {
+    let failed: Vec<&Entry> = entries.iter().filter(|e| e.state == StepState::Failed).collect();
+    if failed.is_empty() {
+        return;
+    }
+    if !visible.fits("\n#### ❌ Failed\n") {
+        visible.folded.extend(failed);
+        return;
+    }
+    // Failures with the same excerpt (numbers aside: thread ids, timings) are shown once.
+    let mut groups: Vec<(String, Vec<&Entry>)> = Vec::new();
+    for entry in &failed {
+        let key =
+            if entry.excerpt.is_empty() { format!("\u{0}{}", groups.len()) } else { same_failure_key(entry.excerpt) };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(entry),
+            None => groups.push((key, vec![entry])),
         }
-        text.push_str(&line);
     }
+    let mut excerpts_shown = 0;
+    for (_, members) in &groups {
+        let first = members[0];
+        let mut block = format!("\n{}\n", step_line(first, true));
+        let budget = if excerpts_shown == 0 { FIRST_EXCERPT_LINES } else { OTHER_EXCERPT_LINES };
+        if !first.excerpt.is_empty() {
+            block.push_str(&excerpt_block(first.excerpt, budget));
+        }
+        if members.len() > 1 {
+            let others: Vec<String> = members[1..].iter().take(5).map(|e| job_link(e.job)).collect();
+            let more = members.len() - 1 - others.len();
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            let _ = writeln!(block, "Same failure in {}{more}.", others.join(", "));
+        }
+        if visible.fits(&block) {
+            excerpts_shown += 1;
+            continue;
+        }
+        // No room for the excerpt: the failure's own line, if that fits.
+        let line = format!("- {}\n", step_line(first, false));
+        if visible.fits(&line) {
+            visible.folded.extend(&members[1..]);
+        } else {
+            visible.folded.extend(members.iter().copied());
+        }
+    }
+}
+
+/// A key equal for two excerpts that differ only in numbers (thread ids, timings, line counts).
+fn same_failure_key(excerpt: &[String]) -> String {
+    excerpt.iter().flat_map(|line| line.chars().filter(|c| !c.is_ascii_digit())).collect()
+}
+
+/// The excerpt in a block a phone can scroll: `<pre>` with the text escaped, so nothing in it can
+/// end the block, open a tag or mention anyone.
+fn excerpt_block(excerpt: &[String], max_lines: usize) -> String {
+    let mut text = String::from("<pre>");
+    let shown = &excerpt[..excerpt.len().min(max_lines)];
+    for (i, line) in shown.iter().enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        let escaped = pre_text(line);
+        // A line of the block starting with `/` would still look like a quick action.
+        if escaped.trim_start().starts_with('/') {
+            text.push('\u{200b}');
+        }
+        text.push_str(&escaped);
+    }
+    if excerpt.len() > shown.len() {
+        text.push_str("\n…");
+    }
+    text.push_str("</pre>\n");
     text
 }
 
-fn row_line(row: &Row) -> String {
-    let job = match row.job {
+/// Running, allowed and canceled steps: one line each while the budget lasts.
+fn listing<'e>(entries: &'e [Entry<'e>], state: StepState, title: &str, visible: &mut Visible<'e>) {
+    let listed: Vec<&Entry> = entries.iter().filter(|e| e.state == state).collect();
+    if listed.is_empty() {
+        return;
+    }
+    if !visible.fits(&format!("\n#### {title}\n")) {
+        visible.folded.extend(listed);
+        return;
+    }
+    for (i, entry) in listed.iter().enumerate() {
+        let remaining = listed.len() - i;
+        // Keep a line free to say how many more there are.
+        let room_for_more = remaining == 1 || visible.lines + 2 <= VISIBLE_LINES;
+        if room_for_more && visible.fits(&format!("- {}\n", step_line(entry, false))) {
+            continue;
+        }
+        let _ = visible.fits(&format!("- … and {remaining} more, below\n"));
+        visible.folded.extend(&listed[i..]);
+        return;
+    }
+}
+
+/// `❌ [job](url) › step — failed (exit 2) after 4.1s · log`; running steps say since when.
+fn step_line(entry: &Entry, bold: bool) -> String {
+    let job = match entry.job {
+        Some(job) => format!("{} › ", job_link(Some(job))),
+        None => String::new(),
+    };
+    let name = cell(&entry.name);
+    let subject = if bold { format!("**{job}{name}**") } else { format!("{job}{name}") };
+    let mut result = cell(&entry.result);
+    if let (StepState::Running, Some(started)) = (entry.state, entry.started_at) {
+        result = format!("running since {}", clock(started));
+    }
+    let log = match (entry.state, entry.job.and_then(|job| job.web_url.as_deref())) {
+        (StepState::Failed | StepState::Canceled | StepState::Allowed, Some(url)) => {
+            format!(" · [log]({})", url_cell(url))
+        }
+        _ => String::new(),
+    };
+    format!("{} {subject} — {result}{log}", entry.state.icon())
+}
+
+fn job_link(job: Option<&JobView>) -> String {
+    match job {
         Some(job) => match &job.web_url {
             Some(url) => format!("[{}]({})", cell(&job.name), url_cell(url)),
             None => cell(&job.name),
         },
         None => "—".into(),
+    }
+}
+
+/// The folded part: what needed attention but did not fit, then every job by stage, one line
+/// each, waiting jobs summarised per stage.
+fn everything_else(view: &NoteView, entries: &[Entry], folded: &[&Entry]) -> String {
+    let count = |state: StepState| entries.iter().filter(|e| e.state == state).count();
+    let summary: Vec<String> = [StepState::Passed, StepState::Waiting, StepState::Manual, StepState::NotRun]
+        .into_iter()
+        .filter(|state| count(*state) > 0)
+        .map(|state| format!("{} {} {}", state.icon(), count(state), state.word()))
+        .collect();
+    let summary = if summary.is_empty() { "every job and step".to_owned() } else { summary.join(" · ") };
+    let mut text = format!("\n<details><summary>{summary}</summary>\n\n");
+    if !folded.is_empty() {
+        text.push_str("**Not shown above**\n\n");
+        for entry in folded {
+            let _ = writeln!(text, "- {}", step_line(entry, false));
+        }
+        text.push('\n');
+    }
+    let mut stages: Vec<(&str, Vec<&JobView>)> = Vec::new();
+    for job in &view.jobs {
+        match stages.iter_mut().find(|(stage, _)| *stage == job.stage) {
+            Some((_, jobs)) => jobs.push(job),
+            None => stages.push((&job.stage, vec![job])),
+        }
+    }
+    for (stage, jobs) in stages {
+        let _ = writeln!(text, "**{}**\n", cell(if stage.is_empty() { "jobs" } else { stage }));
+        let mut waiting: BTreeMap<StepState, Vec<&JobView>> = BTreeMap::new();
+        for job in jobs {
+            let untouched = job.steps.is_empty();
+            match StepState::from_status(&job.status) {
+                state @ (StepState::Waiting | StepState::Manual | StepState::NotRun) if untouched => {
+                    waiting.entry(state).or_default().push(job);
+                }
+                _ => text.push_str(&job_line(job)),
+            }
+        }
+        for (state, jobs) in waiting {
+            let names: Vec<String> = jobs.iter().take(10).map(|job| job_link(Some(job))).collect();
+            let more = if jobs.len() > names.len() {
+                format!(", … {} more", jobs.len() - names.len())
+            } else {
+                String::new()
+            };
+            let plural = if jobs.len() == 1 { "" } else { "s" };
+            let _ = writeln!(
+                text,
+                "- {} {} job{plural} {}: {}{more}",
+                state.icon(),
+                jobs.len(),
+                state.word(),
+                names.join(", ")
+            );
+        }
+        text.push('\n');
+    }
+    if !view.unattached.is_empty() {
+        text.push_str("**Other statuses**\n\n");
+        for step in &view.unattached {
+            let _ = writeln!(text, "- {} {} {}", step.state.icon(), cell(&step.name), cell(&step.description));
+        }
+        text.push('\n');
+    }
+    text.push_str("</details>\n");
+    text
+}
+
+/// `- ✅ [lint](url) — ✅ fmt passed in 1.2s · ✅ clippy passed in 41.0s`; a job that passed on a
+/// retry links the failed attempt.
+fn job_line(job: &JobView) -> String {
+    let state = match StepState::from_status(&job.status) {
+        StepState::Failed if job.allow_failure => StepState::Allowed,
+        state => state,
     };
-    let step = if row.step == "—" { "—".to_owned() } else { cell(&row.step) };
-    format!("| {} | {job} | {step} | {} |\n", row.state.icon(), cell(&row.result))
+    let mut parts: Vec<String> =
+        job.steps.iter().map(|step| step_part(&step.name, step.state, &step.description)).collect();
+    let planned = planned_state(job);
+    parts.extend(job.planned.iter().map(|name| step_part(name, planned, planned.word())));
+    if parts.is_empty() {
+        parts.push(job.status.replace('_', " "));
+    }
+    let retried = match job.attempts.iter().rev().find(|(status, _)| status == "failed") {
+        Some((_, url)) if state == StepState::Passed => {
+            let attempt = match url {
+                Some(url) => format!("[failed attempt]({})", url_cell(url)),
+                None => "a failed attempt".to_owned(),
+            };
+            format!(" · 🔁 passed on retry after {attempt}")
+        }
+        _ => String::new(),
+    };
+    format!("- {} {} — {}{retried}\n", state.icon(), job_link(Some(job)), parts.join(" · "))
+}
+
+/// One step inside its job's line: `✅ fmt passed in 1.2s`.
+fn step_part(name: &str, state: StepState, result: &str) -> String {
+    format!("{} {} {}", state.icon(), cell(name), cell(result))
+}
+
+/// What the note shows of a status description: without the `allowed: ` mark (the note says it
+/// in its own way) and without the output excerpt herald may append after `: `.
+pub fn headline(description: &str) -> &str {
+    let description = description.strip_prefix(crate::publish::ALLOWED).unwrap_or(description);
+    description.split_once(": ").map_or(description, |(head, _)| head)
 }
 
 /// Whether `body` shows this step of this job in this state with this result: then it was
 /// rendered from a state that already had it, and a writer of that state need not write again.
 pub fn shows_step(body: &str, job_name: &str, job_url: Option<&str>, step: &str, state: &str, result: &str) -> bool {
-    let job = JobView {
-        id: 0,
-        name: job_name.to_owned(),
-        status: String::new(),
-        web_url: job_url.map(str::to_owned),
-        steps: Vec::new(),
-        planned: Vec::new(),
-    };
-    let row =
-        Row { state: StepState::from_status(state), job: Some(&job), step: step.to_owned(), result: result.to_owned() };
-    body.contains(&row_line(&row))
+    let job = JobView { name: job_name.to_owned(), web_url: job_url.map(str::to_owned), ..JobView::default() };
+    let link = job_link(Some(&job));
+    let part = step_part(step, StepState::of_step(state, result), headline(result));
+    body.lines().any(|line| line.starts_with("- ") && line.contains(&format!(" {link} — ")) && line.contains(&part))
 }
 
-fn details(passed: &[&Row]) -> String {
-    if passed.is_empty() {
-        return String::new();
+/// `09:04 UTC`, from Unix seconds.
+fn clock(unix: f64) -> String {
+    let seconds = unix.max(0.0) as u64 % 86_400;
+    format!("{:02}:{:02} UTC", seconds / 3600, (seconds % 3600) / 60)
+}
+
+/// Text inside `<pre>`: HTML escaped, no mentions, no control characters. Markdown is not read
+/// inside an HTML block, but brackets are written as entities all the same, so that no renderer
+/// could ever make a link of `[x](javascript:…)`.
+fn pre_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '[' => out.push_str("&#91;"),
+            ']' => out.push_str("&#93;"),
+            '@' => out.push_str("@\u{200b}"),
+            '\t' => out.push_str("    "),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
     }
-    let plural = if passed.len() == 1 { "" } else { "s" };
-    format!("\n<details><summary>✅ {} passed step{plural}</summary>\n\n{}\n</details>\n", passed.len(), table(passed))
+    out
 }
 
-/// Text for a table cell: no line breaks, Markdown and HTML neutralised, no mentions.
+/// Text for inline Markdown: no line breaks, Markdown and HTML neutralised, no mentions.
 pub fn cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
@@ -345,6 +712,18 @@ fn url_cell(url: &str) -> String {
         .collect()
 }
 
+/// The first lines of `text` that fit in `room` bytes.
+fn cut_at_line(text: &str, room: usize) -> &str {
+    if text.len() <= room {
+        return text;
+    }
+    let mut end = room;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].rfind('\n').map_or("", |at| &text[..at + 1])
+}
+
 /// Defence in depth against quick actions: whatever the layout above does, no line of the body
 /// starts with `/` (after optional indentation).
 fn no_line_starts_with_slash(body: String) -> String {
@@ -378,7 +757,7 @@ mod tests {
 
     #[test]
     fn cells_are_inert() {
-        assert_eq!(cell("/merge"), "/merge", "never at a line's start: cells follow `| `");
+        assert_eq!(cell("/merge"), "/merge", "never at a line's start: cells follow `- ` or text");
         assert_eq!(cell("a | b"), "a \\| b");
         assert_eq!(cell("</details><script>"), "&lt;/details&gt;&lt;script&gt;");
         assert_eq!(cell("@all"), "@\u{200b}all");
@@ -387,9 +766,20 @@ mod tests {
     }
 
     #[test]
+    fn excerpts_cannot_escape_their_block() {
+        let block = excerpt_block(&["</pre><b>@all</b>".into(), "/merge".into()], 10);
+        assert_eq!(block, "<pre>&lt;/pre&gt;&lt;b&gt;@\u{200b}all&lt;/b&gt;\n\u{200b}/merge</pre>\n");
+    }
+
+    #[test]
     fn links_cannot_escape() {
         assert_eq!(url_cell("javascript:alert(1)"), "#");
         assert_eq!(url_cell("https://x/a b)(c"), "https://x/a%20b%29%28c");
         assert_eq!(url_cell("https://x/@all"), "https://x/%40all", "no mention from a link either");
+    }
+
+    #[test]
+    fn clocks_are_gitlabs_utc() {
+        assert_eq!(clock(1_764_493_440.0), "09:04 UTC");
     }
 }

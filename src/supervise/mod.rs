@@ -190,13 +190,14 @@ impl RunningStep<'_> {
                 break end;
             }
             let now = Instant::now();
-            if let (None, Some(at)) = (&stopping, timeout_at) {
+            if let (None, Some(at), Some(limit)) = (&stopping, timeout_at, limits.timeout) {
                 if now >= at {
                     log!(Info, "timeout: stopping the step (SIGTERM, then SIGKILL after {:?})", limits.grace);
                     self.signal_group(libc::SIGTERM);
                     // A stopped (SIGSTOP'd) process only acts on SIGTERM once continued.
                     self.signal_group(libc::SIGCONT);
-                    stopping = Some(Stopping { cause: StopCause::TimedOut, kill_at: Some(now + limits.grace) });
+                    stopping =
+                        Some(Stopping { cause: StopCause::TimedOut { limit }, kill_at: Some(now + limits.grace) });
                     continue;
                 }
             }

@@ -895,7 +895,8 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
                 let jobs: Vec<&Job> = world
                     .jobs
                     .iter()
-                    .filter(|j| j.pipeline_id == pipeline.id && j.kind == JobKind::Build && !j.retried)
+                    .filter(|j| j.pipeline_id == pipeline.id && j.kind == JobKind::Build)
+                    .filter(|j| !j.retried || params.get("include_retried").is_some_and(|v| v == "true"))
                     .collect();
                 paginate(&jobs, &params, |job| job_entity(job))
             }
@@ -948,6 +949,33 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
             Some((name, content)) => Answer::json(200, json!({ "name": name, "content": content })),
             None => Answer::json(404, json!({ "message": "404 Template Not Found" })),
         },
+        // The merge request's pipelines, newest first: its own (refs/merge-requests/<iid>/…) and
+        // its source branch's (`MergeRequest#all_pipelines`).
+        ("GET", ["projects", project, "merge_requests", iid, "pipelines"]) => {
+            match visible_project(world, project, user_id) {
+                Ok(project) if iid.parse::<u64>().is_ok_and(|iid| world.merge_requests.contains(&iid)) => {
+                    let own = format!("refs/merge-requests/{iid}/");
+                    let mut pipelines: Vec<&Pipeline> = world
+                        .pipelines
+                        .iter()
+                        .filter(|p| {
+                            p.project_id == project.id && (p.reference.starts_with(&own) || p.reference == "feature")
+                        })
+                        .collect();
+                    pipelines.sort_by_key(|p| std::cmp::Reverse(p.id));
+                    let rows: Vec<Value> = pipelines
+                    .iter()
+                    .map(|p| {
+                        json!({ "id": p.id, "sha": p.sha, "ref": p.reference, "status": world.pipeline_verdict(p.id),
+                                "web_url": format!("https://gitlab.example.com/{}/-/pipelines/{}", project.path, p.id) })
+                    })
+                    .collect();
+                    paginate(&rows, &params, Clone::clone)
+                }
+                Ok(_) => Answer::message(404, "404 Merge Request Not Found"),
+                Err(answer) => answer,
+            }
+        }
         (method, ["projects", project, "merge_requests", iid, "notes", rest @ ..]) => {
             notes(world, method, project, iid, rest.first().copied(), user_id, &params)
         }

@@ -1,0 +1,131 @@
+//! What a note carries for its next writer besides the settled statuses (settled.rs), in one
+//! hidden line: things that cost a request to learn and do not change once learned, so that only
+//! the first writer that needs them pays.
+//!
+//! - **Failure excerpts**, by status id: taken from the job log GitLab holds, once the step's
+//!   section there is complete (or its job is over). A final status never changes and neither does
+//!   a complete section of a log, so later writers reuse the excerpt instead of reading the log
+//!   again (gitlab.md §K: logs can be megabytes).
+//! - **The merge request's earlier pipelines**, read when the note starts showing this pipeline.
+//!   An earlier pipeline still running then may end later: `herald note` (the pipeline's last word)
+//!   reads them again, so the note ends right.
+//!
+//! Like the settled block, it is an HTML comment (GitLab shows nothing of it) of JSON with `<`,
+//! `>`, `&` and `@` escaped, and anything unexpected in it means nothing is known.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::note::PastPipeline;
+
+const BLOCK_START: &str = "<!-- herald:carried ";
+const BLOCK_END: &str = " -->";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Carried {
+    pipeline: u64,
+    /// Earlier pipelines of the merge request, oldest first: (id, status, web URL). None: not
+    /// read yet.
+    #[serde(default)]
+    history: Option<Vec<(u64, String, Option<String>)>>,
+    /// Failure excerpts by status id.
+    #[serde(default)]
+    excerpts: BTreeMap<u64, Vec<String>>,
+}
+
+impl Carried {
+    pub fn new(pipeline: u64) -> Carried {
+        Carried { pipeline, ..Carried::default() }
+    }
+
+    /// The block in a note body, when it is this pipeline's and parses; else nothing is known.
+    pub fn from_note(body: &str, pipeline: u64) -> Carried {
+        let parsed = body.find(&format!("\n{BLOCK_START}")).and_then(|at| {
+            let rest = &body[at + 1 + BLOCK_START.len()..];
+            let json = &rest[..rest.find(BLOCK_END)?];
+            serde_json::from_str::<Carried>(json).ok()
+        });
+        parsed.filter(|carried| carried.pipeline == pipeline).unwrap_or_else(|| Carried::new(pipeline))
+    }
+
+    pub fn history(&self) -> Option<Vec<PastPipeline>> {
+        self.history.as_ref().map(|history| {
+            history
+                .iter()
+                .map(|(id, status, web_url)| PastPipeline { id: *id, status: status.clone(), web_url: web_url.clone() })
+                .collect()
+        })
+    }
+
+    pub fn set_history(&mut self, history: &[PastPipeline]) {
+        self.history = Some(history.iter().map(|past| (past.id, past.status.clone(), past.web_url.clone())).collect());
+    }
+
+    pub fn excerpt(&self, status_id: u64) -> Option<&Vec<String>> {
+        self.excerpts.get(&status_id)
+    }
+
+    pub fn keep_excerpt(&mut self, status_id: u64, excerpt: Vec<String>) {
+        self.excerpts.insert(status_id, excerpt);
+    }
+
+    /// Forgets excerpts of statuses no longer in the pipeline's latest ones (retried steps).
+    pub fn retain_excerpts(&mut self, wanted: impl Fn(u64) -> bool) {
+        self.excerpts.retain(|id, _| wanted(*id));
+    }
+
+    /// The block for a note, at most `room` bytes (excerpts left out first when it does not fit).
+    pub fn block(&self, room: usize) -> String {
+        let encode = |json: String| {
+            json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('@', "\\u0040")
+        };
+        let mut carried = self.clone();
+        loop {
+            let line =
+                format!("{BLOCK_START}{}{BLOCK_END}\n", encode(serde_json::to_string(&carried).unwrap_or_default()));
+            if line.len() <= room {
+                return line;
+            }
+            let Some(newest) = carried.excerpts.keys().next_back().copied() else { return String::new() };
+            carried.excerpts.remove(&newest);
+        }
+    }
+}
+
+/// Where herald's hidden blocks begin in a note body: what comes before is what readers see.
+pub fn hidden_start(body: &str) -> Option<usize> {
+    body.find(&format!("\n{BLOCK_START}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_block_round_trips_and_hides_hostile_text() {
+        let mut carried = Carried::new(7);
+        carried.set_history(&[PastPipeline {
+            id: 5,
+            status: "failed".into(),
+            web_url: Some("https://x/-/pipelines/5".into()),
+        }]);
+        carried.keep_excerpt(41, vec!["--> <b>@all</b> & \"quoted\"".into(), "/merge".into()]);
+        let block = carried.block(10_000);
+        assert!(!block[4..block.len() - 5].contains("-->") && !block.contains('@') && !block.contains("<b"), "{block}");
+        let body = format!("<!-- herald:note pipeline=7 -->\nvisible\n{block}");
+        assert_eq!(Carried::from_note(&body, 7), carried);
+        assert_eq!(Carried::from_note(&body, 8), Carried::new(8), "another pipeline's");
+        assert_eq!(hidden_start(&body), Some("<!-- herald:note pipeline=7 -->\nvisible".len()));
+        assert_eq!(Carried::from_note(&body.replace("\"pipeline\"", "\"pipe\""), 7), Carried::new(7));
+    }
+
+    #[test]
+    fn excerpts_give_way_when_there_is_no_room() {
+        let mut carried = Carried::new(7);
+        carried.keep_excerpt(1, vec!["x".repeat(100)]);
+        carried.keep_excerpt(2, vec!["y".repeat(100)]);
+        let block = carried.block(200);
+        assert!(block.len() <= 200 && block.contains("xxx") && !block.contains("yyy"), "{block}");
+    }
+}
