@@ -1,11 +1,17 @@
-//! The merge-request note for the README's pictures (scripts/note-pictures.sh): a failing and a
+//! The README's pictures (scripts/note-pictures.sh): the merge-request note of a failing and a
 //! green pipeline of a realistic size, rendered by the real renderer, with failure excerpts taken
-//! by the real anchoring from real tools' output (tests/fixtures/logs).
+//! by the real anchoring from real tools' output (tests/fixtures/logs); and a finding's thread on
+//! the diff, from ruff's real SARIF report (tests/fixtures/findings).
 //!
-//!     cargo run --example note_picture -- <dir>     # writes <dir>/failing.md and <dir>/green.md
+//!     cargo run --example note_picture -- <dir>
+//!
+//! writes <dir>/failing.md, <dir>/green.md, and <dir>/finding.md with <dir>/finding-lines.txt (the
+//! diff lines the thread sits under).
 
 use std::path::PathBuf;
 
+use herald::findings::report::{load, Format};
+use herald::publish::findings::thread_body;
 use herald::report::excerpt::{anchored, ANCHORED_LINES};
 use herald::report::note::{render, JobView, NoteView, PastPipeline, PipelineView, StepState, StepView};
 
@@ -18,6 +24,26 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("the output directory");
     std::fs::write(dir.join("failing.md"), render(&pipeline(true))).expect("failing.md");
     std::fs::write(dir.join("green.md"), render(&pipeline(false))).expect("green.md");
+    finding(&dir);
+}
+
+/// ruff's finding on a changed line, with its fix as a suggestion, as herald posts it.
+fn finding(dir: &std::path::Path) {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/findings/ruff");
+    let checkout = dir.join("checkout");
+    std::fs::create_dir_all(&checkout).expect("a checkout");
+    std::fs::copy(fixtures.join("app.v1.py"), checkout.join("app.py")).expect("app.py");
+    let report = std::fs::read_to_string(fixtures.join("v1-sarif.json"))
+        .expect("the report")
+        .replace("file:///tmp/rf/", &format!("file://{}/", checkout.display()));
+    std::fs::write(checkout.join("ruff.sarif"), report).expect("ruff.sarif");
+    let loaded = load(&checkout.join("ruff.sarif"), Format::Sarif, &checkout).expect("ruff's report");
+    let finding = loaded.findings.iter().find(|f| f.line == 21).expect("the F841 finding on line 21");
+    std::fs::write(dir.join("finding.md"), thread_body(finding, 21, 1841)).expect("finding.md");
+    let source = std::fs::read_to_string(checkout.join("app.py")).expect("app.py");
+    let lines: Vec<String> =
+        source.lines().enumerate().skip(18).take(4).map(|(i, l)| format!("{}\t{l}", i + 1)).collect();
+    std::fs::write(dir.join("finding-lines.txt"), lines.join("\n")).expect("finding-lines.txt");
 }
 
 fn excerpt(name: &str) -> Vec<String> {

@@ -2,15 +2,14 @@
 //! validated settings in `config`; this module only parses and maps errors to exit codes.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::duration::parse_duration;
 
-/// herald's exit code for its own failures before the step ran (bad usage, bad configuration).
-pub const EXIT_HERALD_FAILED: i32 = 125;
+use crate::output::say;
+pub use crate::output::EXIT_HERALD_FAILED;
 
 const VERSION: &str =
     concat!(env!("CARGO_PKG_VERSION"), " (", env!("HERALD_TARGET"), ", commit ", env!("HERALD_GIT_COMMIT"), ")");
@@ -47,6 +46,18 @@ enum Command {
         /// what herald assumes from the git checkout
         #[arg(long = "variable", value_name = "NAME=VALUE")]
         variables: Vec<String>,
+    },
+    /// Publish linters' findings (Code Quality JSON, SARIF) as threads on the merge request's changed lines
+    Findings {
+        /// codequality, sarif, or auto (by content)
+        #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = ["auto", "codequality", "sarif"])]
+        format: String,
+        /// Exit 1 when a report cannot be read (by default: one line, exit 0)
+        #[arg(long)]
+        strict: bool,
+        /// The reports
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<std::path::PathBuf>,
     },
     /// Check token, scopes, expiry, project role, MR context, API reach, CA file; one line per check
     #[command(after_help = DOCTOR_AFTER_HELP)]
@@ -94,9 +105,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub grace: Option<Duration>,
 
+    /// A linter's report (Code Quality JSON or SARIF) to publish as threads on the merge
+    /// request's changed lines once the step has ended, whatever its exit code (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub findings: Vec<std::path::PathBuf>,
+
     /// The command to run, after `--`
     #[arg(value_name = "CMD", trailing_var_arg = true, required = true)]
     pub command: Vec<OsString>,
+}
+
+impl From<RunArgs> for crate::config::RunRequest {
+    fn from(args: RunArgs) -> crate::config::RunRequest {
+        crate::config::RunRequest {
+            name: args.name,
+            timeout: args.timeout,
+            grace: args.grace,
+            command: args.command,
+            findings: args.findings,
+        }
+    }
 }
 
 const RUN_AFTER_HELP: &str = "\
@@ -142,15 +170,16 @@ pub fn main() -> i32 {
         }
     }
     match cli.command {
-        Command::Run(args) => crate::commands::run::run(args),
+        Command::Run(args) => crate::commands::run::run(args.into()),
         Command::Note { close_dangling } => crate::commands::note::note(close_dangling),
         Command::Finalize => crate::commands::note::finalize(),
         Command::Tasks { format, file, variables } => crate::commands::tasks::run(format == "json", file, &variables),
+        Command::Findings { format, strict, files } => crate::commands::findings::run(&format, strict, &files),
         Command::Doctor => crate::commands::doctor::run(),
-        Command::Executor(ExecutorCommand::Config) => crate::executor::config(),
-        Command::Executor(ExecutorCommand::Prepare) => crate::executor::prepare(),
-        Command::Executor(ExecutorCommand::Run { script, stage }) => crate::executor::run(&script, &stage),
-        Command::Executor(ExecutorCommand::Cleanup) => crate::executor::cleanup(),
+        Command::Executor(ExecutorCommand::Config) => crate::commands::executor::config(),
+        Command::Executor(ExecutorCommand::Prepare) => crate::commands::executor::prepare(),
+        Command::Executor(ExecutorCommand::Run { script, stage }) => crate::commands::executor::run(&script, &stage),
+        Command::Executor(ExecutorCommand::Cleanup) => crate::commands::executor::cleanup(),
     }
 }
 
@@ -159,15 +188,6 @@ fn first_paragraph(message: &str) -> String {
     let paragraph = message.split("\n\n").next().unwrap_or(message);
     let words: Vec<&str> = paragraph.split_whitespace().collect();
     words.join(" ").trim_start_matches("error: ").to_owned()
-}
-
-/// Writes to stderr, ignoring failures: a closed stderr must never change a step's exit code.
-pub fn say(line: &str) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = stderr.write_all(line.as_bytes());
-    if !line.ends_with('\n') {
-        let _ = stderr.write_all(b"\n");
-    }
 }
 
 #[cfg(test)]

@@ -6,11 +6,27 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::RunArgs;
 use crate::context::{self, Publishing};
 use crate::report::excerpt::Secrets;
 use crate::step::StepName;
 use crate::supervise::Limits;
+
+/// What a caller asks `herald run` for (the flags, or the executor driver's stage): plain data,
+/// resolved into `RunSettings` with the environment.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunRequest {
+    /// `--name`, any bytes (shown lossily).
+    pub name: Option<OsString>,
+    /// `--timeout`.
+    pub timeout: Option<Duration>,
+    /// `--grace`.
+    pub grace: Option<Duration>,
+    /// The command and its arguments.
+    pub command: Vec<OsString>,
+    /// `--findings`: linter reports to publish on the merge request's changed lines once the step
+    /// has ended, whatever its exit code.
+    pub findings: Vec<PathBuf>,
+}
 
 /// Everything `herald run` needs to know, decided before the step starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +48,10 @@ pub struct RunSettings {
     pub failure_tail: Option<usize>,
     /// Values masked in that excerpt (only collected when there is one).
     pub secrets: Secrets,
+    /// Linter reports to publish as threads after the step (`--findings`).
+    pub findings: Vec<PathBuf>,
+    /// Where relative paths in those reports start: the checkout (`CI_PROJECT_DIR`, else here).
+    pub project_dir: PathBuf,
 }
 
 /// Most lines `HERALD_FAILURE_TAIL` may ask for.
@@ -97,7 +117,7 @@ impl Env for MapEnv {
 }
 
 impl RunSettings {
-    pub fn resolve(args: RunArgs, env: &dyn Env) -> Result<RunSettings, ConfigError> {
+    pub fn resolve(args: RunRequest, env: &dyn Env) -> Result<RunSettings, ConfigError> {
         if args.command.first().is_none_or(|program| program.is_empty()) {
             return Err(ConfigError("missing command: write it after '--', e.g. herald run -- cargo test".into()));
         }
@@ -139,6 +159,8 @@ impl RunSettings {
             job_name,
             publishing: context::resolve(env)?,
             failure_tail,
+            findings: args.findings,
+            project_dir: env.non_empty("CI_PROJECT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from),
             secrets,
         })
     }
@@ -148,8 +170,8 @@ impl RunSettings {
 mod tests {
     use super::*;
 
-    fn args(command: &[&str]) -> RunArgs {
-        RunArgs { name: None, timeout: None, grace: None, command: command.iter().map(OsString::from).collect() }
+    fn args(command: &[&str]) -> RunRequest {
+        RunRequest { command: command.iter().map(OsString::from).collect(), ..RunRequest::default() }
     }
 
     fn env(pairs: &[(&'static str, &'static str)]) -> MapEnv {

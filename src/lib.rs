@@ -2,7 +2,8 @@
 //!
 //! Data flows one way: `cli` parses flags → `config` and `context` resolve settings and where to
 //! publish (pure) → `supervise` runs the step while `publish` tells `gitlab` about it → `report`
-//! shows its outcome. See docs/design.md for the whole picture.
+//! shows its outcome. Only `main` uses `cli`; every layer speaks to people through `output`.
+//! See docs/design.md for the whole picture.
 
 #[macro_use]
 pub mod log;
@@ -11,9 +12,10 @@ mod commands;
 pub mod config;
 pub mod context;
 pub mod duration;
-pub mod executor;
 mod fault_injection;
+pub mod findings;
 pub mod gitlab;
+pub mod output;
 pub mod pipeline;
 pub mod publish;
 pub mod redact;

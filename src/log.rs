@@ -55,7 +55,7 @@ pub fn enabled(level: Level) -> bool {
 
 /// Prints one log line; call through `log!`, which skips the formatting when the level is off.
 pub fn write(level: Level, message: std::fmt::Arguments<'_>) {
-    crate::cli::say(&format!("herald[{}]: {message}", level.name()));
+    crate::output::say(&format!("herald[{}]: {message}", level.name()));
 }
 
 /// `log!(Debug, "posted {}", name)`.

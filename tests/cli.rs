@@ -41,3 +41,32 @@ fn usage_errors_exit_125_with_one_line() {
     let finished = run(herald().args(["run", "--timeout", "soon", "--", "true"]));
     assert!(finished.stderr_text().contains("use e.g. 90s"), "{}", finished.stderr_text());
 }
+
+/// The layers of docs/design.md §2: only `main` uses `cli`, and only `cli` (and the commands
+/// themselves) use `commands`; everything below the entry points is reached from above.
+#[test]
+fn the_layers_do_not_reach_upward() {
+    fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&file).unwrap();
+        if relative != "main.rs" && relative != "cli.rs" {
+            assert!(!text.contains("crate::cli"), "{relative} reaches up into cli");
+        }
+        if relative != "cli.rs" && relative != "lib.rs" && !relative.starts_with("commands/") {
+            assert!(!text.contains("crate::commands"), "{relative} reaches up into commands");
+        }
+    }
+}

@@ -58,7 +58,9 @@ fn a_reporter_fails_on_role() {
     let (code, output) = doctor(&gitlab, TOKEN_REPORTER);
     assert_eq!(code, Some(1));
     assert!(
-        line(&output, "role").starts_with("FAIL role: Reporter on group/app; commit statuses need Developer"),
+        line(&output, "role").starts_with(
+            "FAIL role: Reporter on group/app; commit statuses and resolving finding threads need Developer"
+        ),
         "{output}"
     );
 }

@@ -113,6 +113,27 @@ fn a_merge_request_pipeline_of_the_templates_publishes_every_step_and_one_note()
 
     let gitlab = GitLab::start();
     gitlab.with(|world| world.add_pipeline(PIPELINE, &sha, "refs/merge-requests/1/head"));
+    // The merge request adds the crate's src/lib.rs: every line of it is a changed line.
+    let source = std::fs::read_to_string(project.join("src/lib.rs")).unwrap();
+    gitlab.with(|world| {
+        world.mr_versions.push(crate::support::gitlab::DiffVersion {
+            id: 1,
+            head_commit_sha: sha.clone(),
+            base_commit_sha: "b".repeat(40),
+            start_commit_sha: "b".repeat(40),
+        });
+        world.mr_diffs.push(crate::support::gitlab::FileDiff {
+            old_path: "src/lib.rs".into(),
+            new_path: "src/lib.rs".into(),
+            new_file: true,
+            deleted_file: false,
+            diff: format!(
+                "@@ -0,0 +1,{} @@\n{}",
+                source.lines().count(),
+                source.lines().map(|line| format!("+{line}\n")).collect::<String>()
+            ),
+        });
+    });
 
     let variables = [
         ("CI_API_V4_URL", gitlab.api_url()),
@@ -160,7 +181,7 @@ fn a_merge_request_pipeline_of_the_templates_publishes_every_step_and_one_note()
         .collect();
     let mut names: Vec<&str> = ids.keys().map(String::as_str).collect();
     names.sort();
-    assert_eq!(names, ["checks", "herald-note", "lost", "rust-lint", "rust-test"]);
+    assert_eq!(names, ["checks", "herald-note", "lint-findings", "lost", "rust-lint", "rust-test"]);
 
     let mut child = gitlab_ci_local(&[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let (lines, received) = mpsc::channel();
@@ -219,20 +240,27 @@ fn a_merge_request_pipeline_of_the_templates_publishes_every_step_and_one_note()
     assert_eq!(state("herald/lost › doomed"), "failed", "closed by the .post job");
     let doomed = &statuses["herald/lost › doomed"];
     assert!(doomed.description.as_deref().unwrap_or_default().contains("no result recorded"));
-    assert_eq!(statuses.len(), 6, "nothing else, and no step after the failure: {:#?}", statuses.keys());
+    assert_eq!(state("herald/lint-findings › report"), "success");
+    assert_eq!(statuses.len(), 7, "nothing else, and no step after the failure: {:#?}", statuses.keys());
+    // The lint job's report became a thread on the changed line, and its status says so.
+    let threads = gitlab.with(|world| world.discussions.clone());
+    assert_eq!(threads.len(), 1, "{threads:#?}");
+    assert_eq!(threads[0].notes[0].position, Some(("src/lib.rs".into(), 4)));
+    let report = statuses["herald/lint-findings › report"].description.clone().unwrap_or_default();
+    assert!(report.ends_with(" · 1 finding, 1 on changed lines (1 new thread)"), "{report}");
     assert!(statuses.values().all(|s| s.user_id == 100), "all posted with the token from SAMPLE_BOT_TOKEN");
 
     // One note, final, with every job and step.
     let notes = gitlab.with(|world| world.herald_notes(MR_IID));
     assert_eq!(notes.len(), 1, "{notes:#?}");
     let body = &notes[0].body;
-    for expected in ["rust-lint", "rust-test", "checks", "lost", "fmt", "clippy", "exit 3", "doomed"] {
+    for expected in ["rust-lint", "rust-test", "checks", "lost", "fmt", "clippy", "exit 3", "doomed", "lint-findings"] {
         assert!(body.contains(expected), "the note names {expected}:\n{body}");
     }
     assert!(!body.contains("never runs"), "{body}");
     assert!(!body.contains("herald-note"), "the job writing the note is not in it: {body}");
     assert!(body.contains("### ❌ Pipeline [#2001]"), "{body}");
-    assert!(body.contains("**2 failed** · 4 passed · 6 steps in 4 jobs"), "{body}");
+    assert!(body.contains("**2 failed** · 5 passed · 7 steps in 5 jobs"), "{body}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod cli;
 mod doctor;
 mod e2e;
 mod executor;
+mod findings;
 mod install;
 mod joblog;
 mod junit;

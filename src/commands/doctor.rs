@@ -3,10 +3,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::cli::say;
 use crate::config::ProcessEnv;
 use crate::context::{self, AsIfPublishing, Publishing};
 use crate::gitlab::{self, days_from_civil, ApiError, Client};
+use crate::output::say;
 
 /// Most time each check may take, retries included (`gitlab::retry`).
 const CHECK_TIME: Duration = Duration::from_secs(20);
@@ -187,12 +187,16 @@ pub fn run() -> i32 {
             Some(level) if level >= 30 => {
                 let role = gitlab::role_name(level);
                 let protected = if level < 40 { "; posting to protected branches needs Maintainer" } else { "" };
-                checks.ok("role", &format!("{role} on {}{protected}", project.path_with_namespace))
+                // Developer also covers finding threads: starting them, and resolving fixed ones.
+                checks.ok(
+                    "role",
+                    &format!("{role} on {} (statuses, the note, finding threads){protected}", project.path_with_namespace),
+                )
             }
             Some(level) => checks.fail(
                 "role",
                 &format!(
-                    "{} on {}; commit statuses need Developer or higher: raise the token's role",
+                    "{} on {}; commit statuses and resolving finding threads need Developer or higher: raise the token's role",
                     gitlab::role_name(level),
                     project.path_with_namespace
                 ),

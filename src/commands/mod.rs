@@ -1,6 +1,10 @@
 //! One module per `herald` subcommand: each wires settings, supervision and reporting together.
+//! `executor` is GitLab Runner's custom-executor driver: the same step lifecycle as `run`, called
+//! by the runner once per stage.
 
 pub mod doctor;
+pub mod executor;
+pub mod findings;
 pub mod note;
 pub mod run;
 pub mod tasks;

@@ -17,10 +17,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cli::{say, EXIT_HERALD_FAILED};
 use crate::config::{Env, ProcessEnv};
 use crate::context::{self, PublishContext, Publishing};
 use crate::gitlab::Client;
+use crate::output::{say, EXIT_HERALD_FAILED};
 use crate::pipeline::Pipeline;
 use crate::publish::settle::{self, JobEnd, Scope};
 use crate::publish::{explain, job_memory, NoteSync, SyncError, Synced};

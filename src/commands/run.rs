@@ -1,17 +1,20 @@
 //! `herald run`: start the step at once, supervise it, show its outcome, exit with its code.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cli::{say, RunArgs, EXIT_HERALD_FAILED};
+use crate::commands::findings::{publish, read_reports};
+use crate::config::RunRequest;
 use crate::config::{ProcessEnv, RunSettings};
 use crate::context::Publishing;
+use crate::findings::report::Format;
+use crate::output::{say, EXIT_HERALD_FAILED};
 use crate::publish::{job_memory, Publisher};
 use crate::report::joblog::{summary_line, LogSection};
 use crate::report::junit;
 use crate::step::{StepEnd, StepOutcome, Verdict};
 use crate::supervise::Supervisor;
 
-pub fn run(args: RunArgs) -> i32 {
+pub fn run(args: RunRequest) -> i32 {
     // Before anything else, so that a signal arriving from now on waits for the step.
     let supervisor = match Supervisor::install() {
         Ok(supervisor) => supervisor,
@@ -75,13 +78,40 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, hidden_v
         };
         junit::append_or_warn(path, &case);
     }
+    let findings = (!settings.findings.is_empty()).then(|| publish_findings(settings, flush_timeout));
     match (publisher, &settings.publishing) {
-        (Some(publisher), _) => publisher.finish(&outcome, &excerpt, flush_timeout),
+        (Some(publisher), _) => publisher.finish(&outcome, &excerpt, findings.flatten().as_deref(), flush_timeout),
         // Why herald does not publish is the same on every step: said once per job.
         (None, Publishing::Off(Some(why))) if job_memory::first_telling(&ProcessEnv, why) => say(why),
         (None, _) => {}
     }
     outcome
+}
+
+/// `--findings`: the step's reports as threads on the merge request's changed lines, within half
+/// the flush timeout (the step's final status takes the rest); the summary for its description.
+fn publish_findings(settings: &RunSettings, flush_timeout: Duration) -> Option<String> {
+    let (found, tools) = match read_reports(&settings.findings, Format::Auto, &settings.project_dir) {
+        Ok(read) => read,
+        Err(line) => {
+            say(&format!("herald: findings: {line}; nothing published"));
+            return None;
+        }
+    };
+    let summary = match &settings.publishing {
+        Publishing::On(context) => publish(context, &found, &tools, Instant::now() + flush_timeout / 2),
+        Publishing::Off(_) => Ok(format!("{} findings (not published)", found.len())),
+    };
+    match summary {
+        Ok(summary) => {
+            say(&format!("herald: findings: {summary}"));
+            Some(summary)
+        }
+        Err(line) => {
+            say(&format!("herald: findings: {line}"));
+            None
+        }
+    }
 }
 
 fn unix_now() -> u64 {

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::cli::{say, EXIT_HERALD_FAILED};
 use crate::config::{Env, ProcessEnv};
 use crate::gitlab::Client;
+use crate::output::{say, EXIT_HERALD_FAILED};
 use crate::pipeline::fetch::GitLabFetch;
 use crate::pipeline::{self, Fetch, Origin};
 

@@ -9,7 +9,7 @@ mod token;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 pub use client::{count_certificates, proxy_for, ApiError, Client, Reply};
 pub use time::{days_from_civil, parse_http_date, parse_iso8601};
@@ -418,6 +418,118 @@ pub fn release_tags(client: &Client, project: &str, timeout: Duration) -> Result
     }
     let releases: Vec<Release> = all_pages(client, &format!("{}/releases", project_path(project)), timeout)?;
     Ok(releases.into_iter().map(|release| release.tag_name).collect())
+}
+
+/// A version of a merge request's diff (gitlab.md §L): the SHAs a diff position names.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DiffVersion {
+    pub head_commit_sha: String,
+    pub base_commit_sha: String,
+    pub start_commit_sha: String,
+}
+
+/// The merge request's newest diff version, if it has one.
+pub fn latest_diff_version(
+    client: &Client,
+    project: &str,
+    mr_iid: u64,
+    timeout: Duration,
+) -> Result<Option<DiffVersion>, ApiError> {
+    let reply = client.get(&format!("{}/merge_requests/{mr_iid}/versions", project_path(project)), timeout)?;
+    if reply.body.is_null() {
+        return Ok(None); // dry run
+    }
+    Ok(parse::<Vec<DiffVersion>>(reply, "the merge request's versions")?.into_iter().next())
+}
+
+/// One changed file of a merge request, with its unified diff.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FileDiff {
+    pub new_path: String,
+    #[serde(default)]
+    pub deleted_file: bool,
+    #[serde(default)]
+    pub diff: String,
+}
+
+pub fn merge_request_diffs(
+    client: &Client,
+    project: &str,
+    mr_iid: u64,
+    timeout: Duration,
+) -> Result<Vec<FileDiff>, ApiError> {
+    all_pages(client, &format!("{}/merge_requests/{mr_iid}/diffs", project_path(project)), timeout)
+}
+
+/// A thread on a merge request (gitlab.md §B.6, §L).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discussion {
+    pub id: String,
+    pub notes: Vec<DiscussionNote>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DiscussionNote {
+    pub body: String,
+    pub author: Author,
+    #[serde(default)]
+    pub resolved: bool,
+}
+
+pub fn list_discussions(
+    client: &Client,
+    project: &str,
+    mr_iid: u64,
+    timeout: Duration,
+) -> Result<Vec<Discussion>, ApiError> {
+    all_pages(client, &format!("{}/merge_requests/{mr_iid}/discussions", project_path(project)), timeout)
+}
+
+/// Starts a thread on a line of the diff. `Ok(false)`: GitLab refused the position (the line is
+/// not in the diff).
+pub fn create_diff_discussion(
+    client: &Client,
+    project: &str,
+    mr_iid: u64,
+    body: &str,
+    position: &Value,
+    timeout: Duration,
+) -> Result<bool, ApiError> {
+    let path = format!("{}/merge_requests/{mr_iid}/discussions", project_path(project));
+    match client.post(&path, &json!({ "body": body, "position": position }), timeout) {
+        Ok(_) => Ok(true),
+        Err(ApiError::Http { status: 400, .. }) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+fn discussion_path(project: &str, mr_iid: u64, discussion: &str) -> String {
+    format!("{}/merge_requests/{mr_iid}/discussions/{}", project_path(project), percent_encode(discussion))
+}
+
+/// Replies in a thread.
+pub fn reply_to_discussion(
+    client: &Client,
+    project: &str,
+    mr_iid: u64,
+    discussion: &str,
+    body: &str,
+    timeout: Duration,
+) -> Result<(), ApiError> {
+    client
+        .post(&format!("{}/notes", discussion_path(project, mr_iid, discussion)), &json!({ "body": body }), timeout)
+        .map(drop)
+}
+
+/// Resolves a thread (Developer or more, or the merge request's author).
+pub fn resolve_discussion(
+    client: &Client,
+    project: &str,
+    mr_iid: u64,
+    discussion: &str,
+    timeout: Duration,
+) -> Result<(), ApiError> {
+    client.put(&discussion_path(project, mr_iid, discussion), &json!({ "resolved": true }), timeout).map(drop)
 }
 
 /// Follows `x-next-page` through a list, 100 items a page (GitLab's maximum, §B.8).

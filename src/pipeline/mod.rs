@@ -46,7 +46,7 @@ pub fn for_job(context: &PublishContext) -> Option<Pipeline> {
     ) {
         Ok(pipeline) => Some(pipeline),
         Err(error) => {
-            crate::cli::say(&format!("herald: task names fall back to job names: {error}"));
+            crate::output::say(&format!("herald: task names fall back to job names: {error}"));
             None
         }
     };

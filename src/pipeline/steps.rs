@@ -49,11 +49,11 @@ pub fn planned_steps(line: &str) -> Vec<String> {
             match word.as_str() {
                 "--" => options_done = true,
                 "--name" => name = rest.next().cloned(),
-                "--timeout" | "--grace" => {
+                "--timeout" | "--grace" | "--findings" => {
                     rest.next();
                 }
                 w if w.starts_with("--name=") => name = Some(w["--name=".len()..].to_owned()),
-                w if w.starts_with("--timeout=") || w.starts_with("--grace=") => {}
+                w if ["--timeout=", "--grace=", "--findings="].iter().any(|option| w.starts_with(option)) => {}
                 w => {
                     // herald run takes the first other word as the command, like clap does.
                     options_done = true;
@@ -161,6 +161,8 @@ mod tests {
         assert_eq!(planned_steps(r#"herald run --name install -- sh -c "$INSTALL""#), ["install"]);
         assert_eq!(planned_steps("herald run -- cargo clippy -- -D warnings"), ["cargo clippy"]);
         assert_eq!(planned_steps("herald run --timeout 5m npm run lint"), ["npm run lint"]);
+        assert_eq!(planned_steps("herald run --findings ruff.json -- ruff check ."), ["ruff check"]);
+        assert_eq!(planned_steps("herald run --findings=x.sarif --name lint -- make lint"), ["lint"]);
         assert_eq!(
             planned_steps("cd app && herald run --name='fmt check' -- cargo fmt --check; echo done"),
             ["fmt check"]

@@ -13,6 +13,7 @@
 //! `HERALD_FLUSH_TIMEOUT`, after which herald exits with the step's code regardless.
 
 mod carried;
+pub mod findings;
 pub mod job_memory;
 mod note;
 pub mod settle;
@@ -109,15 +110,17 @@ impl Publisher {
         });
         if let Err(error) = spawned {
             // Without a thread there is no publishing; the step is unaffected.
-            crate::cli::say(&format!("herald: the step's status is not published: cannot start a thread: {error}"));
+            crate::output::say(&format!("herald: the step's status is not published: cannot start a thread: {error}"));
         }
         Publisher { events, reports, status_name: name }
     }
 
     /// Publishes the step's final state, waiting at most `flush_timeout`. Prints one line if the
     /// status could not be brought to its final state.
-    pub fn finish(self, outcome: &StepOutcome, excerpt: &[String], flush_timeout: Duration) {
-        let (state, description) = final_status(outcome, excerpt);
+    /// Publishes the step's end. `also`, when given, follows the outcome in the status's
+    /// description (`failed (exit 1) after 2.0s · 4 findings, 1 on changed lines`).
+    pub fn finish(self, outcome: &StepOutcome, excerpt: &[String], also: Option<&str>, flush_timeout: Duration) {
+        let (state, description) = final_status(outcome, excerpt, also);
         // The worker aims a little before the deadline, so that when it gives up, its report (with
         // the last error) still arrives within the flush timeout.
         let margin = (flush_timeout / 20).min(Duration::from_millis(250));
@@ -127,13 +130,13 @@ impl Publisher {
         match self.reports.recv_timeout(flush_timeout) {
             Ok(Report::Done) => {}
             // The thread ended without a report: it panicked (a bug), and said so on stderr.
-            Err(RecvTimeoutError::Disconnected) => crate::cli::say(&format!(
+            Err(RecvTimeoutError::Disconnected) => crate::output::say(&format!(
                 "herald: status '{}' may be left open: publishing stopped on an internal error; \
                  `herald finalize` (after_script) or `herald note --final` closes it",
                 self.status_name.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
             )),
-            Ok(Report::Failed(line)) => crate::cli::say(&line),
-            Err(RecvTimeoutError::Timeout) => crate::cli::say(&format!(
+            Ok(Report::Failed(line)) => crate::output::say(&line),
+            Err(RecvTimeoutError::Timeout) => crate::output::say(&format!(
                 "herald: status '{}' not published: GitLab did not answer within {} (HERALD_FLUSH_TIMEOUT); \
                  `herald note --final` in a later job can still close it",
                 self.status_name.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),

@@ -144,7 +144,7 @@ pub fn settle(
             target_url: status.target_url.as_deref(),
         };
         retry::call(deadline, retry::sleep, |t| gitlab::post_status(client, &post, t)).map_err(fail)?;
-        crate::cli::say(&format!("herald: closed '{}' as {}: {description}", status.name, state.as_str()));
+        crate::output::say(&format!("herald: closed '{}' as {}: {description}", status.name, state.as_str()));
         posted += 1;
     }
     Ok(posted)

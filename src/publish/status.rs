@@ -23,13 +23,16 @@ pub fn status_name(prefix: &str, task: &str, step: &StepName, alone: bool) -> St
 /// The status state and description for a finished step. A step that did not pass carries as
 /// much of its (masked) output excerpt as fits, anchored on the error (`report::excerpt`):
 /// `failed (exit 1) after 2.0s: error: x ⏎ aborting`.
-pub fn final_status(outcome: &StepOutcome, excerpt: &[String]) -> (StatusState, String) {
+pub fn final_status(outcome: &StepOutcome, excerpt: &[String], also: Option<&str>) -> (StatusState, String) {
     let state = match outcome.verdict() {
         Verdict::Passed => StatusState::Success,
         Verdict::Failed => StatusState::Failed,
         Verdict::Canceled => StatusState::Canceled,
     };
-    let described = outcome.describe();
+    let described = match also {
+        Some(also) => format!("{} · {also}", outcome.describe()),
+        None => outcome.describe(),
+    };
     let description = if state == StatusState::Success || excerpt.is_empty() {
         described
     } else {
@@ -89,7 +92,7 @@ mod tests {
             elapsed: Default::default(),
         };
         let lines: Vec<String> = (0..100).map(|i| format!("line {i} of a long build log")).collect();
-        let (state, description) = final_status(&failed, &lines);
+        let (state, description) = final_status(&failed, &lines, None);
         assert_eq!(state, StatusState::Failed);
         assert!(description.starts_with("failed (exit 1) after 0.0s: "), "{description}");
         assert!(description.ends_with("line 99 of a long build log"), "{description}");
@@ -98,7 +101,7 @@ mod tests {
             end: StepEnd::Ran { process: ProcessEnd::Exited(0), stop: None },
             elapsed: Default::default(),
         };
-        assert_eq!(final_status(&passed, &lines).1, "passed in 0.0s");
+        assert_eq!(final_status(&passed, &lines, None).1, "passed in 0.0s");
     }
 
     #[test]

@@ -130,6 +130,43 @@ pub struct Job {
     pub trace: String,
 }
 
+/// A version of a merge request's diff: the SHAs a diff position names.
+#[derive(Debug, Clone)]
+pub struct DiffVersion {
+    pub id: u64,
+    pub head_commit_sha: String,
+    pub base_commit_sha: String,
+    pub start_commit_sha: String,
+}
+
+/// One changed file of a merge request, with its unified diff.
+#[derive(Debug, Clone)]
+pub struct FileDiff {
+    pub old_path: String,
+    pub new_path: String,
+    pub new_file: bool,
+    pub deleted_file: bool,
+    pub diff: String,
+}
+
+/// A thread on a merge request: its notes, and whether it is resolved.
+#[derive(Debug, Clone)]
+pub struct Discussion {
+    /// 40 hex characters, as GitLab's.
+    pub id: String,
+    pub notes: Vec<DiscussionNote>,
+    pub resolved: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiscussionNote {
+    pub id: u64,
+    pub author_id: u64,
+    pub body: String,
+    /// The diff position of the thread's first note: (new_path, new_line).
+    pub position: Option<(String, u64)>,
+}
+
 /// A note on a merge request.
 #[derive(Debug, Clone)]
 pub struct Note {
@@ -265,6 +302,12 @@ pub struct World {
     pub templates: Vec<(String, String)>,
     /// Releases of projects, oldest first: (project path, tag name).
     pub releases: Vec<(String, String)>,
+    /// MR !1's diff versions, newest last (gitlab.md §L).
+    pub mr_versions: Vec<DiffVersion>,
+    /// MR !1's changed files in its newest version.
+    pub mr_diffs: Vec<FileDiff>,
+    /// MR !1's discussions (threads), oldest first.
+    pub discussions: Vec<Discussion>,
     /// `notes_create` limit per user and minute (§D.1: 60 on GitLab.com, 300 self-managed).
     pub notes_create_per_minute: Option<usize>,
     notes_created: Vec<(u64, Instant)>,
@@ -334,6 +377,9 @@ impl World {
             quick_actions: Vec::new(),
             files: Vec::new(),
             releases: Vec::new(),
+            mr_versions: Vec::new(),
+            mr_diffs: Vec::new(),
+            discussions: Vec::new(),
             templates: Vec::new(),
             notes_create_per_minute: None,
             notes_created: Vec::new(),
@@ -976,6 +1022,10 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
                 Err(answer) => answer,
             }
         }
+        (
+            method,
+            ["projects", project, "merge_requests", iid, what @ ("versions" | "diffs" | "discussions"), rest @ ..],
+        ) => diff_threads(world, method, project, iid, what, rest, user_id, &params),
         (method, ["projects", project, "merge_requests", iid, "notes", rest @ ..]) => {
             notes(world, method, project, iid, rest.first().copied(), user_id, &params)
         }
@@ -1381,6 +1431,175 @@ fn note_entity(world: &World, note: &Note) -> Value {
         "noteable_type": "MergeRequest", "noteable_iid": note.mr_iid, "resolvable": false, "confidential": false,
         "internal": false, "commands_changes": {},
     })
+}
+
+/// An MR's diff versions, diffs and discussions (gitlab.md §L): positions are checked against the
+/// newest version's SHAs and its diff (a line that is not an added line of the diff is refused
+/// with GitLab's 400); creating a thread or a reply counts against the notes rate limit and runs
+/// quick actions like any note.
+#[allow(clippy::too_many_arguments)]
+fn diff_threads(
+    world: &mut World,
+    method: &str,
+    project: &str,
+    iid: &str,
+    what: &str,
+    rest: &[&str],
+    user_id: u64,
+    params: &HashMap<String, String>,
+) -> Answer {
+    let project = match visible_project(world, project, user_id) {
+        Ok(project) => project,
+        Err(answer) => return answer,
+    };
+    let level = project.members.get(&user_id).copied().unwrap_or(0);
+    if !iid.parse::<u64>().is_ok_and(|iid| world.merge_requests.contains(&iid)) {
+        return Answer::message(404, "404 Merge Request Not Found");
+    }
+    let note_json = |world: &World, note: &DiscussionNote, resolved: bool| {
+        let author = world.users.iter().find(|u| u.id == note.author_id).unwrap();
+        json!({
+            "id": note.id, "type": "DiffNote", "body": note.body, "system": false, "resolvable": true, "resolved": resolved,
+            "author": { "id": author.id, "username": author.username },
+            "position": note.position.as_ref().map(|(path, line)| json!({ "new_path": path, "new_line": line })),
+        })
+    };
+    match (method, what, rest) {
+        ("GET", "versions", []) => {
+            let versions: Vec<Value> = world
+                .mr_versions
+                .iter()
+                .rev()
+                .map(|v| {
+                    json!({ "id": v.id, "head_commit_sha": v.head_commit_sha, "base_commit_sha": v.base_commit_sha,
+                                 "start_commit_sha": v.start_commit_sha, "state": "collected" })
+                })
+                .collect();
+            Answer::json(200, Value::Array(versions))
+        }
+        ("GET", "diffs", []) => paginate(&world.mr_diffs, params, |d| {
+            json!({ "old_path": d.old_path, "new_path": d.new_path, "new_file": d.new_file, "renamed_file": d.old_path != d.new_path,
+                    "deleted_file": d.deleted_file, "diff": d.diff })
+        }),
+        ("GET", "discussions", []) => paginate(
+            &world.discussions,
+            params,
+            |d| json!({ "id": d.id, "individual_note": false, "notes": d.notes.iter().map(|n| note_json(world, n, d.resolved)).collect::<Vec<_>>() }),
+        ),
+        ("POST", "discussions", [] | [_, "notes"]) => {
+            let Some(body) = params.get("body").filter(|b| !b.is_empty()) else {
+                return Answer::json(400, json!({ "error": "body is missing" }));
+            };
+            if let Some(limit) = world.notes_create_per_minute {
+                let now = Instant::now();
+                world.notes_created.retain(|(_, at)| now.duration_since(*at) < Duration::from_secs(60));
+                if world.notes_created.iter().filter(|(user, _)| *user == user_id).count() >= limit {
+                    return Answer::json(
+                        429,
+                        json!({ "message": { "error": "This endpoint has been requested too many times. Try again later." } }),
+                    );
+                }
+                world.notes_created.push((user_id, now));
+            }
+            let body = body.clone();
+            run_quick_actions(world, &body, user_id);
+            let id = world.new_id();
+            if let [discussion, _] = rest {
+                let Some(thread) = world.discussions.iter_mut().find(|d| d.id == *discussion) else {
+                    return Answer::message(404, "404 Not found");
+                };
+                thread.notes.push(DiscussionNote { id, author_id: user_id, body, position: None });
+                let note = thread.notes.last().unwrap().clone();
+                let resolved = thread.resolved;
+                return Answer::json(201, note_json(world, &note, resolved));
+            }
+            let position = match params.get("position").map(|p| serde_json::from_str::<Value>(p)) {
+                None => None,
+                Some(Ok(position)) => match check_position(world, &position) {
+                    Ok(at) => Some(at),
+                    Err(answer) => return answer,
+                },
+                Some(Err(_)) => return Answer::json(400, json!({ "error": "position is invalid" })),
+            };
+            let thread = Discussion {
+                id: format!("{id:040x}"),
+                notes: vec![DiscussionNote { id, author_id: user_id, body, position }],
+                resolved: false,
+            };
+            world.discussions.push(thread.clone());
+            Answer::json(
+                201,
+                json!({ "id": thread.id, "individual_note": false, "notes": [note_json(world, &thread.notes[0], false)] }),
+            )
+        }
+        ("PUT", "discussions", [discussion]) => {
+            let Some(index) = world.discussions.iter().position(|d| d.id == *discussion) else {
+                return Answer::message(404, "404 Not found");
+            };
+            // resolve_note: Developer or more, or the MR's author (§B.6).
+            if level < 30 {
+                return Answer::message(403, "403 Forbidden");
+            }
+            match params.get("resolved").map(String::as_str) {
+                Some("true") => world.discussions[index].resolved = true,
+                Some("false") => world.discussions[index].resolved = false,
+                _ => return Answer::json(400, json!({ "error": "resolved is missing" })),
+            }
+            let thread = world.discussions[index].clone();
+            Answer::json(
+                200,
+                json!({ "id": thread.id, "individual_note": false,
+                "notes": thread.notes.iter().map(|n| note_json(world, n, thread.resolved)).collect::<Vec<_>>() }),
+            )
+        }
+        _ => Answer::json(404, json!({ "error": "404 Not Found" })),
+    }
+}
+
+/// A diff position herald may post on: the newest version's SHAs, a file of its diff, and an added
+/// line of that file's hunks. Anything else is GitLab's 400 for a line that is not in the diff.
+fn check_position(world: &World, position: &Value) -> Result<(String, u64), Answer> {
+    let text = |key: &str| position.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let refused = || {
+        Answer::message(400, "400 Bad request - Note {:line_code=>[\"can't be blank\", \"must be a valid line code\"]}")
+    };
+    let Some(version) = world.mr_versions.last() else { return Err(refused()) };
+    if text("base_sha") != version.base_commit_sha
+        || text("head_sha") != version.head_commit_sha
+        || text("start_sha") != version.start_commit_sha
+        || text("position_type") != "text"
+    {
+        return Err(refused());
+    }
+    let path = text("new_path");
+    let line = position.get("new_line").and_then(|l| l.as_u64().or_else(|| l.as_str()?.parse().ok()));
+    let (Some(line), Some(diff)) = (line, world.mr_diffs.iter().find(|d| d.new_path == path)) else {
+        return Err(refused());
+    };
+    if !added_lines(&diff.diff).contains(&line) {
+        return Err(refused());
+    }
+    Ok((path, line))
+}
+
+/// The new-file line numbers of a unified diff's added lines.
+pub fn added_lines(diff: &str) -> Vec<u64> {
+    let mut added = Vec::new();
+    let mut new_line = 0u64;
+    for line in diff.lines() {
+        if let Some(header) = line.strip_prefix("@@ ") {
+            // @@ -a,b +c,d @@
+            let start = header.split_whitespace().find_map(|part| part.strip_prefix('+'));
+            new_line = start.and_then(|s| s.split(',').next()?.parse().ok()).unwrap_or(1);
+        } else if line.starts_with('+') {
+            added.push(new_line);
+            new_line += 1;
+        } else if line.starts_with('-') || line.starts_with('\\') {
+        } else {
+            new_line += 1;
+        }
+    }
+    added
 }
 
 /// GitLab's state machine as the API drives it (§A.1 table). Ok(new state) or Err((event, from)).

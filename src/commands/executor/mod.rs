@@ -27,9 +27,10 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::cli::{say, RunArgs};
+use crate::config::RunRequest;
 use crate::config::{Env, ProcessEnv, RunSettings};
 use crate::context::Publishing;
+use crate::output::say;
 use crate::step::StepEnd;
 use crate::supervise::Supervisor;
 pub use stages::{step_name, DEFAULT_HIDDEN};
@@ -109,11 +110,10 @@ pub fn run(script: &Path, stage: &str) -> i32 {
         }
     };
     let job = JobEnv(env);
-    let args = RunArgs {
+    let args = RunRequest {
         name: Some(step_name(stage).into()),
-        timeout: None,
-        grace: None,
         command: vec![OsString::from(shell(env)), script.as_os_str().to_owned()],
+        ..RunRequest::default()
     };
     let mut settings = match RunSettings::resolve(args, &job) {
         Ok(settings) => settings,

@@ -1,0 +1,349 @@
+//! Linter reports in, findings out: GitLab's Code Quality JSON and SARIF 2.1.0. A report that
+//! cannot be read is one line saying why, and none of its findings: nothing half-read.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{Finding, Severity};
+
+/// Reports larger than this are refused: no linter's report of one merge request is that big.
+pub const LARGEST_REPORT: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    CodeQuality,
+    Sarif,
+    /// Told apart by content: SARIF is an object with `runs`, Code Quality an array.
+    Auto,
+}
+
+impl Format {
+    pub fn parse(text: &str) -> Option<Format> {
+        match text {
+            "codequality" | "gitlab" => Some(Format::CodeQuality),
+            "sarif" => Some(Format::Sarif),
+            "auto" => Some(Format::Auto),
+            _ => None,
+        }
+    }
+}
+
+/// What a report gave: its findings, how many it had outside the checkout (left out), and the
+/// tools it speaks for (even with no finding: their earlier threads are then all fixed).
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub findings: Vec<Finding>,
+    pub outside: usize,
+    pub tools: std::collections::BTreeSet<String>,
+}
+
+/// Reads the report at `path` for the checkout at `root`.
+pub fn load(path: &Path, format: Format, root: &Path) -> Result<Loaded, String> {
+    use std::io::Read;
+    let label = path.display();
+    let file = std::fs::File::open(path).map_err(|e| format!("{label}: cannot read it: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("{label}: cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{label}: not a regular file"));
+    }
+    if meta.len() > LARGEST_REPORT {
+        return Err(format!("{label}: {} bytes, more than the {LARGEST_REPORT} herald reads", meta.len()));
+    }
+    let mut text = String::new();
+    file.take(LARGEST_REPORT + 1).read_to_string(&mut text).map_err(|e| format!("{label}: cannot read it: {e}"))?;
+    let json: Value = serde_json::from_str(&text).map_err(|e| format!("{label}: not JSON: {e}"))?;
+    let tool_of_file = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let format = match (format, &json) {
+        (Format::Auto, Value::Object(map)) if map.contains_key("runs") => Format::Sarif,
+        (Format::Auto, Value::Array(_)) => Format::CodeQuality,
+        (Format::Auto, _) => return Err(format!("{label}: neither a Code Quality report (an array) nor SARIF (runs)")),
+        (format, _) => format,
+    };
+    let checkout = Checkout::new(root);
+    let mut loaded = Loaded::default();
+    let raw = match format {
+        Format::Sarif => {
+            let runs = json.get("runs").and_then(Value::as_array).into_iter().flatten();
+            loaded.tools.extend(runs.map(run_tool));
+            sarif(&json, &checkout).map_err(|why| format!("{label}: {why}"))?
+        }
+        _ => {
+            // A Code Quality report does not name its tool: its file does (`ruff.json`).
+            loaded.tools.insert(tool_of_file.clone());
+            code_quality(&json, &tool_of_file).map_err(|why| format!("{label}: {why}"))?
+        }
+    };
+    for mut finding in raw {
+        match checkout.relative(&finding.path) {
+            Some(path) => {
+                finding.path = path;
+                loaded.findings.push(finding);
+            }
+            None => loaded.outside += 1,
+        }
+    }
+    number_fingerprints(&mut loaded.findings);
+    Ok(loaded)
+}
+
+/// Code Quality: `[{description, check_name, fingerprint, severity, location: {path, lines:
+/// {begin, end} | positions: {begin: {line}, end: {line}}}}]`.
+fn code_quality(json: &Value, tool: &str) -> Result<Vec<Finding>, String> {
+    let Value::Array(items) = json else { return Err("a Code Quality report is a JSON array".into()) };
+    let mut findings = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let text = |pointer: &str| item.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+        let number = |pointer: &str| item.pointer(pointer).and_then(Value::as_u64);
+        let path = text("/location/path").ok_or_else(|| format!("finding {i} has no location.path"))?;
+        let line = number("/location/lines/begin")
+            .or_else(|| number("/location/positions/begin/line"))
+            .ok_or_else(|| format!("finding {i} has no line"))?;
+        let end_line = number("/location/lines/end").or_else(|| number("/location/positions/end/line")).unwrap_or(line);
+        let rule = text("/check_name");
+        let mut message = text("/description").unwrap_or_default();
+        // Many tools repeat the rule in front of the message (`E722: Do not use bare except`).
+        if let Some(rule) = &rule {
+            if let Some(rest) = message.strip_prefix(&format!("{rule}: ")) {
+                message = rest.to_owned();
+            }
+        }
+        let severity = match text("/severity").as_deref() {
+            Some("blocker") => Severity::Blocker,
+            Some("critical") => Severity::Critical,
+            Some("major") => Severity::Major,
+            Some("minor") => Severity::Minor,
+            _ => Severity::Info,
+        };
+        findings.push(Finding {
+            tool: tool.to_owned(),
+            rule,
+            message,
+            severity,
+            path,
+            line: line.max(1),
+            end_line: end_line.max(line).max(1),
+            fingerprint: text("/fingerprint").unwrap_or_default(),
+            suggestion: None,
+        });
+    }
+    Ok(findings)
+}
+
+/// SARIF 2.1.0: `runs[].tool.driver.name`, `runs[].results[]` with `ruleId`, `message.text`,
+/// `level`, `locations[0].physicalLocation` (`artifactLocation.uri` and `uriBaseId`,
+/// `region.startLine`/`endLine`), `partialFingerprints`, and `fixes`.
+fn sarif(json: &Value, checkout: &Checkout) -> Result<Vec<Finding>, String> {
+    let runs = json.get("runs").and_then(Value::as_array).ok_or("SARIF has no runs")?;
+    let mut findings = Vec::new();
+    for run in runs {
+        let tool = run_tool(run);
+        let bases: HashMap<String, String> = run
+            .get("originalUriBaseIds")
+            .and_then(Value::as_object)
+            .map(|bases| {
+                bases
+                    .iter()
+                    .filter_map(|(id, base)| Some((id.clone(), base.get("uri")?.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let resolve = |location: &Value| -> Option<String> {
+            let uri = location.get("uri")?.as_str()?;
+            let base = location.get("uriBaseId").and_then(Value::as_str).and_then(|id| bases.get(id));
+            Some(match base {
+                Some(base) if !uri.contains("://") && !uri.starts_with('/') => {
+                    format!("{}/{uri}", base.trim_end_matches('/'))
+                }
+                _ => uri.to_owned(),
+            })
+        };
+        for (i, result) in run.get("results").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let Some(physical) = result.pointer("/locations/0/physicalLocation") else { continue };
+            let uri = physical
+                .get("artifactLocation")
+                .and_then(resolve)
+                .ok_or_else(|| format!("result {i} has no artifact URI"))?;
+            let path = uri_path(&uri);
+            let line = physical.pointer("/region/startLine").and_then(Value::as_u64).unwrap_or(1).max(1);
+            let end_line = physical.pointer("/region/endLine").and_then(Value::as_u64).unwrap_or(line).max(line);
+            let severity = match result.get("level").and_then(Value::as_str) {
+                Some("error") => Severity::Major,
+                Some("warning") | None => Severity::Minor,
+                _ => Severity::Info,
+            };
+            let fingerprint = result
+                .get("partialFingerprints")
+                .and_then(Value::as_object)
+                .and_then(|prints| {
+                    let mut keys: Vec<&String> = prints.keys().collect();
+                    keys.sort();
+                    prints.get(*keys.first()?)?.as_str().map(str::to_owned)
+                })
+                .unwrap_or_default();
+            let mut finding = Finding {
+                tool: tool.clone(),
+                rule: result.get("ruleId").and_then(Value::as_str).map(str::to_owned),
+                message: result.pointer("/message/text").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                severity,
+                path,
+                line,
+                end_line,
+                fingerprint,
+                suggestion: None,
+            };
+            finding.suggestion = result
+                .pointer("/fixes/0/artifactChanges/0/replacements")
+                .and_then(|replacements| suggestion(replacements.as_array()?, &finding, checkout));
+            findings.push(finding);
+        }
+    }
+    Ok(findings)
+}
+
+/// A SARIF fix as a GitLab suggestion: the finding's whole lines as they would read after the
+/// fix. Only a fix that changes lines within `line..=end_line` becomes one; its text comes from
+/// the checkout's copy of the file. Anything else (a fix elsewhere, a file that cannot be read)
+/// is no suggestion.
+fn suggestion(replacements: &[Value], finding: &Finding, checkout: &Checkout) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(checkout.root.join(&finding.path)).ok()?;
+    let lines: Vec<&str> = text.split('\n').collect();
+    let first = finding.line as usize;
+    let last = finding.end_line as usize;
+    if last > lines.len() {
+        return None;
+    }
+    // The finding's lines as one string, each with its newline; edited from the last
+    // replacement to the first, so that earlier offsets stay right.
+    let mut region: String = lines[first - 1..last].iter().map(|line| format!("{line}\n")).collect();
+    // The byte offset in `region` of (line, column), both 1-based; the line after the finding at
+    // column 1 is the region's end.
+    let offset = |line: usize, column: usize| -> Option<usize> {
+        if line == last + 1 && column == 1 {
+            return Some(lines[first - 1..last].iter().map(|l| l.len() + 1).sum());
+        }
+        if line < first || line > last || column == 0 || column - 1 > lines[line - 1].chars().count() {
+            return None;
+        }
+        let before: usize = lines[first - 1..line - 1].iter().map(|l| l.len() + 1).sum();
+        Some(before + lines[line - 1].chars().take(column - 1).map(char::len_utf8).sum::<usize>())
+    };
+    let mut edits = Vec::new();
+    for replacement in replacements {
+        let number = |key: &str| replacement.pointer(&format!("/deletedRegion/{key}")).and_then(Value::as_u64);
+        let start_line = number("startLine")? as usize;
+        if start_line < first || start_line > last {
+            return None;
+        }
+        let start = offset(start_line, number("startColumn").unwrap_or(1) as usize)?;
+        let end = match (number("endLine").map(|l| l as usize), number("endColumn")) {
+            (Some(line), Some(column)) => offset(line, column as usize)?,
+            // No end: the whole of the start line.
+            _ => offset(start_line, lines[start_line - 1].chars().count() + 1)?,
+        };
+        let inserted = replacement.pointer("/insertedContent/text").and_then(Value::as_str).unwrap_or_default();
+        edits.push((start, end.max(start), inserted.to_owned()));
+    }
+    edits.sort_by_key(|(start, _, _)| std::cmp::Reverse(*start));
+    for (start, end, inserted) in edits {
+        region.replace_range(start..end, &inserted);
+    }
+    // Whole lines only: a fix that leaves the last line without its newline is not one.
+    if !region.is_empty() && !region.ends_with('\n') {
+        return None;
+    }
+    Some(region.lines().map(str::to_owned).collect())
+}
+
+/// The tool a SARIF run is of, lower case (`ruff`, `clippy`).
+fn run_tool(run: &Value) -> String {
+    run.pointer("/tool/driver/name").and_then(Value::as_str).unwrap_or("sarif").to_lowercase()
+}
+
+/// `file:///builds/app/src/x.py` → `/builds/app/src/x.py`; percent-escapes decoded.
+fn uri_path(uri: &str) -> String {
+    let path = uri.strip_prefix("file://").unwrap_or(uri);
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&path[i + 1..i + 3], 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The checkout the report's paths must be in.
+struct Checkout {
+    root: PathBuf,
+}
+
+impl Checkout {
+    fn new(root: &Path) -> Checkout {
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        Checkout { root }
+    }
+
+    /// A report path relative to the checkout's root, `/`-separated; None when it is outside
+    /// (absolute elsewhere, or climbing out with `..`).
+    fn relative(&self, path: &str) -> Option<String> {
+        let path = Path::new(path);
+        let relative =
+            if path.is_absolute() { path.strip_prefix(&self.root).ok()?.to_path_buf() } else { path.to_path_buf() };
+        let mut parts: Vec<String> = Vec::new();
+        for part in relative.components() {
+            match part {
+                std::path::Component::Normal(name) => parts.push(name.to_string_lossy().into_owned()),
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    parts.pop()?;
+                }
+                _ => return None,
+            }
+        }
+        (!parts.is_empty()).then(|| parts.join("/"))
+    }
+}
+
+/// Findings without a fingerprint of their own get one: tool, rule, path and message, numbered
+/// among identical ones in file order, never the line (an edit above must not make it new).
+fn number_fingerprints(findings: &mut [Finding]) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for finding in findings.iter_mut().filter(|f| f.fingerprint.is_empty()) {
+        let key = format!(
+            "{}\n{}\n{}\n{}",
+            finding.tool,
+            finding.rule.as_deref().unwrap_or_default(),
+            finding.path,
+            finding.message
+        );
+        let count = seen.entry(key.clone()).or_default();
+        *count += 1;
+        finding.fingerprint =
+            format!("{:016x}", crate::publish::job_memory::stable_hash(format!("{key}\n{count}").as_bytes()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_in_the_checkout() {
+        let checkout = Checkout { root: PathBuf::from("/builds/app") };
+        assert_eq!(checkout.relative("src/x.py").as_deref(), Some("src/x.py"));
+        assert_eq!(checkout.relative("/builds/app/src/x.py").as_deref(), Some("src/x.py"));
+        assert_eq!(checkout.relative("./src/../lib/y.py").as_deref(), Some("lib/y.py"));
+        assert_eq!(checkout.relative("/etc/passwd"), None);
+        assert_eq!(checkout.relative("../other/x.py"), None);
+        assert_eq!(uri_path("file:///builds/app/a%20b.py"), "/builds/app/a b.py");
+    }
+}
