@@ -212,8 +212,9 @@ fn safety_net(herald: &std::path::Path, work: &std::path::Path, trials: usize) {
     println!("posted are lost (GitLab down at the end); then the safety net runs under the fault.\n");
     println!("| closed by | fault | statuses final | wrong states | pipelines made worse than GitLab's verdict | one note | commands failed |");
     println!("|---|---|---:|---:|---:|---:|---:|");
+    let only = std::env::var("FAULT").unwrap_or_default();
     for net in [Net::Finalize, Net::NoteFinal] {
-        for (name, faults) in &faults {
+        for (name, faults) in faults.iter().filter(|(name, _)| name.contains(&only)) {
             let outcome = trust_campaign::safety_net(herald, work, net, faults, trials, 0.6, trials as u64);
             let by = match net {
                 Net::Finalize => "each job's `herald finalize`",

@@ -17,6 +17,20 @@ python3 -c "import markdown_it, PIL" 2>/dev/null || python3 -m pip install --qui
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# Trims a screenshot's empty space below the picture.
+trim() {
+  python3 - "$1" <<'PY'
+import sys
+from PIL import Image, ImageChops
+path = sys.argv[1]
+image = Image.open(path).convert("RGB")
+background = Image.new("RGB", image.size, image.getpixel((image.width - 1, image.height - 1)))
+box = ImageChops.difference(image, background).getbbox()
+if box:
+    image.crop((0, 0, image.width, min(image.height, box[3] + 16))).save(path, optimize=True)
+PY
+}
+
 cargo run --quiet --example note_picture -- "$work"
 for note in failing green; do
   python3 - "$work/$note.md" "$work/$note.html" <<'PY'
@@ -56,17 +70,7 @@ PY
     name=${size%%:*}
     chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 \
       --window-size="${size#*:}" --screenshot="docs/images/note-$note-$name.png" "file://$work/$note.html" >/dev/null 2>&1
-    # Trim the page's empty space below the note.
-    python3 - "docs/images/note-$note-$name.png" <<'PY'
-import sys
-from PIL import Image, ImageChops
-path = sys.argv[1]
-image = Image.open(path).convert("RGB")
-background = Image.new("RGB", image.size, image.getpixel((image.width - 1, image.height - 1)))
-box = ImageChops.difference(image, background).getbbox()
-if box:
-    image.crop((0, 0, image.width, min(image.height, box[3] + 16))).save(path, optimize=True)
-PY
+    trim "docs/images/note-$note-$name.png"
     echo "docs/images/note-$note-$name.png"
   done
 done
@@ -129,15 +133,6 @@ for size in desktop:1000,800 phone:390,1200; do
   name=${size%%:*}
   chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 \
     --window-size="${size#*:}" --screenshot="docs/images/finding-$name.png" "file://$work/finding.html" >/dev/null 2>&1
-  python3 - "docs/images/finding-$name.png" <<'PY'
-import sys
-from PIL import Image, ImageChops
-path = sys.argv[1]
-image = Image.open(path).convert("RGB")
-background = Image.new("RGB", image.size, image.getpixel((image.width - 1, image.height - 1)))
-box = ImageChops.difference(image, background).getbbox()
-if box:
-    image.crop((0, 0, image.width, min(image.height, box[3] + 16))).save(path, optimize=True)
-PY
+  trim "docs/images/finding-$name.png"
   echo "docs/images/finding-$name.png"
 done

@@ -64,7 +64,7 @@ fn findings_on_changed_lines_become_threads_once_and_fixed_ones_are_resolved() {
     assert_eq!(first.code, Some(0), "{}", first.stderr_text());
     assert_eq!(
         first.stderr_text().trim(),
-        "herald findings: 4 findings, 2 on changed lines (2 new threads)",
+        "herald findings: 4 findings, 2 on changed lines (2 new threads) — elsewhere: app.py:1 F401, app.py:20 F841",
         "F401 and the first F841 are on lines the MR did not change: counted, not posted"
     );
     let posted = threads(&gitlab);
@@ -74,7 +74,10 @@ fn findings_on_changed_lines_become_threads_once_and_fixed_ones_are_resolved() {
 
     // The same report again (a retried job): nothing new.
     let again = findings(&gitlab, checkout.path(), &["ruff.json"]);
-    assert_eq!(again.stderr_text().trim(), "herald findings: 4 findings, 2 on changed lines");
+    assert_eq!(
+        again.stderr_text().trim(),
+        "herald findings: 4 findings, 2 on changed lines — elsewhere: app.py:1 F401, app.py:20 F841"
+    );
     assert_eq!(threads(&gitlab).len(), 2);
 
     // A reviewer resolves the F841 thread (a false positive, say).
@@ -85,7 +88,10 @@ fn findings_on_changed_lines_become_threads_once_and_fixed_ones_are_resolved() {
     std::fs::write(checkout.join("ruff.json"), fixture("ruff/v2-gitlab.json")).unwrap();
     push(&gitlab, 2, &fixture("ruff/v2.diff"), "app.py", false);
     let second = findings(&gitlab, checkout.path(), &["ruff.json"]);
-    assert_eq!(second.stderr_text().trim(), "herald findings: 4 findings, 2 on changed lines (1 new thread), 1 fixed");
+    assert_eq!(
+        second.stderr_text().trim(),
+        "herald findings: 4 findings, 2 on changed lines (1 new thread), 1 fixed — elsewhere: app.py:1 F401, app.py:20 F841"
+    );
     let after = threads(&gitlab);
     assert_eq!(after.len(), 3, "only the new finding got a thread");
     let fixed = &after[0];

@@ -27,6 +27,8 @@ use crate::report::note::cell;
 
 /// Threads herald starts per pipeline, at most.
 pub const CAP: usize = 25;
+/// Findings off the changed lines named in the summary.
+const WORST_NAMED: usize = 3;
 
 const MARKER: &str = "<!-- herald:finding ";
 
@@ -44,6 +46,8 @@ pub struct Published {
     pub not_posted: usize,
     /// Threads resolved as fixed.
     pub fixed: usize,
+    /// The worst few findings off the changed lines, as `app.py:1 F401`.
+    pub worst_elsewhere: Vec<String>,
 }
 
 impl Published {
@@ -63,6 +67,9 @@ impl Published {
         }
         if self.fixed > 0 {
             text.push_str(&format!(", {} fixed", self.fixed));
+        }
+        if !self.worst_elsewhere.is_empty() {
+            text.push_str(&format!(" — elsewhere: {}", self.worst_elsewhere.join(", ")));
         }
         text
     }
@@ -113,8 +120,12 @@ pub fn publish(
 
     let mut published = Published { findings: findings.len(), ..Published::default() };
     let mut new: Vec<(&Finding, u64)> = Vec::new();
+    let mut elsewhere: Vec<&Finding> = Vec::new();
     for finding in findings {
-        let Some(line) = changed.first_in(&finding.path, finding.line, finding.end_line) else { continue };
+        let Some(line) = changed.first_in(&finding.path, finding.line, finding.end_line) else {
+            elsewhere.push(finding);
+            continue;
+        };
         published.on_changed_lines += 1;
         if known.contains(&(finding.tool.as_str(), finding.fingerprint.as_str())) {
             published.already += 1;
@@ -122,6 +133,13 @@ pub fn publish(
             new.push((finding, line));
         }
     }
+    // Named in the summary (the step's status, and so the note): the worst few off the diff.
+    elsewhere.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.path.cmp(&b.path)).then(a.line.cmp(&b.line)));
+    published.worst_elsewhere = elsewhere
+        .iter()
+        .take(WORST_NAMED)
+        .map(|f| format!("{}:{} {}", f.path, f.line, f.rule.as_deref().unwrap_or(&f.tool)))
+        .collect();
     // The most severe first; then in file order, so the same report posts the same threads.
     new.sort_by(|(a, _), (b, _)| b.severity.cmp(&a.severity).then(a.path.cmp(&b.path)).then(a.line.cmp(&b.line)));
     let pipeline = context.pipeline_id.unwrap_or_default();
@@ -262,7 +280,20 @@ mod tests {
 
     #[test]
     fn summaries_count_what_matters() {
-        let published = Published { findings: 12, on_changed_lines: 3, posted: 2, already: 1, not_posted: 0, fixed: 1 };
+        let mut published = Published {
+            findings: 12,
+            on_changed_lines: 3,
+            posted: 2,
+            already: 1,
+            not_posted: 0,
+            fixed: 1,
+            worst_elsewhere: Vec::new(),
+        };
         assert_eq!(published.summary(), "12 findings, 3 on changed lines (2 new threads), 1 fixed");
+        published.worst_elsewhere = vec!["app.py:1 F401".into(), "lib.py:9 E501".into()];
+        assert_eq!(
+            published.summary(),
+            "12 findings, 3 on changed lines (2 new threads), 1 fixed — elsewhere: app.py:1 F401, lib.py:9 E501"
+        );
     }
 }

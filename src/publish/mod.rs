@@ -457,6 +457,10 @@ pub fn explain(error: &ApiError, context: &PublishContext, name: &str) -> String
         (400, m) if m.contains("has already been taken") => format!(
             "the name '{name}' is taken by a CI job of this pipeline (400); set HERALD_STATUS_PREFIX to something else"
         ),
-        _ => format!("GitLab refused the status ({status}: {message})"),
+        // Retried until the time ran out: GitLab kept failing, it did not refuse.
+        (500..=599 | 409 | 429, _) => {
+            format!("GitLab kept failing ({status}: {message}) until HERALD_FLUSH_TIMEOUT ran out")
+        }
+        _ => format!("GitLab refused it ({status}: {message})"),
     }
 }

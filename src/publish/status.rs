@@ -2,6 +2,7 @@
 //! (gitlab.md §A.1: 255 characters for `description` and `target_url`; keep `name` ≤ 255 too).
 
 use crate::gitlab::StatusState;
+use crate::report::cut_to_bytes;
 use crate::report::excerpt::{anchored, fold_tail};
 use crate::step::{StepName, StepOutcome, Verdict};
 
@@ -16,7 +17,8 @@ pub fn status_name(prefix: &str, task: &str, step: &StepName, alone: bool) -> St
     if full.len() <= LIMIT {
         return full;
     }
-    let suffix = format!("~{:08x}", fnv1a(full.as_bytes()));
+    // One hash for values that must be the same in every herald build (job_memory's).
+    let suffix = format!("~{:08x}", super::job_memory::stable_hash(full.as_bytes()) as u32);
     format!("{}{suffix}", cut_to_bytes(&full, LIMIT - suffix.len()))
 }
 
@@ -55,23 +57,6 @@ pub fn allowed(description: &str) -> String {
 
 pub fn is_allowed(description: &str) -> bool {
     description.starts_with(ALLOWED)
-}
-
-/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
-fn cut_to_bytes(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// 32-bit FNV-1a: tiny, stable across versions and platforms, good enough to tell names apart.
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5, |hash, &byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193))
 }
 
 #[cfg(test)]

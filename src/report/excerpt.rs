@@ -19,11 +19,7 @@ fn shorten(line: &str, max: usize) -> String {
     if line.len() <= max {
         return line.to_owned();
     }
-    let mut end = max;
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{CUT}", line[..end].trim_end_matches(CUT))
+    format!("{}{CUT}", super::cut_to_bytes(line, max).trim_end_matches(CUT))
 }
 
 /// The excerpt folded into at most `budget` bytes, keeping the end (the last lines say most).

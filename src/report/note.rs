@@ -652,10 +652,11 @@ fn clock(unix: f64) -> String {
 fn pre_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
+        if let Some(entity) = super::entity(c) {
+            out.push_str(entity);
+            continue;
+        }
         match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
             '[' => out.push_str("&#91;"),
             ']' => out.push_str("&#93;"),
             '@' => out.push_str("@\u{200b}"),
@@ -671,11 +672,11 @@ fn pre_text(text: &str) -> String {
 pub fn cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
+        if let Some(entity) = super::entity(c) {
+            out.push_str(entity);
+            continue;
+        }
         match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
             // A zero-width space after @ keeps `@all` from notifying anyone; backslash escapes do
             // not, because GitLab finds mentions in the rendered text.
             '@' => out.push_str("@\u{200b}"),
@@ -714,14 +715,11 @@ fn url_cell(url: &str) -> String {
 
 /// The first lines of `text` that fit in `room` bytes.
 fn cut_at_line(text: &str, room: usize) -> &str {
-    if text.len() <= room {
+    let cut = super::cut_to_bytes(text, room);
+    if cut.len() == text.len() {
         return text;
     }
-    let mut end = room;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].rfind('\n').map_or("", |at| &text[..at + 1])
+    cut.rfind('\n').map_or("", |at| &text[..at + 1])
 }
 
 /// Defence in depth against quick actions: whatever the layout above does, no line of the body

@@ -1336,16 +1336,8 @@ fn notes(
             let Some(body) = params.get("body").filter(|b| !b.is_empty()) else {
                 return Answer::json(400, json!({ "error": "body is missing" }));
             };
-            if let Some(limit) = world.notes_create_per_minute {
-                let now = Instant::now();
-                world.notes_created.retain(|(_, at)| now.duration_since(*at) < Duration::from_secs(60));
-                if world.notes_created.iter().filter(|(user, _)| *user == user_id).count() >= limit {
-                    return Answer::json(
-                        429,
-                        json!({ "message": { "error": "This endpoint has been requested too many times. Try again later." } }),
-                    );
-                }
-                world.notes_created.push((user_id, now));
+            if let Some(refused) = notes_create_limit(world, user_id) {
+                return refused;
             }
             if body.chars().count() > 1_000_000 {
                 return Answer::message(
@@ -1490,16 +1482,8 @@ fn diff_threads(
             let Some(body) = params.get("body").filter(|b| !b.is_empty()) else {
                 return Answer::json(400, json!({ "error": "body is missing" }));
             };
-            if let Some(limit) = world.notes_create_per_minute {
-                let now = Instant::now();
-                world.notes_created.retain(|(_, at)| now.duration_since(*at) < Duration::from_secs(60));
-                if world.notes_created.iter().filter(|(user, _)| *user == user_id).count() >= limit {
-                    return Answer::json(
-                        429,
-                        json!({ "message": { "error": "This endpoint has been requested too many times. Try again later." } }),
-                    );
-                }
-                world.notes_created.push((user_id, now));
+            if let Some(refused) = notes_create_limit(world, user_id) {
+                return refused;
             }
             let body = body.clone();
             run_quick_actions(world, &body, user_id);
@@ -1600,6 +1584,22 @@ pub fn added_lines(diff: &str) -> Vec<u64> {
         }
     }
     added
+}
+
+/// The `notes_create` rate limit (§D.1), for notes and threads alike: the 429 when this user has
+/// used it up within the last minute, else None (and the creation is counted).
+fn notes_create_limit(world: &mut World, user_id: u64) -> Option<Answer> {
+    let limit = world.notes_create_per_minute?;
+    let now = Instant::now();
+    world.notes_created.retain(|(_, at)| now.duration_since(*at) < Duration::from_secs(60));
+    if world.notes_created.iter().filter(|(user, _)| *user == user_id).count() >= limit {
+        return Some(Answer::json(
+            429,
+            json!({ "message": { "error": "This endpoint has been requested too many times. Try again later." } }),
+        ));
+    }
+    world.notes_created.push((user_id, now));
+    None
 }
 
 /// GitLab's state machine as the API drives it (§A.1 table). Ok(new state) or Err((event, from)).

@@ -248,24 +248,38 @@ pub fn safety_net(
                     .map(|(spec, (id, url))| {
                         let env = job_env(&gitlab, &dir, spec.name, *id, url, &run_key);
                         scope.spawn(move || {
-                            let status = Command::new(herald)
+                            let output = Command::new(herald)
                                 .env_clear()
                                 .envs(env)
                                 .env("CI_JOB_STATUS", spec.ended)
                                 .arg("finalize")
                                 .output();
-                            status.is_ok_and(|output| output.status.success())
+                            // What a failed run said (its last line), for the report.
+                            match output {
+                                Ok(output) if output.status.success() => None,
+                                Ok(output) => Some(
+                                    String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("").to_owned(),
+                                ),
+                                Err(error) => Some(error.to_string()),
+                            }
                         })
                     })
                     .collect();
                 for run in runs {
-                    outcome.commands_failed += usize::from(!run.join().unwrap());
+                    if let Some(said) = run.join().unwrap() {
+                        outcome.commands_failed += 1;
+                        outcome.problem.get_or_insert(format!("trial {trial}: finalize failed: {said}"));
+                    }
                 }
             }),
             Net::NoteFinal => {
                 let env =
                     job_env(&gitlab, &dir, "herald-note", 1, "https://gitlab.example.com/group/app/-/jobs/1", &run_key);
                 let ran = Command::new(herald).env_clear().envs(env).args(["note", "--final"]).output();
+                if let Some(output) = ran.as_ref().ok().filter(|output| !output.status.success()) {
+                    let said = String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("").to_owned();
+                    outcome.problem.get_or_insert(format!("trial {trial}: note --final failed: {said}"));
+                }
                 outcome.commands_failed += usize::from(!ran.is_ok_and(|output| output.status.success()));
             }
         }
