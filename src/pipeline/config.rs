@@ -824,8 +824,12 @@ impl<'a> Resolver<'a> {
         let mut own_missing = Vec::new();
         let (node, height) = self.merge_bases(name, chain, &mut own_missing)?;
         missing.extend(own_missing.iter().cloned());
-        let done = Extended { node: node.clone(), height, missing: own_missing };
-        self.done.borrow_mut().insert(name.to_owned(), done);
+        // Kept for later only what is reused: bases and hidden jobs (what `extends` and
+        // `!reference` name); a job resolved for itself is resolved once.
+        if !chain.is_empty() || name.starts_with('.') {
+            let done = Extended { node: node.clone(), height, missing: own_missing };
+            self.done.borrow_mut().insert(name.to_owned(), done);
+        }
         Ok((node, height))
     }
 
