@@ -3,8 +3,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::commands::findings::{publish, read_reports};
-use crate::config::RunRequest;
-use crate::config::{ProcessEnv, RunSettings};
+use crate::config::{ProcessEnv, RunRequest, RunSettings};
 use crate::context::Publishing;
 use crate::findings::report::Format;
 use crate::output::{say, EXIT_HERALD_FAILED};

@@ -1,6 +1,6 @@
 //! `rules:` of an include (gitlab.md §I.1, §M): `if`, `exists` (patterns as Ruby's fnmatch,
-//! `glob.rs`) and `changes`, with `when: never` or `always`. The first rule whose conditions all hold decides (`never` drops the include); when no
-//! rule holds, the include is dropped. What cannot be decided here — `changes:` (needs the push's
+//! `glob.rs`) and `changes`, with `when: never` or `always`. The first rule whose conditions all
+//! hold decides (`never` drops the include); when no rule holds, the include is dropped. What cannot be decided here — `changes:` (needs the push's
 //! diff), `exists:` in another project — keeps the include, so herald never loses jobs GitLab
 //! would have.
 

@@ -3,16 +3,18 @@
 //!
 //! The protocol every writer follows:
 //! 1. Render from authoritative state only: the pipeline's jobs and herald's commit statuses.
-//!    Never from the note's own text, so a stale note cannot propagate itself. The one exception
-//!    is proven safe: statuses already final, which never change, listed in a hidden block of the
-//!    note by the writer that read them (`settled`); the rest are read newest first.
+//!    Never from the note's own text, so a stale note cannot propagate itself. The exceptions are
+//!    proven safe, things that never change once known, in hidden blocks of the note: statuses
+//!    already final (`settled`; the rest are read newest first), and failure excerpts from
+//!    complete job logs and the MR's earlier pipelines (`carried`).
 //! 2. Find the note by herald's marker *and* the token's user as author; never adopt someone
 //!    else's note. None yet: claim it (create it with a short text and a nonce) before reading
 //!    the pipeline, then list again. Several of ours (writers claimed at once): keep the lowest
 //!    id; the others are deleted by their creators, by `herald note`, or by anyone once they are
 //!    old. A creator lists again before it writes again, even when the write that created the
-//!    note was cut off (its step ended): it never writes into its own duplicate. Only the keeper renders at once; the others' statuses predate the kept claim, so the
-//!    keeper's render shows them, and they wait for it.
+//!    note was cut off (its step ended): it never writes into its own duplicate. Only the keeper
+//!    renders at once; the others' statuses predate the kept claim, so the keeper's render shows
+//!    them, and they wait for it.
 //! 3. A note showing a newer pipeline is left alone: an older pipeline's late job never
 //!    overwrites it.
 //! 4. Skip the write when the body is already right; otherwise write, wait a jittered moment, read

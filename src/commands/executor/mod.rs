@@ -27,8 +27,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::config::RunRequest;
-use crate::config::{Env, ProcessEnv, RunSettings};
+use crate::config::{Env, ProcessEnv, RunRequest, RunSettings};
 use crate::context::Publishing;
 use crate::output::say;
 use crate::step::StepEnd;
