@@ -246,8 +246,18 @@ fn suggestion(replacements: &[Value], finding: &Finding, checkout: &Checkout) ->
         edits.push((start, end.max(start), inserted.to_owned()));
     }
     edits.sort_by_key(|(start, _, _)| std::cmp::Reverse(*start));
+    let mut previous_start = usize::MAX;
     for (start, end, inserted) in edits {
+        // Overlapping replacements (or a range the text does not have) make no suggestion.
+        if end > previous_start
+            || end > region.len()
+            || !region.is_char_boundary(start)
+            || !region.is_char_boundary(end)
+        {
+            return None;
+        }
         region.replace_range(start..end, &inserted);
+        previous_start = start;
     }
     // Whole lines only: a fix that leaves the last line without its newline is not one.
     if !region.is_empty() && !region.ends_with('\n') {
@@ -335,6 +345,44 @@ fn number_fingerprints(findings: &mut [Finding]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixes_become_whole_line_suggestions_or_none() {
+        let root = std::env::temp_dir().join(format!("herald-suggestion-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("a.py"), "import os\n    unused = f(x)\nprint(1)\n").unwrap();
+        let checkout = Checkout::new(&root);
+        let finding = |line: u64| Finding {
+            tool: "ruff".into(),
+            rule: None,
+            message: String::new(),
+            severity: Severity::Minor,
+            path: "a.py".into(),
+            line,
+            end_line: line,
+            fingerprint: String::new(),
+            suggestion: None,
+        };
+        let replacement = |json: &str| -> Vec<Value> { serde_json::from_str(json).unwrap() };
+        let delete_line =
+            replacement(r#"[{"deletedRegion": {"startLine": 1, "startColumn": 1, "endLine": 2, "endColumn": 1}}]"#);
+        assert_eq!(suggestion(&delete_line, &finding(1), &checkout), Some(vec![]));
+        let drop_name =
+            replacement(r#"[{"deletedRegion": {"startLine": 2, "startColumn": 5, "endLine": 2, "endColumn": 14}}]"#);
+        assert_eq!(suggestion(&drop_name, &finding(2), &checkout), Some(vec!["    f(x)".to_owned()]));
+        let elsewhere =
+            replacement(r#"[{"deletedRegion": {"startLine": 3, "startColumn": 1, "endLine": 3, "endColumn": 2}}]"#);
+        assert_eq!(suggestion(&elsewhere, &finding(2), &checkout), None, "a fix outside the finding's lines");
+        let overlapping = replacement(
+            r#"[{"deletedRegion": {"startLine": 2, "startColumn": 1, "endLine": 2, "endColumn": 9}},
+                {"deletedRegion": {"startLine": 2, "startColumn": 5, "endLine": 2, "endColumn": 14}}]"#,
+        );
+        assert_eq!(suggestion(&overlapping, &finding(2), &checkout), None);
+        let beyond =
+            replacement(r#"[{"deletedRegion": {"startLine": 2, "startColumn": 90, "endLine": 2, "endColumn": 99}}]"#);
+        assert_eq!(suggestion(&beyond, &finding(2), &checkout), None);
+        std::fs::remove_dir_all(root).unwrap();
+    }
 
     #[test]
     fn paths_stay_in_the_checkout() {
