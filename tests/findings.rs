@@ -17,8 +17,12 @@ fn hunks(diff: &str) -> String {
     diff[diff.find("@@ ").unwrap()..].to_owned()
 }
 
-/// The merge request's newest version: `app.py` changed by `diff`.
+/// The merge request's newest version: `path` changed by `diff`.
 fn push(gitlab: &GitLab, version: u64, diff: &str, path: &str, new_file: bool) {
+    push_renamed(gitlab, version, diff, path, path, new_file);
+}
+
+fn push_renamed(gitlab: &GitLab, version: u64, diff: &str, old_path: &str, path: &str, new_file: bool) {
     gitlab.with(|w| {
         w.mr_versions.push(DiffVersion {
             id: version,
@@ -27,7 +31,7 @@ fn push(gitlab: &GitLab, version: u64, diff: &str, path: &str, new_file: bool) {
             start_commit_sha: "b".repeat(40),
         });
         w.mr_diffs = vec![FileDiff {
-            old_path: path.into(),
+            old_path: old_path.into(),
             new_path: path.into(),
             new_file,
             deleted_file: false,
@@ -106,6 +110,19 @@ fn findings_on_changed_lines_become_threads_once_and_fixed_ones_are_resolved() {
     assert!(reviewed.resolved && reviewed.notes.len() == 1, "the reviewer's resolved thread is left as it was");
     assert_eq!(position(&after[2]), Some(("app.py".into(), 22)));
     assert!(gitlab.with(|w| w.quick_actions.is_empty()));
+}
+
+#[test]
+fn a_renamed_files_findings_are_positioned_with_both_paths() {
+    let gitlab = GitLab::start();
+    let checkout = TempDir::new("findings-renamed");
+    std::fs::write(checkout.join("app.py"), fixture("ruff/app.v1.py")).unwrap();
+    std::fs::write(checkout.join("ruff.json"), fixture("ruff/v1-gitlab.json")).unwrap();
+    // The MR moved src/app.py to app.py and changed it.
+    push_renamed(&gitlab, 1, &fixture("ruff/v1.diff"), "src/app.py", "app.py", false);
+    let finished = findings(&gitlab, checkout.path(), &["ruff.json"]);
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert_eq!(threads(&gitlab).len(), 2, "{}", finished.stderr_text());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Changed lines by path.
+/// Changed lines by (new) path.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ChangedLines(BTreeMap<String, BTreeSet<u64>>);
 

@@ -445,6 +445,8 @@ pub fn latest_diff_version(
 /// One changed file of a merge request, with its unified diff.
 #[derive(Debug, Clone, Deserialize)]
 pub struct FileDiff {
+    #[serde(default)]
+    pub old_path: String,
     pub new_path: String,
     #[serde(default)]
     pub deleted_file: bool,

@@ -111,6 +111,14 @@ pub fn publish(
     call("the merge request's diff", &mut |t| gitlab::merge_request_diffs(client, project, mr, t).map(|d| diffs = d))?;
     let changed =
         ChangedLines::of(diffs.iter().filter(|d| !d.deleted_file).map(|d| (d.new_path.as_str(), d.diff.as_str())));
+    // A renamed file's position names its old path too.
+    let old_path = |path: &str| {
+        diffs
+            .iter()
+            .find(|d| d.new_path == path && !d.old_path.is_empty())
+            .map_or(path, |d| d.old_path.as_str())
+            .to_owned()
+    };
     let mut discussions = Vec::new();
     call("the merge request's threads", &mut |t| {
         gitlab::list_discussions(client, project, mr, t).map(|d| discussions = d)
@@ -154,7 +162,7 @@ pub fn publish(
             "base_sha": version.base_commit_sha,
             "start_sha": version.start_commit_sha,
             "head_sha": version.head_commit_sha,
-            "old_path": finding.path,
+            "old_path": old_path(&finding.path),
             "new_path": finding.path,
             "new_line": line,
         });

@@ -1560,7 +1560,9 @@ fn check_position(world: &World, position: &Value) -> Result<(String, u64), Answ
     let (Some(line), Some(diff)) = (line, world.mr_diffs.iter().find(|d| d.new_path == path)) else {
         return Err(refused());
     };
-    if !added_lines(&diff.diff).contains(&line) {
+    // A renamed file's position names both its paths.
+    let old_path = text("old_path");
+    if !added_lines(&diff.diff).contains(&line) || (!old_path.is_empty() && old_path != diff.old_path) {
         return Err(refused());
     }
     Ok((path, line))
