@@ -7,6 +7,7 @@
 //!     cargo run --release --example campaign -- safety-net   # TRIALS=10
 //!     cargo run --release --example campaign -- notes        # JOBS=8 TRIALS=50
 //!     cargo run --release --example campaign -- leftovers    # RUNS=20
+//!     cargo run --release --example campaign -- latency      # JOBS=10 STEPS=3: GitLab 20/50/150 ms away
 //!
 //! Each prints a Markdown table. HERALD_BIN names the herald to run (default target/release/herald);
 //! JOBS, STEPS, RUNS, DESIGN (herald or naive) and FAULT (part of a fault's name) size and narrow
@@ -55,9 +56,10 @@ fn main() {
         "safety-net" => safety_net(&herald, &work, number("TRIALS", 10)),
         "notes" => notes(&herald, &work, number("JOBS", 8), number("TRIALS", 50)),
         "leftovers" => leftovers(&herald, &work, number("RUNS", 20)),
+        "latency" => latency(&herald, &work, number("JOBS", 10), number("STEPS", 3)),
         _ => {
             eprintln!(
-                "usage: campaign scale|faults|signals|safety-net|notes|leftovers   (JOBS, STEPS, RUNS, TRIALS, \
+                "usage: campaign scale|faults|signals|safety-net|notes|leftovers|latency   (JOBS, STEPS, RUNS, TRIALS, \
                  HERALD_BIN in the environment)"
             );
             std::process::exit(2);
@@ -289,6 +291,26 @@ fn leftovers(herald: &std::path::Path, work: &std::path::Path, runs: usize) {
             outcome.pipes_held,
             ms(outcome.exit_median),
             ms(outcome.exit_max)
+        );
+    }
+}
+
+/// A first look at issue #19: every request answered after a fixed delay, as if GitLab were that
+/// far away (plain HTTP: no TLS handshake is counted here).
+fn latency(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps: usize) {
+    println!("{jobs} concurrent jobs × {steps} planned steps of 50–500 ms; every answer delayed by the round trip.\n");
+    println!("| round trip | added per step (median / max) | requests per step | note final after last step |");
+    println!("|---:|---:|---:|---:|");
+    for rtt in [0u64, 20, 50, 150] {
+        let faults = (rtt > 0).then(|| Faults::always(Fault::Slow(Duration::from_millis(rtt))));
+        let scenario = Scenario { faults, ..Scenario::new(jobs, steps) };
+        let outcome = campaign::run_pipeline(herald, &work.join(format!("latency-{rtt}")), &scenario);
+        println!(
+            "| {rtt} ms | {} / {} | {:.1} | {} |",
+            ms(outcome.added_median),
+            ms(outcome.added_max),
+            outcome.requests_per_step(),
+            outcome.note_final_after.map_or("never (note wrong)".into(), ms)
         );
     }
 }
