@@ -17,9 +17,11 @@ python3 -c "import markdown_it, PIL" 2>/dev/null || python3 -m pip install --qui
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Trims a screenshot's empty space below the picture.
-trim() {
-  python3 - "$1" <<'PY'
+# Photographs a page at a window size (`width,height`) into a PNG, trimmed of the empty space below.
+shoot() {
+  chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 \
+    --window-size="$2" --screenshot="$3" "file://$1" >/dev/null 2>&1
+  python3 - "$3" <<'PY'
 import sys
 from PIL import Image, ImageChops
 path = sys.argv[1]
@@ -68,9 +70,7 @@ open(target, "w", encoding="utf-8").write(page)
 PY
   for size in desktop:1000,1100 phone:390,1700; do
     name=${size%%:*}
-    chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 \
-      --window-size="${size#*:}" --screenshot="docs/images/note-$note-$name.png" "file://$work/$note.html" >/dev/null 2>&1
-    trim "docs/images/note-$note-$name.png"
+    shoot "$work/$note.html" "${size#*:}" "docs/images/note-$note-$name.png"
     echo "docs/images/note-$note-$name.png"
   done
 done
@@ -131,8 +131,6 @@ open(target, "w", encoding="utf-8").write(page)
 PY
 for size in desktop:1000,800 phone:390,1200; do
   name=${size%%:*}
-  chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 \
-    --window-size="${size#*:}" --screenshot="docs/images/finding-$name.png" "file://$work/finding.html" >/dev/null 2>&1
-  trim "docs/images/finding-$name.png"
+  shoot "$work/finding.html" "${size#*:}" "docs/images/finding-$name.png"
   echo "docs/images/finding-$name.png"
 done

@@ -101,6 +101,7 @@ pub fn publish(
     findings::publish(&client, context, found, tools, deadline).map(|published| published.summary())
 }
 
-fn count(found: &[Finding]) -> String {
+/// `4 findings`.
+pub fn count(found: &[Finding]) -> String {
     format!("{} finding{}", found.len(), if found.len() == 1 { "" } else { "s" })
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::commands::findings::{publish, read_reports};
+use crate::commands::findings::{count, publish, read_reports};
 use crate::config::{ProcessEnv, RunRequest, RunSettings};
 use crate::context::Publishing;
 use crate::findings::report::Format;
@@ -99,7 +99,7 @@ fn publish_findings(settings: &RunSettings, flush_timeout: Duration) -> Option<S
     };
     let summary = match &settings.publishing {
         Publishing::On(context) => publish(context, &found, &tools, Instant::now() + flush_timeout / 2),
-        Publishing::Off(_) => Ok(format!("{} findings (not published)", found.len())),
+        Publishing::Off(_) => Ok(format!("{} (not published)", count(&found))),
     };
     match summary {
         Ok(summary) => {

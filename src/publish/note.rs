@@ -39,7 +39,7 @@ use crate::report::{excerpt, joblog};
 
 use super::carried::Carried;
 use super::settled::Settled;
-use super::view::{build_view, job_id_of_url, planned_view, Sources};
+use super::view::{build_view, job_id_of_url, planned_view, project_url_of_job, Sources};
 use crate::gitlab::retry::{self, Backoff, GaveUp};
 
 /// Longest a single request may take.
@@ -212,7 +212,7 @@ impl<'c> NoteSync<'c> {
     /// in the job log: `pipeline #1003 failed: 2 failed · 10 passed · … — https://…#note_5005`.
     pub fn summary(&self) -> Option<String> {
         let verdict = self.verdict.borrow().clone()?;
-        let base = self.job_url.as_deref().and_then(|url| Some(&url[..url.rfind("/-/jobs/")?]));
+        let base = self.job_url.as_deref().and_then(project_url_of_job);
         Some(match (base, self.note_id) {
             (Some(base), Some(id)) => format!("{verdict} — {base}/-/merge_requests/{}#note_{id}", self.mr_iid),
             _ => verdict,

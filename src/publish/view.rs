@@ -38,6 +38,12 @@ pub fn job_name_of_status<'a>(status_name: &'a str, prefix: &str, plan: Option<&
     Some(planned.map_or(task, |job| job.name.as_str()))
 }
 
+/// The project's web address from one of its job URLs: `https://host/group/app/-/jobs/5` →
+/// `https://host/group/app`, for the pipeline, commit and merge request links.
+pub fn project_url_of_job(url: &str) -> Option<&str> {
+    Some(&url[..url.rfind("/-/jobs/")?])
+}
+
 /// The job id a job URL (`…/-/jobs/123`, a status's `target_url`) names.
 pub fn job_id_of_url(url: &str) -> Option<u64> {
     url.rsplit_once("/-/jobs/")?.1.split(['/', '?', '#']).next()?.parse().ok()
@@ -130,10 +136,7 @@ pub fn build_view(sources: &Sources) -> NoteView {
     let post_jobs: Vec<u64> = latest.iter().filter(|job| job.stage == ".post").map(|job| job.id).collect();
     job_views.retain(|view| !(post_jobs.contains(&view.id) && view.steps.is_empty() && view.planned.is_empty()));
 
-    let base = latest.iter().find_map(|job| {
-        let url = job.web_url.as_ref()?;
-        Some(url[..url.rfind("/-/jobs/")?].to_owned())
-    });
+    let base = latest.iter().find_map(|job| project_url_of_job(job.web_url.as_deref()?));
     let counted: Vec<&PipelineJob> = latest.iter().copied().filter(|job| job.stage != ".post").collect();
     let mut status = pipeline_status(&counted);
     // A failed status of herald's fails the pipeline (gitlab.md §J), whatever its job did.
@@ -175,7 +178,7 @@ pub fn build_view(sources: &Sources) -> NoteView {
 /// What the note shows before the pipeline has been read (the claim, publish/note.rs): the jobs
 /// and steps the configuration plans, all still to come.
 pub fn planned_view(pipeline_id: u64, sha: &str, job_url: Option<&str>, plan: Option<&Pipeline>) -> NoteView {
-    let base = job_url.and_then(|url| Some(url[..url.rfind("/-/jobs/")?].to_owned()));
+    let base = job_url.and_then(project_url_of_job);
     let jobs = plan.map_or_else(Vec::new, |plan| {
         plan.jobs
             .iter()

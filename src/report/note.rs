@@ -304,33 +304,7 @@ fn header(view: &NoteView, entries: &[Entry]) -> String {
     let warned = entries.iter().any(|e| e.state == StepState::Allowed);
     let (icon, word) = verdict(&pipeline.status, warned);
     let link = pipeline_link(pipeline.id, pipeline.web_url.as_deref());
-    let count = |state: StepState| entries.iter().filter(|e| e.state == state).count();
-    let tally: Vec<String> = [
-        StepState::Failed,
-        StepState::Allowed,
-        StepState::Canceled,
-        StepState::Running,
-        StepState::Passed,
-        StepState::Waiting,
-        StepState::Manual,
-        StepState::NotRun,
-    ]
-    .into_iter()
-    .filter(|state| count(*state) > 0)
-    .map(|state| {
-        let text = format!("{} {}", count(state), state.word());
-        if state == StepState::Failed {
-            format!("**{text}**")
-        } else {
-            text
-        }
-    })
-    .collect();
-    let steps = entries.len();
-    let jobs = view.jobs.len();
-    let totals =
-        format!("{steps} step{} in {jobs} job{}", if steps == 1 { "" } else { "s" }, if jobs == 1 { "" } else { "s" });
-    let tally = if tally.is_empty() { totals } else { format!("{} · {totals}", tally.join(" · ")) };
+    let tally = tally(view, entries, true);
 
     let mut facts = Vec::new();
     let short: String = pipeline.sha.chars().take(8).collect();
@@ -362,13 +336,47 @@ fn header(view: &NoteView, entries: &[Entry]) -> String {
     format!("{}\n### {icon} Pipeline {link} {word}\n{tally}\n\n<sub>{}</sub>\n", marker(pipeline.id), facts.join(" · "))
 }
 
+/// `**2 failed** · 10 passed · 12 steps in 8 jobs`: how many steps are in each state, the worst
+/// first (failures in bold when `bold`), then the totals.
+fn tally(view: &NoteView, entries: &[Entry], bold: bool) -> String {
+    let count = |state: StepState| entries.iter().filter(|e| e.state == state).count();
+    let parts: Vec<String> = [
+        StepState::Failed,
+        StepState::Allowed,
+        StepState::Canceled,
+        StepState::Running,
+        StepState::Passed,
+        StepState::Waiting,
+        StepState::Manual,
+        StepState::NotRun,
+    ]
+    .into_iter()
+    .filter(|state| count(*state) > 0)
+    .map(|state| {
+        let text = format!("{} {}", count(state), state.word());
+        if bold && state == StepState::Failed {
+            format!("**{text}**")
+        } else {
+            text
+        }
+    })
+    .collect();
+    let steps = entries.len();
+    let jobs = view.jobs.len();
+    let totals =
+        format!("{steps} step{} in {jobs} job{}", if steps == 1 { "" } else { "s" }, if jobs == 1 { "" } else { "s" });
+    if parts.is_empty() {
+        totals
+    } else {
+        format!("{} · {totals}", parts.join(" · "))
+    }
+}
+
 /// One plain line for a job log: `pipeline #1003 failed: 2 failed · 10 passed · 12 steps in 8 jobs`.
 pub fn verdict_line(view: &NoteView) -> String {
     let entries = entries(view);
     let (_, word) = verdict(&view.pipeline.status, entries.iter().any(|e| e.state == StepState::Allowed));
-    let header = header(view, &entries);
-    let tally = header.lines().nth(2).unwrap_or_default().replace("**", "");
-    format!("pipeline #{} {word}: {tally}", view.pipeline.id)
+    format!("pipeline #{} {word}: {}", view.pipeline.id, tally(view, &entries, false))
 }
 
 /// GitLab's words for a pipeline's status; `passed with warnings` when something was allowed to

@@ -321,13 +321,19 @@ fn run_key(work: &Path) -> String {
 /// Removes what herald keeps for a job between its steps (src/publish/job_memory.rs), as
 /// `herald finalize` does at the end of a job.
 pub fn forget_job(api_url: &str, job_id: &str) {
-    let key = format!("{api_url}\n{PROJECT_ID}\n{PIPELINE_MERGED}\n{job_id}");
-    let hash = herald::publish::job_memory::stable_hash(key.as_bytes());
-    // SAFETY: getuid cannot fail.
-    let dir = std::env::temp_dir().join(format!("herald-{}", unsafe { libc::getuid() }));
     for what in ["note-owed", "note-fresh", "note-written", "steps", "pipeline.json"] {
-        let _ = std::fs::remove_file(dir.join(format!("job-{hash:016x}-{what}")));
+        let _ = std::fs::remove_file(job_state(api_url, &PROJECT_ID.to_string(), PIPELINE_MERGED, job_id, what));
     }
+}
+
+/// Where herald keeps one job's state between its steps (src/publish/job_memory.rs): the user's
+/// private directory, a file named after the server, project, pipeline and job.
+pub fn job_state(api_url: &str, project: &str, pipeline: u64, job: &str, what: &str) -> PathBuf {
+    let key = format!("{api_url}\n{project}\n{pipeline}\n{job}");
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("herald-{uid}")).join(format!("job-{hash:016x}-{what}"))
 }
 
 fn marker(work: &Path, job: &Job, step: &Step) -> PathBuf {

@@ -130,15 +130,7 @@ impl Drop for TempDir {
     }
 }
 
-/// Where herald keeps one job's state between its steps (src/publish/job_memory.rs): the user's
-/// private directory, a file named after the server, project, pipeline and job.
-pub fn job_state(api_url: &str, project: &str, pipeline: u64, job: &str, what: &str) -> PathBuf {
-    let key = format!("{api_url}\n{project}\n{pipeline}\n{job}");
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
-    std::env::temp_dir().join(format!("herald-{uid}")).join(format!("job-{hash:016x}-{what}"))
-}
+pub use campaign::job_state;
 
 /// Sends a signal to a process.
 pub fn send_signal(pid: u32, signal: i32) {
