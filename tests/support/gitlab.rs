@@ -1101,6 +1101,17 @@ fn visible_project(world: &World, id_or_path: &str, user_id: u64) -> Result<Proj
         .ok_or_else(|| Answer::message(404, "404 Project Not Found"))
 }
 
+/// A merge request of a project the user can see: its iid and the user's access level, or the
+/// 404 GitLab answers (project first, then merge request).
+fn merge_request_access(world: &World, project: &str, iid: &str, user_id: u64) -> Result<(u64, u32), Answer> {
+    let project = visible_project(world, project, user_id)?;
+    let level = project.members.get(&user_id).copied().unwrap_or(0);
+    match iid.parse::<u64>().ok().filter(|iid| world.merge_requests.contains(iid)) {
+        Some(iid) => Ok((iid, level)),
+        None => Err(Answer::message(404, "404 Merge Request Not Found")),
+    }
+}
+
 /// `POST /projects/:id/statuses/:sha`, following `Ci::CreateCommitStatusService` (§A.1).
 /// Simplification: the exclusive lease is not modelled (requests are serialised by the world's
 /// lock); its 409 is available as an injected fault.
@@ -1293,13 +1304,9 @@ fn notes(
     user_id: u64,
     params: &HashMap<String, String>,
 ) -> Answer {
-    let project = match visible_project(world, project, user_id) {
-        Ok(project) => project,
+    let (iid, level) = match merge_request_access(world, project, iid, user_id) {
+        Ok(access) => access,
         Err(answer) => return answer,
-    };
-    let level = project.members.get(&user_id).copied().unwrap_or(0);
-    let Some(iid) = iid.parse::<u64>().ok().filter(|iid| world.merge_requests.contains(iid)) else {
-        return Answer::message(404, "404 Merge Request Not Found");
     };
     let note_index = match note_id
         .map(|id| id.parse::<u64>().ok().and_then(|id| world.notes.iter().position(|n| n.id == id && n.mr_iid == iid)))
@@ -1440,14 +1447,10 @@ fn diff_threads(
     user_id: u64,
     params: &HashMap<String, String>,
 ) -> Answer {
-    let project = match visible_project(world, project, user_id) {
-        Ok(project) => project,
+    let level = match merge_request_access(world, project, iid, user_id) {
+        Ok((_, level)) => level,
         Err(answer) => return answer,
     };
-    let level = project.members.get(&user_id).copied().unwrap_or(0);
-    if !iid.parse::<u64>().is_ok_and(|iid| world.merge_requests.contains(&iid)) {
-        return Answer::message(404, "404 Merge Request Not Found");
-    }
     let note_json = |world: &World, note: &DiscussionNote, resolved: bool| {
         let author = world.users.iter().find(|u| u.id == note.author_id).unwrap();
         json!({
