@@ -14,15 +14,16 @@ set -eu
 
 usage() {
   cat <<'EOF'
-Usage: install.sh [--prefix DIR] [--from URL|FILE [--sha256 HEX]] [--version V --base-url URL] [--arch ARCH]
+Usage: install.sh [--prefix DIR] [--from URL|FILE [--sha256 HEX]] [--base-url URL [--version V]] [--arch ARCH]
 
-From a herald checkout, with no --from or --version: builds herald with cargo and installs it.
-Otherwise installs a release archive herald-<version>-<arch>-unknown-linux-musl.tar.gz:
+From a herald checkout, with no --from, --version or --base-url: builds herald with cargo and
+installs it. Otherwise installs a release archive herald-<version>-<arch>-unknown-linux-musl.tar.gz:
   --from URL|FILE  the archive; its checksum is --sha256, or the file <archive>.sha256 beside it
   --sha256 HEX     the archive's expected sha256
-  --version V      the release to install, from --base-url (or HERALD_RELEASE_URL):
-                   <base-url>/<V>/herald-<V>-<arch>-unknown-linux-musl.tar.gz
-  --base-url URL   where releases are published (a GitLab generic package, for example)
+  --base-url URL   where releases are published (a GitLab generic package, for example), as
+                   scripts/release.sh lays them out [default: $HERALD_RELEASE_URL]
+  --version V      the release to install from there: X.Y.Z, or latest (the version named in
+                   <base-url>/latest/VERSION) [default: latest]
   --arch ARCH      x86_64 or aarch64 [default: this machine's]
   --prefix DIR     where to install [default: /usr/local as root, else $HOME/.local]
   -h, --help       show this help
@@ -39,7 +40,7 @@ need() {
 }
 
 if [ "$(id -u)" = 0 ]; then prefix=/usr/local; else prefix="${HOME:-}/.local"; fi
-from="" sha256="" version="" base_url="${HERALD_RELEASE_URL:-}" arch=""
+from="" sha256="" version="" base_url="${HERALD_RELEASE_URL:-}" base_url_given="" arch=""
 
 # value OPTION ARGC VALUE: the option's value, or a clear error.
 value() {
@@ -53,7 +54,7 @@ while [ $# -gt 0 ]; do
     --from) from=$(value "$1" $# "${2:-}"); shift 2 ;;
     --sha256) sha256=$(value "$1" $# "${2:-}"); shift 2 ;;
     --version) version=$(value "$1" $# "${2:-}"); shift 2 ;;
-    --base-url) base_url=$(value "$1" $# "${2:-}"); shift 2 ;;
+    --base-url) base_url=$(value "$1" $# "${2:-}") base_url_given=1; shift 2 ;;
     --arch) arch=$(value "$1" $# "${2:-}"); shift 2 ;;
     --*=*)
       # --option=value: split, and read again as --option value.
@@ -92,9 +93,15 @@ from_checkout() {
     fail "not in a herald checkout: give a release archive with --from, or --version with --base-url"
   need cargo "to build herald from source (install Rust from https://rustup.rs)"
   musl_target="$(uname -m)-unknown-linux-musl"
+  musl_cc=""
+  for cc in musl-gcc "$(uname -m)-linux-musl-gcc"; do
+    if [ -z "$musl_cc" ] && command -v "$cc" >/dev/null 2>&1; then musl_cc=$cc; fi
+  done
   if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$musl_target" &&
-    { command -v musl-gcc >/dev/null 2>&1 || command -v "$(uname -m)-linux-musl-gcc" >/dev/null 2>&1; }; then
-    (cd "$source_dir" && cargo build --quiet --locked --release --target "$musl_target") || fail "cargo build failed"
+    [ -n "$musl_cc" ]; then
+    # The C compiler named as scripts/release.sh names it, so the two builds share target/.
+    (cd "$source_dir" && env "CC_$(printf '%s' "$musl_target" | tr '-' '_')=$musl_cc" \
+      cargo build --quiet --locked --release --target "$musl_target") || fail "cargo build failed"
     install_binary "$source_dir/target/$musl_target/release/herald"
   else
     printf 'install.sh: building for this system'"'"'s libc; for the faster static build: rustup target add %s, and a musl C compiler (Debian: apt-get install musl-tools)\n' "$musl_target" >&2
@@ -141,17 +148,26 @@ from_archive() {
     aarch64 | arm64) arch=aarch64 ;;
     *) fail "unsupported architecture '${arch:-$(uname -m)}': herald ships x86_64 and aarch64 Linux builds" ;;
   esac
+  need tar "to unpack the archive"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
   if [ -z "$from" ]; then
     [ -n "$base_url" ] || fail "--version needs --base-url (or HERALD_RELEASE_URL): where releases are published"
+    if [ "${version:-latest}" = latest ]; then
+      # The release script publishes latest/VERSION beside the versions: one line, the newest.
+      fetch "${base_url%/}/latest/VERSION" "$work/VERSION" ||
+        fail "cannot get ${base_url%/}/latest/VERSION to find the latest release (or give --version X.Y.Z)"
+      version=$(tr -d ' \r\n' <"$work/VERSION")
+    fi
+    case $version in
+      '' | *[!0-9A-Za-z.+-]*) fail "'$version' is not a release version (X.Y.Z)" ;;
+    esac
     from="${base_url%/}/$version/herald-$version-$arch-unknown-linux-musl.tar.gz"
   fi
   case $from in
     *"-$arch-unknown-linux-musl.tar.gz") ;;
     *-unknown-linux-musl.tar.gz) fail "$from is not for $arch (use the $arch archive, or --arch)" ;;
   esac
-  need tar "to unpack the archive"
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
   fetch "$from" "$work/herald.tar.gz" || fail "cannot get $from"
   if [ -z "$sha256" ]; then
     fetch "$from.sha256" "$work/herald.tar.gz.sha256" 2>/dev/null ||
@@ -164,7 +180,7 @@ from_archive() {
   install_binary "$work/herald"
 }
 
-if [ -n "$from" ] || [ -n "$version" ]; then
+if [ -n "$from" ] || [ -n "$version" ] || [ -n "$base_url_given" ]; then
   from_archive
 else
   from_checkout

@@ -33,7 +33,7 @@ n=0
 while IFS= read -r file; do
   n=$((n + 1))
   cp "$file" "$seeds/config_load/$n.yml"
-done < <(find tests/fixtures ci-templates -name '*.yml' | sort)
+done < <(find tests/fixtures templates -name '*.yml' | sort)
 i=0
 while IFS= read -r line; do
   i=$((i + 1))

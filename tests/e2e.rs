@@ -1,5 +1,5 @@
 //! End to end: a sample project (tests/fixtures/e2e/sample) whose `.gitlab-ci.yml` includes the
-//! real `ci-templates/` is run by gitlab-ci-local 4.72.0, shell executor, as a merge request
+//! real `templates/` is run by gitlab-ci-local 4.72.0, shell executor, as a merge request
 //! pipeline against the stand-in. herald is not on the jobs' PATH: the `.herald` job installs it
 //! from a release directory laid out as scripts/release.sh makes it, checked by sha256.
 //!
@@ -24,11 +24,11 @@ const MR_IID: u64 = 1;
 /// gitlab-ci-local's start, a small crate's clippy and test builds, and the jobs themselves.
 const PIPELINE_PATIENCE: Duration = Duration::from_secs(300);
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn sh(dir: &Path, script: &str) -> String {
+pub(crate) fn sh(dir: &Path, script: &str) -> String {
     let output = Command::new("sh").arg("-c").arg(script).current_dir(dir).output().unwrap();
     assert!(output.status.success(), "{script}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
@@ -37,10 +37,7 @@ fn sh(dir: &Path, script: &str) -> String {
 /// The sample project with the templates beside it, as a git repository with a GitLab remote.
 fn sample_project(dir: &Path) -> String {
     let sample = repo().join("tests/fixtures/e2e/sample");
-    sh(
-        dir,
-        &format!("cp -R '{}/.' . && cp -R '{}' ci-templates", sample.display(), repo().join("ci-templates").display()),
-    );
+    sh(dir, &format!("cp -R '{}/.' . && cp -R '{}' templates", sample.display(), repo().join("templates").display()));
     sh(dir, "git init -q && git config user.email ci@example.com && git config user.name ci");
     sh(dir, "git add -A && git commit -q -m sample && git remote add origin https://gitlab.example.com/group/app.git");
     // As a clone has it: gitlab-ci-local reads the default branch from origin/HEAD.
@@ -48,13 +45,17 @@ fn sample_project(dir: &Path) -> String {
     sh(dir, "git rev-parse HEAD")
 }
 
-/// A release of the herald under test in `dir/<version>/`, as scripts/release.sh lays it out.
+/// A release of the herald under test in `dir/<version>/`, and `dir/latest/` naming it, as
+/// scripts/release.sh lays them out: the templates install the latest release by default.
 fn release(dir: &Path) -> PathBuf {
     let version = env!("CARGO_PKG_VERSION");
     let arch = sh(dir, "uname -m");
     let out = dir.join(version);
     std::fs::create_dir_all(out.join("staging")).unwrap();
+    std::fs::create_dir_all(dir.join("latest")).unwrap();
     std::fs::copy(repo().join("install.sh"), out.join("install.sh")).unwrap();
+    std::fs::copy(repo().join("install.sh"), dir.join("latest/install.sh")).unwrap();
+    std::fs::write(dir.join("latest/VERSION"), format!("{version}\n")).unwrap();
     let name = format!("herald-{version}-{arch}-unknown-linux-musl.tar.gz");
     let binary = env!("CARGO_BIN_EXE_herald");
     sh(
@@ -68,14 +69,14 @@ fn release(dir: &Path) -> PathBuf {
 }
 
 /// The jobs of `gitlab-ci-local --list-json`, after the warnings it prints first on stdout.
-fn list_json(stdout: &[u8]) -> Vec<serde_json::Value> {
+pub(crate) fn list_json(stdout: &[u8]) -> Vec<serde_json::Value> {
     let text = String::from_utf8_lossy(stdout);
     let start = text.find("\n[").map_or(0, |at| at + 1);
     serde_json::from_str(&text[start..]).unwrap_or_else(|e| panic!("gitlab-ci-local --list-json: {e}:\n{text}"))
 }
 
 /// PATH without any directory that holds a `herald`, so that the template has to install it.
-fn path_without_herald() -> String {
+pub(crate) fn path_without_herald() -> String {
     let path = std::env::var("PATH").unwrap_or_default();
     path.split(':').filter(|dir| !Path::new(dir).join("herald").exists()).collect::<Vec<_>>().join(":")
 }
@@ -263,13 +264,6 @@ fn a_merge_request_pipeline_of_the_templates_publishes_every_step_and_one_note()
     assert!(body.contains("**2 failed** · 5 passed · 7 steps in 5 jobs"), "{body}");
 }
 
-#[test]
-fn the_templates_default_to_this_release() {
-    let template = std::fs::read_to_string(repo().join("ci-templates/herald.yml")).unwrap();
-    let version = format!("default: \"{}\"", env!("CARGO_PKG_VERSION"));
-    assert!(template.contains(&version), "ci-templates/herald.yml's version input must default to {version}");
-}
-
 /// Every template, included together with herald.yml: gitlab-ci-local (which validates against
 /// GitLab's schema) and herald read the same jobs, herald plans the steps each job will publish,
 /// and every script line passes shellcheck as POSIX sh (images such as Alpine have no bash).
@@ -281,11 +275,11 @@ fn every_template_loads_plans_its_steps_and_is_posix_sh() {
         .iter()
         .map(|name| {
             let inputs = if *name == "generic" { "\n    inputs:\n      steps: make check" } else { "" };
-            format!("  - local: ci-templates/{name}.yml{inputs}\n")
+            format!("  - local: templates/{name}.yml{inputs}\n")
         })
         .collect();
     std::fs::write(dir.join(".gitlab-ci.yml"), format!("include:\n{includes}")).unwrap();
-    sh(dir.path(), &format!("cp -R '{}' ci-templates", repo().join("ci-templates").display()));
+    sh(dir.path(), &format!("cp -R '{}' templates", repo().join("templates").display()));
     sh(dir.path(), "git init -q && git config user.email ci@example.com && git config user.name ci && git add -A");
     sh(dir.path(), "git commit -q -m templates && git remote add origin https://gitlab.example.com/group/app.git");
     sh(dir.path(), "git update-ref refs/remotes/origin/main HEAD");

@@ -66,6 +66,38 @@ fn a_version_pin_finds_its_archive_under_the_base_url() {
     assert!(prefix.join("bin/herald").exists());
 }
 
+/// Without a pinned version, the base URL's latest/VERSION names the release to install.
+#[test]
+fn without_a_pin_the_latest_release_is_installed() {
+    let dir = TempDir::new("install-latest");
+    let base = dir.join("releases");
+    for version in ["1.2.3", "1.3.0"] {
+        std::fs::create_dir_all(base.join(version)).unwrap();
+    }
+    // 1.2.3 holds a binary that is not herald: installing it would show.
+    archive(&base.join("1.2.3"), "1.2.3", Path::new("/bin/true"));
+    archive(&base.join("1.3.0"), "1.3.0", Path::new(env!("CARGO_BIN_EXE_herald")));
+    std::fs::create_dir_all(base.join("latest")).unwrap();
+    std::fs::write(base.join("latest/VERSION"), "1.3.0\n").unwrap();
+
+    for args in [vec![], vec!["--version", "latest"]] {
+        let prefix = dir.join(&format!("prefix-{}", args.len()));
+        let mut all = vec!["--prefix", prefix.to_str().unwrap(), "--base-url", base.to_str().unwrap()];
+        all.extend(args);
+        let finished = install("sh", &all);
+        assert_eq!(finished.code, Some(0), "{all:?}: {}", finished.stderr_text());
+        let installed = std::fs::read(prefix.join("bin/herald")).unwrap();
+        assert_eq!(installed, std::fs::read(env!("CARGO_BIN_EXE_herald")).unwrap(), "{all:?}: not 1.3.0's binary");
+    }
+
+    std::fs::remove_file(base.join("latest/VERSION")).unwrap();
+    let prefix = dir.join("prefix-missing");
+    let finished = install("sh", &["--prefix", prefix.to_str().unwrap(), "--base-url", base.to_str().unwrap()]);
+    assert_eq!(finished.code, Some(1));
+    assert!(finished.stderr_text().contains("latest/VERSION to find the latest release"), "{}", finished.stderr_text());
+    assert_eq!(finished.stderr_text().lines().count(), 1);
+}
+
 #[test]
 fn a_tampered_archive_is_rejected_and_nothing_is_installed() {
     let dir = TempDir::new("install-tampered");
@@ -113,15 +145,27 @@ fn wrong_inputs_get_one_clear_line() {
 
 #[test]
 fn every_shell_script_passes_shellcheck() {
-    let scripts =
-        ["install.sh", "scripts/release.sh", "scripts/test.sh", "bench/overhead.sh", "bench/throughput.sh", ".ci/run"];
+    let mut scripts = vec!["install.sh".to_owned(), ".ci/run".to_owned()];
+    for dir in ["scripts", "bench"] {
+        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".sh") {
+                scripts.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    assert!(scripts.len() > 8, "{scripts:?}");
     let output = Command::new("shellcheck")
         .args(scripts)
         .current_dir(repo())
         .output()
         .expect("shellcheck is needed for this test (apt-get install shellcheck; .ci/run installs it)");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
-    // install.sh must stay POSIX: check it as sh, whatever its shebang says.
-    let posix = Command::new("shellcheck").args(["--shell=sh", "install.sh"]).current_dir(repo()).output().unwrap();
+    // install.sh and the image context script must stay POSIX: check them as sh.
+    let posix = Command::new("shellcheck")
+        .args(["--shell=sh", "install.sh", "scripts/image-context.sh"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
     assert!(posix.status.success(), "{}", String::from_utf8_lossy(&posix.stdout));
 }

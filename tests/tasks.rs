@@ -223,8 +223,8 @@ fn project_component_and_template_includes_are_fetched_through_the_api() {
     let gitlab = GitLab::start();
     gitlab.with(|w| {
         w.add_public_project(43, "platform/herald");
-        w.add_file("platform/herald", "v1.0.0", "ci-templates/herald.yml", "include:\n  - local: ci-templates/shared.yml\nherald-note:\n  stage: .post\n  script:\n    - herald note --final\nlint:\n  extends: .herald-base\n  script:\n    - herald run -- cargo fmt --check\n");
-        w.add_file("platform/herald", "v1.0.0", "ci-templates/shared.yml", ".herald-base:\n  image: rust\n  before_script:\n    - herald run --name setup -- ./setup.sh\n");
+        w.add_file("platform/herald", "v1.0.0", "templates/herald.yml", "include:\n  - local: templates/shared.yml\nherald-note:\n  stage: .post\n  script:\n    - herald note --final\nlint:\n  extends: .herald-base\n  script:\n    - herald run -- cargo fmt --check\n");
+        w.add_file("platform/herald", "v1.0.0", "templates/shared.yml", ".herald-base:\n  image: rust\n  before_script:\n    - herald run --name setup -- ./setup.sh\n");
         w.add_public_project(44, "acme/components");
         // `@1.2` is a partial version: the newest 1.2.x release (not a pre-release, not 1.3).
         for tag in ["1.1.0", "1.2.0", "1.2.4", "1.3.0", "1.2.5-rc.1"] {
@@ -247,7 +247,7 @@ fn project_component_and_template_includes_are_fetched_through_the_api() {
     assert_eq!(offline.code, Some(0), "{}", offline.stderr_text());
     assert!(
         offline.stdout_text().contains(
-            "not resolved (no token or API to fetch it, or it failed): platform/herald@v1.0.0:ci-templates/herald.yml"
+            "not resolved (no token or API to fetch it, or it failed): platform/herald@v1.0.0:templates/herald.yml"
         ),
         "{}",
         offline.stdout_text()
