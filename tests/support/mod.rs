@@ -17,8 +17,20 @@ use std::time::{Duration, Instant};
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// `herald` with an environment free of the CI and herald variables that change its behaviour.
+///
+/// The binary is the one cargo built, or another build named by HERALD_TEST_BINARY, run through
+/// HERALD_TEST_RUNNER when set: scripts/cross-smoke.sh runs tests against the aarch64 release
+/// binary under qemu-user that way.
 pub fn herald() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    let binary = std::env::var_os("HERALD_TEST_BINARY").unwrap_or_else(|| env!("CARGO_BIN_EXE_herald").into());
+    let mut command = match std::env::var_os("HERALD_TEST_RUNNER") {
+        Some(runner) => {
+            let mut command = Command::new(runner);
+            command.arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
         let proxy = key.to_ascii_uppercase().ends_with("_PROXY");
