@@ -6,6 +6,7 @@ mod support;
 mod agreement;
 mod campaign;
 mod cli;
+mod distribution;
 mod doctor;
 mod e2e;
 mod executor;

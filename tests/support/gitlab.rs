@@ -91,6 +91,8 @@ pub struct Project {
     pub branches: HashMap<String, String>,
     /// Every sha that `project.commit(sha)` resolves.
     pub commits: Vec<String>,
+    /// Public: anyone may download its generic packages, without a token.
+    pub public: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +269,8 @@ pub struct Recorded {
     pub query: String,
     pub headers: BTreeMap<String, String>,
     pub body: String,
+    /// The body's bytes as sent (`body` is their lossy text): uploaded files.
+    pub raw_body: Vec<u8>,
     pub fault: Option<Fault>,
     /// When the request arrived.
     pub at: Instant,
@@ -302,6 +306,9 @@ pub struct World {
     pub templates: Vec<(String, String)>,
     /// Releases of projects, oldest first: (project path, tag name).
     pub releases: Vec<(String, String)>,
+    /// Generic package files, oldest upload first (a name uploaded twice keeps both, and a
+    /// download gets the newest, as GitLab's duplicates do): (project id, package, version, file).
+    pub packages: Vec<(u64, String, String, String, Vec<u8>)>,
     /// MR !1's diff versions, newest last (gitlab.md §L).
     pub mr_versions: Vec<DiffVersion>,
     /// MR !1's changed files in its newest version.
@@ -348,6 +355,7 @@ impl World {
             protected_branches: vec!["main".into()],
             branches: HashMap::from([("feature".into(), SHA_FEATURE.into()), ("main".into(), SHA_MAIN.into())]),
             commits: vec![SHA_FEATURE.into(), SHA_MAIN.into(), SHA_MERGE.into()],
+            public: false,
         };
         // (The pipeline's source, push or merge_request_event, is what CI_PIPELINE_SOURCE tells jobs.)
         let pipeline = |id, sha: &str, reference: &str| Pipeline {
@@ -377,6 +385,7 @@ impl World {
             quick_actions: Vec::new(),
             files: Vec::new(),
             releases: Vec::new(),
+            packages: Vec::new(),
             mr_versions: Vec::new(),
             mr_diffs: Vec::new(),
             discussions: Vec::new(),
@@ -527,6 +536,7 @@ impl World {
             protected_branches: Vec::new(),
             branches: HashMap::new(),
             commits: Vec::new(),
+            public: true,
         });
     }
 
@@ -618,12 +628,16 @@ impl Drop for GitLab {
 struct Answer {
     status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    body: Vec<u8>,
 }
 
 impl Answer {
     fn json(status: u16, body: Value) -> Answer {
-        Answer { status, headers: vec![("Content-Type".into(), "application/json".into())], body: body.to_string() }
+        Answer {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.to_string().into(),
+        }
     }
 
     fn message(status: u16, message: &str) -> Answer {
@@ -661,14 +675,14 @@ fn serve(mut connection: TcpStream, world: &Mutex<World>, stopping: &AtomicBool)
         Some(Fault::ServerError(status)) => Answer {
             status,
             headers: vec![("Content-Type".into(), "text/html".into())],
-            body: format!("<html><body><h1>{status}</h1>We're sorry, something went wrong.</body></html>"),
+            body: format!("<html><body><h1>{status}</h1>We're sorry, something went wrong.</body></html>").into(),
         },
         Some(Fault::Lock) => Answer::message(409, "Another update to this commit status is in progress"),
         Some(Fault::RateLimited { retry_after_secs }) => rack_attack_429(retry_after_secs),
         Some(Fault::EchoHeaders) => Answer {
             status: 500,
             headers: vec![("Content-Type".into(), "text/plain".into())],
-            body: format!("upstream error, request headers: {:?}", request.headers),
+            body: format!("upstream error, request headers: {:?}", request.headers).into(),
         },
         Some(Fault::ResetAfterApplying) => {
             route(&request, &mut lock());
@@ -692,12 +706,13 @@ fn serve(mut connection: TcpStream, world: &Mutex<World>, stopping: &AtomicBool)
     if fault == Some(Fault::CutBody) {
         // Half the bytes, wherever that falls (inside a character too, as a dropped connection does).
         let mut bytes = text.into_bytes();
-        bytes.extend_from_slice(&answer.body.as_bytes()[..answer.body.len() / 2]);
+        bytes.extend_from_slice(&answer.body[..answer.body.len() / 2]);
         let _ = connection.write_all(&bytes);
         return reset(connection);
     }
-    text.push_str(&answer.body);
-    let _ = connection.write_all(text.as_bytes());
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(&answer.body);
+    let _ = connection.write_all(&bytes);
     let _ = connection.flush();
 }
 
@@ -771,6 +786,7 @@ fn read_request(connection: &TcpStream) -> Option<Recorded> {
         query: query.to_owned(),
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        raw_body: body,
         fault: None,
         at: Instant::now(),
         proxied_host,
@@ -883,6 +899,12 @@ fn scope_allows(scopes: &[&str], method: &str, path: &str) -> bool {
 }
 
 fn route(request: &Recorded, world: &mut World) -> Answer {
+    let anonymous = !request.headers.contains_key("private-token") && !request.headers.contains_key("authorization");
+    if anonymous && request.method == "GET" {
+        if let Some(answer) = public_package_file(request, world) {
+            return answer;
+        }
+    }
     let (user_id, scopes, token) = match authenticate(request, world) {
         Ok(found) => found,
         Err(answer) => return answer,
@@ -956,7 +978,7 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
                         Some((_, _, _, content)) => Answer {
                             status: 200,
                             headers: vec![("Content-Type".into(), "text/plain".into())],
-                            body: content.clone(),
+                            body: content.clone().into(),
                         },
                         None => Answer::message(404, "404 File Not Found"),
                     }
@@ -984,13 +1006,28 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
                     Some(job) => Answer {
                         status: 200,
                         headers: vec![("Content-Type".into(), "text/plain".into())],
-                        body: job.trace.clone(),
+                        body: job.trace.clone().into(),
                     },
                     None => Answer::message(404, "404 Not found"),
                 }
             }
             Err(answer) => answer,
         },
+        ("PUT", ["projects", project, "packages", "generic", name, version, file]) => {
+            match visible_project(world, project, user_id) {
+                Ok(project) if project.members.get(&user_id).copied().unwrap_or(0) < 30 => {
+                    Answer::message(403, "403 Forbidden")
+                }
+                Ok(project) => put_package_file(world, project.id, name, version, file, &request.raw_body),
+                Err(answer) => answer,
+            }
+        }
+        ("GET", ["projects", project, "packages", "generic", name, version, file]) => {
+            match visible_project(world, project, user_id) {
+                Ok(project) => package_file(world, project.id, name, version, file),
+                Err(answer) => answer,
+            }
+        }
         ("GET", ["templates", "gitlab_ci_ymls", key]) => match world.templates.iter().find(|(k, _)| k == key) {
             Some((name, content)) => Answer::json(200, json!({ "name": name, "content": content })),
             None => Answer::json(404, json!({ "message": "404 Template Not Found" })),
@@ -1099,6 +1136,45 @@ fn visible_project(world: &World, id_or_path: &str, user_id: u64) -> Result<Proj
         .filter(|p| p.members.contains_key(&user_id))
         .cloned()
         .ok_or_else(|| Answer::message(404, "404 Project Not Found"))
+}
+
+/// `PUT /projects/:id/packages/generic/:name/:version/:file` (gitlab.md §N): the names checked by
+/// `Gitlab::Regex::Packages`' generic regexes; a second upload of a name adds a newer file.
+fn put_package_file(world: &mut World, project: u64, name: &str, version: &str, file: &str, bytes: &[u8]) -> Answer {
+    let name_ok =
+        |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
+    let version_ok = !version.is_empty()
+        && !version.contains("..")
+        && version.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+.-".contains(&b));
+    if !name_ok(name) || !name_ok(file) || !version_ok {
+        return Answer::message(400, "400 Bad request - package_name, package_version or file_name is invalid");
+    }
+    world.packages.push((project, name.into(), version.into(), file.into(), bytes.to_vec()));
+    Answer::message(201, "201 Created")
+}
+
+/// A generic package file's bytes, the newest upload of that name.
+fn package_file(world: &World, project: u64, name: &str, version: &str, file: &str) -> Answer {
+    match world.packages.iter().rev().find(|(p, n, v, f, _)| *p == project && n == name && v == version && f == file) {
+        Some((_, _, _, _, bytes)) => Answer {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+            body: bytes.clone(),
+        },
+        None => Answer::message(404, "404 Package Not Found"),
+    }
+}
+
+/// A public project's generic package files can be downloaded without a token.
+fn public_package_file(request: &Recorded, world: &World) -> Option<Answer> {
+    let segments: Vec<String> = request.path.trim_start_matches('/').split('/').map(decode).collect();
+    let ["projects", project, "packages", "generic", name, version, file] =
+        segments.iter().map(String::as_str).collect::<Vec<_>>()[..]
+    else {
+        return None;
+    };
+    let project = world.projects.iter().find(|p| p.public && (p.id.to_string() == project || p.path == project))?;
+    Some(package_file(world, project.id, name, version, file))
 }
 
 /// A merge request of a project the user can see: its iid and the user's access level, or the
@@ -1395,7 +1471,7 @@ fn notes(
                 return Answer::message(403, "403 Forbidden");
             }
             world.notes.remove(index);
-            Answer { status: 204, headers: Vec::new(), body: String::new() }
+            Answer { status: 204, headers: Vec::new(), body: Vec::new() }
         }
         _ => Answer::json(404, json!({ "error": "404 Not Found" })),
     }
