@@ -8,8 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::duration::parse_duration;
 
-use crate::output::say;
-pub use crate::output::EXIT_HERALD_FAILED;
+use crate::output::{Failure, Outcome};
 
 const VERSION: &str =
     concat!(env!("CARGO_PKG_VERSION"), " (", env!("HERALD_TARGET"), ", commit ", env!("HERALD_GIT_COMMIT"), ")");
@@ -145,27 +144,32 @@ Environment (see the README for all of them):
 
 /// Parses the command line, runs the command, returns the process exit code.
 pub fn main() -> i32 {
+    crate::output::exit_code(dispatch())
+}
+
+fn dispatch() -> Outcome {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) if !error.use_stderr() => {
             // --help and --version: print them; a closed pipe (`herald --help | head -1`) is fine.
             let _ = error.print();
-            return 0;
+            return Ok(0);
         }
         Err(error) => {
-            say(&format!("herald: {} (see 'herald --help')", first_paragraph(&error.to_string())));
-            return EXIT_HERALD_FAILED;
+            return Err(Failure::setup(format!(
+                "herald: {} (see 'herald --help')",
+                first_paragraph(&error.to_string())
+            )));
         }
     };
     if let Some(filter) = std::env::var_os("HERALD_LOG") {
         match crate::log::Level::parse(&filter.to_string_lossy()) {
             Some(level) => crate::log::set_level(level),
             None => {
-                say(&format!(
+                return Err(Failure::setup(format!(
                     "herald: HERALD_LOG must be one of error, warn, info, debug, trace (it is '{}')",
                     filter.to_string_lossy()
-                ));
-                return EXIT_HERALD_FAILED;
+                )));
             }
         }
     }
@@ -175,11 +179,11 @@ pub fn main() -> i32 {
         Command::Finalize => crate::commands::note::finalize(),
         Command::Tasks { format, file, variables } => crate::commands::tasks::run(format == "json", file, &variables),
         Command::Findings { format, strict, files } => crate::commands::findings::run(&format, strict, &files),
-        Command::Doctor => crate::commands::doctor::run(),
-        Command::Executor(ExecutorCommand::Config) => crate::commands::executor::config(),
+        Command::Doctor => Ok(crate::commands::doctor::run()),
+        Command::Executor(ExecutorCommand::Config) => Ok(crate::commands::executor::config()),
         Command::Executor(ExecutorCommand::Prepare) => crate::commands::executor::prepare(),
         Command::Executor(ExecutorCommand::Run { script, stage }) => crate::commands::executor::run(&script, &stage),
-        Command::Executor(ExecutorCommand::Cleanup) => crate::commands::executor::cleanup(),
+        Command::Executor(ExecutorCommand::Cleanup) => Ok(crate::commands::executor::cleanup()),
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::ProcessEnv;
 use crate::context::{self, AsIfPublishing, Publishing};
-use crate::gitlab::{self, days_from_civil, ApiError, Client};
+use crate::gitlab::{self, days_from_civil, ApiError};
 use crate::output::say;
 
 /// Most time each check may take, retries included (`gitlab::retry`).
@@ -97,7 +97,9 @@ pub fn run() -> i32 {
             Err(why) => checks.fail("ca file", &why),
         },
     }
-    let client = match Client::new(&context.api_url, context.token.clone(), context.ca_file.as_deref(), false) {
+    // doctor asks GitLab for real, whatever HERALD_DRY_RUN says: that is what it is for.
+    let live = crate::context::PublishContext { dry_run: false, ..(*context).clone() };
+    let client = match crate::publish::client(&live) {
         Ok(client) => client,
         Err(why) => {
             checks.fail("api", &why);

@@ -14,25 +14,24 @@ use crate::config::{Env, ProcessEnv};
 use crate::context::{self, PublishContext, Publishing};
 use crate::findings::report::{self, Format};
 use crate::findings::Finding;
-use crate::gitlab::Client;
-use crate::output::{say, EXIT_HERALD_FAILED};
+use crate::output::{say, Failure, Outcome};
 use crate::publish::findings;
 
 /// The least time `herald findings` allows itself when run as a command of its own.
 const LEAST_TIME: Duration = Duration::from_secs(30);
 
-pub fn run(format: &str, strict: bool, files: &[PathBuf]) -> i32 {
+pub fn run(format: &str, strict: bool, files: &[PathBuf]) -> Outcome {
     let env = &ProcessEnv;
     let Some(format) = Format::parse(format) else {
-        say(&format!("herald findings: unknown format '{format}' (codequality, sarif or auto)"));
-        return EXIT_HERALD_FAILED;
+        return Err(Failure::setup(format!("herald findings: unknown format '{format}' (codequality, sarif or auto)")));
     };
     let root = env.non_empty("CI_PROJECT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
     let (found, tools) = match read_reports(files, format, &root) {
         Ok(read) => read,
+        Err(line) if strict => return Err(Failure::not_done(format!("herald findings: {line}; nothing published"))),
         Err(line) => {
             say(&format!("herald findings: {line}; nothing published"));
-            return if strict { 1 } else { 0 };
+            return Ok(0);
         }
     };
     let context = match context::resolve(env) {
@@ -42,24 +41,15 @@ pub fn run(format: &str, strict: bool, files: &[PathBuf]) -> i32 {
                 say(&why);
             }
             say(&format!("herald findings: {} (not published)", count(&found)));
-            return 0;
+            return Ok(0);
         }
-        Err(error) => {
-            say(&format!("herald findings: {error}"));
-            return EXIT_HERALD_FAILED;
-        }
+        Err(error) => return Err(Failure::setup(format!("herald findings: {error}"))),
     };
     let deadline = Instant::now() + context.flush_timeout.max(LEAST_TIME);
-    match publish(&context, &found, &tools, deadline) {
-        Ok(summary) => {
-            say(&format!("herald findings: {summary}"));
-            0
-        }
-        Err(line) => {
-            say(&format!("herald findings: {line}"));
-            1
-        }
-    }
+    let summary = publish(&context, &found, &tools, deadline)
+        .map_err(|line| Failure::not_done(format!("herald findings: {line}")))?;
+    say(&format!("herald findings: {summary}"));
+    Ok(0)
 }
 
 /// Reads every report: the findings and the tools that reported (a tool with no finding left
@@ -97,7 +87,7 @@ pub fn publish(
     if context.mr_iid.is_none() {
         return Ok(format!("{} (no merge request: not published)", count(found)));
     }
-    let client = Client::new(&context.api_url, context.token.clone(), context.ca_file.as_deref(), context.dry_run)?;
+    let client = crate::publish::client(context)?;
     findings::publish(&client, context, found, tools, deadline).map(|published| published.summary())
 }
 

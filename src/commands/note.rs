@@ -20,47 +20,37 @@ use std::time::{Duration, Instant};
 use crate::config::{Env, ProcessEnv};
 use crate::context::{self, PublishContext, Publishing};
 use crate::gitlab::Client;
-use crate::output::{say, EXIT_HERALD_FAILED};
+use crate::output::{say, Failure, Outcome};
 use crate::pipeline::Pipeline;
 use crate::publish::settle::{self, JobEnd, Scope};
+use crate::publish::{client, plan};
 use crate::publish::{explain, job_memory, NoteSync, SyncError, Synced};
 
 /// The least time these commands allow themselves, whatever HERALD_FLUSH_TIMEOUT says: they run
 /// in jobs of their own, where nothing waits for them.
 const LEAST_TIME: Duration = Duration::from_secs(30);
 
-pub fn note(close_dangling: bool) -> i32 {
-    let (context, client) = match setup("herald note", &ProcessEnv) {
-        Setup::Ready(context, client) => (context, client),
-        Setup::Nothing => return 0,
-        Setup::Broken => return EXIT_HERALD_FAILED,
-    };
+pub fn note(close_dangling: bool) -> Outcome {
+    let Some((context, client)) = setup("herald note", &ProcessEnv)? else { return Ok(0) };
     let deadline = Instant::now() + context.flush_timeout.max(LEAST_TIME);
-    let plan = crate::pipeline::for_job(&context);
+    let plan = plan::for_job(&context);
     if close_dangling {
-        if let Err(line) = settle::settle(&client, &context, plan.as_ref(), deadline, &Scope::EndedJobs) {
-            say(&line);
-            return 1;
-        }
+        settle::settle(&client, &context, plan.as_ref(), deadline, &Scope::EndedJobs).map_err(Failure::not_done)?;
     }
     write_note(&client, &context, plan.as_ref(), deadline)
 }
 
-pub fn finalize() -> i32 {
+pub fn finalize() -> Outcome {
     finalize_in("herald finalize", &ProcessEnv)
 }
 
 /// `herald finalize` with the job's variables read from `env` (the executor driver's cleanup
 /// passes the job's `CUSTOM_ENV_*` view).
-pub(crate) fn finalize_in(command: &str, env: &dyn Env) -> i32 {
+pub(crate) fn finalize_in(command: &str, env: &dyn Env) -> Outcome {
     let setup = setup(command, env);
     // The job is over: whatever it was told, the next job on this machine is told again.
     job_memory::forget_told(env);
-    let (context, client) = match setup {
-        Setup::Ready(context, client) => (context, client),
-        Setup::Nothing => return 0,
-        Setup::Broken => return EXIT_HERALD_FAILED,
-    };
+    let Some((context, client)) = setup? else { return Ok(0) };
     let deadline = Instant::now() + context.flush_timeout.max(LEAST_TIME);
     let job_status = env.non_empty("CI_JOB_STATUS").map(|s| s.to_string_lossy().into_owned());
     let end = match job_status.as_deref() {
@@ -69,61 +59,40 @@ pub(crate) fn finalize_in(command: &str, env: &dyn Env) -> i32 {
         Some("failed") => JobEnd::Failed,
         _ => JobEnd::Unknown,
     };
-    let plan = crate::pipeline::for_job(&context);
+    let plan = plan::for_job(&context);
     let scope = Scope::ThisJob { end, records: job_memory::steps(&context) };
-    let changed = match settle::settle(&client, &context, plan.as_ref(), deadline, &scope) {
-        Ok(changed) => changed,
-        Err(line) => {
-            say(&line);
-            return 1;
-        }
-    };
-    let code = if changed == 0 && !job_memory::note_owed(&context) {
-        0 // every step reported itself; the note already says so
+    let changed = settle::settle(&client, &context, plan.as_ref(), deadline, &scope).map_err(Failure::not_done)?;
+    let outcome = if changed == 0 && !job_memory::note_owed(&context) {
+        Ok(0) // every step reported itself; the note already says so
     } else {
         write_note(&client, &context, plan.as_ref(), deadline)
     };
     // The job is over: its steps have nothing more to tell each other.
     job_memory::forget(&context);
-    code
+    outcome
 }
 
-/// What a command has to work with.
-enum Setup {
-    Ready(Box<PublishContext>, Client),
-    /// Publishing is off here (the reason, if any, was printed): nothing to do.
-    Nothing,
-    /// Bad configuration, reported.
-    Broken,
-}
-
-fn setup(command: &str, env: &dyn Env) -> Setup {
+/// What a command has to work with: where to publish and a client for it; None when publishing
+/// is off here (the reason, if any, was said).
+fn setup(command: &str, env: &dyn Env) -> Result<Option<(Box<PublishContext>, Client)>, Failure> {
     let context = match context::resolve(env) {
         Ok(Publishing::On(context)) => context,
         Ok(Publishing::Off(why)) => {
             if let Some(why) = why.filter(|why| job_memory::first_telling(env, why)) {
                 say(&why);
             }
-            return Setup::Nothing;
+            return Ok(None);
         }
-        Err(error) => {
-            say(&format!("{command}: {error}"));
-            return Setup::Broken;
-        }
+        Err(error) => return Err(Failure::setup(format!("{command}: {error}"))),
     };
-    match Client::new(&context.api_url, context.token.clone(), context.ca_file.as_deref(), context.dry_run) {
-        Ok(client) => Setup::Ready(context, client),
-        Err(why) => {
-            say(&format!("{command}: {why}"));
-            Setup::Broken
-        }
-    }
+    let client = client(&context).map_err(|why| Failure::setup(format!("{command}: {why}")))?;
+    Ok(Some((context, client)))
 }
 
-fn write_note(client: &Client, context: &PublishContext, plan: Option<&Pipeline>, deadline: Instant) -> i32 {
+fn write_note(client: &Client, context: &PublishContext, plan: Option<&Pipeline>, deadline: Instant) -> Outcome {
     let Some(mut note) = NoteSync::new(client, context, plan) else {
         say("herald: no merge request in this pipeline (CI_MERGE_REQUEST_IID, CI_OPEN_MERGE_REQUESTS or HERALD_MR_IID): no note to write");
-        return 0;
+        return Ok(0);
     };
     // The final writer of a pipeline: clean up duplicates any writer left, and verify for as
     // long as the deadline allows.
@@ -138,19 +107,16 @@ fn write_note(client: &Client, context: &PublishContext, plan: Option<&Pipeline>
             if let Some(summary) = note.summary() {
                 say(&format!("herald: {summary}"));
             }
-            0
+            Ok(0)
         }
         Ok(Synced::NewerPipeline(newer)) => {
             say(&format!("herald: the note already shows the newer pipeline #{newer}; left as it is"));
-            0
+            Ok(0)
         }
-        Err(SyncError::Api(error)) => {
-            say(&format!("herald: the merge request note was not updated: {}", explain(&error, context, "the note")));
-            1
-        }
-        Err(error) => {
-            say(&format!("herald: the merge request note was not updated: {error}"));
-            1
-        }
+        Err(SyncError::Api(error)) => Err(Failure::not_done(format!(
+            "herald: the merge request note was not updated: {}",
+            explain(&error, context, "the note")
+        ))),
+        Err(error) => Err(Failure::not_done(format!("herald: the merge request note was not updated: {error}"))),
     }
 }

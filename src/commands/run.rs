@@ -6,30 +6,20 @@ use crate::commands::findings::{count, publish, read_reports};
 use crate::config::{ProcessEnv, RunRequest, RunSettings};
 use crate::context::Publishing;
 use crate::findings::report::Format;
-use crate::output::{say, EXIT_HERALD_FAILED};
+use crate::output::{say, Failure, Outcome};
 use crate::publish::{job_memory, Publisher};
 use crate::report::joblog::{summary_line, LogSection};
 use crate::report::junit;
 use crate::step::{StepEnd, StepOutcome, Verdict};
 use crate::supervise::Supervisor;
 
-pub fn run(args: RunRequest) -> i32 {
+pub fn run(args: RunRequest) -> Outcome {
     // Before anything else, so that a signal arriving from now on waits for the step.
-    let supervisor = match Supervisor::install() {
-        Ok(supervisor) => supervisor,
-        Err(error) => {
-            say(&format!("herald: cannot set up signal handling: {error}"));
-            return EXIT_HERALD_FAILED;
-        }
-    };
-    let settings = match RunSettings::resolve(args, &ProcessEnv) {
-        Ok(settings) => settings,
-        Err(error) => {
-            say(&format!("herald run: {error}"));
-            return EXIT_HERALD_FAILED;
-        }
-    };
-    run_step(&supervisor, &settings, &[]).exit_code()
+    let supervisor = Supervisor::install()
+        .map_err(|error| Failure::setup(format!("herald: cannot set up signal handling: {error}")))?;
+    let settings =
+        RunSettings::resolve(args, &ProcessEnv).map_err(|error| Failure::setup(format!("herald run: {error}")))?;
+    Ok(run_step(&supervisor, &settings, &[]).exit_code())
 }
 
 /// One step from start to published end: what `herald run` and the executor driver share.

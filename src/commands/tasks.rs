@@ -9,14 +9,14 @@ use serde_json::json;
 
 use crate::config::{Env, ProcessEnv};
 use crate::gitlab::Client;
-use crate::output::{say, EXIT_HERALD_FAILED};
+use crate::output::{Failure, Outcome};
 use crate::pipeline::fetch::GitLabFetch;
 use crate::pipeline::{self, Fetch, Origin};
 
 /// The assumed variables the text output names (the JSON output has them all).
 const ASSUMED_SHOWN: [&str; 4] = ["CI_PIPELINE_SOURCE", "CI_COMMIT_BRANCH", "CI_DEFAULT_BRANCH", "CI_PROJECT_PATH"];
 
-pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> i32 {
+pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> Outcome {
     let env = &ProcessEnv;
     let mut given = Vec::new();
     for pair in overrides {
@@ -24,10 +24,7 @@ pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> i32 {
             Some((name, value)) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
                 given.push((name.to_owned(), value.to_owned()));
             }
-            _ => {
-                say(&format!("herald tasks: --variable takes NAME=VALUE (got '{pair}')"));
-                return EXIT_HERALD_FAILED;
-            }
+            _ => return Err(Failure::setup(format!("herald tasks: --variable takes NAME=VALUE (got '{pair}')"))),
         }
     }
     let (dir, config) = match file {
@@ -60,13 +57,8 @@ pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> i32 {
     };
     let variables: Vec<(String, String)> =
         assumed.iter().cloned().chain(pipeline::ci_variables()).chain(given.iter().cloned()).collect();
-    let pipeline = match pipeline::load(&dir, &config, fetch.as_ref().map(|f| f as &dyn Fetch), &variables) {
-        Ok(pipeline) => pipeline,
-        Err(error) => {
-            say(&format!("herald tasks: {error}"));
-            return EXIT_HERALD_FAILED;
-        }
-    };
+    let pipeline = pipeline::load(&dir, &config, fetch.as_ref().map(|f| f as &dyn Fetch), &variables)
+        .map_err(|error| Failure::setup(format!("herald tasks: {error}")))?;
     let origin = |origin: &Origin| match origin {
         Origin::Root => "(root)".to_owned(),
         Origin::Include { location, .. } => location.clone(),
@@ -127,13 +119,10 @@ pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> i32 {
 
 /// Writes the report to stdout. A reader that stopped reading (`herald tasks | head`) is not an
 /// error; any other write failure is one line.
-fn emit(text: &str) -> i32 {
+fn emit(text: &str) -> Outcome {
     match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Ok(()) => 0,
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => 0,
-        Err(error) => {
-            say(&format!("herald tasks: cannot write the report: {error}"));
-            1
-        }
+        Ok(()) => Ok(0),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(error) => Err(Failure::not_done(format!("herald tasks: cannot write the report: {error}"))),
     }
 }

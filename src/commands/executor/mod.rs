@@ -29,7 +29,7 @@ use serde_json::json;
 
 use crate::config::{Env, ProcessEnv, RunRequest, RunSettings};
 use crate::context::Publishing;
-use crate::output::say;
+use crate::output::{Failure, Outcome};
 use crate::step::StepEnd;
 use crate::supervise::Supervisor;
 pub use stages::{step_name, DEFAULT_HIDDEN};
@@ -82,45 +82,38 @@ pub fn config() -> i32 {
 }
 
 /// `herald executor prepare`: checks that stages can run here (§H.4).
-pub fn prepare() -> i32 {
+pub fn prepare() -> Outcome {
     let env = &ProcessEnv;
     let shell = shell(env);
     if find_program(&shell).is_none() {
-        say(&format!("herald executor: the shell '{shell}' was not found on this runner host (HERALD_EXECUTOR_SHELL)"));
-        return exit_code(env, "SYSTEM_FAILURE_EXIT_CODE", DEFAULT_SYSTEM_FAILURE);
+        return Err(Failure::with_code(
+            format!("herald executor: the shell '{shell}' was not found on this runner host (HERALD_EXECUTOR_SHELL)"),
+            exit_code(env, "SYSTEM_FAILURE_EXIT_CODE", DEFAULT_SYSTEM_FAILURE),
+        ));
     }
     println!(
         "herald {}: each stage runs with {shell} on this host and is published as a step",
         env!("CARGO_PKG_VERSION")
     );
-    0
+    Ok(0)
 }
 
 /// `herald executor run <script> <stage>`: one stage as a supervised, published step (§H.5),
 /// exit codes by the contract (§H.7).
-pub fn run(script: &Path, stage: &str) -> i32 {
+pub fn run(script: &Path, stage: &str) -> Outcome {
     let env = &ProcessEnv;
-    let system_failure = exit_code(env, "SYSTEM_FAILURE_EXIT_CODE", DEFAULT_SYSTEM_FAILURE);
-    let supervisor = match Supervisor::install() {
-        Ok(supervisor) => supervisor,
-        Err(error) => {
-            say(&format!("herald executor: cannot set up signal handling: {error}"));
-            return system_failure;
-        }
-    };
+    let system_failure =
+        |line: String| Failure::with_code(line, exit_code(env, "SYSTEM_FAILURE_EXIT_CODE", DEFAULT_SYSTEM_FAILURE));
+    let supervisor = Supervisor::install()
+        .map_err(|error| system_failure(format!("herald executor: cannot set up signal handling: {error}")))?;
     let job = JobEnv(env);
     let args = RunRequest {
         name: Some(step_name(stage).into()),
         command: vec![OsString::from(shell(env)), script.as_os_str().to_owned()],
         ..RunRequest::default()
     };
-    let mut settings = match RunSettings::resolve(args, &job) {
-        Ok(settings) => settings,
-        Err(error) => {
-            say(&format!("herald executor: {error}"));
-            return system_failure;
-        }
-    };
+    let mut settings =
+        RunSettings::resolve(args, &job).map_err(|error| system_failure(format!("herald executor: {error}")))?;
     // The runner already frames each stage in the job log, and a JUnit path would name a file on
     // the runner host: neither applies here.
     settings.in_gitlab_ci = false;
@@ -130,17 +123,17 @@ pub fn run(script: &Path, stage: &str) -> i32 {
     }
     let outcome = crate::commands::run::run_step(&supervisor, &settings, &["HERALD_TOKEN"]);
     match outcome.end {
-        StepEnd::NotStarted { .. } => system_failure,
-        _ if outcome.exit_code() == 0 => 0,
+        // Why it did not start was said already.
+        StepEnd::NotStarted { .. } => Ok(exit_code(env, "SYSTEM_FAILURE_EXIT_CODE", DEFAULT_SYSTEM_FAILURE)),
+        _ if outcome.exit_code() == 0 => Ok(0),
         _ => {
             // The script's own code, for `allow_failure: exit_codes`.
             if let Some(file) = env.non_empty("BUILD_EXIT_CODE_FILE") {
-                if let Err(error) = std::fs::write(&file, format!("{}\n", outcome.exit_code())) {
-                    say(&format!("herald executor: cannot write BUILD_EXIT_CODE_FILE: {error}"));
-                    return system_failure;
-                }
+                std::fs::write(&file, format!("{}\n", outcome.exit_code())).map_err(|error| {
+                    system_failure(format!("herald executor: cannot write BUILD_EXIT_CODE_FILE: {error}"))
+                })?;
             }
-            exit_code(env, "BUILD_FAILURE_EXIT_CODE", DEFAULT_BUILD_FAILURE)
+            Ok(exit_code(env, "BUILD_FAILURE_EXIT_CODE", DEFAULT_BUILD_FAILURE))
         }
     }
 }
@@ -148,7 +141,9 @@ pub fn run(script: &Path, stage: &str) -> i32 {
 /// `herald executor cleanup`: closes the job's steps left open and settles the note (§H.6). Its
 /// exit code never changes the job's result; problems go to the runner's log.
 pub fn cleanup() -> i32 {
-    let _ = crate::commands::note::finalize_in("herald executor cleanup", &JobEnv(&ProcessEnv));
+    // Problems are said (to the runner's log); the code is not the job's business.
+    let _ =
+        crate::output::exit_code(crate::commands::note::finalize_in("herald executor cleanup", &JobEnv(&ProcessEnv)));
     0
 }
 
