@@ -7,6 +7,7 @@
 
 #[macro_use]
 pub mod log;
+mod atomic_file;
 pub mod cli;
 mod commands;
 pub mod config;

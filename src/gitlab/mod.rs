@@ -13,7 +13,16 @@ use serde_json::{json, Value};
 
 pub use client::{count_certificates, proxy_for, ApiError, Client, Reply};
 pub use time::{days_from_civil, parse_http_date, parse_iso8601};
-pub use token::{percent_encode, Token, MASK};
+pub use token::{Token, MASK};
+
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`): a project path, a
+/// file path or a ref as one path segment or query value.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+pub fn percent_encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
+}
 
 /// A commit status state (gitlab.md §A.1). herald posts `running`, then one final state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -592,6 +601,11 @@ pub fn role_name(level: u32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encodes_paths_as_one_segment() {
+        assert_eq!(percent_encode("group/sub group/proj.x~ü"), "group%2Fsub%20group%2Fproj.x~%C3%BC");
+    }
 
     #[test]
     fn recognises_the_same_state_answer() {

@@ -42,19 +42,6 @@ impl fmt::Display for Token {
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,10 +60,5 @@ mod tests {
     fn recognises_job_tokens() {
         assert!(Token::new("glcbt-64_abc").is_job_token());
         assert!(!Token::new("glpat-abc").is_job_token());
-    }
-
-    #[test]
-    fn encodes_paths() {
-        assert_eq!(percent_encode("group/sub group/proj.x"), "group%2Fsub%20group%2Fproj.x");
     }
 }

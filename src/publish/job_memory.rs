@@ -80,7 +80,7 @@ pub fn note_owed(context: &PublishContext) -> bool {
 pub fn note_fresh_until(context: &PublishContext, until: SystemTime) {
     let Some(path) = file(context, "note-fresh") else { return };
     if let Ok(since_epoch) = until.duration_since(UNIX_EPOCH) {
-        let _ = std::fs::write(path, since_epoch.as_millis().to_string());
+        let _ = crate::atomic_file::write(&path, since_epoch.as_millis().to_string());
     }
 }
 
@@ -98,7 +98,7 @@ pub fn note_fresh_for(context: &PublishContext) -> Duration {
 /// The job wrote the note with a body of this hash.
 pub fn note_written(context: &PublishContext, body_hash: u64) {
     if let Some(path) = file(context, "note-written") {
-        let _ = std::fs::write(path, body_hash.to_string());
+        let _ = crate::atomic_file::write(&path, body_hash.to_string());
     }
 }
 

@@ -16,6 +16,7 @@ mod carried;
 pub mod findings;
 pub mod job_memory;
 mod note;
+pub mod plan;
 pub mod settle;
 mod settled;
 mod status;
@@ -34,6 +35,12 @@ use crate::step::{StepName, StepOutcome};
 pub use note::{NoteSync, SyncError, Synced};
 pub use status::{allowed, final_status, is_allowed, status_name, ALLOWED};
 pub use view::{build_view, job_name_of_status, Sources};
+
+/// The client for publishing to `context`: the one place a context becomes a client (its API, token,
+/// private CA, and dry run).
+pub fn client(context: &PublishContext) -> Result<Client, String> {
+    Client::new(&context.api_url, context.token.clone(), context.ca_file.as_deref(), context.dry_run)
+}
 
 /// Most time spent on the live note update while the step runs.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -81,7 +88,7 @@ impl Publisher {
         let (step, shared_name) = (step.clone(), name.clone());
         let spawned = std::thread::Builder::new().name("publisher".into()).spawn(move || {
             crate::fault_injection::maybe_panic("publisher");
-            let plan = crate::pipeline::for_job(&context);
+            let plan = plan::for_job(&context);
             let job = plan.as_ref().and_then(|plan| plan.job(&context.job_name));
             let task = job.map_or_else(|| context.job_name.clone(), |job| job.task.clone());
             let alone = !named && job.is_some_and(|job| job.steps.len() == 1 && job.steps[0] == step.as_str());
@@ -166,11 +173,10 @@ impl Worker {
 
     fn run(self) -> Report {
         let context = &self.context;
-        let client =
-            match Client::new(&context.api_url, context.token.clone(), context.ca_file.as_deref(), context.dry_run) {
-                Ok(client) => client,
-                Err(why) => return self.failed(&why),
-            };
+        let client = match client(context) {
+            Ok(client) => client,
+            Err(why) => return self.failed(&why),
+        };
         let mut note = NoteSync::new(&client, context, self.plan.as_ref());
         if let Some(note) = note.as_mut() {
             note.job_wrote(job_memory::note_last_written(context));

@@ -13,7 +13,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -42,7 +41,7 @@ pub fn append(path: &Path, case: &TestCase<'_>) -> io::Result<()> {
         let mut text = String::new();
         file.read_to_string(&mut text).map_err(|e| invalid(path, &format!("cannot read it as UTF-8 text ({e})")))?;
         let updated = with_case(&text, case).map_err(|why| invalid(path, why))?;
-        replace_atomically(path, &updated)?;
+        crate::atomic_file::write(path, updated)?;
         return Ok(()); // the lock goes with `file`
     }
 }
@@ -51,27 +50,14 @@ fn invalid(path: &Path, why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("{}: {why}", path.display()))
 }
 
+/// `flock(LOCK_EX)` through std, again if a signal interrupts the wait.
 fn lock_exclusive(file: &File) -> io::Result<()> {
     loop {
-        // SAFETY: flock on a descriptor we own; no memory is involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(());
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
+        match file.lock() {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            locked => return locked,
         }
     }
-}
-
-fn replace_atomically(path: &Path, text: &str) -> io::Result<()> {
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{file_name}.herald-{}", std::process::id()));
-    let result = fs::write(&temporary, text).and_then(|()| fs::rename(&temporary, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    result
 }
 
 /// The document with `case` added. Pure, so every shape of existing file is tested directly.
