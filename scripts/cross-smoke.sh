@@ -35,6 +35,6 @@ trap 'rm -rf "$unpacked"' EXIT
 tar -xzf "dist/$version/herald-$version-$target.tar.gz" -C "$unpacked" herald
 echo "--- $("$qemu" "$unpacked/herald" --version), under $qemu"
 
-HERALD_TEST_BINARY="$unpacked/herald" HERALD_TEST_RUNNER="$qemu" cargo test --locked --test suite -- \
+HERALD_TEST_EVERYTHING=1 HERALD_TEST_BINARY="$unpacked/herald" HERALD_TEST_RUNNER="$qemu" cargo test --locked --test suite -- \
   supervise:: cli:: publish:: tls:: junit:: doctor:: \
   --skip supervise::orphans_that_left_the_group_are_stopped_and_reaped_too

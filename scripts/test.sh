@@ -33,5 +33,7 @@ if [ ! -x "$tools/node_modules/.bin/gitlab-ci-local" ]; then
   npm install --prefix "$tools" --no-audit --no-fund --silent gitlab-ci-local@4.72.0
 fi
 export GITLAB_CI_LOCAL="$tools/node_modules/.bin/gitlab-ci-local"
+# Everything is installed now: a test that finds a tool missing fails instead of skipping.
+export HERALD_TEST_EVERYTHING=1
 
 cargo test --locked "$@"

@@ -276,15 +276,40 @@ fn live_writes(gitlab: &GitLab) -> usize {
     requests.iter().filter(|r| r.method == "PUT" && r.at < final_post).count()
 }
 
-/// Runs a step of `seconds` in MR !1's merged-results pipeline, whose note already exists and
-/// was last written `age` seconds ago, with HERALD_MIN_UPDATE_INTERVAL=`interval`.
-fn step_with_note_aged(age: f64, interval: &str, seconds: &str) -> GitLab {
+/// How long the step of `step_with_note_aged` runs.
+enum Step {
+    /// Until the note's live write arrives: a live write is expected, however slow the machine.
+    UntilLiveWrite,
+    /// This many seconds: no live write is expected within them.
+    For(&'static str),
+}
+
+/// Runs a step in MR !1's merged-results pipeline, whose note already exists and was last written
+/// `age` seconds ago, with HERALD_MIN_UPDATE_INTERVAL=`interval`.
+fn step_with_note_aged(age: f64, interval: &str, step: Step) -> GitLab {
     let gitlab = GitLab::start();
     let id = gitlab.with(|w| w.add_note(1, 100, "<!-- herald:note pipeline=1003 -->\nearlier\n"));
     gitlab.with(|w| w.age_note(id, age));
-    let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+    let dir = crate::support::TempDir::new("live-write");
+    let go = dir.join("go");
+    let script = match step {
+        Step::UntilLiveWrite => format!("while [ ! -e '{}' ]; do sleep 0.05; done", go.display()),
+        Step::For(seconds) => format!("sleep {seconds}"),
+    };
+    let child = herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
         .env("HERALD_MIN_UPDATE_INTERVAL", interval)
-        .args(["run", "--name", "unit", "--", "sleep", seconds]));
+        .args(["run", "--name", "unit", "--", "sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Step::UntilLiveWrite = step {
+        crate::support::wait_until("the live note write", || {
+            gitlab.requests().iter().any(|r| r.method == "PUT" && r.path.contains("/notes/"))
+        });
+        std::fs::write(&go, "").unwrap();
+    }
+    let finished = crate::support::finish(child);
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
     let note = &gitlab.with(|w| w.herald_notes(1))[0];
     assert!(note.body.contains("✅ unit passed in"), "the final write always happens: {}", note.body);
@@ -294,15 +319,15 @@ fn step_with_note_aged(age: f64, interval: &str, seconds: &str) -> GitLab {
 #[test]
 fn live_writes_wait_for_the_minimum_interval() {
     // Written a moment ago by another job: no live write during the step.
-    assert_eq!(live_writes(&step_with_note_aged(0.0, "60s", "2")), 0);
-    // Older than the interval: a step still running after a second shows as running.
-    assert_eq!(live_writes(&step_with_note_aged(100.0, "20s", "2")), 1);
+    assert_eq!(live_writes(&step_with_note_aged(0.0, "60s", Step::For("2"))), 0);
+    // Older than the interval: a step still running after a second shows as running (once).
+    assert_eq!(live_writes(&step_with_note_aged(100.0, "20s", Step::UntilLiveWrite)), 1);
     // A step that ends within a second is not shown running at all: its final write follows.
-    assert_eq!(live_writes(&step_with_note_aged(100.0, "20s", "0.2")), 0);
+    assert_eq!(live_writes(&step_with_note_aged(100.0, "20s", Step::For("0.2"))), 0);
     // 0 turns the throttle off.
-    assert_eq!(live_writes(&step_with_note_aged(0.0, "0", "2")), 1);
+    assert_eq!(live_writes(&step_with_note_aged(0.0, "0", Step::UntilLiveWrite)), 1);
     // Too fresh at the start, but the step outlives the interval: the live write follows then.
-    assert_eq!(live_writes(&step_with_note_aged(0.0, "2s", "4")), 1);
+    assert_eq!(live_writes(&step_with_note_aged(0.0, "2s", Step::UntilLiveWrite)), 1);
 }
 
 /// A job of two planned steps, as a runner runs it: its checkout with the configuration, its id

@@ -136,11 +136,15 @@ fn a_child_that_ignores_sigterm_is_killed_after_the_grace_period() {
 fn a_second_signal_kills_at_once() {
     let dir = TempDir::new("second");
     let ready = dir.join("ready");
-    let script = format!("trap '' TERM; touch {}; while :; do sleep 0.05; done", ready.display());
-    // A grace longer than the test's patience: only escalation can end this in time.
+    let forwarded = dir.join("forwarded");
+    // The step notes the first TERM (and lives on); a grace longer than the test's patience:
+    // only escalation can end this in time.
+    let script =
+        format!("trap 'touch {}' TERM; touch {}; while :; do sleep 0.05; done", forwarded.display(), ready.display());
     let herald = start_and_wait_until_ready(&["--grace", "1h"], &script, &ready);
     send_signal(herald.id(), libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(100));
+    // The second only once herald has passed the first on: two pending TERMs would be one.
+    wait_for_file(&forwarded);
     send_signal(herald.id(), libc::SIGTERM);
     assert_eq!(finish(herald).code, Some(128 + libc::SIGKILL));
 }
@@ -346,8 +350,11 @@ fn orphans_that_end_during_the_step_are_reaped_at_once() {
 fn as_pid_1_herald_reaps_everything_and_passes_the_code_back() {
     // A new PID namespace makes herald PID 1, as in a container (`docker run … herald run …`).
     let probe = std::process::Command::new("unshare").args(["--pid", "--fork", "--mount-proc", "true"]).output();
-    if !probe.is_ok_and(|out| out.status.success()) {
-        panic!("this test needs `unshare --pid --fork --mount-proc` (util-linux, as root); it failed here");
+    if !crate::support::available(
+        "`unshare --pid --fork --mount-proc` (util-linux, as root)",
+        probe.is_ok_and(|out| out.status.success()),
+    ) {
+        return;
     }
     let script =
         format!("echo \"herald is $PPID\"; ( sleep 0.1 & ); sleep 300 & sleep 1; {COUNT_HERALDS_ZOMBIES}; exit 3");
