@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::context::{self, Publishing};
+use crate::env::{ConfigError, Env};
 use crate::report::excerpt::Secrets;
 use crate::step::StepName;
 use crate::supervise::Limits;
@@ -57,79 +58,20 @@ pub struct RunSettings {
 /// Most lines `HERALD_FAILURE_TAIL` may ask for.
 const MOST_TAIL_LINES: usize = 1000;
 
-/// A configuration mistake: herald exits 125 with this one line, before the step runs.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    pub fn new(message: impl Into<String>) -> ConfigError {
-        ConfigError(message.into())
-    }
-}
-
-/// Reads one environment variable; `std::env::var_os` in the binary, a map in tests.
-pub trait Env {
-    fn get(&self, key: &str) -> Option<OsString>;
-
-    /// Every variable, for finding secrets to mask.
-    fn vars(&self) -> Vec<(String, String)>;
-
-    /// A variable that is set to something other than blanks.
-    fn non_empty(&self, key: &str) -> Option<OsString> {
-        self.get(key).filter(|value| !value.to_string_lossy().trim().is_empty())
-    }
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn get(&self, key: &str) -> Option<OsString> {
-        std::env::var_os(key)
-    }
-
-    fn vars(&self) -> Vec<(String, String)> {
-        std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect()
-    }
-}
-
-/// An environment of fixed pairs, for unit tests of everything that reads variables.
-#[cfg(test)]
-pub(crate) struct MapEnv(pub std::collections::HashMap<&'static str, &'static str>);
-
-#[cfg(test)]
-impl MapEnv {
-    pub(crate) fn of(pairs: &[(&'static str, &'static str)]) -> MapEnv {
-        MapEnv(pairs.iter().copied().collect())
-    }
-}
-
-#[cfg(test)]
-impl Env for MapEnv {
-    fn get(&self, key: &str) -> Option<OsString> {
-        self.0.get(key).map(OsString::from)
-    }
-
-    fn vars(&self) -> Vec<(String, String)> {
-        self.0.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-}
-
 impl RunSettings {
     pub fn resolve(args: RunRequest, env: &dyn Env) -> Result<RunSettings, ConfigError> {
         if args.command.first().is_none_or(|program| program.is_empty()) {
-            return Err(ConfigError("missing command: write it after '--', e.g. herald run -- cargo test".into()));
+            return Err(ConfigError::new("missing command: write it after '--', e.g. herald run -- cargo test"));
         }
         let named = args.name.is_some();
         let name = args.name.as_ref().map(|name| name.to_string_lossy());
         let step = match name.as_deref().map(str::trim) {
-            Some("") => return Err(ConfigError("--name must not be empty".into())),
+            Some("") => return Err(ConfigError::new("--name must not be empty")),
             Some(name) => StepName::new(name),
             None => StepName::from_command(&args.command),
         };
         if args.timeout == Some(Duration::ZERO) {
-            return Err(ConfigError("--timeout must be more than 0".into()));
+            return Err(ConfigError::new("--timeout must be more than 0"));
         }
         let job_name = env
             .non_empty("HERALD_JOB_NAME")
@@ -141,7 +83,7 @@ impl RunSettings {
                 Ok(0) => None,
                 Ok(lines) if lines <= MOST_TAIL_LINES => Some(lines),
                 _ => {
-                    return Err(ConfigError(format!(
+                    return Err(ConfigError::new(format!(
                         "HERALD_FAILURE_TAIL must be a number of lines from 0 to {MOST_TAIL_LINES} (it is '{}')",
                         value.to_string_lossy()
                     )))
@@ -169,6 +111,7 @@ impl RunSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::env::MapEnv;
 
     fn args(command: &[&str]) -> RunRequest {
         RunRequest { command: command.iter().map(OsString::from).collect(), ..RunRequest::default() }
@@ -227,7 +170,7 @@ mod tests {
         assert_eq!(settings.step.as_str(), "unit");
         assert_eq!(settings.limits, Limits { timeout: Some(Duration::from_secs(60)), grace: Duration::from_secs(2) });
 
-        assert!(RunSettings::resolve(args(&[]), &env(&[])).unwrap_err().0.contains("missing command"));
+        assert!(RunSettings::resolve(args(&[]), &env(&[])).unwrap_err().to_string().contains("missing command"));
         assert!(RunSettings::resolve(args(&[""]), &env(&[])).is_err());
         let mut unnamed = args(&["make"]);
         unnamed.name = Some("  ".into());

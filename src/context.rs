@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{ConfigError, Env};
 use crate::duration::parse_duration;
+use crate::env::{ConfigError, Env};
 use crate::gitlab::Token;
 
 /// `HERALD_MODE`: when herald publishes at all.
@@ -292,7 +292,7 @@ mod http_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
     use std::collections::HashMap;
 
     const BRANCH_PIPELINE: &[(&str, &str)] = &[

@@ -7,16 +7,17 @@
 
 #[macro_use]
 pub mod log;
-mod atomic_file;
 pub mod cli;
 mod commands;
 pub mod config;
 pub mod context;
 pub mod duration;
+pub mod env;
 mod fault_injection;
 pub mod findings;
 pub mod gitlab;
 pub mod output;
+mod persist;
 pub mod pipeline;
 pub mod publish;
 pub mod redact;

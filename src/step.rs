@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::duration::format_duration;
-use crate::supervise::signal_name;
 
 /// The readable name of a step: `--name`, or a short form of the command (`cargo test`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +43,7 @@ impl StepName {
         let takes_script = |arg: &str| arg.starts_with('-') && !arg.starts_with("--") && arg.contains('c');
         args.by_ref().find(|arg| takes_script(arg))?;
         let script = args.next()?;
-        let words: Vec<OsString> = crate::pipeline::steps::shell_words(&script)
+        let words: Vec<OsString> = shell_words(&script)
             .into_iter()
             .skip_while(|word| word.contains('=') && !word.starts_with('='))
             .take_while(|word| !matches!(word.as_str(), "&&" | "||" | ";" | "|" | "&"))
@@ -207,6 +206,99 @@ impl StepOutcome {
             }
         }
     }
+}
+
+/// How the description of a failure that does not count against the pipeline begins: a step
+/// that failed in a job that passed anyway or may fail, posted as `success` (gitlab.md §J: a
+/// status has no `allow_failure`). The note shows such a step as an allowed failure.
+pub const ALLOWED: &str = "allowed: ";
+
+/// `SIGTERM` for 15, and so on; `signal 42` for numbers without a common name.
+pub fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => return format!("signal {signal}"),
+    };
+    name.to_owned()
+}
+
+/// POSIX-shell-like words: quotes and backslashes honoured, `&& || ; | &` as words of their own.
+/// Not a shell: expansions stay as written, which is all a step's name needs.
+pub fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    word.push(c);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => word.extend(chars.next()),
+                        c => word.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                word.extend(chars.next());
+            }
+            '#' if !in_word => break, // a comment
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '&' | '|' | ';' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+                let double = (c == '&' || c == '|') && chars.peek() == Some(&c);
+                if double {
+                    chars.next();
+                }
+                words.push(if double { format!("{c}{c}") } else { c.to_string() });
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
 }
 
 #[cfg(test)]

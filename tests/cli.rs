@@ -43,7 +43,8 @@ fn usage_errors_exit_125_with_one_line() {
 }
 
 /// The layers of docs/design.md §2: only `main` uses `cli`, and only `cli` (and the commands
-/// themselves) use `commands`; everything below the entry points is reached from above.
+/// themselves) use `commands`; and the top-level modules' `crate::` references form no cycle, so
+/// every module has a place in one order from the entry points down to `step` and `output`.
 #[test]
 fn the_layers_do_not_reach_upward() {
     fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
@@ -59,6 +60,8 @@ fn the_layers_do_not_reach_upward() {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&src, &mut files);
+    // module → the modules it names (`crate::x`, or `x` inside `use crate::{…}`)
+    let mut uses: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
     for file in files {
         let relative = file.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&file).unwrap();
@@ -68,5 +71,41 @@ fn the_layers_do_not_reach_upward() {
         if relative != "cli.rs" && relative != "lib.rs" && !relative.starts_with("commands/") {
             assert!(!text.contains("crate::commands"), "{relative} reaches up into commands");
         }
+        let module = relative.split('/').next().unwrap().trim_end_matches(".rs").to_owned();
+        let named = uses.entry(module.clone()).or_default();
+        let word = |s: &str| s.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect::<String>();
+        for (at, _) in text.match_indices("crate::") {
+            let rest = &text[at + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let group = &group[..group.find('}').unwrap_or(group.len())];
+                named.extend(group.split(',').map(|part| word(part.trim())).filter(|m| !m.is_empty()));
+            } else {
+                named.insert(word(rest));
+            }
+        }
+        named.remove(&module);
+    }
+    // Depth-first: a module met again while still on the path closes a cycle.
+    fn visit<'a>(
+        module: &'a str,
+        uses: &'a std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut std::collections::BTreeSet<&'a str>,
+    ) {
+        if let Some(at) = path.iter().position(|m| *m == module) {
+            panic!("the modules form a cycle: {}", [&path[at..], &[module]].concat().join(" → "));
+        }
+        if !done.insert(module) {
+            return;
+        }
+        path.push(module);
+        for next in uses.get(module).into_iter().flatten() {
+            visit(next, uses, path, done);
+        }
+        path.pop();
+    }
+    let mut done = Default::default();
+    for module in uses.keys() {
+        visit(module, &uses, &mut Vec::new(), &mut done);
     }
 }

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::ProcessEnv;
 use crate::context::{self, AsIfPublishing, Publishing};
+use crate::env::ProcessEnv;
 use crate::gitlab::{self, days_from_civil, ApiError};
 use crate::output::say;
 

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::config::{Env, ProcessEnv};
 use crate::context::{self, PublishContext, Publishing};
+use crate::env::{Env, ProcessEnv};
 use crate::findings::report::{self, Format};
 use crate::findings::Finding;
 use crate::output::{say, Failure, Outcome};

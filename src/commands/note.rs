@@ -17,8 +17,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::{Env, ProcessEnv};
 use crate::context::{self, PublishContext, Publishing};
+use crate::env::{Env, ProcessEnv};
 use crate::gitlab::Client;
 use crate::output::{say, Failure, Outcome};
 use crate::pipeline::Pipeline;

@@ -3,8 +3,9 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::commands::findings::{count, publish, read_reports};
-use crate::config::{ProcessEnv, RunRequest, RunSettings};
+use crate::config::{RunRequest, RunSettings};
 use crate::context::Publishing;
+use crate::env::ProcessEnv;
 use crate::findings::report::Format;
 use crate::output::{say, Failure, Outcome};
 use crate::publish::{job_memory, Publisher};

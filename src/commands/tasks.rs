@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::config::{Env, ProcessEnv};
+use crate::env::{Env, ProcessEnv};
 use crate::gitlab::Client;
 use crate::output::{Failure, Outcome};
 use crate::pipeline::fetch::GitLabFetch;

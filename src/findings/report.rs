@@ -337,8 +337,7 @@ fn number_fingerprints(findings: &mut [Finding]) {
         );
         let count = seen.entry(key.clone()).or_default();
         *count += 1;
-        finding.fingerprint =
-            format!("{:016x}", crate::publish::job_memory::stable_hash(format!("{key}\n{count}").as_bytes()));
+        finding.fingerprint = format!("{:016x}", crate::persist::stable_hash(format!("{key}\n{count}").as_bytes()));
     }
 }
 

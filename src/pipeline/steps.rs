@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 
-use crate::step::StepName;
+use crate::step::{shell_words, StepName};
 
 /// A job's step names with repeats told apart as `herald run` tells them apart when they run:
 /// the second `sh` of a job is `sh (2)`, the third `sh (3)`. Every step stays visible.
@@ -85,68 +85,6 @@ fn is_assignment(word: &str) -> bool {
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit())
     })
-}
-
-/// POSIX-shell-like words: quotes and backslashes honoured, `&& || ; | &` as words of their own.
-/// Not a shell: expansions stay as written, which is all a step's name needs.
-pub fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                for c in chars.by_ref() {
-                    if c == '\'' {
-                        break;
-                    }
-                    word.push(c);
-                }
-            }
-            '"' => {
-                in_word = true;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => word.extend(chars.next()),
-                        c => word.push(c),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                word.extend(chars.next());
-            }
-            '#' if !in_word => break, // a comment
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '&' | '|' | ';' => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-                let double = (c == '&' || c == '|') && chars.peek() == Some(&c);
-                if double {
-                    chars.next();
-                }
-                words.push(if double { format!("{c}{c}") } else { c.to_string() });
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
 }
 
 #[cfg(test)]

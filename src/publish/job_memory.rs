@@ -19,14 +19,9 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::Env;
 use crate::context::PublishContext;
-
-/// A stable 64-bit FNV-1a hash, the same in every herald build and process (std's hasher is
-/// not promised to be): for file names and for values kept between a job's steps.
-pub fn stable_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
-}
+use crate::env::Env;
+use crate::persist::stable_hash;
 
 /// The user's private directory for job state: `<tmp>/herald-<uid>`, mode 0700, owned by the
 /// user and not a symlink; None (nothing is kept, which costs requests only) when it cannot be
@@ -80,7 +75,7 @@ pub fn note_owed(context: &PublishContext) -> bool {
 pub fn note_fresh_until(context: &PublishContext, until: SystemTime) {
     let Some(path) = file(context, "note-fresh") else { return };
     if let Ok(since_epoch) = until.duration_since(UNIX_EPOCH) {
-        let _ = crate::atomic_file::write(&path, since_epoch.as_millis().to_string());
+        let _ = crate::persist::write_atomically(&path, since_epoch.as_millis().to_string());
     }
 }
 
@@ -98,7 +93,7 @@ pub fn note_fresh_for(context: &PublishContext) -> Duration {
 /// The job wrote the note with a body of this hash.
 pub fn note_written(context: &PublishContext, body_hash: u64) {
     if let Some(path) = file(context, "note-written") {
-        let _ = crate::atomic_file::write(&path, body_hash.to_string());
+        let _ = crate::persist::write_atomically(&path, body_hash.to_string());
     }
 }
 

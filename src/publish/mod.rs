@@ -33,7 +33,7 @@ use crate::gitlab::{self, ApiError, Client, Posted, StatusPost, StatusState};
 use crate::pipeline::Pipeline;
 use crate::step::{StepName, StepOutcome};
 pub use note::{NoteSync, SyncError, Synced};
-pub use status::{allowed, final_status, is_allowed, status_name, ALLOWED};
+pub use status::{allowed, final_status, is_allowed, status_name};
 pub use view::{build_view, job_name_of_status, Sources};
 
 /// The client for publishing to `context`: the one place a context becomes a client (its API, token,

@@ -647,7 +647,7 @@ impl<'c> NoteSync<'c> {
 
 /// A body's fingerprint, to recognise it again in a later process of the same job.
 fn body_hash(body: &str) -> u64 {
-    super::job_memory::stable_hash(body.trim_end().as_bytes())
+    crate::persist::stable_hash(body.trim_end().as_bytes())
 }
 
 struct Guard<'a> {

@@ -38,6 +38,6 @@ pub fn for_job(context: &PublishContext) -> Option<Pipeline> {
 /// Whole or not at all: a parallel step never reads half a file.
 fn write_cache(path: &Path, pipeline: &Option<Pipeline>) {
     if let Ok(bytes) = serde_json::to_vec(pipeline) {
-        let _ = crate::atomic_file::write(path, bytes);
+        let _ = crate::persist::write_atomically(path, bytes);
     }
 }

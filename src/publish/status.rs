@@ -4,7 +4,7 @@
 use crate::gitlab::StatusState;
 use crate::report::cut_to_bytes;
 use crate::report::excerpt::{anchored, fold_tail};
-use crate::step::{StepName, StepOutcome, Verdict};
+use crate::step::{StepName, StepOutcome, Verdict, ALLOWED};
 
 const LIMIT: usize = 255;
 
@@ -18,7 +18,7 @@ pub fn status_name(prefix: &str, task: &str, step: &StepName, alone: bool) -> St
         return full;
     }
     // One hash for values that must be the same in every herald build (job_memory's).
-    let suffix = format!("~{:08x}", super::job_memory::stable_hash(full.as_bytes()) as u32);
+    let suffix = format!("~{:08x}", crate::persist::stable_hash(full.as_bytes()) as u32);
     format!("{}{suffix}", cut_to_bytes(&full, LIMIT - suffix.len()))
 }
 
@@ -44,11 +44,6 @@ pub fn final_status(outcome: &StepOutcome, excerpt: &[String], also: Option<&str
     };
     (state, cut_to_bytes(&description, LIMIT).to_owned())
 }
-
-/// How the description of a failure that does not count against the pipeline begins: a step
-/// that failed in a job that passed anyway or may fail, posted as `success` (gitlab.md §J: a
-/// status has no `allow_failure`). The note shows such a step as an allowed failure.
-pub const ALLOWED: &str = "allowed: ";
 
 /// The description of an allowed failure, within GitLab's limit.
 pub fn allowed(description: &str) -> String {

@@ -215,7 +215,7 @@ fn stage_rank(jobs: &[&PipelineJob], stage: &str) -> u64 {
 /// The excerpt a status description carries (`HERALD_FAILURE_TAIL`: `failed (exit 2) after
 /// 4.1s: line ⏎ line`), as lines: the fallback when the job log has none yet.
 fn excerpt_of_description(description: &str) -> Vec<String> {
-    let description = description.strip_prefix(crate::publish::ALLOWED).unwrap_or(description);
+    let description = description.strip_prefix(crate::step::ALLOWED).unwrap_or(description);
     match description.split_once(": ") {
         Some((_, tail)) => tail.split(" ⏎ ").map(str::to_owned).collect(),
         None => Vec::new(),

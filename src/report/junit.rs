@@ -41,7 +41,7 @@ pub fn append(path: &Path, case: &TestCase<'_>) -> io::Result<()> {
         let mut text = String::new();
         file.read_to_string(&mut text).map_err(|e| invalid(path, &format!("cannot read it as UTF-8 text ({e})")))?;
         let updated = with_case(&text, case).map_err(|why| invalid(path, why))?;
-        crate::atomic_file::write(path, updated)?;
+        crate::persist::write_atomically(path, updated)?;
         return Ok(()); // the lock goes with `file`
     }
 }

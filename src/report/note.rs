@@ -152,7 +152,7 @@ impl StepState {
     /// From one of herald's statuses: its state, and its description for allowed failures.
     pub fn of_step(status: &str, description: &str) -> StepState {
         match StepState::from_status(status) {
-            StepState::Passed if description.starts_with(crate::publish::ALLOWED) => StepState::Allowed,
+            StepState::Passed if description.starts_with(crate::step::ALLOWED) => StepState::Allowed,
             state => state,
         }
     }
@@ -635,7 +635,7 @@ fn step_part(name: &str, state: StepState, result: &str) -> String {
 /// What the note shows of a status description: without the `allowed: ` mark (the note says it
 /// in its own way) and without the output excerpt herald may append after `: `.
 pub fn headline(description: &str) -> &str {
-    let description = description.strip_prefix(crate::publish::ALLOWED).unwrap_or(description);
+    let description = description.strip_prefix(crate::step::ALLOWED).unwrap_or(description);
     description.split_once(": ").map_or(description, |(head, _)| head)
 }
 

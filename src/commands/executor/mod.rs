@@ -27,8 +27,9 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::config::{Env, ProcessEnv, RunRequest, RunSettings};
+use crate::config::{RunRequest, RunSettings};
 use crate::context::Publishing;
+use crate::env::{Env, ProcessEnv};
 use crate::output::{Failure, Outcome};
 use crate::step::StepEnd;
 use crate::supervise::Supervisor;
@@ -173,7 +174,7 @@ fn find_program(program: &str) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
     use std::collections::HashMap;
 
     #[test]
