@@ -34,7 +34,8 @@ musl_target="$arch-unknown-linux-musl"
 cargo build --quiet --release
 herald_glibc="target/release/herald"
 if rustup target list --installed 2>/dev/null | grep -qx "$musl_target" && command -v musl-gcc >/dev/null 2>&1; then
-  cargo build --quiet --release --target "$musl_target"
+  # The C compiler named as install.sh and release.sh name it: the three share one build.
+  env "CC_$(echo "$musl_target" | tr '-' '_')=musl-gcc" cargo build --quiet --release --target "$musl_target"
   herald="target/$musl_target/release/herald"
   build="static musl release build ($musl_target)"
 else
