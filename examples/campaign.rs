@@ -19,6 +19,10 @@
 mod gitlab;
 
 #[allow(dead_code)]
+#[path = "../tests/support/tls.rs"]
+mod tls;
+
+#[allow(dead_code)]
 #[path = "../tests/support/campaign.rs"]
 mod campaign;
 

@@ -8,6 +8,10 @@
 #[path = "../tests/support/gitlab.rs"]
 mod gitlab;
 
+#[allow(dead_code)]
+#[path = "../tests/support/tls.rs"]
+mod tls;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 

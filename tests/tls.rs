@@ -4,7 +4,9 @@
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 
-use crate::support::{herald, run, wait_until, TempDir};
+use crate::support::gitlab::{GitLab, TOKEN_DEVELOPER};
+use crate::support::tls::Certificates;
+use crate::support::{herald, herald_in_ci, run, wait_until, PipelineKind, TempDir};
 
 struct TlsServer {
     process: Child,
@@ -18,49 +20,9 @@ impl Drop for TlsServer {
     }
 }
 
-fn openssl(dir: &TempDir, args: &[&str]) {
-    let output = Command::new("openssl").args(args).current_dir(dir.path()).output().unwrap();
-    assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-}
-
 /// A CA, a server certificate for localhost signed by it, and a server answering `/api/v4/user`.
 fn start_server(dir: &TempDir) -> TlsServer {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(
-        dir,
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=herald test CA"],
-        ]
-        .concat(),
-    );
-    openssl(
-        dir,
-        &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat(),
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
-        .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-    );
+    Certificates::new(dir.path());
     std::fs::create_dir_all(dir.join("api/v4")).unwrap();
     std::fs::write(dir.join("api/v4/user"), r#"{"id": 7, "username": "tls_bot", "bot": true}"#).unwrap();
 
@@ -124,4 +86,29 @@ fn an_unusable_ca_file_is_named() {
         .args(["run", "--", "true"]));
     assert_eq!(finished.code, Some(0), "the step's code, whatever the CA file");
     assert!(finished.stderr_text().contains("holds no PEM certificate"), "{}", finished.stderr_text());
+}
+
+/// A step published over HTTPS, as to a self-hosted GitLab with a private CA: the status and
+/// the note, every request of the process on connections it keeps alive, since at a distance a
+/// new connection costs a TCP and a TLS handshake (issue #19).
+#[test]
+fn a_step_publishes_over_tls_on_kept_alive_connections() {
+    if !crate::support::needs("openssl") {
+        return;
+    }
+    let dir = TempDir::new("tls-standin");
+    let certificates = Certificates::new(dir.path());
+    let gitlab = GitLab::start_tls(&certificates);
+    let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+        .env("HERALD_CA_FILE", &certificates.ca)
+        .args(["run", "--name", "unit", "--", "true"]));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert!(finished.stderr_text().is_empty() || !finished.stderr_text().contains("not published"), "{}", finished.stderr_text());
+    let statuses = gitlab.with(|w| w.all_statuses());
+    assert_eq!(statuses.iter().map(|s| s.status.as_str()).collect::<Vec<_>>(), ["success"]);
+    assert_eq!(gitlab.with(|w| w.herald_notes(1)).len(), 1);
+    let (requests, connections) = gitlab.with(|w| (w.requests.len(), w.connections));
+    eprintln!("{requests} requests over {connections} connection(s)");
+    assert!(requests >= 4, "a status and the note: {requests} requests");
+    assert_eq!(connections, 1, "{requests} requests took {connections} connections");
 }

@@ -324,6 +324,11 @@ pub struct World {
     pub answered_429: usize,
     /// Answer the statuses list oldest first whatever `sort` says, as GitLab before `sort` did.
     pub ignores_status_sort: bool,
+    /// GitLab as far away as this round trip: each answer waits it once, and a new connection
+    /// once more (TCP's handshake) and, over TLS, once again (TLS 1.3's). Zero on loopback.
+    pub round_trip: Duration,
+    /// Connections accepted so far (a client that keeps its connection alive opens few).
+    pub connections: usize,
     next_id: u64,
     clock: u64,
 }
@@ -396,6 +401,8 @@ impl World {
             requests: Vec::new(),
             answered_429: 0,
             ignores_status_sort: false,
+            round_trip: Duration::ZERO,
+            connections: 0,
             next_id: 5000,
             clock: 0,
         };
@@ -575,31 +582,44 @@ pub struct GitLab {
     address: SocketAddr,
     world: Arc<Mutex<World>>,
     stopping: Arc<AtomicBool>,
+    scheme: &'static str,
 }
 
 impl GitLab {
+    /// Plain HTTP on loopback.
     pub fn start() -> GitLab {
+        GitLab::serving(None)
+    }
+
+    /// HTTPS, with `certificates`' server certificate (for 127.0.0.1): herald trusts it through
+    /// HERALD_CA_FILE set to `certificates.ca`.
+    pub fn start_tls(certificates: &super::tls::Certificates) -> GitLab {
+        GitLab::serving(Some(Arc::new(certificates.server_config())))
+    }
+
+    fn serving(tls: Option<Arc<rustls::ServerConfig>>) -> GitLab {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the stand-in");
         let address = listener.local_addr().unwrap();
         let world = Arc::new(Mutex::new(World::standard()));
         let stopping = Arc::new(AtomicBool::new(false));
         let (shared, stop) = (world.clone(), stopping.clone());
+        let scheme = if tls.is_some() { "https" } else { "http" };
         thread::spawn(move || {
             for connection in listener.incoming() {
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(connection) = connection else { continue };
-                let (shared, stop) = (shared.clone(), stop.clone());
-                thread::spawn(move || serve(connection, &shared, &stop));
+                let (shared, stop, tls) = (shared.clone(), stop.clone(), tls.clone());
+                thread::spawn(move || serve(connection, &shared, &stop, tls));
             }
         });
-        GitLab { address, world, stopping }
+        GitLab { address, world, stopping, scheme }
     }
 
     /// The API root, as `CI_API_V4_URL` would give it.
     pub fn api_url(&self) -> String {
-        format!("http://{}/api/v4", self.address)
+        format!("{}://{}/api/v4", self.scheme, self.address)
     }
 
     /// Reads or changes the world.
@@ -645,32 +665,75 @@ impl Answer {
     }
 }
 
-fn serve(mut connection: TcpStream, world: &Mutex<World>, stopping: &AtomicBool) {
-    let _ = connection.set_read_timeout(Some(Duration::from_secs(10)));
-    let Some(mut request) = read_request(&connection) else { return };
+/// What a connection is read from and written to: the TCP stream, or TLS over it.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// One connection, kept alive for as many requests as the client sends on it (as GitLab's
+/// front end does), each answered in turn.
+fn serve(tcp: TcpStream, world: &Mutex<World>, stopping: &AtomicBool, tls: Option<Arc<rustls::ServerConfig>>) {
     let lock = || world.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if request.method == "CONNECT" {
-        // Playing an HTTPS proxy: open the tunnel, then serve what comes through it.
-        let host = request.path.trim_start_matches('/').to_owned();
-        lock().requests.push(request);
-        if connection.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").is_err() {
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = tcp.set_nodelay(true);
+    let Ok(socket) = tcp.try_clone() else { return };
+    lock().connections += 1;
+    // A new connection costs the client a round trip (TCP's handshake); TLS 1.3's, one more.
+    let round_trip = lock().round_trip;
+    thread::sleep(round_trip);
+    let stream: Box<dyn Stream> = match tls {
+        Some(config) => {
+            thread::sleep(round_trip);
+            let Ok(session) = rustls::ServerConnection::new(config) else { return };
+            Box::new(rustls::StreamOwned::new(session, tcp))
+        }
+        None => Box::new(tcp),
+    };
+    let mut connection = BufReader::new(stream);
+    // Playing an HTTPS proxy: after CONNECT, what comes through the tunnel is for that host.
+    let mut tunnel: Option<String> = None;
+    while let Some(mut request) = read_request(&mut connection) {
+        if request.method == "CONNECT" {
+            let host = request.path.trim_start_matches('/').to_owned();
+            lock().requests.push(request);
+            if connection.get_mut().write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").is_err() {
+                return;
+            }
+            tunnel = Some(host);
+            continue;
+        }
+        if tunnel.is_some() {
+            request.proxied_host = tunnel.clone();
+        }
+        let closing = request.headers.get("connection").is_some_and(|value| value.eq_ignore_ascii_case("close"));
+        if !answer(request, connection.get_mut(), &socket, world, stopping) || closing {
             return;
         }
-        let Some(tunnelled) = read_request(&connection) else { return };
-        request = Recorded { proxied_host: Some(host), ..tunnelled };
     }
+}
+
+/// Answers one request, faults included; false when the connection must end with it.
+fn answer(
+    mut request: Recorded,
+    connection: &mut dyn Stream,
+    socket: &TcpStream,
+    world: &Mutex<World>,
+    stopping: &AtomicBool,
+) -> bool {
+    let lock = || world.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let fault = lock().faults.pick(&request.method, &request.path);
     request.fault = fault;
     lock().requests.push(request.clone());
+    let round_trip = lock().round_trip;
+    thread::sleep(round_trip);
 
     let answer = match fault {
-        Some(Fault::Reset) => return reset(connection),
+        Some(Fault::Reset) => return reset(socket),
         Some(Fault::Hang) => {
             let until = Instant::now() + Duration::from_secs(120);
             while Instant::now() < until && !stopping.load(Ordering::SeqCst) {
                 thread::sleep(Duration::from_millis(20));
             }
-            return;
+            return false;
         }
         Some(Fault::ServerError(status)) => Answer {
             status,
@@ -686,7 +749,7 @@ fn serve(mut connection: TcpStream, world: &Mutex<World>, stopping: &AtomicBool)
         },
         Some(Fault::ResetAfterApplying) => {
             route(&request, &mut lock());
-            return reset(connection);
+            return reset(socket);
         }
         Some(Fault::Slow(delay)) => {
             thread::sleep(delay);
@@ -702,22 +765,22 @@ fn serve(mut connection: TcpStream, world: &Mutex<World>, stopping: &AtomicBool)
         text.push_str(&format!("{name}: {value}\r\n"));
     }
     text.push_str(&format!("Date: {}\r\n", http_date(unix_now())));
-    text.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", answer.body.len()));
+    text.push_str(&format!("Content-Length: {}\r\n\r\n", answer.body.len()));
+    let mut bytes = text.into_bytes();
     if fault == Some(Fault::CutBody) {
         // Half the bytes, wherever that falls (inside a character too, as a dropped connection does).
-        let mut bytes = text.into_bytes();
         bytes.extend_from_slice(&answer.body[..answer.body.len() / 2]);
         let _ = connection.write_all(&bytes);
-        return reset(connection);
+        let _ = connection.flush();
+        return reset(socket);
     }
-    let mut bytes = text.into_bytes();
     bytes.extend_from_slice(&answer.body);
-    let _ = connection.write_all(&bytes);
-    let _ = connection.flush();
+    connection.write_all(&bytes).and_then(|()| connection.flush()).is_ok()
 }
 
 /// Closes with RST instead of FIN: what a crashed proxy or a dropped connection looks like.
-fn reset(connection: TcpStream) {
+/// Returns false: the connection ends (the caller drops it, and with it the socket).
+fn reset(connection: &TcpStream) -> bool {
     use std::os::fd::AsRawFd;
     let linger = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: setsockopt with a valid socket and a correctly sized linger struct.
@@ -730,7 +793,7 @@ fn reset(connection: TcpStream) {
             std::mem::size_of::<libc::linger>() as libc::socklen_t,
         );
     }
-    drop(connection);
+    false
 }
 
 fn rack_attack_429(retry_after_secs: u64) -> Answer {
@@ -750,8 +813,7 @@ fn rack_attack_429(retry_after_secs: u64) -> Answer {
     }
 }
 
-fn read_request(connection: &TcpStream) -> Option<Recorded> {
-    let mut reader = BufReader::new(connection);
+fn read_request(reader: &mut impl BufRead) -> Option<Recorded> {
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();

@@ -4,6 +4,7 @@
 pub mod campaign;
 pub mod gitlab;
 pub mod snapshot;
+pub mod tls;
 pub mod trust_campaign;
 
 use std::io::Read;
