@@ -26,6 +26,27 @@ fn concurrent_jobs_keep_every_exit_code_and_end_with_one_true_note() {
     eprintln!("12 jobs × 3 steps: {:.1} requests per step ({:?})", outcome.requests_per_step(), outcome.by_route);
 }
 
+/// The latency campaign's smoke run (issue #19): GitLab 20 ms away over HTTPS loses nothing, and
+/// the campaign can tell when each step started and ended (what its table is made of).
+#[test]
+fn gitlab_at_a_distance_over_tls_loses_nothing() {
+    if !crate::support::needs("openssl") {
+        return;
+    }
+    let dir = TempDir::new("latency");
+    let scenario = Scenario {
+        round_trip: std::time::Duration::from_millis(20),
+        tls: true,
+        step_ms: (20, 200),
+        ..Scenario::new(2, 2)
+    };
+    let outcome = campaign::run_pipeline(binary(), dir.path(), &scenario);
+    assert_nothing_lost("2 jobs × 2 steps, 20 ms away over HTTPS", &outcome);
+    let last = outcome.after_end_last;
+    assert!(last.median > std::time::Duration::ZERO, "no step times recorded: {outcome:?}");
+    eprintln!("20 ms over HTTPS: a job's last step adds {:?} (p95 {:?})", last.median, last.p95);
+}
+
 #[test]
 fn faults_cost_time_but_lose_nothing() {
     let server_errors = [Fault::ServerError(500), Fault::ServerError(502), Fault::ServerError(503)];

@@ -103,7 +103,11 @@ fn a_step_publishes_over_tls_on_kept_alive_connections() {
         .env("HERALD_CA_FILE", &certificates.ca)
         .args(["run", "--name", "unit", "--", "true"]));
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
-    assert!(finished.stderr_text().is_empty() || !finished.stderr_text().contains("not published"), "{}", finished.stderr_text());
+    assert!(
+        finished.stderr_text().is_empty() || !finished.stderr_text().contains("not published"),
+        "{}",
+        finished.stderr_text()
+    );
     let statuses = gitlab.with(|w| w.all_statuses());
     assert_eq!(statuses.iter().map(|s| s.status.as_str()).collect::<Vec<_>>(), ["success"]);
     assert_eq!(gitlab.with(|w| w.herald_notes(1)).len(), 1);

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::gitlab::*;
 
@@ -41,6 +41,9 @@ pub struct Scenario {
     /// Every job runs with the same `CI_JOB_ID` (what herald keys a job's state by): a runner
     /// set-up that reuses ids must still leave one note.
     pub shared_job_id: bool,
+    /// GitLab this far away (the stand-in's `round_trip`), and over HTTPS when `tls`.
+    pub round_trip: Duration,
+    pub tls: bool,
 }
 
 impl Scenario {
@@ -56,6 +59,8 @@ impl Scenario {
             flush_timeout: "30s",
             notes_per_minute: Some(300),
             shared_job_id: false,
+            round_trip: Duration::ZERO,
+            tls: false,
         }
     }
 }
@@ -88,8 +93,30 @@ pub struct Outcome {
     /// herald's run time beyond the step's own: median and maximum over the steps.
     pub added_median: Duration,
     pub added_max: Duration,
+    /// From herald's start to its step's start (the step's first command), over all steps.
+    pub before_start: Percentiles,
+    /// From the step's end to herald's exit: steps with a planned step after them in their job,
+    /// and jobs' last steps.
+    pub after_end_middle: Percentiles,
+    pub after_end_last: Percentiles,
     /// The first problem found, for the report.
     pub problem: Option<String>,
+}
+
+/// The median and the 95th percentile of some durations.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Percentiles {
+    pub median: Duration,
+    pub p95: Duration,
+}
+
+impl Percentiles {
+    fn of(mut all: Vec<Duration>) -> Percentiles {
+        all.sort();
+        let at =
+            |fraction: f64| all.get(((all.len() as f64 * fraction) as usize).min(all.len().saturating_sub(1))).copied();
+        Percentiles { median: at(0.5).unwrap_or_default(), p95: at(0.95).unwrap_or_default() }
+    }
 }
 
 impl Outcome {
@@ -120,7 +147,13 @@ fn xorshift(state: &mut u64) -> u64 {
 /// Runs one pipeline of the merged-results kind on MR !1 with `herald` (the binary), keeping
 /// step-end markers in `work`.
 pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome {
-    let gitlab = GitLab::start();
+    std::fs::create_dir_all(work).unwrap();
+    let certificates = scenario.tls.then(|| super::tls::Certificates::new(work));
+    let gitlab = match &certificates {
+        Some(certificates) => GitLab::start_tls(certificates),
+        None => GitLab::start(),
+    };
+    gitlab.with(|w| w.round_trip = scenario.round_trip);
     let mut random = scenario.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let (low, high) = scenario.step_ms;
     let jobs: Vec<Job> = (0..scenario.jobs)
@@ -158,8 +191,8 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
         .collect();
     std::fs::write(work.join(".gitlab-ci.yml"), config).unwrap();
 
-    // Per step: (exit code kept, time beyond the step's own).
-    let results: Vec<Vec<(bool, Duration, Option<String>)>> = thread::scope(|scope| {
+    // Per step: what run_step found.
+    let results: Vec<Vec<StepRun>> = thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .iter()
             .map(|job| {
@@ -180,13 +213,22 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
     }
     let mut outcome = Outcome { steps: scenario.jobs * scenario.steps, ..Outcome::default() };
     let mut added: Vec<Duration> = Vec::new();
-    for (kept, extra, problem) in results.into_iter().flatten() {
-        outcome.exit_codes_kept += usize::from(kept);
-        added.push(extra);
-        if outcome.problem.is_none() {
-            outcome.problem = problem;
+    let (mut before, mut middle, mut last) = (Vec::new(), Vec::new(), Vec::new());
+    for job in results {
+        let count = job.len();
+        for (index, run) in job.into_iter().enumerate() {
+            outcome.exit_codes_kept += usize::from(run.kept);
+            added.push(run.added);
+            before.extend(run.before_start);
+            if index + 1 == count { &mut last } else { &mut middle }.extend(run.after_end);
+            if outcome.problem.is_none() {
+                outcome.problem = run.problem;
+            }
         }
     }
+    outcome.before_start = Percentiles::of(before);
+    outcome.after_end_middle = Percentiles::of(middle);
+    outcome.after_end_last = Percentiles::of(last);
     added.sort();
     outcome.added_median = added.get(added.len() / 2).copied().unwrap_or_default();
     outcome.added_max = added.last().copied().unwrap_or_default();
@@ -366,6 +408,9 @@ fn job_env(
         ("HERALD_FLUSH_TIMEOUT", scenario.flush_timeout.into()),
     ];
     env.extend(url.map(|url| ("CI_JOB_URL", url.to_owned())));
+    if scenario.tls {
+        env.push(("HERALD_CA_FILE", work.join("ca.pem").display().to_string()));
+    }
     if scenario.design == Design::Herald {
         env.push(("CI_MERGE_REQUEST_IID", "1".into()));
     }
@@ -373,16 +418,30 @@ fn job_env(
 }
 
 /// One step through herald, as a job's script line runs it; then, in the naive design, the note.
-fn run_step(
-    herald: &Path,
-    work: &Path,
-    api_url: &str,
-    scenario: &Scenario,
-    job: &Job,
-    step: &Step,
-) -> (bool, Duration, Option<String>) {
+/// One step as the campaign saw it.
+struct StepRun {
+    /// herald exited with the step's own code.
+    kept: bool,
+    /// herald's run time beyond the step's sleep.
+    added: Duration,
+    /// herald's start to the step's first command; the step's end to herald's exit (from the
+    /// times the step wrote down, when it could).
+    before_start: Option<Duration>,
+    after_end: Option<Duration>,
+    problem: Option<String>,
+}
+
+fn run_step(herald: &Path, work: &Path, api_url: &str, scenario: &Scenario, job: &Job, step: &Step) -> StepRun {
     let marker = marker(work, job, step);
-    let script = format!("sleep {:.3}; : > '{}'; exit {}", step.sleep.as_secs_f64(), marker.display(), step.code);
+    let times = marker.with_extension("times");
+    // The step writes down when it started and ended (Unix seconds, ns), around its sleep.
+    let script = format!(
+        "date +%s.%N > '{times}'; sleep {:.3}; date +%s.%N >> '{times}'; : > '{}'; exit {}",
+        step.sleep.as_secs_f64(),
+        marker.display(),
+        step.code,
+        times = times.display(),
+    );
     let mut command = Command::new(herald);
     command
         .env_clear()
@@ -398,8 +457,18 @@ fn run_step(
         command.env("HERALD_LOG", "debug");
     }
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let output = command.output().expect("run herald");
     let took = started.elapsed();
+    let ended_at = started_at + took;
+    let written: Vec<SystemTime> = std::fs::read_to_string(&times)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse::<f64>().ok())
+        .map(|seconds| UNIX_EPOCH + Duration::from_secs_f64(seconds))
+        .collect();
+    let before_start = written.first().and_then(|at| at.duration_since(started_at).ok());
+    let after_end = written.get(1).and_then(|at| ended_at.duration_since(*at).ok());
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if let Some(logs) = logs {
         let name = format!("{}-{}-{}.log", took.saturating_sub(step.sleep).as_millis(), job.name, step.name);
@@ -412,7 +481,7 @@ fn run_step(
             problem.get_or_insert(format!("naive note: {error}"));
         }
     }
-    (kept, took.saturating_sub(step.sleep), problem)
+    StepRun { kept, added: took.saturating_sub(step.sleep), before_start, after_end, problem }
 }
 
 /// The naive design's note write: list all notes, read the pipeline, write the note.

@@ -6,11 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub struct Certificates {
-    /// The CA, PEM: what HERALD_CA_FILE names.
+    /// The CA, PEM: what HERALD_CA_FILE names. (server.pem and server.key lie beside it.)
     pub ca: PathBuf,
-    /// The server's certificate and key, PEM.
-    pub server_pem: PathBuf,
-    pub server_key: PathBuf,
     dir: PathBuf,
 }
 
@@ -32,19 +29,30 @@ impl Certificates {
         openssl(
             dir,
             &[
-                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
-                "server.pem", "-days", "2", "-extfile", "san.ext",
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
             ],
         );
         // DER copies for rustls: the certificate, and the key as PKCS#8.
         openssl(dir, &["x509", "-in", "server.pem", "-outform", "DER", "-out", "server.der"]);
-        openssl(dir, &["pkcs8", "-topk8", "-nocrypt", "-in", "server.key", "-outform", "DER", "-out", "server.key.der"]);
-        Certificates {
-            ca: dir.join("ca.pem"),
-            server_pem: dir.join("server.pem"),
-            server_key: dir.join("server.key"),
-            dir: dir.to_owned(),
-        }
+        openssl(
+            dir,
+            &["pkcs8", "-topk8", "-nocrypt", "-in", "server.key", "-outform", "DER", "-out", "server.key.der"],
+        );
+        Certificates { ca: dir.join("ca.pem"), dir: dir.to_owned() }
     }
 
     /// A rustls server configuration with the server certificate.
