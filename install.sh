@@ -84,7 +84,13 @@ install_binary() {
     rm -f "$target.new.$$"
     fail "cannot write $target"
   fi
-  printf 'installed %s (%s)\n' "$target" "$("$target" --version)"
+  # A binary for another architecture (an ARM image built on x86_64, --arch) cannot say its
+  # version here: the archive's name says what it is.
+  if version_line=$("$target" --version 2>/dev/null); then
+    printf 'installed %s (%s)\n' "$target" "$version_line"
+  else
+    printf 'installed %s (for %s: it does not run on this machine)\n' "$target" "${arch:-$(uname -m)}"
+  fi
 }
 
 from_checkout() {

@@ -68,6 +68,33 @@ fn a_version_pin_finds_its_archive_under_the_base_url() {
     assert!(prefix.join("bin/herald").exists());
 }
 
+/// An image for ARM runners built on an x86_64 machine (or the other way round): `--arch` installs
+/// the other architecture's archive, which cannot run here to say its version; one clear line.
+#[test]
+fn another_architectures_archive_installs_and_says_so() {
+    let dir = TempDir::new("install-other-arch");
+    let other = if arch() == "x86_64" { "aarch64" } else { "x86_64" };
+    let staging = dir.join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    // Not runnable here, as the other architecture's binary is not.
+    std::fs::write(staging.join("herald"), b"\x7fELF for another machine").unwrap();
+    let name = format!("herald-1.0.0-{other}-unknown-linux-musl.tar.gz");
+    let status = Command::new("tar").arg("-czf").arg(dir.join(&name)).arg("-C").arg(&staging).arg("herald").status();
+    assert!(status.unwrap().success());
+    let sum = Command::new("sha256sum").arg(&name).current_dir(dir.path()).output().unwrap();
+    std::fs::write(dir.join(&format!("{name}.sha256")), sum.stdout).unwrap();
+
+    let prefix = dir.join("prefix");
+    let archive = dir.join(&name);
+    let finished =
+        install("sh", &["--prefix", prefix.to_str().unwrap(), "--from", archive.to_str().unwrap(), "--arch", other]);
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert!(finished.stderr_text().is_empty(), "{}", finished.stderr_text());
+    let expected =
+        format!("installed {} (for {other}: it does not run on this machine)", prefix.join("bin/herald").display());
+    assert_eq!(finished.stdout_text().lines().next(), Some(expected.as_str()));
+}
+
 /// Without a pinned version, the base URL's latest/VERSION names the release to install.
 #[test]
 fn without_a_pin_the_latest_release_is_installed() {
