@@ -658,42 +658,38 @@ fn clock(unix: f64) -> String {
 /// inside an HTML block, but brackets are written as entities all the same, so that no renderer
 /// could ever make a link of `[x](javascript:…)`.
 fn pre_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if let Some(entity) = super::entity(c) {
-            out.push_str(entity);
-            continue;
-        }
-        match c {
-            '[' => out.push_str("&#91;"),
-            ']' => out.push_str("&#93;"),
-            '@' => out.push_str("@\u{200b}"),
-            '\t' => out.push_str("    "),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
+    neutralised(text, |c, out| match c {
+        '[' => out.push_str("&#91;"),
+        ']' => out.push_str("&#93;"),
+        '\t' => out.push_str("    "),
+        c if c.is_control() => out.push(' '),
+        c => out.push(c),
+    })
 }
 
 /// Text for inline Markdown: no line breaks, Markdown and HTML neutralised, no mentions.
 pub fn cell(text: &str) -> String {
+    neutralised(text, |c, out| match c {
+        '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '!' | '~' | '$' | '%' => {
+            out.push('\\');
+            out.push(c);
+        }
+        c if c.is_control() => out.push(' '),
+        c => out.push(c),
+    })
+}
+
+/// `text` with HTML's special characters as entities and mentions defused, whatever the
+/// context; every other character as `rest` writes it for its context.
+fn neutralised(text: &str, rest: impl Fn(char, &mut String)) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if let Some(entity) = super::entity(c) {
-            out.push_str(entity);
-            continue;
-        }
-        match c {
+        match (super::entity(c), c) {
+            (Some(entity), _) => out.push_str(entity),
             // A zero-width space after @ keeps `@all` from notifying anyone; backslash escapes do
             // not, because GitLab finds mentions in the rendered text.
-            '@' => out.push_str("@\u{200b}"),
-            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '!' | '~' | '$' | '%' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
+            (None, '@') => out.push_str("@\u{200b}"),
+            (None, c) => rest(c, &mut out),
         }
     }
     out

@@ -18,12 +18,16 @@
 //! - Repository files (`GET /projects/:id/repository/files/:path/raw?ref=`) and CI templates
 //!   (`GET /templates/gitlab_ci_ymls/:key`), for includes.
 //! - Rate limits (§D): Rack::Attack's 429 (plain text, `Retry-After`, `RateLimit-*` headers).
+//! - Generic packages (§N): uploads, and downloads (without a token for a public project).
 //! - Faults, for resilience tests: 5xx, 409 lock, 429 storms, connection resets before and after
 //!   the request took effect, hangs, slow answers, bodies cut off mid-way, and a 500 that echoes
 //!   the request headers (the token among them).
+//! - Distance: HTTPS (`GitLab::start_tls`), and `World::round_trip`, which makes each answer wait
+//!   a round trip and each new connection one more for TCP and one for TLS.
 //!
 //! Every request is recorded for assertions. Where it simplifies GitLab, it says so inline.
-//! Responses always close the connection (GitLab keeps it alive; herald must cope with both).
+//! Connections are kept alive for as many requests as the client sends, as GitLab's front end
+//! does; a fault that resets or hangs ends its connection.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
