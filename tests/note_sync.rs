@@ -368,7 +368,14 @@ impl PlannedJob {
     }
 
     fn state(&self, what: &str) -> std::path::PathBuf {
-        crate::support::job_state(&self.gitlab.api_url(), &PROJECT_ID.to_string(), PIPELINE_MERGED, &self.id, what)
+        crate::support::job_state(
+            self.gitlab.machine_tmp(),
+            &self.gitlab.api_url(),
+            &PROJECT_ID.to_string(),
+            PIPELINE_MERGED,
+            &self.id,
+            what,
+        )
     }
 
     fn owed(&self) -> bool {
@@ -505,7 +512,14 @@ fn a_step_does_not_ask_about_a_note_its_job_knows_is_fresh() {
         .env("CI_JOB_STATUS", "success")
         .arg("finalize"));
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
-    let fresh = crate::support::job_state(&gitlab.api_url(), "42", PIPELINE_MERGED, &job_id, "note-fresh");
+    let fresh = crate::support::job_state(
+        gitlab.machine_tmp(),
+        &gitlab.api_url(),
+        "42",
+        PIPELINE_MERGED,
+        &job_id,
+        "note-fresh",
+    );
     assert!(!fresh.exists(), "finalize forgets it");
 }
 
@@ -536,10 +550,6 @@ fn a_job_does_not_wait_on_its_own_previous_write() {
     });
     let third = step("third");
     assert!(third.contains("busy; looking again"), "{third}");
-    for what in ["note-written", "note-fresh", "steps"] {
-        let _ =
-            std::fs::remove_file(crate::support::job_state(&gitlab.api_url(), "42", PIPELINE_MERGED, &job_id, what));
-    }
 }
 
 /// The note's failure excerpt comes from the job log GitLab holds, anchored on the error: read

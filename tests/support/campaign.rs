@@ -364,18 +364,26 @@ fn run_key(work: &Path) -> String {
 /// `herald finalize` does at the end of a job.
 pub fn forget_job(api_url: &str, job_id: &str) {
     for what in ["note-owed", "note-fresh", "note-written", "steps", "pipeline.json"] {
-        let _ = std::fs::remove_file(job_state(api_url, &PROJECT_ID.to_string(), PIPELINE_MERGED, job_id, what));
+        let _ = std::fs::remove_file(job_state(
+            &std::env::temp_dir(),
+            api_url,
+            &PROJECT_ID.to_string(),
+            PIPELINE_MERGED,
+            job_id,
+            what,
+        ));
     }
 }
 
 /// Where herald keeps one job's state between its steps (src/publish/job_memory.rs): the user's
-/// private directory, a file named after the server, project, pipeline and job.
-pub fn job_state(api_url: &str, project: &str, pipeline: u64, job: &str, what: &str) -> PathBuf {
+/// private directory in the temporary directory `tmp`, a file named after the server, project,
+/// pipeline and job.
+pub fn job_state(tmp: &Path, api_url: &str, project: &str, pipeline: u64, job: &str, what: &str) -> PathBuf {
     let key = format!("{api_url}\n{project}\n{pipeline}\n{job}");
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
-    std::env::temp_dir().join(format!("herald-{uid}")).join(format!("job-{hash:016x}-{what}"))
+    tmp.join(format!("herald-{uid}")).join(format!("job-{hash:016x}-{what}"))
 }
 
 fn marker(work: &Path, job: &Job, step: &Step) -> PathBuf {

@@ -587,6 +587,8 @@ pub struct GitLab {
     world: Arc<Mutex<World>>,
     stopping: Arc<AtomicBool>,
     scheme: &'static str,
+    /// The temporary directory of the runner machine whose jobs talk to this GitLab.
+    machine: super::TempDir,
 }
 
 impl GitLab {
@@ -618,7 +620,15 @@ impl GitLab {
                 thread::spawn(move || serve(connection, &shared, &stop, tls));
             }
         });
-        GitLab { address, world, stopping, scheme }
+        GitLab { address, world, stopping, scheme, machine: super::TempDir::new("runner-tmp") }
+    }
+
+    /// The temporary directory (`TMPDIR`) of the runner machine whose jobs talk to this stand-in.
+    /// herald keeps a job's state there between its steps, keyed by server, project, pipeline and
+    /// job; job ids are unique within one GitLab, but every stand-in numbers its jobs alike and
+    /// may get the port of one that stopped, so each stand-in's jobs get their own machine.
+    pub fn machine_tmp(&self) -> &std::path::Path {
+        self.machine.path()
     }
 
     /// The API root, as `CI_API_V4_URL` would give it.

@@ -199,6 +199,7 @@ pub fn herald_in_ci(gitlab: &gitlab::GitLab, kind: PipelineKind, token: &str) ->
     command
         .env("GITLAB_CI", "true")
         .env("CI_API_V4_URL", gitlab.api_url())
+        .env("TMPDIR", gitlab.machine_tmp())
         .env("HERALD_TOKEN", token)
         .env("CI_PROJECT_ID", PROJECT_ID.to_string())
         .env("CI_PROJECT_PATH", PROJECT_PATH)
