@@ -588,7 +588,7 @@ pub struct GitLab {
     stopping: Arc<AtomicBool>,
     scheme: &'static str,
     /// The temporary directory of the runner machine whose jobs talk to this GitLab.
-    machine: super::TempDir,
+    machine: tempfile::TempDir,
 }
 
 impl GitLab {
@@ -620,7 +620,16 @@ impl GitLab {
                 thread::spawn(move || serve(connection, &shared, &stop, tls));
             }
         });
-        GitLab { address, world, stopping, scheme, machine: super::TempDir::new("runner-tmp") }
+        GitLab {
+            address,
+            world,
+            stopping,
+            scheme,
+            machine: tempfile::Builder::new()
+                .prefix("herald-test-runner-tmp-")
+                .tempdir()
+                .expect("a temporary directory"),
+        }
     }
 
     /// The temporary directory (`TMPDIR`) of the runner machine whose jobs talk to this stand-in.
