@@ -7,7 +7,7 @@
 //!     cargo run --release --example campaign -- safety-net   # TRIALS=10
 //!     cargo run --release --example campaign -- notes        # JOBS=8 TRIALS=50
 //!     cargo run --release --example campaign -- leftovers    # RUNS=20
-//!     cargo run --release --example campaign -- latency      # JOBS=10 STEPS=3 SCALE=1: GitLab 20/50/150 ms away, HTTPS
+//!     cargo run --release --example campaign -- latency      # JOBS=10 STEPS=3 SCALE=1 RTTS=0,20,50,150: GitLab that far away, HTTPS
 //!
 //! Each prints a Markdown table. HERALD_BIN names the herald to run (default target/release/herald);
 //! JOBS, STEPS, RUNS, DESIGN (herald or naive) and FAULT (part of a fault's name) size and narrow
@@ -306,6 +306,7 @@ fn latency(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps:
     println!("{jobs} concurrent jobs × {steps} planned steps of 50–500 ms over HTTPS; herald's time before the step starts, and after it ends (median / p95).\n");
     println!("| round trip | before the step starts | after a middle step | after a job's last step | requests per step | note final after last step |");
     println!("|---:|---:|---:|---:|---:|---:|");
+    let mix = std::cell::RefCell::new(Vec::new());
     let row = |label: &str, outcome: &Outcome| {
         let pair = |p: campaign::Percentiles| format!("{} / {}", ms(p.median), ms(p.p95));
         println!(
@@ -319,17 +320,24 @@ fn latency(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps:
         if let Some(problem) = &outcome.problem {
             println!("\nproblem: {problem}\n");
         }
+        let kinds: Vec<String> = outcome.by_route.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+        mix.borrow_mut().push(format!("- {label}: {}", kinds.join(", ")));
     };
-    for rtt in [0u64, 20, 50, 150] {
+    // RTTS=50 (milliseconds, comma-separated) narrows the rows.
+    let rtts: Vec<u64> = std::env::var("RTTS").map_or_else(
+        |_| vec![0, 20, 50, 150],
+        |list| list.split(',').filter_map(|rtt| rtt.trim().parse().ok()).collect(),
+    );
+    for rtt in rtts {
         let scenario = Scenario { round_trip: Duration::from_millis(rtt), tls: true, ..Scenario::new(jobs, steps) };
         let outcome = campaign::run_pipeline(herald, &work.join(format!("latency-{rtt}")), &scenario);
         row(&format!("{rtt} ms"), &outcome);
     }
-    if std::env::var("SCALE").is_ok_and(|v| v == "0") {
-        return;
+    if std::env::var("SCALE").is_ok_and(|v| v != "0") || std::env::var("SCALE").is_err() {
+        let scenario =
+            Scenario { round_trip: Duration::from_millis(50), tls: true, step_ms: (1000, 10000), ..Scenario::new(200, 5) };
+        let outcome = campaign::run_pipeline(herald, &work.join("latency-scale"), &scenario);
+        row("50 ms, 200 jobs × 5 steps of 1–10 s", &outcome);
     }
-    let scenario =
-        Scenario { round_trip: Duration::from_millis(50), tls: true, step_ms: (1000, 10000), ..Scenario::new(200, 5) };
-    let outcome = campaign::run_pipeline(herald, &work.join("latency-scale"), &scenario);
-    row("50 ms, 200 jobs × 5 steps of 1–10 s", &outcome);
+    println!("\nRequests by kind:\n\n{}", mix.borrow().join("\n"));
 }

@@ -116,3 +116,19 @@ fn a_step_publishes_over_tls_on_kept_alive_connections() {
     assert!(requests >= 4, "a status and the note: {requests} requests");
     assert_eq!(connections, 1, "{requests} requests took {connections} connections");
 }
+
+/// A step that runs longer than a few seconds still posts its final status on the connection its
+/// `running` post opened: at a distance a new connection costs two more round trips (TCP and
+/// TLS) after the step ends. GitLab's nginx keeps an idle connection 65 s (gitlab.md §O); ureq's
+/// own default dropped it after 15 s.
+#[test]
+fn a_step_of_twenty_seconds_ends_on_the_connection_it_started_with() {
+    let gitlab = GitLab::start();
+    let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
+        .args(["run", "--name", "long", "--", "sleep", "20"]));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    let (states, connections) =
+        gitlab.with(|w| (w.all_statuses().iter().map(|s| s.status.clone()).collect::<Vec<_>>(), w.connections));
+    assert_eq!(states, ["success"]);
+    assert_eq!(connections, 1, "the final status took a new connection");
+}

@@ -21,6 +21,12 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use super::token::Token;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle connection is kept for the next request. A step's final status goes out on
+/// the connection its `running` post opened, however long the step ran, as long as GitLab still
+/// keeps it: its nginx closes a connection idle for 65 s (gitlab.md §O), a little later than
+/// this. ureq's own 15 s would cost every step longer than that a TCP and a TLS handshake, two
+/// round trips, after it ends. A connection the server closed anyway is noticed before use.
+const IDLE_CONNECTION_KEPT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -121,6 +127,7 @@ impl Client {
         }
         let config = ureq::Agent::config_builder()
             .timeout_connect(Some(CONNECT_TIMEOUT))
+            .max_idle_age(IDLE_CONNECTION_KEPT)
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))

@@ -696,7 +696,8 @@ impl<T: Read + Write + Send> Stream for T {}
 /// front end does), each answered in turn.
 fn serve(tcp: TcpStream, world: &Mutex<World>, stopping: &AtomicBool, tls: Option<Arc<rustls::ServerConfig>>) {
     let lock = || world.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    // GitLab's nginx closes a connection idle for 65 s (keepalive_timeout, gitlab.md §O).
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(65)));
     let _ = tcp.set_nodelay(true);
     let Ok(socket) = tcp.try_clone() else { return };
     lock().connections += 1;
