@@ -334,8 +334,12 @@ fn latency(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps:
         row(&format!("{rtt} ms"), &outcome);
     }
     if std::env::var("SCALE").is_ok_and(|v| v != "0") || std::env::var("SCALE").is_err() {
-        let scenario =
-            Scenario { round_trip: Duration::from_millis(50), tls: true, step_ms: (1000, 10000), ..Scenario::new(200, 5) };
+        let scenario = Scenario {
+            round_trip: Duration::from_millis(50),
+            tls: true,
+            step_ms: (1000, 10000),
+            ..Scenario::new(200, 5)
+        };
         let outcome = campaign::run_pipeline(herald, &work.join("latency-scale"), &scenario);
         row("50 ms, 200 jobs × 5 steps of 1–10 s", &outcome);
     }

@@ -3,6 +3,7 @@
 //! older pipeline over a newer one; closing what dead jobs left open.
 
 use std::thread;
+use std::time::Duration;
 
 use crate::support::gitlab::*;
 use crate::support::{herald_in_ci, run, PipelineKind};
@@ -488,15 +489,17 @@ fn a_step_does_not_ask_about_a_note_its_job_knows_is_fresh() {
         let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
             .env("CI_JOB_ID", &job_id)
             .env("HERALD_MIN_UPDATE_INTERVAL", "60s")
-            .args(["run", "--name", name, "--", "sleep", "1.5"]));
+            .args(["run", "--name", name, "--", "sleep", "2.5"]));
         assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
     };
-    // Note reads while a step ran: after its `running` post, before its final one.
+    // Note reads while a step ran: in the two seconds after its `running` post (a live write
+    // looks after one), well before it ends (the final write looks while it posts the final
+    // status).
     let looks_while_running = |from: usize| {
         let requests = gitlab.requests();
         let posts: Vec<_> =
             requests[from..].iter().filter(|r| r.method == "POST" && r.path.contains("/statuses/")).collect();
-        let (started, ended) = (posts[0].at, posts[posts.len() - 1].at);
+        let (started, ended) = (posts[0].at, posts[0].at + std::time::Duration::from_secs(2));
         requests[from..]
             .iter()
             .filter(|r| r.method == "GET" && r.path.contains("/notes") && r.at > started && r.at < ended)
@@ -600,4 +603,50 @@ fn a_failed_steps_excerpt_comes_from_its_job_log_once() {
     let finished = run(herald_in_ci(&green, PipelineKind::MergedResults, TOKEN_DEVELOPER).args(["note", "--final"]));
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
     assert_eq!(green.requests().iter().filter(|r| r.path.ends_with("/trace")).count(), 0);
+}
+
+/// At a distance every request costs a round trip, so what counts after a job's last step ends
+/// is how many of them go one after another. The reads that do not depend on each other go
+/// together on two kept-alive connections: the final status and the note's look, then the
+/// pipeline's jobs and statuses, then the write, then the verification's note and statuses:
+/// four round trips (issue #19's target), where one connection took seven.
+#[test]
+fn a_jobs_last_step_ends_in_four_round_trips() {
+    const ROUND_TRIP: Duration = Duration::from_millis(250);
+    let gitlab = GitLab::start();
+    let step = |job: &str, command: &str| {
+        let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, job, "test", "running"));
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+            .env("CI_JOB_NAME", job)
+            .env("CI_JOB_ID", format!("{id}{}", std::process::id()))
+            .env("CI_JOB_URL", url)
+            .args(["run", "--name", job, "--", "sh", "-c", command]));
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    };
+    // Another job has written the note (with the MR's earlier pipelines, read once).
+    step("setup", "true");
+    gitlab.with(|w| w.round_trip = ROUND_TRIP);
+    let before = gitlab.requests().len();
+    // Longer than a second: the look at the note while it runs opens the second connection.
+    step("last", "sleep 2.5");
+    let requests: Vec<Recorded> = gitlab.requests().split_off(before);
+    let final_post = requests.iter().rposition(|r| r.method == "POST" && r.path.contains("/statuses/")).unwrap();
+    // Requests that arrive within half a round trip of each other went out together.
+    let ended = requests[final_post].at - ROUND_TRIP / 2;
+    let mut waves: Vec<Vec<String>> = Vec::new();
+    let mut wave_start = None;
+    for request in requests.iter().filter(|r| r.at >= ended) {
+        let kind = format!("{} {}", request.method, request.path.rsplit('/').next().unwrap_or_default());
+        match wave_start {
+            Some(start) if request.at < start + ROUND_TRIP / 2 => waves.last_mut().unwrap().push(kind),
+            _ => {
+                wave_start = Some(request.at);
+                waves.push(vec![kind]);
+            }
+        }
+    }
+    assert_eq!(waves.len(), 4, "{waves:?}");
+    assert!(waves.iter().take(2).chain(waves.last()).all(|wave| wave.len() == 2), "{waves:?}");
+    let note = &gitlab.with(|w| w.herald_notes(1))[0];
+    assert!(note.body.contains("✅ last passed in"), "{}", note.body);
 }

@@ -90,7 +90,8 @@ fn an_unusable_ca_file_is_named() {
 
 /// A step published over HTTPS, as to a self-hosted GitLab with a private CA: the status and
 /// the note, every request of the process on connections it keeps alive, since at a distance a
-/// new connection costs a TCP and a TLS handshake (issue #19).
+/// new connection costs a TCP and a TLS handshake (issue #19). Two of them: the note's look-ups
+/// go on their own, so that they travel alongside the status posts and the other reads.
 #[test]
 fn a_step_publishes_over_tls_on_kept_alive_connections() {
     if !crate::support::needs("openssl") {
@@ -114,7 +115,7 @@ fn a_step_publishes_over_tls_on_kept_alive_connections() {
     let (requests, connections) = gitlab.with(|w| (w.requests.len(), w.connections));
     eprintln!("{requests} requests over {connections} connection(s)");
     assert!(requests >= 4, "a status and the note: {requests} requests");
-    assert_eq!(connections, 1, "{requests} requests took {connections} connections");
+    assert!(connections <= 2, "{requests} requests took {connections} connections");
 }
 
 /// A step that runs longer than a few seconds still posts its final status on the connection its

@@ -177,10 +177,19 @@ impl Worker {
             Ok(client) => client,
             Err(why) => return self.failed(&why),
         };
+        // The note's look-ups go on a connection of their own, alongside the status posts and the
+        // other reads (`NoteSync::with_spare`); shared with the thread that looks while the final
+        // status is posted.
+        let spare = self::client(context).ok().map(Arc::new);
         let mut note = NoteSync::new(&client, context, self.plan.as_ref());
         if let Some(note) = note.as_mut() {
             note.job_wrote(job_memory::note_last_written(context));
+            if let Some(spare) = spare.as_deref() {
+                note.with_spare(spare);
+            }
         }
+        // The final write's first look at the note, made while the final status is posted.
+        let mut prefetch: Option<std::thread::JoinHandle<Result<note::Looked, SyncError>>> = None;
         let mut wanted = Wanted { state: StatusState::Running, description: "running".into(), exit_code: None };
         let mut recorded = false;
         let mut deadline: Option<Instant> = None;
@@ -200,14 +209,17 @@ impl Worker {
                 job_memory::step_ended(context, &self.name, wanted.state.as_str(), &wanted.description);
                 recorded = true;
             }
+            if let (None, Some(note), Some(spare), Some(at)) = (&prefetch, note.as_ref(), &spare, deadline) {
+                if wanted.state.is_final() && sent != Some(wanted.state) && !self.leaves_note(&wanted) {
+                    let (lookup, spare) = (note.lookup(), spare.clone());
+                    let looking = move || lookup.run(&spare, at);
+                    prefetch = std::thread::Builder::new().name("note look-up".into()).spawn(looking).ok();
+                }
+            }
             if sent == Some(wanted.state) {
                 if wanted.state.is_final() {
                     return match (note.as_mut(), deadline) {
-                        (Some(note), Some(at))
-                            if wanted.state == StatusState::Success
-                                && !is_allowed(&wanted.description)
-                                && self.more_steps_follow() =>
-                        {
+                        (Some(note), Some(at)) if self.leaves_note(&wanted) => {
                             // The job's next step writes the note after its own status, showing
                             // this one's too; until then a marker says a write is owed.
                             log!(Info, "note: left to the job's next step");
@@ -218,6 +230,9 @@ impl Worker {
                             Report::Done
                         }
                         (Some(note), Some(at)) => {
+                            if let Some(Ok(Ok(looked))) = prefetch.take().map(std::thread::JoinHandle::join) {
+                                note.prefetched(looked);
+                            }
                             note.expect_step(context, &self.step, wanted.state.as_str(), &wanted.description);
                             self.settle_note(note, at)
                         }
@@ -379,6 +394,13 @@ impl Worker {
                 _ => return,
             }
         }
+    }
+
+    /// Whether the note is left to the job's next step: this one passed (not only allowed to
+    /// fail) and the plan has more steps, whose herald writes the note after its own status,
+    /// showing this one's too.
+    fn leaves_note(&self, wanted: &Wanted) -> bool {
+        wanted.state == StatusState::Success && !is_allowed(&wanted.description) && self.more_steps_follow()
     }
 
     /// Whether the job's plan has steps after this one: then, when this one passed, the job goes

@@ -94,6 +94,11 @@ pub enum SyncError {
 /// The note of one pipeline on one merge request, as seen by this process.
 pub struct NoteSync<'c> {
     client: &'c Client,
+    /// A second client, with its own connection: the note is looked up on it, so that the look
+    /// can go out alongside a request on the first (see `alongside`). None: one connection.
+    spare: Option<&'c Client>,
+    /// The note as looked up while the step's final status was being posted (`prefetched`).
+    prefetched: Option<Looked>,
     plan: Option<&'c Pipeline>,
     project: String,
     mr_iid: u64,
@@ -144,6 +149,8 @@ impl<'c> NoteSync<'c> {
     pub fn new(client: &'c Client, context: &PublishContext, plan: Option<&'c Pipeline>) -> Option<NoteSync<'c>> {
         Some(NoteSync {
             client,
+            spare: None,
+            prefetched: None,
             plan,
             project: context.project.clone(),
             mr_iid: context.mr_iid?,
@@ -164,6 +171,29 @@ impl<'c> NoteSync<'c> {
             job_wrote: None,
             verdict: std::cell::RefCell::new(None),
         })
+    }
+
+    /// Looks the note up on `spare`, a client of its own, and reads alongside it on both. At a
+    /// distance a request costs a round trip, and HTTP/1.1 carries one at a time per connection:
+    /// the reads of a render that do not depend on each other go out together only on two
+    /// connections, and a second connection opened when it is needed costs two round trips of
+    /// handshakes first. The spare one is opened by the first look at the note (while the step
+    /// runs, for a step that runs a second or more) and is warm when the step ends.
+    pub fn with_spare(&mut self, spare: &'c Client) {
+        self.spare = Some(spare);
+    }
+
+    /// The look-up `find` would make now, to be made on another thread while this process posts
+    /// the step's final status; its answer goes to `prefetched`.
+    pub fn lookup(&self) -> Lookup {
+        Lookup { project: self.project.clone(), mr_iid: self.mr_iid, note_id: self.known_id() }
+    }
+
+    /// The answer to `lookup`, read while the final status was posted: the final write's first
+    /// look at the note. (It was read before the status landed, so it cannot show this step's
+    /// final state yet; a busy note is looked at again, after the status, as always.)
+    pub fn prefetched(&mut self, looked: Looked) {
+        self.prefetched = Some(looked);
     }
 
     /// Removes every duplicate note of ours when it finds them, whoever created them. Writers of
@@ -246,6 +276,9 @@ impl<'c> NoteSync<'c> {
         let mut written: Option<String> = None;
         let mut jobs: Option<Vec<PipelineJob>> = None;
         let mut looks_left = BUSY_LOOKS;
+        // Other writers were at work when this one looked: it is likely to find its write taken
+        // over, and verifying looks at the note alone first (a state read would be wasted).
+        let mut busy_seen = false;
         for round in 0..rounds {
             if round > 0 {
                 // Let concurrent writers land before looking again; the jitter spreads them out.
@@ -267,9 +300,22 @@ impl<'c> NoteSync<'c> {
             // After creating a note, `find` lists again (another writer may have created one at
             // the same time) and the note found may be another's: nothing of ours to verify.
             let just_created = self.unchecked_create;
-            let mut note = self.find(&guard, me)?;
+            let verifying = written.is_some() && !just_created;
+            // Verifying a write to a quiet note, whose likely outcome is that it holds: the
+            // statuses are read alongside the note, from where our own text says they settle
+            // (which is where the note's says, if it still holds our text).
+            let (mut note, mut statuses) = match &written {
+                Some(ours) if verifying && self.spare.is_some() && !busy_seen => {
+                    let from = self.settled_in(Some(ours)).below;
+                    // The look goes on the spare connection, the read on the first.
+                    let (looked, statuses) =
+                        self.alongside(deadline, || self.look(&guard), Some(self.client), self.statuses_from(from));
+                    (self.found(&guard, me, looked?)?, Some(statuses?))
+                }
+                _ => (self.find(&guard, me)?, None),
+            };
             let mut body = None;
-            if let (Some(ours), false) = (&written, just_created) {
+            if let (Some(ours), true) = (&written, verifying) {
                 match &note {
                     // Someone wrote after us: verifying the note is now that writer's part. (The
                     // last writer always finds its own text, and checks it against the state.)
@@ -281,7 +327,16 @@ impl<'c> NoteSync<'c> {
                         // The statuses only: they are what other writers change. A job's own state
                         // changing meanwhile is shown by the next write (at the latest by
                         // `herald note --final`).
-                        let now = self.render(&guard, jobs.as_deref(), Some(found))?;
+                        if jobs.is_none() {
+                            jobs = Some(self.call(&guard, |c, t| {
+                                gitlab::pipeline_jobs_with_retries(c, &self.project, self.pipeline_id, t)
+                            })?);
+                        }
+                        let fresh = match statuses.take() {
+                            Some(fresh) => fresh,
+                            None => self.call(&guard, self.statuses_from(self.settled_in(Some(&found.body)).below))?,
+                        };
+                        let now = self.render(&guard, jobs.as_deref().unwrap_or_default(), Some(found), fresh)?;
                         if now.trim_end() == ours.trim_end() {
                             log!(Debug, "note !{}: round {}, our write still holds", self.mr_iid, round + 1);
                             return Ok(Synced::Written);
@@ -319,6 +374,7 @@ impl<'c> NoteSync<'c> {
                     Some(found) => self.is_busy(found),
                     None => false,
                 };
+                busy_seen |= busy;
                 let pause = Backoff::starting_at(BUSY_PAUSE).next_wait(None);
                 if !busy || Instant::now() + pause >= deadline {
                     break;
@@ -334,11 +390,21 @@ impl<'c> NoteSync<'c> {
             let body = match body {
                 Some(body) => body,
                 None => {
-                    let fresh = self.call(&guard, |c, t| {
-                        gitlab::pipeline_jobs_with_retries(c, &self.project, self.pipeline_id, t)
-                    })?;
-                    let body = self.render(&guard, Some(&fresh), note.as_ref())?;
-                    jobs = Some(fresh);
+                    // The jobs and the statuses do not depend on each other: read together.
+                    let from = self.settled_in(note.as_ref().map(|n| n.body.as_str())).below;
+                    let (read, statuses) = self.alongside(
+                        deadline,
+                        || {
+                            self.call(&guard, |c, t| {
+                                gitlab::pipeline_jobs_with_retries(c, &self.project, self.pipeline_id, t)
+                            })
+                        },
+                        self.spare,
+                        self.statuses_from(from),
+                    );
+                    let (read, statuses) = (read?, statuses?);
+                    let body = self.render(&guard, &read, note.as_ref(), statuses)?;
+                    jobs = Some(read);
                     body
                 }
             };
@@ -447,11 +513,19 @@ impl<'c> NoteSync<'c> {
     /// Seconds since `note` last changed, by GitLab's clock.
     fn age(&self, note: &Note) -> Option<f64> {
         let updated = note.updated_at.as_deref().and_then(gitlab::parse_iso8601)?;
-        Some(self.client.server_time()? - updated)
+        // GitLab's clock as of the latest answer on either connection.
+        let now = match (self.client.server_time(), self.spare.and_then(Client::server_time)) {
+            (Some(main), Some(spare)) => main.max(spare),
+            (main, spare) => main.or(spare)?,
+        };
+        Some(now - updated)
     }
 
     /// How much longer the note is too young for a live write, by GitLab's own clock.
     fn too_fresh(&self, note: &Note) -> Option<Duration> {
+        if self.min_interval.is_zero() {
+            return None; // the throttle is off
+        }
         let left = self.min_interval.as_secs_f64() - self.age(note)?;
         (left > 0.0).then(|| Duration::from_secs_f64(left.min(self.min_interval.as_secs_f64())))
     }
@@ -459,15 +533,38 @@ impl<'c> NoteSync<'c> {
     /// Our note: by id when this process knows it, else by listing (and removing duplicates).
     /// After creating one, always by listing: what this process created may be a duplicate.
     fn find(&mut self, guard: &Guard, me: u64) -> Result<Option<Note>, SyncError> {
-        if let (Some(id), false) = (self.note_id, self.unchecked_create) {
-            let note = self.call(guard, |c, t| gitlab::get_note(c, &self.project, self.mr_iid, id, t))?;
-            if let Some(found) = &note {
-                self.saw(found);
-                return Ok(note);
+        let looked = match self.prefetched.take() {
+            // Made for what this process knows now (it has not created a note since).
+            Some(looked) if looked.id() == self.known_id() => looked,
+            _ => self.look(guard)?,
+        };
+        self.found(guard, me, looked)
+    }
+
+    /// The note's id, when this process knows it and may look it up by id.
+    fn known_id(&self) -> Option<u64> {
+        self.note_id.filter(|_| !self.unchecked_create)
+    }
+
+    /// The look-up of `find`, on the spare connection when there is one.
+    fn look(&self, guard: &Guard) -> Result<Looked, SyncError> {
+        let client = self.spare.unwrap_or(self.client);
+        let lookup = self.lookup();
+        call_with(client, guard, |c, t| lookup.request(c, t))
+    }
+
+    /// What a look-up found: the note by its id, or (when it is gone, or none is known) ours among
+    /// all the notes, duplicates removed.
+    fn found(&mut self, guard: &Guard, me: u64, looked: Looked) -> Result<Option<Note>, SyncError> {
+        let notes = match looked {
+            Looked::One(_, Some(note)) => {
+                self.saw(&note);
+                return Ok(Some(note));
             }
             // Deleted (by a writer removing duplicates): look for the one that was kept.
-        }
-        let notes = self.call(guard, |c, t| gitlab::list_notes(c, &self.project, self.mr_iid, t))?;
+            Looked::One(_, None) => self.call(guard, |c, t| gitlab::list_notes(c, &self.project, self.mr_iid, t))?,
+            Looked::All(notes) => notes,
+        };
         let mut ours: Vec<Note> = notes
             .into_iter()
             .filter(|n| n.author.id == me && !n.system && view::pipeline_of(&n.body).is_some())
@@ -501,29 +598,23 @@ impl<'c> NoteSync<'c> {
         }
     }
 
-    /// The note's body for the pipeline as it is now: its jobs (read now unless given) and
-    /// herald's statuses. The statuses the note `current` already knows to be final are taken from
-    /// it, the rest read newest first (`settled`); `herald note` reads them all.
-    fn render(&self, guard: &Guard, jobs: Option<&[PipelineJob]>, current: Option<&Note>) -> Result<String, SyncError> {
-        let read;
-        let jobs = match jobs {
-            Some(jobs) => jobs,
-            None => {
-                read =
-                    self.call(guard, |c, t| gitlab::pipeline_jobs_with_retries(c, &self.project, self.pipeline_id, t))?;
-                &read
-            }
+    /// The note's body for the pipeline as it is now: its `jobs` and herald's statuses. The
+    /// statuses the note `current` already knows to be final are taken from it (`settled_in`),
+    /// the rest, `fresh`, were read from where those end, newest first; `herald note` reads them
+    /// all.
+    fn render(
+        &self,
+        guard: &Guard,
+        jobs: &[PipelineJob],
+        current: Option<&Note>,
+        fresh: Vec<CommitStatus>,
+    ) -> Result<String, SyncError> {
+        let body = current.map(|note| note.body.as_str());
+        let known = self.settled_in(body);
+        let mut carried = match body {
+            Some(body) if !self.read_everything => Carried::from_note(body, self.pipeline_id),
+            _ => Carried::new(self.pipeline_id),
         };
-        let (known, mut carried) = match current {
-            Some(note) if !self.read_everything => (
-                Settled::from_note(&note.body, self.pipeline_id, &self.status_prefix),
-                Carried::from_note(&note.body, self.pipeline_id),
-            ),
-            _ => (Settled::nothing(), Carried::new(self.pipeline_id)),
-        };
-        let fresh = self.call(guard, |c, t| {
-            gitlab::pipeline_statuses_from(c, &self.project, &self.sha, self.pipeline_id, known.below, t)
-        })?;
         let statuses = known.merge(fresh);
         let history = match carried.history() {
             Some(history) => history,
@@ -563,6 +654,47 @@ impl<'c> NoteSync<'c> {
         let settled = Settled::of(&statuses, &self.status_prefix).block(self.pipeline_id, &self.status_prefix, room);
         let hidden = format!("{carried}{settled}");
         Ok(if hidden.is_empty() { visible } else { format!("{}\n\n{hidden}", visible.trim_end()) })
+    }
+
+    /// The statuses a note's `body` knows to be final (none for `herald note`, which reads them
+    /// all): the rest are read from `below` up.
+    fn settled_in(&self, body: Option<&str>) -> Settled {
+        match body {
+            Some(body) if !self.read_everything => Settled::from_note(body, self.pipeline_id, &self.status_prefix),
+            _ => Settled::nothing(),
+        }
+    }
+
+    /// The read of the pipeline's statuses from id `from` up, on whichever client runs it.
+    fn statuses_from(&self, from: u64) -> impl FnMut(&Client, Duration) -> Result<Vec<CommitStatus>, ApiError> + Send {
+        let (project, sha, pipeline_id) = (self.project.clone(), self.sha.clone(), self.pipeline_id);
+        move |c, t| gitlab::pipeline_statuses_from(c, &project, &sha, pipeline_id, from, t)
+    }
+
+    /// Runs `here` on this thread and the read `there` on `other`, the client `here` does not use,
+    /// at the same time: one round trip for both. Without a spare client (`other` None, or no
+    /// spare at all), one after the other on the first. `there` is not interrupted: it is one
+    /// read, bounded by `deadline`.
+    fn alongside<A, B: Send>(
+        &self,
+        deadline: Instant,
+        here: impl FnOnce() -> A,
+        other: Option<&Client>,
+        there: impl FnMut(&Client, Duration) -> Result<B, ApiError> + Send,
+    ) -> (A, Result<B, SyncError>) {
+        let (Some(other), Some(_)) = (other, self.spare) else {
+            let a = here();
+            let guard = Guard { deadline, interrupted: &|| false };
+            return (a, call_with(self.client, &guard, there));
+        };
+        std::thread::scope(|scope| {
+            let read = scope.spawn(move || {
+                let guard = Guard { deadline, interrupted: &|| false };
+                call_with(other, &guard, there)
+            });
+            let a = here();
+            (a, read.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        })
     }
 
     /// The merge request's earlier pipelines, oldest first (read once per pipeline, `carried`).
@@ -628,20 +760,70 @@ impl<'c> NoteSync<'c> {
     fn call<T>(
         &self,
         guard: &Guard,
-        mut request: impl FnMut(&Client, Duration) -> Result<T, ApiError>,
+        request: impl FnMut(&Client, Duration) -> Result<T, ApiError>,
     ) -> Result<T, SyncError> {
-        if (guard.interrupted)() {
-            return Err(SyncError::Interrupted);
-        }
-        let pause = |wait| {
-            std::thread::sleep(wait);
-            (guard.interrupted)()
-        };
-        retry::call(guard.deadline, pause, |timeout| request(self.client, timeout)).map_err(|gave_up| match gave_up {
-            GaveUp::Api(error) => SyncError::Api(error),
-            GaveUp::OutOfTime => SyncError::OutOfTime,
-            GaveUp::Interrupted => SyncError::Interrupted,
+        call_with(self.client, guard, request)
+    }
+}
+
+/// One API call on `client` through `gitlab::retry`, within the guard's deadline, giving way when
+/// the guard says so.
+fn call_with<T>(
+    client: &Client,
+    guard: &Guard,
+    mut request: impl FnMut(&Client, Duration) -> Result<T, ApiError>,
+) -> Result<T, SyncError> {
+    if (guard.interrupted)() {
+        return Err(SyncError::Interrupted);
+    }
+    let pause = |wait| {
+        std::thread::sleep(wait);
+        (guard.interrupted)()
+    };
+    retry::call(guard.deadline, pause, |timeout| request(client, timeout)).map_err(|gave_up| match gave_up {
+        GaveUp::Api(error) => SyncError::Api(error),
+        GaveUp::OutOfTime => SyncError::OutOfTime,
+        GaveUp::Interrupted => SyncError::Interrupted,
+    })
+}
+
+/// How the note is looked up: by its id when known, else among all the merge request's notes.
+/// Sent to another thread to run while the final status is posted (`NoteSync::lookup`).
+pub struct Lookup {
+    project: String,
+    mr_iid: u64,
+    note_id: Option<u64>,
+}
+
+impl Lookup {
+    /// Makes the look-up on `client`, retried until `deadline`.
+    pub fn run(&self, client: &Client, deadline: Instant) -> Result<Looked, SyncError> {
+        call_with(client, &Guard { deadline, interrupted: &|| false }, |c, t| self.request(c, t))
+    }
+
+    fn request(&self, client: &Client, timeout: Duration) -> Result<Looked, ApiError> {
+        Ok(match self.note_id {
+            Some(id) => Looked::One(id, gitlab::get_note(client, &self.project, self.mr_iid, id, timeout)?),
+            None => Looked::All(gitlab::list_notes(client, &self.project, self.mr_iid, timeout)?),
         })
+    }
+}
+
+/// What a look-up found (see `Lookup`).
+pub enum Looked {
+    /// The note of this id, or None: it is gone.
+    One(u64, Option<Note>),
+    /// Every note of the merge request.
+    All(Vec<Note>),
+}
+
+impl Looked {
+    /// The id it was looked up by.
+    fn id(&self) -> Option<u64> {
+        match self {
+            Looked::One(id, _) => Some(*id),
+            Looked::All(_) => None,
+        }
     }
 }
 
