@@ -48,6 +48,38 @@ const REFRESH_TIMEOUT: Duration = Duration::from_secs(20);
 /// and a live write for it would cost requests that no reader sees for long.
 const LIVE_GRACE: Duration = Duration::from_secs(1);
 
+/// A look at the note this recent stands in for the final write's first one: the note cannot
+/// have changed much since. (It was made before the final status was posted, so it cannot show
+/// it; the covering check of a busy note looks again after the wait anyway.)
+const RECENT_LOOK: Duration = Duration::from_secs(1);
+
+/// A look at the note (`NoteSync::lookup`) made on its own thread, on the spare connection.
+struct Look {
+    started: Instant,
+    answer: Receiver<note::Looked>,
+}
+
+impl Look {
+    /// None when no thread can be started (then `find` looks, as it would anyway).
+    fn start(note: &NoteSync<'_>, spare: &Arc<Client>, deadline: Instant) -> Option<Look> {
+        let (lookup, spare) = (note.lookup(), spare.clone());
+        let (send, answer) = mpsc::channel();
+        let looking = move || {
+            match lookup.run(&spare, deadline) {
+                Ok(looked) => drop(send.send(looked)),
+                Err(error) => log!(Debug, "note: the look on the spare connection failed: {error}"),
+            };
+        };
+        std::thread::Builder::new().name("note look".into()).spawn(looking).ok()?;
+        Some(Look { started: Instant::now(), answer })
+    }
+
+    /// Its answer, waiting for it until `until` at most; None if it failed or is not there yet.
+    fn answer(self, until: Instant) -> Option<note::Looked> {
+        self.answer.recv_timeout(until.saturating_duration_since(Instant::now())).ok()
+    }
+}
+
 /// A state the publisher should bring the status to.
 struct Wanted {
     state: StatusState,
@@ -188,8 +220,18 @@ impl Worker {
                 note.with_spare(spare);
             }
         }
-        // The final write's first look at the note, made while the final status is posted.
-        let mut prefetch: Option<std::thread::JoinHandle<Result<note::Looked, SyncError>>> = None;
+        // A look at the note on the spare connection, made on another thread. A step whose end
+        // writes the note (no planned step follows) makes the live write's look at once,
+        // alongside its `running` post, unless the job knows the note is too fresh for one: that
+        // opens the spare connection while the step runs, and the look serves the live write or,
+        // for a step that ends sooner, the final write. A final write whose step ran longer looks
+        // again while it posts the final status.
+        let mut look = match (note.as_ref(), &spare) {
+            (Some(note), Some(spare)) if !self.more_steps_follow() && job_memory::note_fresh_for(context).is_zero() => {
+                Look::start(note, spare, Instant::now() + REFRESH_TIMEOUT)
+            }
+            _ => None,
+        };
         let mut wanted = Wanted { state: StatusState::Running, description: "running".into(), exit_code: None };
         let mut recorded = false;
         let mut deadline: Option<Instant> = None;
@@ -209,11 +251,10 @@ impl Worker {
                 job_memory::step_ended(context, &self.name, wanted.state.as_str(), &wanted.description);
                 recorded = true;
             }
-            if let (None, Some(note), Some(spare), Some(at)) = (&prefetch, note.as_ref(), &spare, deadline) {
-                if wanted.state.is_final() && sent != Some(wanted.state) && !self.leaves_note(&wanted) {
-                    let (lookup, spare) = (note.lookup(), spare.clone());
-                    let looking = move || lookup.run(&spare, at);
-                    prefetch = std::thread::Builder::new().name("note look-up".into()).spawn(looking).ok();
+            if let (Some(note), Some(spare), Some(at)) = (note.as_ref(), &spare, deadline) {
+                let recent = look.as_ref().is_some_and(|look| look.started.elapsed() < RECENT_LOOK);
+                if !recent && wanted.state.is_final() && sent != Some(wanted.state) && !self.leaves_note(&wanted) {
+                    look = Look::start(note, spare, at);
                 }
             }
             if sent == Some(wanted.state) {
@@ -230,7 +271,7 @@ impl Worker {
                             Report::Done
                         }
                         (Some(note), Some(at)) => {
-                            if let Some(Ok(Ok(looked))) = prefetch.take().map(std::thread::JoinHandle::join) {
+                            if let Some(looked) = look.take().and_then(|look| look.answer(at)) {
                                 note.prefetched(looked);
                             }
                             note.expect_step(context, &self.step, wanted.state.as_str(), &wanted.description);
@@ -318,7 +359,7 @@ impl Worker {
                         note.know_me(me);
                     }
                     if let (Some(note), StatusState::Running) = (note.as_mut(), wanted.state) {
-                        self.live_update(note);
+                        self.live_update(note, &mut look);
                     }
                 }
                 Err(GaveUp::Interrupted) if exiting => return Report::Done,
@@ -361,7 +402,7 @@ impl Worker {
     /// than `HERALD_MIN_UPDATE_INTERVAL`, and not for a step that ends within `LIVE_GRACE` (its
     /// final state follows at once). Gives way as soon as the step ends. When the job's previous
     /// step saw the note too fresh for a live write, nothing is asked before it may be written.
-    fn live_update(&self, note: &mut NoteSync<'_>) {
+    fn live_update(&self, note: &mut NoteSync<'_>, look: &mut Option<Look>) {
         let first_look = LIVE_GRACE.max(job_memory::note_fresh_for(&self.context));
         match self.events.recv_timeout(first_look) {
             Ok(event) => {
@@ -377,6 +418,10 @@ impl Worker {
             }
             self.stashed.borrow().is_some()
         };
+        // The look made as the step started, if it has its answer: the live write's look.
+        if let Some(looked) = look.take().and_then(|look| look.answer(Instant::now())) {
+            note.prefetched(looked);
+        }
         loop {
             let result = note.refresh(Instant::now() + REFRESH_TIMEOUT, &interrupted);
             log!(Debug, "note, live write: {result:?}");
