@@ -97,7 +97,7 @@ pub struct NoteSync<'c> {
     /// A second client, with its own connection: the note is looked up on it, so that the look
     /// can go out alongside a request on the first (see `alongside`). None: one connection.
     spare: Option<&'c Client>,
-    /// The note as looked up while the step's final status was being posted (`prefetched`).
+    /// A look at the note made on another thread, the next `find`'s (`prefetched`).
     prefetched: Option<Looked>,
     plan: Option<&'c Pipeline>,
     project: String,
@@ -183,15 +183,16 @@ impl<'c> NoteSync<'c> {
         self.spare = Some(spare);
     }
 
-    /// The look-up `find` would make now, to be made on another thread while this process posts
-    /// the step's final status; its answer goes to `prefetched`.
+    /// The look-up `find` would make now, to be made on another thread (as the step starts, or
+    /// while its final status is posted); its answer goes to `prefetched`.
     pub fn lookup(&self) -> Lookup {
         Lookup { project: self.project.clone(), mr_iid: self.mr_iid, note_id: self.known_id() }
     }
 
-    /// The answer to `lookup`, read while the final status was posted: the final write's first
-    /// look at the note. (It was read before the status landed, so it cannot show this step's
-    /// final state yet; a busy note is looked at again, after the status, as always.)
+    /// The answer to `lookup`: the next `find` takes it as its look, unless this process has
+    /// learnt a different way to look since (it created a note). Made before the final status
+    /// landed, it cannot show this step's final state; a busy note is looked at again after the
+    /// wait, as always.
     pub fn prefetched(&mut self, looked: Looked) {
         self.prefetched = Some(looked);
     }
