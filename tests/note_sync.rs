@@ -663,3 +663,47 @@ fn a_jobs_last_step_ends_in_four_round_trips() {
     let waves = waves_after("short", "true");
     assert_eq!(sizes(&waves)[1..], [2, 1, 2], "{waves:?}");
 }
+
+/// A writer checks its write against the state, and writes again if a status became final
+/// meanwhile (its writer may have written before us and been overwritten). A step that only
+/// started elsewhere does not count: its row may lag as live writes may, and in a busy pipeline
+/// steps start all the time, which kept the last writer rewriting up to its round limit.
+#[test]
+fn a_writer_writes_again_for_a_step_that_ended_meanwhile_not_for_one_that_started() {
+    const ROUND_TRIP: Duration = Duration::from_millis(200);
+    for (state, writes) in [("running", 1), ("failed", 2)] {
+        let gitlab = GitLab::start();
+        let step = |job: &str| {
+            let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, job, "test", "running"));
+            herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+                .env("CI_JOB_NAME", job)
+                .env("HERALD_MIN_UPDATE_INTERVAL", "60s")
+                .env("CI_JOB_ID", format!("{id}{}", std::process::id()))
+                .env("CI_JOB_URL", url)
+                .args(["run", "--name", job, "--", "true"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let puts = |from: usize| gitlab.requests()[from..].iter().filter(|r| r.method == "PUT").count();
+        assert_eq!(crate::support::finish(step("setup")).code, Some(0));
+        gitlab.with(|w| {
+            let id = w.herald_notes(1)[0].id;
+            w.age_note(id, 30.0);
+            w.round_trip = ROUND_TRIP;
+        });
+        let before = gitlab.requests().len();
+        let child = step("last");
+        // Between the write and its check, another job's step starts (or ends).
+        crate::support::wait_until("the note's write", || puts(before) == 1);
+        let url = job_url(9999);
+        gitlab.with(|w| w.add_status(PIPELINE_MERGED, "herald/other › build", state, &url));
+        let finished = crate::support::finish(child);
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+        assert_eq!(puts(before), writes, "a step elsewhere became {state}");
+        let note = &gitlab.with(|w| w.herald_notes(1))[0].body;
+        assert!(note.contains("✅ last passed in"), "{note}");
+        assert_eq!(note.contains("build"), state == "failed", "{note}");
+    }
+}

@@ -280,6 +280,10 @@ impl<'c> NoteSync<'c> {
         // Other writers were at work when this one looked: it is likely to find its write taken
         // over, and verifying looks at the note alone first (a state read would be wasted).
         let mut busy_seen = false;
+        // The final statuses the body last rendered was made from, and those of what this
+        // process wrote last (see the verification below).
+        let mut rendered_finals: Option<Vec<(u64, String)>> = None;
+        let mut written_finals: Option<Vec<(u64, String)>> = None;
         for round in 0..rounds {
             if round > 0 {
                 // Let concurrent writers land before looking again; the jitter spreads them out.
@@ -337,6 +341,21 @@ impl<'c> NoteSync<'c> {
                             Some(fresh) => fresh,
                             None => self.call(&guard, self.statuses_from(self.settled_in(Some(&found.body)).below))?,
                         };
+                        // No status has become final since our render: what else changed is
+                        // steps starting, whose rows may lag as live writes may (each step's
+                        // final state is followed by its own writer's sync). Writing again for
+                        // them would keep the last writer of a busy pipeline rewriting.
+                        let finals = self.finals(Some(&found.body), &fresh);
+                        if written_finals.as_ref() == Some(&finals) {
+                            log!(
+                                Debug,
+                                "note !{}: round {}, no status became final since our write",
+                                self.mr_iid,
+                                round + 1
+                            );
+                            return Ok(Synced::Written);
+                        }
+                        rendered_finals = Some(finals);
                         let now = self.render(&guard, jobs.as_deref().unwrap_or_default(), Some(found), fresh)?;
                         if now.trim_end() == ours.trim_end() {
                             log!(Debug, "note !{}: round {}, our write still holds", self.mr_iid, round + 1);
@@ -404,6 +423,7 @@ impl<'c> NoteSync<'c> {
                         self.statuses_from(from),
                     );
                     let (read, statuses) = (read?, statuses?);
+                    rendered_finals = Some(self.finals(note.as_ref().map(|n| n.body.as_str()), &statuses));
                     let body = self.render(&guard, &read, note.as_ref(), statuses)?;
                     jobs = Some(read);
                     body
@@ -447,6 +467,7 @@ impl<'c> NoteSync<'c> {
                 return Ok(Synced::Written);
             }
             written = Some(body);
+            written_finals = rendered_finals.take();
         }
         Err(SyncError::NoAgreement(rounds))
     }
@@ -664,6 +685,16 @@ impl<'c> NoteSync<'c> {
             Some(body) if !self.read_everything => Settled::from_note(body, self.pipeline_id, &self.status_prefix),
             _ => Settled::nothing(),
         }
+    }
+
+    /// The statuses in a final state, as a render from a note's `body` and `fresh` statuses read
+    /// from where it settles would see them: (id, state), by id.
+    fn finals(&self, body: Option<&str>, fresh: &[CommitStatus]) -> Vec<(u64, String)> {
+        let statuses = self.settled_in(body).merge(fresh.to_vec());
+        let mut finals: Vec<(u64, String)> =
+            statuses.into_iter().filter(super::settled::is_final).map(|status| (status.id, status.status)).collect();
+        finals.sort();
+        finals
     }
 
     /// The read of the pipeline's statuses from id `from` up, on whichever client runs it.

@@ -45,7 +45,7 @@ pub struct Settled {
 }
 
 /// GitLab's final states for a commit status: a status in one of them never changes again.
-fn is_final(status: &CommitStatus) -> bool {
+pub fn is_final(status: &CommitStatus) -> bool {
     matches!(status.status.as_str(), "success" | "failed" | "canceled" | "skipped")
 }
 
