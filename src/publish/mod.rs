@@ -210,10 +210,10 @@ impl Worker {
             Err(why) => return self.failed(&why),
         };
         // The note's look-ups go on a connection of their own, alongside the status posts and the
-        // other reads (`NoteSync::with_spare`); shared with the thread that looks while the final
-        // status is posted.
-        let spare = self::client(context).ok().map(Arc::new);
+        // other reads (`NoteSync::with_spare`); shared with the thread that looks ahead. Made
+        // only where there is a note to write (a merge request's pipeline).
         let mut note = NoteSync::new(&client, context, self.plan.as_ref());
+        let spare = note.as_ref().and_then(|_| self::client(context).ok()).map(Arc::new);
         if let Some(note) = note.as_mut() {
             note.job_wrote(job_memory::note_last_written(context));
             if let Some(spare) = spare.as_deref() {
