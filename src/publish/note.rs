@@ -19,9 +19,11 @@
 //!    overwrites it.
 //! 4. Skip the write when the body is already right; otherwise write, wait a jittered moment, read
 //!    the note again: if another writer has replaced our text, verifying is now its part; if not,
-//!    read the state again and write again if it moved on — a bounded number of rounds. Every
-//!    state change (a status) happens before its writer's sync, and the last writer of all finds
-//!    its own text and checks it against the state, so the note ends true.
+//!    read the state again and write again if a status became final since our render — a
+//!    bounded number of rounds. Every final state (a status) is posted before its writer's sync,
+//!    and the last writer of all finds its own text and checks it against the state, so the note
+//!    ends true. Steps that only started meanwhile do not count: their rows may lag, as live
+//!    writes may, and in a busy pipeline they would keep the last writer rewriting.
 //! 5. A step's final write first looks whether the note already shows that step in its final
 //!    state (another writer rendered it after the status was posted): then there is nothing to
 //!    write. When the note is busy (written in the last two seconds, many steps are ending
