@@ -339,15 +339,17 @@ impl<'c> NoteSync<'c> {
                                 gitlab::pipeline_jobs_with_retries(c, &self.project, self.pipeline_id, t)
                             })?);
                         }
+                        let known = self.settled_in(Some(&found.body));
                         let fresh = match statuses.take() {
                             Some(fresh) => fresh,
-                            None => self.call(&guard, self.statuses_from(self.settled_in(Some(&found.body)).below))?,
+                            None => self.call(&guard, self.statuses_from(known.below))?,
                         };
+                        let now_statuses = known.merge(fresh);
                         // No status has become final since our render: what else changed is
                         // steps starting, whose rows may lag as live writes may (each step's
                         // final state is followed by its own writer's sync). Writing again for
                         // them would keep the last writer of a busy pipeline rewriting.
-                        let finals = self.finals(Some(&found.body), &fresh);
+                        let finals = finals_of(&now_statuses);
                         if written_finals.as_ref() == Some(&finals) {
                             log!(
                                 Debug,
@@ -358,7 +360,8 @@ impl<'c> NoteSync<'c> {
                             return Ok(Synced::Written);
                         }
                         rendered_finals = Some(finals);
-                        let now = self.render(&guard, jobs.as_deref().unwrap_or_default(), Some(found), fresh)?;
+                        let now =
+                            self.render(&guard, jobs.as_deref().unwrap_or_default(), Some(found), now_statuses)?;
                         if now.trim_end() == ours.trim_end() {
                             log!(Debug, "note !{}: round {}, our write still holds", self.mr_iid, round + 1);
                             return Ok(Synced::Written);
@@ -413,7 +416,7 @@ impl<'c> NoteSync<'c> {
                 Some(body) => body,
                 None => {
                     // The jobs and the statuses do not depend on each other: read together.
-                    let from = self.settled_in(note.as_ref().map(|n| n.body.as_str())).below;
+                    let known = self.settled_in(note.as_ref().map(|n| n.body.as_str()));
                     let (read, statuses) = self.alongside(
                         deadline,
                         || {
@@ -422,10 +425,10 @@ impl<'c> NoteSync<'c> {
                             })
                         },
                         self.spare,
-                        self.statuses_from(from),
+                        self.statuses_from(known.below),
                     );
-                    let (read, statuses) = (read?, statuses?);
-                    rendered_finals = Some(self.finals(note.as_ref().map(|n| n.body.as_str()), &statuses));
+                    let (read, statuses) = (read?, known.merge(statuses?));
+                    rendered_finals = Some(finals_of(&statuses));
                     let body = self.render(&guard, &read, note.as_ref(), statuses)?;
                     jobs = Some(read);
                     body
@@ -622,24 +625,21 @@ impl<'c> NoteSync<'c> {
         }
     }
 
-    /// The note's body for the pipeline as it is now: its `jobs` and herald's statuses. The
-    /// statuses the note `current` already knows to be final are taken from it (`settled_in`),
-    /// the rest, `fresh`, were read from where those end, newest first; `herald note` reads them
-    /// all.
+    /// The note's body for the pipeline as it is now: its `jobs` and herald's `statuses` — those
+    /// the note `current` already knew to be final (`settled_in`) merged with those read from
+    /// where they end, newest first (`herald note` reads them all). The excerpts and history
+    /// already known are taken from `current` too.
     fn render(
         &self,
         guard: &Guard,
         jobs: &[PipelineJob],
         current: Option<&Note>,
-        fresh: Vec<CommitStatus>,
+        statuses: Vec<CommitStatus>,
     ) -> Result<String, SyncError> {
-        let body = current.map(|note| note.body.as_str());
-        let known = self.settled_in(body);
-        let mut carried = match body {
-            Some(body) if !self.read_everything => Carried::from_note(body, self.pipeline_id),
+        let mut carried = match current {
+            Some(note) if !self.read_everything => Carried::from_note(&note.body, self.pipeline_id),
             _ => Carried::new(self.pipeline_id),
         };
-        let statuses = known.merge(fresh);
         let history = match carried.history() {
             Some(history) => history,
             None => match self.history(guard) {
@@ -687,16 +687,6 @@ impl<'c> NoteSync<'c> {
             Some(body) if !self.read_everything => Settled::from_note(body, self.pipeline_id, &self.status_prefix),
             _ => Settled::nothing(),
         }
-    }
-
-    /// The statuses in a final state, as a render from a note's `body` and `fresh` statuses read
-    /// from where it settles would see them: (id, state), by id.
-    fn finals(&self, body: Option<&str>, fresh: &[CommitStatus]) -> Vec<(u64, String)> {
-        let statuses = self.settled_in(body).merge(fresh.to_vec());
-        let mut finals: Vec<(u64, String)> =
-            statuses.into_iter().filter(super::settled::is_final).map(|status| (status.id, status.status)).collect();
-        finals.sort();
-        finals
     }
 
     /// The read of the pipeline's statuses from id `from` up, on whichever client runs it.
@@ -859,6 +849,18 @@ impl Looked {
             Looked::All(_) => None,
         }
     }
+}
+
+/// The statuses among `statuses` in a final state, (id, state) by id: what a render showed as
+/// ended, for telling whether a step has ended since.
+fn finals_of(statuses: &[CommitStatus]) -> Vec<(u64, String)> {
+    let mut finals: Vec<(u64, String)> = statuses
+        .iter()
+        .filter(|status| super::settled::is_final(status))
+        .map(|status| (status.id, status.status.clone()))
+        .collect();
+    finals.sort();
+    finals
 }
 
 /// A body's fingerprint, to recognise it again in a later process of the same job.
