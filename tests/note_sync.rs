@@ -331,6 +331,17 @@ fn live_writes_wait_for_the_minimum_interval() {
     assert_eq!(live_writes(&step_with_note_aged(0.0, "2s", Step::UntilLiveWrite)), 1);
 }
 
+/// GitLab's `Date` header has whole seconds, so a note written within the current second can look
+/// a moment younger than 0 s. With the throttle off that must still be "not too fresh": it once
+/// read as "too fresh for 0 s more", and the live write asked again and again while the step ran.
+#[test]
+fn with_the_throttle_off_a_note_stamped_in_the_current_second_takes_the_live_write() {
+    let gitlab = step_with_note_aged(-0.9, "0", Step::UntilLiveWrite);
+    assert_eq!(live_writes(&gitlab), 1);
+    let looks = gitlab.requests().iter().filter(|r| r.method == "GET" && r.path.contains("/notes")).count();
+    assert!(looks <= 4, "{looks} looks at the note");
+}
+
 /// A job of two planned steps, as a runner runs it: its checkout with the configuration, its id
 /// (the key of what herald keeps between the job's steps), its URL.
 struct PlannedJob {
