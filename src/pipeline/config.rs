@@ -109,6 +109,9 @@ pub enum AllowFailure {
     Yes,
     /// `allow_failure: exit_codes: [...]`: only a job that exits with one of these.
     ExitCodes(Vec<i32>),
+    /// The configuration cannot say here (an `allow_failure` inside `rules:` whose match depends
+    /// on what is not known, for example): ask GitLab, which knows the job's own answer.
+    Unknown,
 }
 
 impl AllowFailure {
@@ -119,6 +122,7 @@ impl AllowFailure {
             AllowFailure::No => false,
             AllowFailure::Yes => true,
             AllowFailure::ExitCodes(codes) => codes.contains(&exit_code),
+            AllowFailure::Unknown => false,
         }
     }
 
