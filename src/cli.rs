@@ -15,7 +15,7 @@ const VERSION: &str =
 
 /// Supervise GitLab CI job steps like an init process and publish what they do.
 #[derive(Debug, Parser)]
-#[command(name = "herald", version = VERSION, propagate_version = true)]
+#[command(name = "herald", version = VERSION, propagate_version = true, arg_required_else_help = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,7 +62,7 @@ enum Command {
     #[command(after_help = DOCTOR_AFTER_HELP)]
     Doctor,
     /// GitLab Runner custom-executor driver: every runner stage becomes a step
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     Executor(ExecutorCommand),
 }
 
@@ -154,6 +154,14 @@ fn dispatch() -> Outcome {
             // --help and --version: print them; a closed pipe (`herald --help | head -1`) is fine.
             let _ = error.print();
             return Ok(0);
+        }
+        Err(error) if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `herald` (or `herald executor`) alone: the help, which is what someone typing it
+            // wants to see. Still a usage error, with herald's own code for those (125, as every
+            // other usage error): a script whose command line lost its words (`herald $EMPTY`)
+            // must not pass. On stderr, like every usage error, so stdout stays the step's.
+            let _ = error.print();
+            return Ok(crate::output::EXIT_HERALD_FAILED);
         }
         Err(error) => {
             return Err(Failure::setup(format!(
