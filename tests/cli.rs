@@ -23,6 +23,20 @@ fn help_lists_the_commands() {
     assert!(help.contains("Run one step under supervision; publish it; exit with the step's exit code"), "{help}");
 }
 
+/// `herald` alone (or `herald executor` alone) shows the help rather than one line, on stderr with
+/// herald's usage-error code: a script whose command line lost its words must not pass.
+#[test]
+fn herald_alone_prints_the_help() {
+    for (args, command) in [(&[][..], "run"), (&["executor"][..], "prepare")] {
+        let finished = run(herald().args(args));
+        assert_eq!(finished.code, Some(125), "{args:?}");
+        assert_eq!(finished.stdout_text(), "", "{args:?}: stdout stays clean");
+        let help = finished.stderr_text();
+        assert!(help.contains("Usage: herald"), "{args:?}: {help}");
+        assert!(help.lines().any(|l| l.trim_start().starts_with(command)), "{args:?}: {help}");
+    }
+}
+
 #[test]
 fn usage_errors_exit_125_with_one_line() {
     for args in [
@@ -108,4 +122,61 @@ fn the_layers_do_not_reach_upward() {
     for module in uses.keys() {
         visit(module, &uses, &mut Vec::new(), &mut done);
     }
+}
+
+/// The commands that exist only to publish say why they did nothing, in one line, and exit 0.
+#[test]
+fn note_and_finalize_outside_ci_say_why_they_do_nothing() {
+    for args in [&["note"][..], &["note", "--final"], &["finalize"]] {
+        let finished = run(herald().args(args));
+        assert_eq!(finished.code, Some(0), "{args:?}");
+        let said = finished.stderr_text();
+        assert_eq!(said.lines().count(), 1, "{args:?}: {said}");
+        assert!(said.starts_with(&format!("herald {}: nothing to do: outside GitLab CI", args[0])), "{args:?}: {said}");
+        assert!(said.contains("HERALD_MODE is ci-only (the default)"), "{args:?}: {said}");
+    }
+    let off = run(herald().env("GITLAB_CI", "true").env("HERALD_MODE", "off").arg("finalize"));
+    assert_eq!((off.code, off.stderr_text()), (Some(0), "herald finalize: nothing to do: HERALD_MODE is off\n".into()));
+}
+
+/// `GITLAB_CI=true HERALD_DRY_RUN=1 herald run -- …` on a machine with no GitLab and no CI
+/// variables: the job-log section, the summary line and the statuses a CI job would post, with
+/// nothing sent and the token nowhere.
+#[test]
+fn a_dry_run_shows_what_a_ci_job_would_publish_without_gitlab() {
+    let gitlab = crate::support::gitlab::GitLab::start();
+    let token = crate::support::gitlab::TOKEN_DEVELOPER;
+    let finished = run(herald()
+        .env("GITLAB_CI", "true")
+        .env("HERALD_DRY_RUN", "1")
+        .env("HERALD_TOKEN", token)
+        .env("HERALD_API_URL", gitlab.api_url())
+        .args(["run", "--", "sh", "-c", "sleep 1; echo out; exit 2"]));
+    assert_eq!(finished.code, Some(2), "the step's own code");
+    assert_eq!(finished.stdout_text(), "out\n");
+    let said = finished.stderr_text();
+    assert!(said.contains("▶ sleep"), "the section: {said}");
+    assert!(said.contains("✘ sleep failed (exit 2) after 1."), "the summary line: {said}");
+    let posts: Vec<&str> = said.lines().filter(|l| l.starts_with("herald (dry run): POST ")).collect();
+    assert_eq!(posts.len(), 2, "running, then the final state: {said}");
+    assert!(posts.iter().all(|p| p.contains("/projects/CI_PROJECT_ID/statuses/CI_COMMIT_SHA {")), "{said}");
+    assert!(posts.iter().all(|p| p.contains(r#""name":"herald/herald › sleep""#)), "{said}");
+    assert!(posts[0].contains(r#""state":"running""#), "{said}");
+    assert!(posts[1].contains(r#""description":"failed (exit 2) after 1."#), "{said}");
+    assert!(posts[1].contains(r#""state":"failed""#), "{said}");
+    assert!(!said.contains(token) && !said.contains("not publishing"), "{said}");
+    assert!(gitlab.requests().is_empty(), "nothing sent");
+}
+
+/// Outside CI a dry run publishes nothing either, as every run there; asked to show something, it
+/// says why in one line. Without HERALD_DRY_RUN the run stays silent.
+#[test]
+fn a_dry_run_outside_ci_says_why_nothing_would_be_published() {
+    let finished = run(herald().env("HERALD_DRY_RUN", "1").args(["run", "--", "true"]));
+    assert_eq!(finished.code, Some(0));
+    let said = finished.stderr_text();
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.starts_with("herald (dry run): nothing would be published: outside GitLab CI"), "{said}");
+    let quiet = run(herald().args(["run", "--", "true"]));
+    assert_eq!((quiet.code, quiet.stderr_text()), (Some(0), String::new()));
 }

@@ -78,8 +78,14 @@ fn setup(command: &str, env: &dyn Env) -> Result<Option<(Box<PublishContext>, Cl
     let context = match context::resolve(env) {
         Ok(Publishing::On(context)) => context,
         Ok(Publishing::Off(why)) => {
-            if let Some(why) = why.filter(|why| job_memory::first_telling(env, why)) {
-                say(&why);
+            // These commands exist only to publish: doing nothing, they say why, in one line.
+            match why {
+                Some(why) if job_memory::first_telling(env, &why) => say(&why),
+                Some(_) => {}
+                None => {
+                    let why = context::mode_keeps_quiet(env).unwrap_or_else(|| "publishing is off".into());
+                    say(&format!("{command}: nothing to do: {why}"));
+                }
             }
             return Ok(None);
         }
