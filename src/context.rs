@@ -1,5 +1,5 @@
 //! Where a step's results go: the GitLab API, project, commit, pipeline and merge request, read
-//! from GitLab's predefined variables with `HERALD_*` overrides (README "Configuration",
+//! from GitLab's predefined variables with `HERALD_*` overrides (docs/guide.md "Configuration",
 //! gitlab.md §E). A pure function of the environment, like `config`.
 //!
 //! When publishing can't or shouldn't happen, the result says why in one line, with the fix, or
@@ -135,8 +135,10 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
 
     if !mode.publishes(in_ci) {
         // Silent, as the user chose; but a dry run was asked to show something, so it says why not.
-        let why =
-            dry_run.then(|| format!("herald (dry run): nothing would be published: {}", mode_reason(mode, env, in_ci)));
+        let why = dry_run.then(|| {
+            let also = if in_ci { "" } else { "; add GITLAB_CI=true to see what a CI job would publish" };
+            format!("herald (dry run): nothing would be published: {}{also}", mode_reason(mode, env, in_ci))
+        });
         return Ok(Publishing::Off(why));
     }
 

@@ -75,7 +75,11 @@ pub fn run() -> i32 {
         // The mode is the reason only when it is: otherwise what is missing is named once, by the
         // context check below.
         Ok(Publishing::Off(_)) => match context::mode_keeps_quiet(&ProcessEnv) {
-            Some(why) => checks.warn("mode", &format!("herald run will not publish here: {why}")),
+            Some(why) => {
+                let fix =
+                    if why.starts_with("outside GitLab CI") { "; HERALD_MODE=always publishes from here" } else { "" };
+                checks.warn("mode", &format!("herald run will not publish here: {why}{fix}"))
+            }
             None => checks.ok("mode", "HERALD_MODE lets herald run publish here (once the context check passes)"),
         },
     }
