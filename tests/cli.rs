@@ -180,3 +180,23 @@ fn a_dry_run_outside_ci_says_why_nothing_would_be_published() {
     let quiet = run(herald().args(["run", "--", "true"]));
     assert_eq!((quiet.code, quiet.stderr_text()), (Some(0), String::new()));
 }
+
+/// A note needs a merge request and a pipeline: `herald note` without the pipeline names that,
+/// not the merge request it was given, and sends nothing.
+#[test]
+fn a_note_without_a_pipeline_says_so() {
+    let gitlab = crate::support::gitlab::GitLab::start();
+    let finished = run(herald()
+        .env("HERALD_MODE", "always")
+        .env("HERALD_TOKEN", crate::support::gitlab::TOKEN_DEVELOPER)
+        .env("HERALD_API_URL", gitlab.api_url())
+        .env("HERALD_PROJECT", "42")
+        .env("HERALD_SHA", crate::support::gitlab::SHA_FEATURE)
+        .env("HERALD_MR_IID", "1")
+        .arg("note"));
+    assert_eq!(finished.code, Some(0));
+    let said = finished.stderr_text();
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains("no pipeline to show (CI_PIPELINE_ID or HERALD_PIPELINE_ID is not set)"), "{said}");
+    assert!(gitlab.requests().is_empty(), "{:?}", gitlab.requests());
+}
