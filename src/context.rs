@@ -196,7 +196,9 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
         sha,
         pipeline_id,
         status_ref,
-        mr_iid,
+        // The note is drawn from GitLab's state (the pipeline's jobs, herald's statuses), which a
+        // dry run does not read: it would render from nothing and fail. A dry run shows statuses.
+        mr_iid: mr_iid.filter(|_| !dry_run),
         job_name: first(&["HERALD_JOB_NAME", "CI_JOB_NAME"]).unwrap_or_else(|| "herald".to_owned()),
         job_url,
         status_prefix: text("HERALD_STATUS_PREFIX").unwrap_or_else(|| "herald".to_owned()),
@@ -493,6 +495,12 @@ mod tests {
         };
         assert!(why.contains("outside GitLab CI") && why.contains("GITLAB_CI=true"), "{why}");
         assert_eq!(resolve(&MapEnv::of(&[])).unwrap(), Publishing::Off(None), "silent by default");
+    }
+
+    #[test]
+    fn a_dry_run_writes_no_note() {
+        let dry = on(resolve_with(BRANCH_PIPELINE, &[("HERALD_DRY_RUN", Some("1")), ("HERALD_MR_IID", Some("5"))]));
+        assert_eq!(dry.mr_iid, None);
     }
 
     #[test]

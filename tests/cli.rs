@@ -200,3 +200,32 @@ fn a_note_without_a_pipeline_says_so() {
     assert!(said.contains("no pipeline to show (CI_PIPELINE_ID or HERALD_PIPELINE_ID is not set)"), "{said}");
     assert!(gitlab.requests().is_empty(), "{:?}", gitlab.requests());
 }
+
+/// A dry run in a merge-request pipeline shows the statuses; the note, drawn from GitLab's state
+/// that a dry run does not read, is left out (`herald note` says so), never reported as refused.
+#[test]
+fn a_dry_run_in_a_merge_request_pipeline_leaves_the_note_out() {
+    let gitlab = crate::support::gitlab::GitLab::start();
+    let dry = || {
+        let mut command = herald();
+        command
+            .env("GITLAB_CI", "true")
+            .env("HERALD_DRY_RUN", "1")
+            .env("HERALD_API_URL", gitlab.api_url())
+            .env("CI_PIPELINE_ID", "5")
+            .env("CI_MERGE_REQUEST_IID", "3");
+        command
+    };
+    let step = run(dry().args(["run", "--name", "unit", "--", "sh", "-c", "sleep 1.2; exit 1"]));
+    assert_eq!(step.code, Some(1));
+    let said = step.stderr_text();
+    assert!(said.contains(r#""state":"failed""#), "{said}");
+    assert!(!said.contains("/notes") && !said.contains("not updated"), "{said}");
+    let note = run(dry().arg("note"));
+    assert_eq!(note.code, Some(0));
+    assert_eq!(
+        note.stderr_text(),
+        "herald (dry run): no note: it is drawn from GitLab's state, which a dry run does not read\n"
+    );
+    assert!(gitlab.requests().is_empty());
+}

@@ -98,7 +98,9 @@ fn setup(command: &str, env: &dyn Env) -> Result<Option<(Box<PublishContext>, Cl
 fn write_note(client: &Client, context: &PublishContext, plan: Option<&Pipeline>, deadline: Instant) -> Outcome {
     let Some(mut note) = NoteSync::new(client, context, plan) else {
         // Nothing to do; the line says which of the two things a note needs is missing.
-        if context.mr_iid.is_none() {
+        if context.dry_run {
+            say("herald (dry run): no note: it is drawn from GitLab's state, which a dry run does not read");
+        } else if context.mr_iid.is_none() {
             say("herald: no merge request in this pipeline (CI_MERGE_REQUEST_IID, CI_OPEN_MERGE_REQUESTS or HERALD_MR_IID): no note to write");
         } else {
             say("herald: no pipeline to show (CI_PIPELINE_ID or HERALD_PIPELINE_ID is not set): no note to write");
