@@ -229,3 +229,39 @@ fn a_dry_run_in_a_merge_request_pipeline_leaves_the_note_out() {
     );
     assert!(gitlab.requests().is_empty());
 }
+
+/// The README is short and sends readers to docs/guide.md, which documents every command and
+/// every `HERALD_*` variable herald reads (build-time ones from build.rs aside): a variable or a
+/// command added without a word in the guide fails here.
+#[test]
+fn the_guide_documents_every_command_and_variable() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    assert!(readme.contains("](docs/guide.md)"), "the README links the guide");
+    let guide = std::fs::read_to_string(repo.join("docs/guide.md")).unwrap();
+    let help = run(herald().arg("--help")).stdout_text();
+    let commands = help.lines().skip_while(|l| !l.starts_with("Commands:")).skip(1).take_while(|l| !l.is_empty());
+    for command in commands.filter_map(|l| l.split_whitespace().next()).filter(|c| *c != "help") {
+        assert!(guide.contains(&format!("herald {command}")), "docs/guide.md never mentions `herald {command}`");
+    }
+    let build_time = std::fs::read_to_string(repo.join("build.rs")).unwrap();
+    let mut files = vec![repo.join("src")];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Every string literal that is a variable name: `"HERALD_…"`.
+        for (at, _) in text.match_indices("\"HERALD_") {
+            let name: String = text[at + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let literal = text[at + 1 + name.len()..].starts_with('"');
+            if literal && !build_time.contains(&name) {
+                assert!(guide.contains(&name), "docs/guide.md never mentions {name} (read in {})", path.display());
+            }
+        }
+    }
+}
