@@ -231,8 +231,7 @@ fn mode_reason(mode: Mode, env: &dyn Env, in_ci: bool) -> String {
     match mode {
         Mode::Off => "HERALD_MODE is off".to_owned(),
         Mode::CiOnly => format!(
-            "outside GitLab CI (GITLAB_CI is not true), and HERALD_MODE is ci-only{}; GITLAB_CI=true shows what a CI \
-             job would do, HERALD_MODE=always publishes from here",
+            "outside GitLab CI (GITLAB_CI is not true), and HERALD_MODE is ci-only{}",
             if default { " (the default)" } else { "" }
         ),
         Mode::LocalOnly if in_ci => "HERALD_MODE is local-only, and this is GitLab CI".to_owned(),
