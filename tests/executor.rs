@@ -4,6 +4,7 @@
 //! environment. Checked against the stand-in's statuses and note.
 
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
 use crate::support::campaign::note_shows;
@@ -217,4 +218,164 @@ fn a_missing_shell_is_a_system_failure() {
         .command(&["run", script.to_str().unwrap(), "build_script"], None)
         .env("HERALD_EXECUTOR_SHELL", "/nonexistent/bash"));
     assert_eq!(finished.code, Some(2), "{}", finished.stderr_text());
+}
+
+// ---- The token out of the stages' reach (issue 32) ----
+
+/// Whether this test can switch users (it runs as root, as the suite does in CI); otherwise one line
+/// says it is skipped. Root cannot be installed, so this skips even under scripts/test.sh.
+fn as_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let line = format!("skipped {test}: it switches users, which needs root\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    false
+}
+
+/// A stage script that looks for `token` everywhere a job's script on this host could: every
+/// process's environment and command line, its own environment, and its parent's (herald's)
+/// memory, region by region. It prints `FOUND in …` for each place that has it, then who it runs
+/// as. The token is split in the script so that no command line of its own carries it whole.
+fn token_search(token: &str) -> String {
+    let (first, second) = token.split_at(token.len() / 2);
+    format!(
+        r#"needle="$TMPDIR/needle.$$"
+printf '%s%s' '{first}' '{second}' > "$needle"
+for f in /proc/[0-9]*/environ; do grep -q -a -F -f "$needle" "$f" 2>/dev/null && echo "FOUND in $f"; done
+for f in /proc/[0-9]*/cmdline; do grep -q -a -F -f "$needle" "$f" 2>/dev/null && echo "FOUND in $f"; done
+env | grep -q -a -F -f "$needle" && echo "FOUND in its own environment"
+if maps=$(cat /proc/$PPID/maps 2>/dev/null) && [ -n "$maps" ]; then
+  while read -r range perms rest; do
+    case $perms in r*) ;; *) continue ;; esac
+    case $rest in *vsyscall*|*vvar*) continue ;; esac
+    start=$((16#${{range%-*}})); end=$((16#${{range#*-}}))
+    dd if=/proc/$PPID/mem bs=4096 skip=$((start/4096)) count=$(((end-start)/4096)) 2>/dev/null
+  done <<<"$maps" | grep -q -a -F -f "$needle" && echo "FOUND in /proc/$PPID/mem"
+  echo "memory: read"
+elif head -c1 /proc/$PPID/mem >/dev/null 2>&1; then
+  echo "memory: opened"
+else
+  echo "memory: closed"
+fi
+rm -f "$needle"
+echo "searched as uid=$(id -u) gid=$(id -g) groups=$(id -G) home=$HOME user=${{USER:-}} tmpdir=$TMPDIR""#
+    )
+}
+
+#[test]
+fn a_stage_run_as_another_user_finds_the_token_nowhere() {
+    if !as_root() {
+        return;
+    }
+    let gitlab = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+    let prepare = run(job.command(&["prepare"], None).env("HERALD_EXECUTOR_USER", "65534:65534"));
+    assert_eq!(prepare.code, Some(0), "{}", prepare.stderr_text());
+    assert!(!prepare.stderr_text().contains("no isolation"), "{}", prepare.stderr_text());
+    assert!(prepare.stdout_text().contains("uid 65534)"), "{}", prepare.stdout_text());
+
+    let script = job.script(&token_search(TOKEN_DEVELOPER));
+    let finished = run(job
+        .command(&["run", script.to_str().unwrap(), "build_script"], None)
+        .env("HERALD_EXECUTOR_USER", "65534:65534"));
+    let output = finished.stdout_text();
+    assert_eq!(finished.code, Some(0), "{output}{}", finished.stderr_text());
+    assert!(output.contains("searched as uid=65534 gid=65534"), "{output}{}", finished.stderr_text());
+    assert!(!output.contains("FOUND"), "the stage found the token: {output}");
+    assert!(output.contains("memory: closed"), "{output}");
+    assert!(!output.contains(TOKEN_DEVELOPER) && !finished.stderr_text().contains(TOKEN_DEVELOPER));
+    // herald still publishes with the token it keeps.
+    assert_eq!(job.status("script").as_deref(), Some("success"));
+    // The stage's private directory (its TMPDIR, the script's copy) is gone with it.
+    let tmp = output.split("tmpdir=").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap();
+    assert!(tmp.starts_with("/tmp/herald-stage-"), "{tmp}");
+    assert!(!std::path::Path::new(tmp).exists(), "{tmp} is left behind");
+}
+
+#[test]
+fn without_a_stage_user_prepare_says_there_is_no_isolation_and_herald_keeps_its_environment_clean() {
+    let gitlab = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+    let prepare = run(&mut job.command(&["prepare"], None));
+    assert_eq!(prepare.code, Some(0), "{}", prepare.stderr_text());
+    let stderr = prepare.stderr_text();
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("no isolation")).collect();
+    assert_eq!(warnings.len(), 1, "one line per job: {}", prepare.stderr_text());
+    assert!(warnings[0].contains("set HERALD_EXECUTOR_USER"), "{}", warnings[0]);
+    let config = run(&mut job.command(&["config"], None));
+    assert!(!config.stderr_text().contains("no isolation"), "said once per job, by prepare");
+    // No token, nothing to isolate.
+    let tokenless = run(job.command(&["prepare"], None).env_remove("HERALD_TOKEN"));
+    assert!(!tokenless.stderr_text().contains("no isolation"), "{}", tokenless.stderr_text());
+
+    // The stage runs as herald's own user. Its environment block no longer holds the token (even
+    // where /proc/<herald>/environ can be read at all: by root).
+    let script = job.script(&token_search(TOKEN_DEVELOPER));
+    let finished = run(&mut job.command(&["run", script.to_str().unwrap(), "build_script"], None));
+    let output = finished.stdout_text();
+    assert_eq!(finished.code, Some(0), "{output}{}", finished.stderr_text());
+    assert!(!output.lines().any(|l| l.starts_with("FOUND in") && l.ends_with("/environ")), "{output}");
+    assert!(!output.contains("FOUND in its own environment"), "{output}");
+    if as_root() {
+        // Root reads every memory: the search itself works, and this is why the warning exists.
+        assert!(output.contains("FOUND in /proc/") && output.contains("/mem"), "{output}");
+    }
+}
+
+#[test]
+fn herald_s_memory_is_closed_to_stages_of_its_own_user() {
+    if !as_root() {
+        return;
+    }
+    // herald as an ordinary user (65534), stages as the same user: PR_SET_DUMPABLE is what keeps
+    // its memory and environment block from them.
+    let gitlab = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+    std::fs::set_permissions(job.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = job.dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let script = job.script(&token_search(TOKEN_DEVELOPER));
+    std::os::unix::fs::chown(&script, Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::chown(script.parent().unwrap(), Some(65534), Some(65534)).unwrap();
+    let finished = run(job
+        .command(&["run", script.to_str().unwrap(), "build_script"], None)
+        .env("TMPDIR", &tmp)
+        .uid(65534)
+        .gid(65534));
+    let output = finished.stdout_text();
+    assert_eq!(finished.code, Some(0), "{output}{}", finished.stderr_text());
+    assert!(output.contains("searched as uid=65534"), "{output}");
+    assert!(!output.contains("FOUND"), "{output}");
+    assert!(output.contains("memory: closed"), "{output}");
+    assert_eq!(job.status("script").as_deref(), Some("success"), "{}", finished.stderr_text());
+}
+
+#[test]
+fn herald_run_keeps_its_memory_closed_and_the_step_an_ordinary_process() {
+    if !as_root() || !crate::support::needs("strace") {
+        return;
+    }
+    let gitlab = GitLab::start();
+    let dir = TempDir::new("dumpable");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // A CI job's step, as an ordinary user: its own token variable is its own to see, herald's
+    // memory is not; and ptrace-based tools in the step still work on the step's processes.
+    let step = "echo \"own=${HERALD_TOKEN:-absent}\"; \
+                if cat /proc/$PPID/environ >/dev/null 2>&1; then echo parent-environ-open; else echo parent-environ-closed; fi; \
+                strace -f -o /dev/null sh -c 'exit 3'; echo \"strace=$?\"";
+    let finished =
+        run(crate::support::herald_in_ci(&gitlab, crate::support::PipelineKind::MergedResults, TOKEN_DEVELOPER)
+            .env("TMPDIR", dir.path())
+            .uid(65534)
+            .gid(65534)
+            .args(["run", "--", "bash", "-c", step]));
+    let output = finished.stdout_text();
+    assert_eq!(finished.code, Some(0), "{output}{}", finished.stderr_text());
+    assert!(output.contains(&format!("own={TOKEN_DEVELOPER}")), "the job's own variable is unchanged: {output}");
+    assert!(output.contains("parent-environ-closed"), "{output}");
+    assert!(output.contains("strace=3"), "{output}");
 }
