@@ -379,3 +379,104 @@ fn herald_run_keeps_its_memory_closed_and_the_step_an_ordinary_process() {
     assert!(output.contains("parent-environ-closed"), "{output}");
     assert!(output.contains("strace=3"), "{output}");
 }
+
+#[test]
+fn a_token_file_keeps_the_token_out_of_every_environment() {
+    let gitlab = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+    let token_file = job.dir.join("herald-token");
+    std::fs::write(&token_file, format!("{TOKEN_DEVELOPER}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let user = if as_root() { "65534:65534" } else { "" };
+    let script = job.script(&format!(
+        "{}\n(cat {} && echo READ-THE-FILE) || true",
+        token_search(TOKEN_DEVELOPER),
+        token_file.display()
+    ));
+    let finished = run(job
+        .command(&["run", script.to_str().unwrap(), "build_script"], None)
+        .env_remove("HERALD_TOKEN")
+        .env("HERALD_TOKEN_FILE", &token_file)
+        .env("HERALD_EXECUTOR_USER", user));
+    let output = finished.stdout_text();
+    assert_eq!(finished.code, Some(0), "{output}{}", finished.stderr_text());
+    assert_eq!(job.status("script").as_deref(), Some("success"), "published with the file's token");
+    assert!(!output.lines().any(|l| l.starts_with("FOUND in") && !l.ends_with("/mem")), "{output}");
+    if !user.is_empty() {
+        assert!(!output.contains("FOUND") && !output.contains("READ-THE-FILE"), "{output}");
+    }
+
+    // A file others could read is refused with one line, and the stage runs all the same.
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let script = job.script("echo still running");
+    let finished = run(job
+        .command(&["run", script.to_str().unwrap(), "get_sources"], None)
+        .env_remove("HERALD_TOKEN")
+        .env("HERALD_TOKEN_FILE", &token_file));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert!(finished.stdout_text().contains("still running"));
+    let stderr = finished.stderr_text();
+    assert!(stderr.contains("herald: not publishing: HERALD_TOKEN_FILE "), "{stderr}");
+    assert!(stderr.contains("has mode 0644: other users can read or change it; chmod 600"), "{stderr}");
+    assert!(!stderr.contains(TOKEN_DEVELOPER));
+    assert_eq!(job.status("fetch sources"), None);
+}
+
+#[test]
+fn a_stage_user_by_name_gets_its_groups_home_and_the_builds_directory() {
+    if !as_root() {
+        return;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let Some(nobody) = passwd.lines().find(|l| l.starts_with("nobody:")) else {
+        panic!("Debian has a user nobody; this host has none");
+    };
+    let home = nobody.split(':').nth(5).unwrap();
+    let gitlab = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+    // Like a runner's builds_dir: reachable by the stage user, made its own by prepare.
+    std::fs::set_permissions(job.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let builds = job.dir.join("builds");
+    let prepare = run(job
+        .command(&["prepare"], None)
+        .env("HERALD_EXECUTOR_USER", "nobody")
+        .env("CUSTOM_ENV_CI_BUILDS_DIR", &builds));
+    assert_eq!(prepare.code, Some(0), "{}", prepare.stderr_text());
+    assert!(prepare.stdout_text().contains("as nobody (uid 65534)"), "{}", prepare.stdout_text());
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&builds).unwrap().uid(), 65534, "the builds directory is the stage user's");
+
+    let project = builds.join("group/app");
+    let body = format!(
+        "mkdir -p {dir} && cd {dir} && touch made-by-stage && tmp=$(mktemp) && rm $tmp\n\
+         echo \"who=$(id -un) uid=$(id -u) groups=$(id -G) home=$HOME user=$USER logname=$LOGNAME\"",
+        dir = project.display()
+    );
+    let script = job.script(&body);
+    let finished = run(job
+        .command(&["run", script.to_str().unwrap(), "build_script"], None)
+        .env("HERALD_EXECUTOR_USER", "nobody")
+        .env("CUSTOM_ENV_CI_BUILDS_DIR", &builds));
+    let output = finished.stdout_text();
+    assert_eq!(finished.code, Some(0), "{output}{}", finished.stderr_text());
+    assert!(
+        output.contains(&format!("who=nobody uid=65534 groups=65534 home={home} user=nobody logname=nobody")),
+        "{output}"
+    );
+    assert_eq!(std::fs::metadata(project.join("made-by-stage")).unwrap().uid(), 65534);
+
+    // An unknown user is a system failure, said in one line, before any stage runs.
+    let unknown = run(job.command(&["prepare"], None).env("HERALD_EXECUTOR_USER", "no-such-user-here"));
+    assert_eq!(unknown.code, Some(2), "{}", unknown.stderr_text());
+    assert_eq!(
+        unknown.stderr_text().trim(),
+        "herald executor: HERALD_EXECUTOR_USER: no user 'no-such-user-here' on this host"
+    );
+    let marker = job.dir.join("ran");
+    let script = job.script(&format!("touch {}", marker.display()));
+    let stage = run(job
+        .command(&["run", script.to_str().unwrap(), "build_script"], None)
+        .env("HERALD_EXECUTOR_USER", "no-such-user-here"));
+    assert_eq!(stage.code, Some(2), "{}", stage.stderr_text());
+    assert!(!marker.exists(), "the stage must not run as herald's user instead");
+}

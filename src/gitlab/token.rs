@@ -128,6 +128,58 @@ mod tests {
         );
     }
 
+    fn token_file(dir: &tempfile::TempDir, name: &str, mode: u32, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_token_file_is_read_only_when_private_and_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = token_file(&dir, "good", 0o600, "glpat-from-file\n");
+        assert!(Token::from_file(&good) == Ok(Token::new("glpat-from-file")));
+        let read_only = token_file(&dir, "read-only", 0o400, "glpat-from-file");
+        assert!(Token::from_file(&read_only).is_ok());
+        // Read once: a later change is not seen by this process.
+        std::fs::write(&good, "glpat-changed").unwrap();
+        assert!(Token::from_file(&good) == Ok(Token::new("glpat-from-file")));
+
+        let refused = |path: &Path| Token::from_file(path).expect_err("refused");
+        for mode in [0o640, 0o604, 0o644, 0o660, 0o700 | 0o001] {
+            let path = token_file(&dir, &format!("mode-{mode:o}"), mode, "glpat-secret-in-file");
+            let why = refused(&path);
+            assert!(why.contains(&format!("has mode {mode:04o}")) && why.contains("chmod 600"), "{why}");
+            assert!(!why.contains("glpat-secret-in-file"), "{why}");
+        }
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&read_only, &link).unwrap();
+        assert!(refused(&link).ends_with("is a symbolic link; name the file itself"), "{}", refused(&link));
+        assert!(refused(dir.path()).ends_with("is not a regular file"));
+        assert!(refused(&dir.path().join("missing")).contains("cannot be opened"));
+        assert!(refused(&token_file(&dir, "empty", 0o600, " \n")).ends_with("is empty: it should hold the token"));
+        let two = refused(&token_file(&dir, "two", 0o600, "glpat-one\nglpat-two\n"));
+        assert!(two.contains("more than one word") && !two.contains("glpat-one"), "{two}");
+        let big = refused(&token_file(&dir, "big", 0o600, &"x".repeat(5000)));
+        assert!(big.contains("more than 4096 bytes"), "{big}");
+    }
+
+    #[test]
+    fn a_token_file_of_another_owner_is_refused() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: changing a file's owner needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = token_file(&dir, "theirs", 0o600, "glpat-theirs");
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let why = Token::from_file(&path).expect_err("refused");
+        assert!(why.contains("is owned by uid 65534, not by herald's user (uid 0)"), "{why}");
+    }
+
     #[test]
     fn recognises_job_tokens() {
         assert!(Token::new("glcbt-64_abc").is_job_token());

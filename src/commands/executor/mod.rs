@@ -342,6 +342,9 @@ mod tests {
         assert_eq!(job.get("HERALD_MODE"), Some("always".into()), "the administrator's setting wins");
         let only_job = MapEnv(HashMap::from([("CUSTOM_ENV_HERALD_TOKEN", "job-token")]));
         assert_eq!(JobEnv::new(&only_job, None).get("HERALD_TOKEN"), None, "never the job's");
+        let file_of_job = MapEnv(HashMap::from([("CUSTOM_ENV_HERALD_TOKEN_FILE", "/etc/runner-token")]));
+        assert_eq!(JobEnv::new(&file_of_job, None).get("HERALD_TOKEN_FILE"), None, "nor a file the job names");
+        assert!(job.vars().contains(&("HERALD_TOKEN".to_owned(), "runner-token".to_owned())), "masked in output");
     }
 
     #[test]
