@@ -88,18 +88,26 @@ fn read_token_file(path: &Path) -> Result<Token, String> {
         .take(MOST_TOKEN_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|error| format!("cannot be read: {error}"))?;
-    if bytes.len() as u64 > MOST_TOKEN_FILE_BYTES {
-        return Err(format!("holds more than {MOST_TOKEN_FILE_BYTES} bytes: not a token file"));
+    Token::from_file_contents(&bytes)
+}
+
+impl Token {
+    /// The token a token file holds: one word of text, surrounding blanks and newlines ignored,
+    /// at most `MOST_TOKEN_FILE_BYTES`. The error never quotes the contents (fuzz/token_file).
+    pub fn from_file_contents(bytes: &[u8]) -> Result<Token, String> {
+        if bytes.len() as u64 > MOST_TOKEN_FILE_BYTES {
+            return Err(format!("holds more than {MOST_TOKEN_FILE_BYTES} bytes: not a token file"));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| "is not text: it should hold the token alone".to_owned())?;
+        let secret = text.trim();
+        if secret.is_empty() {
+            return Err("is empty: it should hold the token".to_owned());
+        }
+        if secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("holds more than one word: it should hold the token alone, on one line".to_owned());
+        }
+        Ok(Token::new(secret))
     }
-    let text = String::from_utf8(bytes).map_err(|_| "is not text: it should hold the token alone".to_owned())?;
-    let secret = text.trim();
-    if secret.is_empty() {
-        return Err("is empty: it should hold the token".to_owned());
-    }
-    if secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("holds more than one word: it should hold the token alone, on one line".to_owned());
-    }
-    Ok(Token::new(secret))
 }
 
 impl fmt::Debug for Token {
