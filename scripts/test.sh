@@ -7,7 +7,8 @@
 # and dash (the shell scripts), rsync, strace (a ptrace tool run as a step under a non-dumpable
 # herald), and gitlab-ci-local 4.72.0 from npm into target/tools (the newest that runs on Node 20;
 # the agreement test compares herald's reading of .gitlab-ci.yml with it, and the end-to-end test
-# runs the CI templates with it), and rustup's rustfmt and clippy (the Rust template's jobs in that pipeline call them).
+# runs the CI templates with it), and rustup's rustfmt and clippy (the Rust template's jobs in
+# that pipeline call them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

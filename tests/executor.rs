@@ -366,6 +366,7 @@ fn herald_run_keeps_its_memory_closed_and_the_step_an_ordinary_process() {
     // memory is not; and ptrace-based tools in the step still work on the step's processes.
     let step = "echo \"own=${HERALD_TOKEN:-absent}\"; \
                 if cat /proc/$PPID/environ >/dev/null 2>&1; then echo parent-environ-open; else echo parent-environ-closed; fi; \
+                grep -q -a HERALD_TOKEN= /proc/self/environ && echo own-environ-readable; \
                 strace -f -o /dev/null sh -c 'exit 3'; echo \"strace=$?\"";
     let finished =
         run(crate::support::herald_in_ci(&gitlab, crate::support::PipelineKind::MergedResults, TOKEN_DEVELOPER)
@@ -377,6 +378,7 @@ fn herald_run_keeps_its_memory_closed_and_the_step_an_ordinary_process() {
     assert_eq!(finished.code, Some(0), "{output}{}", finished.stderr_text());
     assert!(output.contains(&format!("own={TOKEN_DEVELOPER}")), "the job's own variable is unchanged: {output}");
     assert!(output.contains("parent-environ-closed"), "{output}");
+    assert!(output.contains("own-environ-readable"), "the step is an ordinary, dumpable process: {output}");
     assert!(output.contains("strace=3"), "{output}");
 }
 

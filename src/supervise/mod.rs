@@ -473,3 +473,31 @@ impl RunningStep<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_users_are_names_uids_or_uid_gid() {
+        let bare = RunAs::resolve("65534:65534").expect("uid:gid needs no account");
+        assert_eq!((bare.uid, bare.gid), (65534, 65534));
+        assert!(bare.groups.contains(&65534));
+        let numbered = RunAs::resolve("4000123:4000124").expect("uid:gid needs no account");
+        assert_eq!(numbered, RunAs { uid: 4000123, gid: 4000124, groups: vec![4000124], home: "/".into(), name: None });
+        assert_eq!(numbered.describe(), "uid 4000123");
+        let root = RunAs::resolve("root").unwrap();
+        assert_eq!((root.uid, root.gid, root.name.as_deref()), (0, 0, Some("root")));
+        assert_eq!(RunAs::resolve("0").unwrap(), root);
+        for (spec, why) in [
+            ("1:x", "'1:x' is neither a user name nor uid:gid (two numbers)"),
+            (":5", "':5' is neither a user name nor uid:gid (two numbers)"),
+            ("-1:5", "'-1:5' is neither a user name nor uid:gid (two numbers)"),
+            ("", "the user is empty"),
+            ("no-such-user-here", "no user 'no-such-user-here' on this host"),
+            ("4000123", "no user '4000123' on this host"),
+        ] {
+            assert_eq!(RunAs::resolve(spec).unwrap_err(), why, "{spec}");
+        }
+    }
+}
