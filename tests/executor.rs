@@ -474,6 +474,15 @@ fn a_stage_user_by_name_gets_its_groups_home_and_the_builds_directory() {
         "{output}"
     );
     assert_eq!(std::fs::metadata(project.join("made-by-stage")).unwrap().uid(), 65534);
+    // Gone between stages (a runner's cleanup, an administrator): the next stage has it again.
+    std::fs::remove_dir_all(&builds).unwrap();
+    let script = job.script(&format!("mkdir -p {}", project.display()));
+    let again = run(job
+        .command(&["run", script.to_str().unwrap(), "get_sources"], None)
+        .env("HERALD_EXECUTOR_USER", "nobody")
+        .env("CUSTOM_ENV_CI_BUILDS_DIR", &builds));
+    assert_eq!(again.code, Some(0), "{}", again.stderr_text());
+    assert_eq!(std::fs::metadata(&project).unwrap().uid(), 65534);
 
     // An unknown user is a system failure, said in one line, before any stage runs.
     let unknown = run(job.command(&["prepare"], None).env("HERALD_EXECUTOR_USER", "no-such-user-here"));

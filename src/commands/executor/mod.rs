@@ -133,15 +133,7 @@ pub fn prepare() -> Outcome {
                 user.describe()
             )));
         }
-        for dir in [
-            env.non_empty("HERALD_EXECUTOR_BUILDS_DIR").or_else(|| job.get("CI_BUILDS_DIR")),
-            env.non_empty("HERALD_EXECUTOR_CACHE_DIR"),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            make_usable(Path::new(&dir), user).map_err(system_failure)?;
-        }
+        make_directories_usable(&job, user).map_err(system_failure)?;
     }
     let runs_as = user.as_ref().map_or_else(|| format!("uid {own_uid}, herald's own user"), RunAs::describe);
     println!(
@@ -170,6 +162,11 @@ pub fn run(script: &Path, stage: &str) -> Outcome {
     let user = stage_user(env).map_err(system_failure)?;
     // As another user, the stage cannot read the runner's script (0700 in the runner's private
     // directory) nor use its TMPDIR: it gets a private directory of its own with a copy.
+    if let Some(user) = &user {
+        // Again for each stage (cheap, and nothing to do once prepare did it): a builds directory
+        // removed between stages is there again.
+        make_directories_usable(&job, user).map_err(system_failure)?;
+    }
     let stage_dir = match &user {
         Some(user) => Some(StageDir::create(script, user).map_err(|error| {
             system_failure(format!("herald executor: cannot prepare the stage for {}: {error}", user.describe()))
@@ -229,6 +226,16 @@ fn stage_user(env: &dyn Env) -> Result<Option<RunAs>, String> {
     let user = RunAs::resolve(&spec.to_string_lossy())
         .map_err(|why| format!("herald executor: HERALD_EXECUTOR_USER: {why}"))?;
     Ok(Some(user).filter(|user| user.uid != crate::supervise::own_ids().0))
+}
+
+/// The builds directory (`HERALD_EXECUTOR_BUILDS_DIR`, else the job's `CI_BUILDS_DIR`) and the
+/// cache directory (`HERALD_EXECUTOR_CACHE_DIR`), made usable by the stage user.
+fn make_directories_usable(job: &JobEnv, user: &RunAs) -> Result<(), String> {
+    let builds = ProcessEnv.non_empty("HERALD_EXECUTOR_BUILDS_DIR").or_else(|| job.non_empty("CI_BUILDS_DIR"));
+    for dir in [builds, ProcessEnv.non_empty("HERALD_EXECUTOR_CACHE_DIR")].into_iter().flatten() {
+        make_usable(Path::new(&dir), user)?;
+    }
+    Ok(())
 }
 
 /// Makes `dir` (the builds or cache directory) the stage user's: created if missing, and given to
