@@ -373,7 +373,8 @@ fn herald_run_keeps_its_memory_closed_and_the_step_an_ordinary_process() {
     let step = "echo \"own=${HERALD_TOKEN:-absent}\"; \
                 if cat /proc/$PPID/environ >/dev/null 2>&1; then echo parent-environ-open; else echo parent-environ-closed; fi; \
                 grep -q -a HERALD_TOKEN= /proc/self/environ && echo own-environ-readable; \
-                strace -f -o /dev/null sh -c 'exit 3'; echo \"strace=$?\"";
+                strace -f -o /dev/null sh -c 'exit 3'; echo \"strace=$?\"; \
+                setsid sleep 60 & echo \"leftover=$!\"";
     let finished =
         run(crate::support::herald_in_ci(&gitlab, crate::support::PipelineKind::MergedResults, TOKEN_REPORTER)
             .env("TMPDIR", dir.path())
@@ -386,6 +387,10 @@ fn herald_run_keeps_its_memory_closed_and_the_step_an_ordinary_process() {
     assert!(output.contains("parent-environ-closed"), "{output}");
     assert!(output.contains("own-environ-readable"), "the step is an ordinary, dumpable process: {output}");
     assert!(output.contains("strace=3"), "{output}");
+    // Supervision is whole: the step's leftover, which escaped its group, was found and stopped.
+    let leftover: u32 =
+        output.split("leftover=").nth(1).and_then(|r| r.split_whitespace().next()?.parse().ok()).unwrap();
+    assert!(!crate::support::process_alive(leftover), "the leftover {leftover} still runs");
 }
 
 #[test]
