@@ -504,3 +504,32 @@ fn a_stage_user_by_name_gets_its_groups_home_and_the_builds_directory() {
     assert_eq!(stage.code, Some(2), "{}", stage.stderr_text());
     assert!(!marker.exists(), "the stage must not run as herald's user instead");
 }
+
+#[test]
+fn a_stage_of_another_user_dies_with_herald() {
+    if !as_root() {
+        return;
+    }
+    // The kernel clears the death signal when the credentials change: herald arms it after.
+    let gitlab = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+    std::fs::set_permissions(job.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let pid_file = job.dir.join("stage-pid");
+    let mut child = {
+        let script = job.script(&format!("echo $$ > {}; exec sleep 60", pid_file.display()));
+        job.command(&["run", script.to_str().unwrap(), "build_script"], None)
+            .env("HERALD_EXECUTOR_USER", "65534:65534")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    wait_for_file(&pid_file);
+    crate::support::wait_until("the stage wrote its pid", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|text| text.trim().parse::<u32>().is_ok())
+    });
+    let stage: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    send_signal(child.id(), libc::SIGKILL);
+    child.wait().unwrap();
+    crate::support::wait_until("the stage died with herald", || !crate::support::process_alive(stage));
+}
