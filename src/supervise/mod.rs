@@ -128,8 +128,9 @@ impl Supervisor {
         let terminal = sys::foreground_terminal();
         let herald = sys::own_pid();
         // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions
-        // (sigaction, sigprocmask, tcsetpgrp, getpid, prctl, setgroups, setgid, setuid). Not taking the terminal is not worth
-        // failing the step for, so that error is ignored.
+        // (sigaction, sigprocmask, tcsetpgrp, getpid, prctl, setgroups, setgid, setuid); the
+        // groups were looked up before the fork. Not taking the terminal is not worth failing the
+        // step for, so that error is ignored.
         unsafe {
             child.pre_exec(move || {
                 if let Some(fd) = terminal {
