@@ -517,7 +517,7 @@ fn a_stage_of_another_user_dies_with_herald() {
     std::fs::set_permissions(job.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let pid_file = job.dir.join("stage-pid");
     let mut child = {
-        let script = job.script(&format!("echo $$ > {}; exec sleep 60", pid_file.display()));
+        let script = job.script(&format!("echo $$ $TMPDIR > {}; exec sleep 60", pid_file.display()));
         job.command(&["run", script.to_str().unwrap(), "build_script"], None)
             .env("HERALD_EXECUTOR_USER", "65534:65534")
             .stdout(Stdio::null())
@@ -527,10 +527,15 @@ fn a_stage_of_another_user_dies_with_herald() {
     };
     wait_for_file(&pid_file);
     crate::support::wait_until("the stage wrote its pid", || {
-        std::fs::read_to_string(&pid_file).is_ok_and(|text| text.trim().parse::<u32>().is_ok())
+        std::fs::read_to_string(&pid_file).is_ok_and(|text| text.ends_with('\n'))
     });
-    let stage: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let written = std::fs::read_to_string(&pid_file).unwrap();
+    let (stage, stage_dir) = written.trim().split_once(' ').unwrap();
+    let stage: u32 = stage.parse().unwrap();
     send_signal(child.id(), libc::SIGKILL);
     child.wait().unwrap();
     crate::support::wait_until("the stage died with herald", || !crate::support::process_alive(stage));
+    // A herald killed outright cannot remove the stage's directory: the test does.
+    assert!(stage_dir.starts_with("/tmp/herald-stage-"), "{stage_dir}");
+    std::fs::remove_dir_all(stage_dir).unwrap();
 }
