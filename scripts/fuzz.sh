@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing of the configuration loader and the note renderer (fuzz/fuzz_targets/).
+# Coverage-guided fuzzing of the configuration loader, the note renderer and the token file's
+# reader (fuzz/fuzz_targets/).
 #   scripts/fuzz.sh              # the campaign: 5 minutes per target
 #   scripts/fuzz.sh 10           # seconds per target (CI runs this)
 #   scripts/fuzz.sh 60 note_render
@@ -8,7 +9,8 @@
 # stable, so the build runs with RUSTC_BOOTSTRAP=1, which lets stable rustc accept the flag. Same
 # compiler, same code generation: only the gate on unstable flags is lifted, for this build alone.
 #
-# Seeds: the test fixtures and the CI templates (config_load), hostile names (note_render), and
+# Seeds: the test fixtures and the CI templates (config_load), hostile names (note_render), a few
+# token files (token_file), and
 # every input that once failed (fuzz/regressions/<target>, committed). The corpus grows in
 # fuzz/corpus/<target> (not committed). A failure leaves its input in fuzz/artifacts/<target>/
 # and fails the script; reproduce with
@@ -19,7 +21,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config_load note_render)
+[ ${#targets[@]} -gt 0 ] || targets=(config_load note_render token_file)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz --version 0.13.2
@@ -28,7 +30,10 @@ export RUSTC_BOOTSTRAP=1
 
 seeds=fuzz/target/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds/config_load" "$seeds/note_render"
+mkdir -p "$seeds/config_load" "$seeds/note_render" "$seeds/token_file"
+printf 'glpat-0123456789abcdefghij\n' >"$seeds/token_file/plain"
+printf '  glpat-a b\r\n\tglpat-c\n' >"$seeds/token_file/words"
+printf '\xff\xfe glpat-\x00\n' >"$seeds/token_file/binary"
 n=0
 while IFS= read -r file; do
   n=$((n + 1))

@@ -4,15 +4,16 @@
 #   scripts/test.sh note_sync     # arguments go to cargo test
 #
 # Installs (when missing): Debian's openssl (a private CA), util-linux (unshare, setsid), shellcheck
-# and dash (the shell scripts), rsync, and gitlab-ci-local 4.72.0 from npm into target/tools
-# (the newest that runs on Node 20; the agreement test compares herald's reading of
-# .gitlab-ci.yml with it, and the end-to-end test runs the CI templates with it), and rustup's
-# rustfmt and clippy (the Rust template's jobs in that pipeline call them).
+# and dash (the shell scripts), rsync, strace (a ptrace tool run as a step under a non-dumpable
+# herald), and gitlab-ci-local 4.72.0 from npm into target/tools (the newest that runs on Node 20;
+# the agreement test compares herald's reading of .gitlab-ci.yml with it, and the end-to-end test
+# runs the CI templates with it), and rustup's rustfmt and clippy (the Rust template's jobs in
+# that pipeline call them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool in openssl:openssl unshare:util-linux setsid:util-linux shellcheck:shellcheck dash:dash rsync:rsync; do
+for tool in openssl:openssl unshare:util-linux setsid:util-linux shellcheck:shellcheck dash:dash rsync:rsync strace:strace; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

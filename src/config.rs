@@ -90,7 +90,17 @@ impl RunSettings {
                 }
             },
         };
-        let secrets = if failure_tail.is_some() { Secrets::from_vars(&env.vars()) } else { Secrets::default() };
+        let publishing = context::resolve(env)?;
+        let secrets = match (&failure_tail, &publishing) {
+            (None, _) => Secrets::default(),
+            // A token from HERALD_TOKEN_FILE is in no variable: masked all the same.
+            (Some(_), Publishing::On(context)) => {
+                let mut vars = env.vars();
+                vars.push(("HERALD_TOKEN".to_owned(), context.token.secret().to_owned()));
+                Secrets::from_vars(&vars)
+            }
+            (Some(_), Publishing::Off(_)) => Secrets::from_vars(&env.vars()),
+        };
         Ok(RunSettings {
             command: args.command,
             step,
@@ -99,7 +109,7 @@ impl RunSettings {
             in_gitlab_ci: env.get("GITLAB_CI").as_deref() == Some(OsStr::new("true")),
             junit: env.non_empty("HERALD_JUNIT").map(PathBuf::from),
             job_name,
-            publishing: context::resolve(env)?,
+            publishing,
             failure_tail,
             findings: args.findings,
             project_dir: env.non_empty("CI_PROJECT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from),

@@ -143,8 +143,9 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
     }
 
     let token_variable = token_variable(env)?;
-    let token = match text(&token_variable) {
-        Some(secret) => Token::new(&secret),
+    let token = match held_token(env, &token_variable) {
+        Some(Ok(token)) => token,
+        Some(Err(why)) => return Ok(off(&why)),
         None if dry_run => Token::new("dry-run-token"),
         None => {
             return Ok(off(&format!(
@@ -272,10 +273,21 @@ pub fn token_variable(env: &dyn Env) -> Result<String, ConfigError> {
     Ok(name)
 }
 
+/// The token, when one is given: from `HERALD_TOKEN_FILE` when that is set (a file kept out of
+/// every environment, read once), else from the token variable. An error is the line that says
+/// why the file is refused.
+pub fn held_token(env: &dyn Env, token_variable: &str) -> Option<Result<Token, String>> {
+    if let Some(path) = env.non_empty("HERALD_TOKEN_FILE") {
+        return Some(Token::from_file(std::path::Path::new(&path)));
+    }
+    let secret = env.non_empty(token_variable)?;
+    Some(Ok(Token::new(&secret.to_string_lossy())))
+}
+
 /// The API and token alone, for reading (includes of `herald tasks`), when a token is set.
 pub fn api_access(env: &dyn Env) -> Option<(String, Token, Option<PathBuf>)> {
     let text = |key: &str| env.non_empty(key).map(|v| v.to_string_lossy().trim().to_owned());
-    let token = Token::new(&text(&token_variable(env).ok()?)?);
+    let token = held_token(env, &token_variable(env).ok()?)?.ok()?;
     let api_url =
         text("HERALD_API_URL").or_else(|| text("CI_API_V4_URL")).unwrap_or_else(|| DEFAULT_API_URL.to_owned());
     let ca_file = text("HERALD_CA_FILE").or_else(|| text("CI_SERVER_TLS_CA_FILE")).map(PathBuf::from);

@@ -153,3 +153,83 @@ fn without_a_token_the_fix_is_for_ci_and_for_local_use() {
     assert!(context.contains("as a masked CI/CD variable named HERALD_TOKEN"), "{output}");
     assert!(context.contains("locally, export HERALD_TOKEN"), "{output}");
 }
+
+/// doctor with the token in a file of `mode` instead of a variable.
+fn doctor_with_token_file(gitlab: &GitLab, mode: u32, link: bool) -> (Option<i32>, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = crate::support::TempDir::new("token-file");
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{TOKEN_DEVELOPER}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    let named = if link {
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        link
+    } else {
+        file
+    };
+    let finished = run(herald_in_ci(gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+        .env_remove("HERALD_TOKEN")
+        .env("HERALD_TOKEN_FILE", &named)
+        .arg("doctor"));
+    let output = finished.stderr_text();
+    assert!(!output.contains(TOKEN_DEVELOPER), "the token leaked: {output}");
+    (finished.code, output)
+}
+
+#[test]
+fn a_private_token_file_passes() {
+    let gitlab = GitLab::start();
+    let (code, output) = doctor_with_token_file(&gitlab, 0o600, false);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(line(&output, "token file").starts_with("ok   token file: "), "{output}");
+    assert!(line(&output, "token file").contains("(mode 0600, owned by uid "), "{output}");
+    assert!(line(&output, "token").contains("read from HERALD_TOKEN_FILE"), "{output}");
+    assert!(line(&output, "user").starts_with("ok   "), "the file's token reached GitLab: {output}");
+}
+
+#[test]
+fn a_token_file_others_can_read_or_a_link_fails() {
+    let gitlab = GitLab::start();
+    for mode in [0o644, 0o640, 0o604] {
+        let (code, output) = doctor_with_token_file(&gitlab, mode, false);
+        assert_eq!(code, Some(1), "{output}");
+        let check = line(&output, "token file");
+        assert!(check.starts_with("FAIL token file: HERALD_TOKEN_FILE "), "{output}");
+        assert!(check.contains(&format!("has mode {mode:04o}")) && check.contains("chmod 600"), "{output}");
+        assert!(!output.contains("ok   user"), "nothing is sent with a refused file: {output}");
+    }
+    let (code, output) = doctor_with_token_file(&gitlab, 0o600, true);
+    assert_eq!(code, Some(1), "{output}");
+    assert!(line(&output, "token file").ends_with("is a symbolic link; name the file itself"), "{output}");
+}
+
+#[test]
+fn the_executor_user_is_checked_when_set() {
+    let gitlab = GitLab::start();
+    let doctor_with_user = |user: &str| {
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+            .env("HERALD_EXECUTOR_USER", user)
+            .arg("doctor"));
+        finished.stderr_text()
+    };
+    let (_, plain) = doctor(&gitlab, TOKEN_DEVELOPER);
+    assert!(!plain.contains("executor user"), "not set, not checked: {plain}");
+    let unknown = doctor_with_user("no-such-user-here");
+    assert!(
+        line(&unknown, "executor user")
+            .starts_with("FAIL executor user: HERALD_EXECUTOR_USER: no user 'no-such-user-here'"),
+        "{unknown}"
+    );
+    // SAFETY: geteuid cannot fail.
+    let own_uid = unsafe { libc::geteuid() };
+    let same = doctor_with_user(&format!("{own_uid}:{own_uid}"));
+    assert!(
+        line(&same, "executor user").contains("herald's own user: stages would run as the token's holder"),
+        "{same}"
+    );
+    if own_uid == 0 {
+        let other = doctor_with_user("65534:65534");
+        assert!(line(&other, "executor user").starts_with("ok   executor user: stages run as "), "{other}");
+    }
+}

@@ -4,9 +4,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::context::{self, AsIfPublishing, Publishing};
-use crate::env::ProcessEnv;
+use std::os::unix::fs::MetadataExt;
+
+use crate::env::{Env, ProcessEnv};
 use crate::gitlab::{self, days_from_civil, ApiError};
 use crate::output::say;
+use crate::supervise::RunAs;
 
 /// Most time each check may take, retries included (`gitlab::retry`).
 const CHECK_TIME: Duration = Duration::from_secs(20);
@@ -83,6 +86,9 @@ pub fn run() -> i32 {
             None => checks.ok("mode", "HERALD_MODE lets herald run publish here (once the context check passes)"),
         },
     }
+    if !token_file_and_executor_user(&mut checks) {
+        return exit_code(&checks);
+    }
     let context = match context::resolve(&AsIfPublishing(&ProcessEnv)) {
         Ok(Publishing::On(context)) => context,
         Ok(Publishing::Off(why)) => {
@@ -93,7 +99,10 @@ pub fn run() -> i32 {
         Err(_) => return exit_code(&checks), // already reported above
     };
     let token_variable = &context.token_variable;
-    checks.ok("token", &format!("{token_variable} is set"));
+    match std::env::var_os("HERALD_TOKEN_FILE").filter(|path| !path.is_empty()) {
+        Some(_) => checks.ok("token", "read from HERALD_TOKEN_FILE"),
+        None => checks.ok("token", &format!("{token_variable} is set")),
+    }
 
     match &context.ca_file {
         None => checks.ok("ca file", "none set; using Mozilla's root certificates"),
@@ -232,6 +241,55 @@ pub fn run() -> i32 {
         ),
     }
     exit_code(&checks)
+}
+
+/// The token file's mode and owner (`HERALD_TOKEN_FILE`) and the executor's stage user
+/// (`HERALD_EXECUTOR_USER`), each only when set. False when the token file is refused: nothing
+/// after it can be checked.
+fn token_file_and_executor_user(checks: &mut Checks) -> bool {
+    let mut usable = true;
+    if let Some(path) = ProcessEnv.non_empty("HERALD_TOKEN_FILE") {
+        let path = std::path::Path::new(&path);
+        match crate::gitlab::Token::from_file(path) {
+            Ok(_) => {
+                let meta = std::fs::symlink_metadata(path);
+                let (mode, owner) = meta.map(|m| (m.mode() & 0o7777, m.uid())).unwrap_or_default();
+                checks.ok(
+                    "token file",
+                    &format!("{} (mode {mode:04o}, owned by uid {owner}, herald's user)", path.display()),
+                );
+            }
+            Err(why) => {
+                checks.fail("token file", &why);
+                usable = false;
+            }
+        }
+    }
+    if let Some(spec) = ProcessEnv.non_empty("HERALD_EXECUTOR_USER") {
+        let (own_uid, _) = crate::supervise::own_ids();
+        match RunAs::resolve(&spec.to_string_lossy()) {
+            Err(why) => checks.fail("executor user", &format!("HERALD_EXECUTOR_USER: {why}")),
+            Ok(user) if user.uid == own_uid => checks.fail(
+                "executor user",
+                &format!(
+                    "{} is herald's own user: stages would run as the token's holder; set HERALD_EXECUTOR_USER to \
+                     another user",
+                    user.describe()
+                ),
+            ),
+            Ok(user) if own_uid != 0 => checks.fail(
+                "executor user",
+                &format!(
+                    "running stages as {} needs herald to run as root (it runs as uid {own_uid})",
+                    user.describe()
+                ),
+            ),
+            Ok(user) => {
+                checks.ok("executor user", &format!("stages run as {}, not as the token's holder", user.describe()))
+            }
+        }
+    }
+    usable
 }
 
 fn exit_code(checks: &Checks) -> i32 {

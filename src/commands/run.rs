@@ -12,7 +12,7 @@ use crate::publish::{job_memory, Publisher};
 use crate::report::joblog::{summary_line, LogSection};
 use crate::report::junit;
 use crate::step::{StepEnd, StepOutcome, Verdict};
-use crate::supervise::Supervisor;
+use crate::supervise::{ChildSetup, Supervisor};
 
 pub fn run(args: RunRequest) -> Outcome {
     // Before anything else, so that a signal arriving from now on waits for the step.
@@ -20,17 +20,18 @@ pub fn run(args: RunRequest) -> Outcome {
         .map_err(|error| Failure::setup(format!("herald: cannot set up signal handling: {error}")))?;
     let settings =
         RunSettings::resolve(args, &ProcessEnv).map_err(|error| Failure::setup(format!("herald run: {error}")))?;
-    Ok(run_step(&supervisor, &settings, &[]).exit_code())
+    Ok(run_step(&supervisor, &settings, &ChildSetup::default()).exit_code())
 }
 
 /// One step from start to published end: what `herald run` and the executor driver share.
-/// `hidden_vars` are removed from the step's environment (the executor keeps its token to itself).
-pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, hidden_vars: &[&str]) -> StepOutcome {
+/// `setup` changes the step's environment and user (the executor keeps its token to itself and
+/// runs stages as their own user).
+pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &ChildSetup) -> StepOutcome {
     let section = settings.in_gitlab_ci.then(|| LogSection::for_step(&settings.step, std::process::id()));
     if let Some(section) = &section {
         say(&section.start_marker(unix_now()));
     }
-    let spawned = supervisor.spawn(&settings.command, settings.failure_tail, hidden_vars);
+    let spawned = supervisor.spawn(&settings.command, settings.failure_tail, setup);
     // Only now, with the step already running, does anything touch the network.
     let (publisher, flush_timeout) = match &settings.publishing {
         Publishing::On(context) => {

@@ -89,20 +89,30 @@ impl Supervisor {
         Ok(Supervisor { signals: SignalSet::of(&waited) })
     }
 
-    /// Starts `command` now, in a new process group, with herald's stdio and environment less
-    /// `hidden_vars`; or, with `tail`, with its output copied through herald keeping the last
-    /// `tail` lines (tee.rs).
+    /// Starts `command` now, in a new process group, with herald's stdio and environment as
+    /// `setup` changes them (and as `setup.run_as`, if set); or, with `tail`, with its output
+    /// copied through herald keeping the last `tail` lines (tee.rs).
     pub fn spawn(
         &self,
         command: &[OsString],
         tail: Option<usize>,
-        hidden_vars: &[&str],
+        setup: &ChildSetup,
     ) -> Result<RunningStep<'_>, SpawnError> {
         let (program, args) = command.split_first().expect("the command line is checked to be non-empty");
         let mut child = Command::new(program);
         child.args(args).process_group(0);
-        for var in hidden_vars {
+        for var in setup.hidden_vars {
             child.env_remove(var);
+        }
+        for (name, value) in &setup.vars {
+            child.env(name, value);
+        }
+        let identity = setup.run_as.as_ref().map(|user| (user.uid, user.gid, user.groups.clone()));
+        if let Some(user) = &setup.run_as {
+            child.env("HOME", &user.home);
+            if let Some(name) = &user.name {
+                child.env("USER", name).env("LOGNAME", name);
+            }
         }
         let readers = match tail {
             None => None,
@@ -118,12 +128,18 @@ impl Supervisor {
         let terminal = sys::foreground_terminal();
         let herald = sys::own_pid();
         // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions
-        // (sigaction, sigprocmask, tcsetpgrp, getpid, prctl). Not taking the terminal is not worth
-        // failing the step for, so that error is ignored.
+        // (sigaction, sigprocmask, tcsetpgrp, getpid, prctl, setgroups, setgid, setuid); the
+        // groups were looked up before the fork. Not taking the terminal is not worth failing the
+        // step for, so that error is ignored.
         unsafe {
             child.pre_exec(move || {
                 if let Some(fd) = terminal {
                     let _ = sys::give_terminal(fd, sys::own_pid());
+                }
+                // The step must not run at all if it cannot run as that user. Before the death
+                // signal: the kernel clears that setting when the credentials change.
+                if let Some((uid, gid, groups)) = &identity {
+                    sys::become_user(*uid, *gid, groups)?;
                 }
                 // Best effort: a kernel without it still runs the step.
                 let _ = sys::die_with_parent(herald);
@@ -140,6 +156,101 @@ impl Supervisor {
         let tee = readers.and_then(|(out, err)| tee::Tee::start(out, err, tail.unwrap_or(1)).ok());
         Ok(RunningStep { supervisor: self, pid, started, terminal, tee })
     }
+}
+
+/// How the step's process differs from herald's: variables removed or set, another user.
+#[derive(Debug, Default)]
+pub struct ChildSetup<'a> {
+    /// Removed from the step's environment.
+    pub hidden_vars: &'a [&'a str],
+    /// Set in the step's environment.
+    pub vars: Vec<(String, OsString)>,
+    /// The user the step runs as; herald's own when None.
+    pub run_as: Option<RunAs>,
+}
+
+/// Another user for a step, as GitLab Runner's shell executor runs scripts with `--user`: that
+/// user's uid, gid and supplementary groups, and its `HOME`, `USER` and `LOGNAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    /// The account's home directory; `/` for a uid without an account (as Docker does).
+    pub home: std::path::PathBuf,
+    /// The account's name, when the uid has one.
+    pub name: Option<String>,
+}
+
+impl RunAs {
+    /// `spec` is a user name, a uid, or `uid:gid`. A name or a bare uid must have an account on
+    /// this host; `uid:gid` need not (then its only group is `gid`). The error is one line.
+    pub fn resolve(spec: &str) -> Result<RunAs, String> {
+        let spec = spec.trim();
+        let number = |text: &str| text.parse::<u32>().ok().filter(|_| text.bytes().all(|b| b.is_ascii_digit()));
+        let lookup_failed = |error: io::Error| format!("cannot look up the user '{spec}': {error}");
+        let (account, gid) = match spec.split_once(':') {
+            Some((uid, gid)) => {
+                let (Some(uid), Some(gid)) = (number(uid), number(gid)) else {
+                    return Err(format!("'{spec}' is neither a user name nor uid:gid (two numbers)"));
+                };
+                let account = sys::find_account(None, uid).map_err(lookup_failed)?;
+                match account {
+                    Some(account) => (account, gid),
+                    None => return Ok(RunAs { uid, gid, groups: vec![gid], home: "/".into(), name: None }),
+                }
+            }
+            None => {
+                let account = match number(spec) {
+                    Some(uid) => sys::find_account(None, uid),
+                    None if !spec.is_empty() => sys::find_account(Some(spec), 0),
+                    None => return Err("the user is empty".to_owned()),
+                };
+                let account =
+                    account.map_err(lookup_failed)?.ok_or_else(|| format!("no user '{spec}' on this host"))?;
+                let gid = account.gid;
+                (account, gid)
+            }
+        };
+        let groups = sys::groups_of(&account.name, gid).map_err(lookup_failed)?;
+        Ok(RunAs { uid: account.uid, gid, groups, home: account.home, name: Some(account.name) })
+    }
+
+    /// A short description for messages: `nobody (uid 65534)`, or `uid 65534`.
+    pub fn describe(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{name} (uid {})", self.uid),
+            None => format!("uid {}", self.uid),
+        }
+    }
+}
+
+/// herald's own effective uid and gid.
+pub fn own_ids() -> (u32, u32) {
+    sys::effective_ids()
+}
+
+/// Keeps this process's memory to itself from now on (`PR_SET_DUMPABLE` 0, design.md §8), for a
+/// process that holds a token: steps of the same user can no longer read `/proc/<herald>/environ`
+/// or `mem`, nor ptrace herald. Steps themselves are unaffected: execve makes them ordinary,
+/// dumpable processes again. Best effort: the answer says whether it took effect.
+pub fn keep_memory_private() -> bool {
+    sys::set_non_dumpable().is_ok()
+}
+
+/// Whether `env` gives herald a token (the variable, `HERALD_TOKEN_VARIABLE`'s variable, or a
+/// token file): then the process keeps its memory private (`keep_memory_private`).
+pub fn holds_token(env: &dyn crate::env::Env) -> bool {
+    let named = env.non_empty("HERALD_TOKEN_VARIABLE").map(|name| name.to_string_lossy().trim().to_owned());
+    ["HERALD_TOKEN", "HERALD_TOKEN_FILE"].iter().any(|key| env.non_empty(key).is_some())
+        || named.is_some_and(|name| env.non_empty(&name).is_some())
+}
+
+/// Takes `name` out of herald's environment for good — out of what children inherit and out of
+/// the environment block `/proc/<herald>/environ` shows — and returns its value. Call it before
+/// herald starts any thread.
+pub fn take_env_var(name: &str) -> Option<OsString> {
+    sys::take_env_var(name)
 }
 
 fn spawn_error(program: &OsString, error: io::Error) -> SpawnError {
@@ -360,6 +471,34 @@ impl RunningStep<'_> {
             if leads_group && process.group != own_group && process.group > 1 {
                 sys::signal_group(process.group, signal);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_users_are_names_uids_or_uid_gid() {
+        let bare = RunAs::resolve("65534:65534").expect("uid:gid needs no account");
+        assert_eq!((bare.uid, bare.gid), (65534, 65534));
+        assert!(bare.groups.contains(&65534));
+        let numbered = RunAs::resolve("4000123:4000124").expect("uid:gid needs no account");
+        assert_eq!(numbered, RunAs { uid: 4000123, gid: 4000124, groups: vec![4000124], home: "/".into(), name: None });
+        assert_eq!(numbered.describe(), "uid 4000123");
+        let root = RunAs::resolve("root").unwrap();
+        assert_eq!((root.uid, root.gid, root.name.as_deref()), (0, 0, Some("root")));
+        assert_eq!(RunAs::resolve("0").unwrap(), root);
+        for (spec, why) in [
+            ("1:x", "'1:x' is neither a user name nor uid:gid (two numbers)"),
+            (":5", "':5' is neither a user name nor uid:gid (two numbers)"),
+            ("-1:5", "'-1:5' is neither a user name nor uid:gid (two numbers)"),
+            ("", "the user is empty"),
+            ("no-such-user-here", "no user 'no-such-user-here' on this host"),
+            ("4000123", "no user '4000123' on this host"),
+        ] {
+            assert_eq!(RunAs::resolve(spec).unwrap_err(), why, "{spec}");
         }
     }
 }

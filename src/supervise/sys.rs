@@ -276,3 +276,166 @@ pub(crate) fn splice_out(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -
         Ok(n as usize)
     }
 }
+
+/// Makes this process non-dumpable (`PR_SET_DUMPABLE` 0): its `/proc/PID/environ`, `mem`, `fd`
+/// and ptrace are closed to other processes of the same uid (the kernel then shows `/proc/PID` as
+/// root's), and it leaves no core dump. What herald holds in memory — the token — is then out of
+/// reach of the steps it runs. execve resets it for the step itself, which stays an ordinary
+/// process.
+pub(crate) fn set_non_dumpable() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_DUMPABLE takes an integer flag and touches no memory.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong, 0, 0, 0) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+extern "C" {
+    /// The C library's environment array: glibc and musl both export it.
+    static mut environ: *mut *mut libc::c_char;
+}
+
+/// Takes variable `name` out of this process's environment for good: returns its value, removes
+/// it from the environment (no child inherits it), and overwrites its bytes where they were. That
+/// last part matters: `/proc/PID/environ` shows the environment block the process started with,
+/// which `unsetenv` leaves untouched. Must run while herald has a single thread (nothing may read
+/// the environment meanwhile).
+pub(crate) fn take_env_var(name: &str) -> Option<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let prefix = format!("{name}=");
+    let mut value = None;
+    loop {
+        // SAFETY: single-threaded (the caller's contract): `environ` is a null-terminated array
+        // of pointers to NUL-terminated strings, and nothing changes it while this reads it.
+        let found = unsafe {
+            let mut entry = environ;
+            let mut found = None;
+            while !entry.is_null() && !(*entry).is_null() {
+                let bytes = std::ffi::CStr::from_ptr(*entry).to_bytes();
+                if bytes.starts_with(prefix.as_bytes()) {
+                    found = Some((*entry, bytes.len(), bytes[prefix.len()..].to_vec()));
+                    break;
+                }
+                entry = entry.add(1);
+            }
+            found
+        };
+        let Some((start, len, bytes)) = found else { return value };
+        // The first copy is the one getenv would have answered.
+        value.get_or_insert_with(|| std::ffi::OsStr::from_bytes(&bytes).to_owned());
+        // Out of the array first (unsetenv matches by name), then the bytes themselves. The C
+        // library never frees an entry it did not allocate, so `start` stays valid memory.
+        // SAFETY: single-threaded; `start..start+len` is the entry's string, found above.
+        unsafe {
+            libc::unsetenv(std::ffi::CString::new(name).ok()?.as_ptr());
+            for offset in 0..len {
+                std::ptr::write_volatile(start.add(offset), 0);
+            }
+        }
+    }
+}
+
+/// This process's effective user and group.
+pub(crate) fn effective_ids() -> (u32, u32) {
+    // SAFETY: geteuid and getegid cannot fail.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
+/// A user account as the system's user database (`/etc/passwd`, NSS) has it.
+pub(crate) struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: std::path::PathBuf,
+}
+
+/// The account named `name`, or with uid `uid`; None when there is none.
+pub(crate) fn find_account(name: Option<&str>, uid: u32) -> io::Result<Option<Account>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_name = match name {
+        Some(name) => Some(std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?),
+        None => None,
+    };
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    loop {
+        let mut entry = MaybeUninit::<libc::passwd>::uninit();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: valid out-pointers and a buffer of the length given; the strings the entry
+        // points to live in `buffer`, which outlives their use below.
+        let rc = unsafe {
+            match &c_name {
+                Some(c_name) => libc::getpwnam_r(
+                    c_name.as_ptr(),
+                    entry.as_mut_ptr(),
+                    buffer.as_mut_ptr(),
+                    buffer.len(),
+                    &mut result,
+                ),
+                None => libc::getpwuid_r(uid, entry.as_mut_ptr(), buffer.as_mut_ptr(), buffer.len(), &mut result),
+            }
+        };
+        if rc == libc::ERANGE && buffer.len() < 1 << 20 {
+            buffer.resize(buffer.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        if result.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: getpw*_r succeeded and filled `entry`; its strings are NUL-terminated in `buffer`.
+        let account = unsafe {
+            let entry = entry.assume_init();
+            let text = |p: *const libc::c_char| std::ffi::CStr::from_ptr(p).to_bytes().to_vec();
+            Account {
+                name: String::from_utf8_lossy(&text(entry.pw_name)).into_owned(),
+                uid: entry.pw_uid,
+                gid: entry.pw_gid,
+                home: std::ffi::OsStr::from_bytes(&text(entry.pw_dir)).into(),
+            }
+        };
+        return Ok(Some(account));
+    }
+}
+
+/// The groups user `name` belongs to, `gid` included, as `initgroups` would set them.
+pub(crate) fn groups_of(name: &str, gid: u32) -> io::Result<Vec<u32>> {
+    let c_name = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut count: libc::c_int = 32;
+    loop {
+        let mut groups = vec![0 as libc::gid_t; count as usize];
+        let asked = count;
+        // SAFETY: `groups` has room for `count` entries; getgrouplist writes at most that many and
+        // sets `count` to how many there are.
+        let rc = unsafe { libc::getgrouplist(c_name.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
+        if rc >= 0 {
+            groups.truncate(count as usize);
+            return Ok(groups);
+        }
+        if count <= asked {
+            count = asked * 2; // some C libraries do not say how many are needed
+        }
+        if count > 65_536 {
+            return Err(io::Error::other("too many groups"));
+        }
+    }
+}
+
+/// Gives the about-to-exec child another user's identity: its supplementary groups, group and
+/// user, in that order (each step needs the privilege the next one drops), then checks that the
+/// old identity cannot come back. Async-signal-safe: called between fork and exec, with `groups`
+/// prepared before the fork.
+pub(crate) fn become_user(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+    // SAFETY: setgroups reads `groups.len()` entries of a live slice; the other calls take integers.
+    unsafe {
+        if libc::setgroups(groups.len(), groups.as_ptr()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if uid != 0 && libc::setuid(0) == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+    }
+    Ok(())
+}
