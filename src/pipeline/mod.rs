@@ -5,6 +5,7 @@ pub mod config;
 pub mod fetch;
 mod glob;
 mod inputs;
+mod libyaml;
 pub mod local;
 mod rules;
 pub mod steps;
