@@ -1,7 +1,9 @@
 //! Agreement with an independent implementation: gitlab-ci-local 4.72.0 (`--list-json` and
-//! `--preview`) must list the same jobs, in the same order, with the same resolved scripts as
-//! `herald tasks --format json`, on every fixture it can evaluate offline (fixtures with
-//! `project`/`remote`/`template`/`component` includes need a network and are left out).
+//! `--preview`) must list the same jobs, in the same stage order, with the same `when` and
+//! `allow_failure` from their rules and the same resolved scripts as `herald tasks --format json`,
+//! on every fixture it can evaluate offline (fixtures with `project`/`remote`/`template`/
+//! `component` includes need a network and are left out). Both list the jobs GitLab would not
+//! create too, with `"when": "never"`.
 //!
 //! gitlab-ci-local names parallel jobs its own way; GitLab's documented names are the reference:
 //! `test: [1/3]` is GitLab's `test 1/3`, and `build: [a,b]` is `build: [a, b]`.
@@ -69,11 +71,16 @@ fn lines(node: Option<&Node>) -> Vec<String> {
 #[test]
 fn herald_and_gitlab_ci_local_agree_on_jobs_and_scripts() {
     let Some(gitlab_ci_local) = gitlab_ci_local() else { return };
-    for fixture in ["nested", "inputs", "realworld"] {
+    for fixture in ["nested", "inputs", "realworld", "rules"] {
         let dir = TempDir::new("agreement");
         repository(fixture, dir.path());
-        let theirs: Vec<serde_json::Value> =
+        let preview =
+            yaml::parse(&gitlab_ci_local_output(&gitlab_ci_local, dir.path(), "--preview")).unwrap().remove(0);
+        let stages = lines(preview.get("stages"));
+        let mut theirs: Vec<serde_json::Value> =
             serde_json::from_str(&gitlab_ci_local_output(&gitlab_ci_local, dir.path(), "--list-json")).unwrap();
+        // `--list-json` keeps the file's order; GitLab (and `--list`) go stage by stage.
+        theirs.sort_by_key(|job| stages.iter().position(|stage| job["stage"] == stage.as_str()));
         let their_names: Vec<String> = theirs.iter().map(|job| gitlab_name(job["name"].as_str().unwrap())).collect();
 
         let ours = run(herald().args(["tasks", "--format", "json", "--file"]).arg(dir.join(".gitlab-ci.yml")));
@@ -82,9 +89,12 @@ fn herald_and_gitlab_ci_local_agree_on_jobs_and_scripts() {
         let our_jobs = ours["jobs"].as_array().unwrap();
         let our_names: Vec<String> = our_jobs.iter().map(|job| job["name"].as_str().unwrap().to_owned()).collect();
         assert_eq!(our_names, their_names, "{fixture}: the jobs and their order");
+        for (ours, theirs) in our_jobs.iter().zip(&theirs) {
+            let name = &ours["name"];
+            assert_eq!(ours["when"], theirs["when"], "{fixture}: {name} when");
+            assert_eq!(ours["allow_failure"], theirs["allow_failure"], "{fixture}: {name} allow_failure");
+        }
 
-        let preview =
-            yaml::parse(&gitlab_ci_local_output(&gitlab_ci_local, dir.path(), "--preview")).unwrap().remove(0);
         for job in our_jobs {
             let name = job["name"].as_str().unwrap();
             let resolved =

@@ -489,6 +489,51 @@ mod tests {
         assert_eq!(braces("x{a,b{c,d}}y").unwrap(), ["xay", "xbcy", "xbdy"]);
     }
 
+    /// A plain recursive matcher (exponential on hostile patterns, fine on small ones), for
+    /// comparing with Ruby's algorithm on patterns where `**/` only starts a folder.
+    fn recursive(p: &[char], s: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some('*') if p.get(1) == Some(&'*') && p.get(2) == Some(&'/') => {
+                recursive(&p[3..], s) || s.iter().enumerate().any(|(i, c)| *c == '/' && recursive(&p[3..], &s[i + 1..]))
+            }
+            Some('*') => (0..=s.len()).take_while(|i| *i == 0 || s[i - 1] != '/').any(|i| recursive(&p[1..], &s[i..])),
+            Some('?') => s.first().is_some_and(|c| *c != '/') && recursive(&p[1..], &s[1..]),
+            Some(c) => s.first() == Some(c) && recursive(&p[1..], &s[1..]),
+        }
+    }
+
+    #[test]
+    fn rubys_algorithm_agrees_with_a_plain_recursive_matcher() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut below = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let folders = below(3) + 1;
+            let pattern: Vec<String> = (0..folders)
+                .map(|_| match below(5) {
+                    0 => "**".to_owned(),
+                    // `**` inside a folder name is `*` to Ruby, not to the plain matcher.
+                    _ => {
+                        let mut name: String = (0..below(4) + 1).map(|_| ["a", "b", "*", "?", "a"][below(5)]).collect();
+                        while name.contains("**") {
+                            name = name.replace("**", "*");
+                        }
+                        name
+                    }
+                })
+                .collect();
+            let pattern = pattern.join("/");
+            let path: String = (0..below(7)).map(|_| ["a", "b", "/", "a"][below(4)]).collect();
+            let expected = recursive(&pattern.chars().collect::<Vec<_>>(), &path.chars().collect::<Vec<_>>());
+            assert_eq!(ruby(&pattern, &path), expected, "{pattern} vs {path}");
+        }
+    }
+
     #[test]
     fn exists_follows_gitlabs_clause() {
         let files: Vec<String> = ["Cargo.toml", "src/lib.rs", "web/app.js"].map(String::from).to_vec();

@@ -70,12 +70,49 @@ fn holds(rule: &Node, variables: Variables, exists: Exists) -> Option<bool> {
             Value::Map(_) => Some(paths.get("paths").map(listed).unwrap_or_default()),
             _ => Some(listed(paths)),
         };
-        holds = and(holds, found.and_then(|patterns: Vec<String>| exists(&patterns)));
+        let expanded = found.map(|patterns: Vec<String>| {
+            patterns.iter().map(|pattern| expand_existing(pattern, variables)).collect::<Vec<_>>()
+        });
+        holds = and(holds, expanded.and_then(|patterns| exists(&patterns)));
     }
     if rule.get("changes").is_some() {
         holds = and(holds, changes(variables));
     }
     holds
+}
+
+/// `$NAME` and `${NAME}` replaced where the variable is set, the rest left as written (GitLab's
+/// `ExpandVariables.expand_existing`, which `exists:` patterns go through).
+fn expand_existing(text: &str, variables: Variables) -> String {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, used) = match after.strip_prefix('{') {
+            Some(braced) => match braced.find('}') {
+                Some(end) if braced[..end].chars().all(is_name) => (&braced[..end], end + 2),
+                _ => ("", 0),
+            },
+            None => {
+                let end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        match (!name.is_empty()).then(|| variables(name)).flatten() {
+            Some(value) => {
+                out.push_str(&value);
+                rest = &after[used..];
+            }
+            None => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `changes:` (and `only: changes`): GitLab compares with the push's diff, which herald does not
@@ -430,5 +467,9 @@ mod tests {
         assert_eq!(decide("- exists: [Cargo.toml]"), Decision::Include);
         assert_eq!(decide("- exists: [package.json]"), Decision::Exclude);
         assert_eq!(decide("- changes: [src/**]"), Decision::Unknown);
+        assert_eq!(decide("- exists: [$MANIFEST]"), Decision::Exclude, "an unset variable stays as written");
+        let with_manifest = |name: &str| if name == "MANIFEST" { Some("Cargo.toml".to_owned()) } else { vars(name) };
+        let rules_text = rules("- exists: [$MANIFEST]");
+        assert_eq!(super::decide(&rules_text, &with_manifest, &exists), Decision::Include);
     }
 }
