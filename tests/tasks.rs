@@ -449,3 +449,25 @@ fn flow_collections_ignore_indentation_as_gitlab_does() {
         finished.stderr_text()
     );
 }
+
+/// Issue 25: an include glob that backtracked exponentially (over a minute) and 22 × `{a,b}` in
+/// `rules: exists` (14 s, 339 MB) are answered at once; the braces past herald's cap leave the
+/// include undecided, so it is kept. (Time is bounded by step counts in src/pipeline/glob.rs.)
+#[test]
+fn pathological_globs_are_answered_without_backtracking() {
+    let braces = "{a,b}".repeat(22);
+    let config = format!(
+        "include:\n  - local: 'd/*a*a*a*a*a*a*a*ab.yml'\n  - local: x.yml\n    rules:\n      - exists: ['{braces}']\njob:\n  script: [x]\n"
+    );
+    let long = format!("d/{}.yml", "a".repeat(56));
+    let files = [
+        (".gitlab-ci.yml", config.as_str()),
+        (long.as_str(), "never-matched:\n  script: [x]\n"),
+        ("d/aaaaaaaab.yml", "matched:\n  script: [x]\n"),
+        ("x.yml", "kept:\n  script: [x]\n"),
+    ];
+    let (_dir, finished) = tasks_with(&files, "json", &FEATURE_PUSH);
+    let json = json_of(&finished);
+    let names: Vec<&str> = json["jobs"].as_array().unwrap().iter().map(|job| job["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["matched", "kept", "job"]);
+}
