@@ -277,9 +277,9 @@ pub fn load_from(
     let mut layers = Vec::new();
     let root = FileRef { place: Place::Checkout, path: config_path.trim_start_matches('/').to_owned() };
     loader.file(root, Origin::Root, None, &mut Vec::new(), &mut layers)?;
-    let files = loader.files();
     let unresolved = std::mem::take(&mut loader.unresolved);
-    resolve(layers, unresolved, variables, &|patterns: &[String]| super::glob::exists(&files, patterns))
+    // The checkout is listed only if a rule asks whether a file exists.
+    resolve(layers, unresolved, variables, &|patterns: &[String]| super::glob::exists(&loader.files(), patterns))
 }
 
 /// Brings included files that are not in the checkout (gitlab.md §I.1).
@@ -1364,6 +1364,30 @@ c:
         assert_eq!(allowed("manual-rule"), AllowFailure::No, "when: manual in rules does not allow failure");
         assert_eq!(allowed("manual-job"), AllowFailure::Yes);
         assert_eq!(pipeline.job("undecided").unwrap().when, When::OnSuccess, "both candidates run on success");
+    }
+
+    /// Listing a checkout walks every file: done only when a glob or `exists:` needs it, once.
+    #[test]
+    fn the_checkout_is_listed_once_and_only_when_needed() {
+        struct Counted(InMemory, std::cell::Cell<usize>);
+        impl Source for Counted {
+            fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, String> {
+                self.0.read(path, limit)
+            }
+            fn list(&self) -> Vec<String> {
+                self.1.set(self.1.get() + 1);
+                self.0.list()
+            }
+        }
+        let listings = |config: &str| {
+            let files = InMemory(vec![(".gitlab-ci.yml".into(), config.as_bytes().to_vec())]);
+            let source = Counted(files, std::cell::Cell::new(0));
+            load_from(&source, ".gitlab-ci.yml", None, &[]).unwrap();
+            source.1.get()
+        };
+        assert_eq!(listings("a:\n  script: [x]\n  rules:\n    - if: $X\n"), 0);
+        let exists = "a:\n  script: [x]\n  rules:\n    - exists: [x]\nb:\n  script: [x]\n  rules:\n    - exists: [y]\n";
+        assert_eq!(listings(exists), 1);
     }
 
     /// Rules see the YAML's variables (global, the job's, a matrix instance's) below the CI/CD ones.
