@@ -860,12 +860,13 @@ fn resolve(
             // Matrix values are job variables of their instance, above the job's own.
             let own: Vec<(String, String)> = job_variables.iter().cloned().chain(matrix).collect();
             let lookup = |name: &str| lookup(variables, &own, &global_variables, name);
-            let (mut when, mut allow_failure) = fate(&job, &lookup, exists, workflow_rules.is_some());
+            let mut chosen = fate(&job, &lookup, exists, workflow_rules.is_some());
             // The job herald runs in exists, whatever herald makes of its rules: GitLab's reading
-            // differed (a variable herald does not see), so whether it may fail is GitLab's to say.
-            if when == When::Never && lookup("CI_JOB_NAME").as_deref() == Some(instance.as_str()) {
-                (when, allow_failure) = (When::Unknown, AllowFailure::Unknown);
+            // differed (a variable herald does not see), so any rule that creates it may be the one.
+            if chosen.0 == When::Never && lookup("CI_JOB_NAME").as_deref() == Some(instance.as_str()) {
+                chosen = fate_of_existing(&job);
             }
+            let (when, allow_failure) = chosen;
             let task = match &origin {
                 Origin::Root => instance.clone(),
                 Origin::Include { name: include, .. } => format!("{include}/{instance}"),
@@ -945,6 +946,35 @@ fn lookup(
 ) -> Option<String> {
     let find = |list: &[(String, String)]| list.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     find(given).or_else(|| find(own)).or_else(|| find(global))
+}
+
+/// `fate` for a job known to exist although herald's reading of its rules drops it: any rule that
+/// creates it may be the one that matched; without rules, its own `when` and `allow_failure`.
+fn fate_of_existing(job: &Node) -> (When, AllowFailure) {
+    let own_when = job.get("when").and_then(When::written).unwrap_or(When::OnSuccess);
+    let own_allow_failure = AllowFailure::of(job);
+    let Some(Value::Seq(rules)) = job.get("rules").map(|r| &r.value) else {
+        return (own_when, own_allow_failure);
+    };
+    let outcomes: Vec<(When, AllowFailure)> = rules
+        .iter()
+        .map(|rule| {
+            let when = rule.get("when").and_then(When::written).unwrap_or(own_when);
+            let allowed =
+                if rule.get("allow_failure").is_some() { AllowFailure::of(rule) } else { own_allow_failure.clone() };
+            (when, allowed)
+        })
+        .filter(|(when, _)| *when != When::Never)
+        .collect();
+    agreed(&outcomes)
+}
+
+/// The one `when` and `allow_failure` all outcomes share, each `Unknown` where they differ.
+fn agreed(outcomes: &[(When, AllowFailure)]) -> (When, AllowFailure) {
+    let Some((when, allowed)) = outcomes.first() else { return (When::Unknown, AllowFailure::Unknown) };
+    let when = if outcomes.iter().all(|(w, _)| w == when) { *when } else { When::Unknown };
+    let allowed = if outcomes.iter().all(|(_, a)| a == allowed) { allowed.clone() } else { AllowFailure::Unknown };
+    (when, allowed)
 }
 
 /// When GitLab runs `job` and whether it may fail, from its `rules:` or `only`/`except`
@@ -1340,7 +1370,11 @@ c:
         // The job herald runs in exists: a reading that excludes it defers to GitLab.
         let running: Vec<(&str, &str)> = FEATURE.iter().copied().chain([("CI_JOB_NAME", "b")]).collect();
         let b = plan(config, &running).job("b").cloned().unwrap();
-        assert_eq!((b.when, b.allow_failure), (When::Unknown, AllowFailure::Unknown));
+        assert_eq!((b.when, b.allow_failure), (When::OnSuccess, AllowFailure::No), "no rules: its own");
+        let ruled = "r:\n  script: [x]\n  rules:\n    - if: $NOPE\n      allow_failure: true\n    - if: $NEITHER\n      when: manual\n";
+        let running: Vec<(&str, &str)> = FEATURE.iter().copied().chain([("CI_JOB_NAME", "r")]).collect();
+        let r = plan(ruled, &running).job("r").cloned().unwrap();
+        assert_eq!((r.when, r.allow_failure), (When::Unknown, AllowFailure::Unknown), "either rule may have matched");
     }
 
     /// Issue 25: `allow_failure` inside `rules:` is the job's; undecidable, it is GitLab's to say.
