@@ -71,7 +71,7 @@ fn lines(node: Option<&Node>) -> Vec<String> {
 #[test]
 fn herald_and_gitlab_ci_local_agree_on_jobs_and_scripts() {
     let Some(gitlab_ci_local) = gitlab_ci_local() else { return };
-    for fixture in ["nested", "inputs", "realworld", "rules"] {
+    for fixture in ["nested", "inputs", "realworld", "rules", "lenient-yaml"] {
         let dir = TempDir::new("agreement");
         repository(fixture, dir.path());
         let preview =
