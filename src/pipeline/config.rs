@@ -1021,15 +1021,14 @@ fn fate(job: &Node, variables: rules::Variables, exists: rules::Exists, workflow
             }
         }
     };
-    let created: Vec<&(When, AllowFailure)> = outcomes.iter().flatten().collect();
+    let created: Vec<(When, AllowFailure)> = outcomes.iter().flatten().cloned().collect();
     // A job that is not created never fails.
-    let Some(first) = created.first() else { return (When::Never, AllowFailure::No) };
-    let when =
-        if outcomes.iter().all(|o| o.as_ref().map(|(w, _)| *w) == Some(first.0)) { first.0 } else { When::Unknown };
-    // Whether it may fail matters only if it runs: the outcomes that create it.
-    let allow_failure =
-        if created.iter().all(|(_, a)| *a == first.1) { first.1.clone() } else { AllowFailure::Unknown };
-    (when, allow_failure)
+    if created.is_empty() {
+        return (When::Never, AllowFailure::No);
+    }
+    // Whether it may fail matters only if it runs: the outcomes that create it agree or not.
+    let (when, allow_failure) = agreed(&created);
+    (if outcomes.contains(&None) { When::Unknown } else { when }, allow_failure)
 }
 
 /// GitLab's deep merge: hashes merge key by key, anything else is replaced.

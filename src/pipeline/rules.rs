@@ -127,8 +127,9 @@ fn changes(variables: Variables) -> Option<bool> {
 /// An include's (or the pipeline's) fate: dropped by `when: never` or by no rule holding.
 pub fn decide(rules: &Node, variables: Variables, exists: Exists) -> Decision {
     let Some(found) = candidates(rules, variables, exists) else { return Decision::Unknown };
-    let mut outcomes = found.rules.iter().map(|rule| rule.get("when").and_then(Node::as_str) != Some("never"));
-    let all: Vec<bool> = outcomes.by_ref().chain((found.none).then_some(false)).collect();
+    // Kept or dropped, for each way the rules may end.
+    let kept = found.rules.iter().map(|rule| rule.get("when").and_then(Node::as_str) != Some("never"));
+    let all: Vec<bool> = kept.chain(found.none.then_some(false)).collect();
     if all.iter().all(|kept| *kept) {
         Decision::Include
     } else if all.iter().all(|kept| !kept) {
