@@ -20,8 +20,8 @@ From a herald checkout, with no --from, --version or --base-url: builds herald w
 installs it. Otherwise installs a release archive herald-<version>-<arch>-unknown-linux-musl.tar.gz:
   --from URL|FILE  the archive; its checksum is --sha256, or the file <archive>.sha256 beside it
   --sha256 HEX     the archive's expected sha256
-  --base-url URL   where releases are published (a GitLab generic package, for example), as
-                   scripts/release.sh lays them out [default: $HERALD_RELEASE_URL]
+  --base-url URL   where releases are published (a GitLab generic package, a directory or a
+                   file:// URL), as scripts/release.sh lays them out [default: $HERALD_RELEASE_URL]
   --version V      the release to install from there: X.Y.Z, or latest (the version named in
                    <base-url>/latest/VERSION) [default: latest]
   --arch ARCH      x86_64 or aarch64 [default: this machine's]
@@ -127,6 +127,17 @@ fetch() {
       else
         fail "curl or wget is needed to download $1, and neither was found"
       fi
+      ;;
+    file://*)
+      # A file: URL names a local file, as a plain path does (curl would read it too, but curl may
+      # be missing): file:///srv/herald/x and file://localhost/srv/herald/x are /srv/herald/x.
+      local_path=${1#file://}
+      case $local_path in
+        localhost/*) local_path=${local_path#localhost} ;;
+        /*) ;;
+        *) fail "$1 names a file on another host; give a local path, file:///path, or an https:// URL" ;;
+      esac
+      fetch "$local_path" "$2"
       ;;
     *)
       if [ ! -f "$1" ]; then return 1; fi

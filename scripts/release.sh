@@ -48,10 +48,13 @@ for target in $targets; do
   name="herald-$version-$target"
   staging=$(mktemp -d)
   cp "target/$target/release/herald" "$staging/herald"
+  # The README links the guide for everything past the first steps: it travels with it.
+  mkdir "$staging/docs"
   cp README.md CHANGELOG.md "$staging/"
+  cp docs/guide.md "$staging/docs/"
   # Fixed owner and times: the same sources give the same archive.
   tar --owner=0 --group=0 --numeric-owner --mtime="@${SOURCE_DATE_EPOCH:-0}" --sort=name \
-    -cf - -C "$staging" herald README.md CHANGELOG.md | gzip -n -9 >"$out/$name.tar.gz"
+    -cf - -C "$staging" herald README.md CHANGELOG.md docs/guide.md | gzip -n -9 >"$out/$name.tar.gz"
   rm -rf "$staging"
   (cd "$out" && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
   echo "$out/$name.tar.gz ($(du -h "$out/$name.tar.gz" | cut -f1)), sha256 $(cut -d' ' -f1 "$out/$name.tar.gz.sha256")"

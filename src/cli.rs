@@ -15,7 +15,7 @@ const VERSION: &str =
 
 /// Supervise GitLab CI job steps like an init process and publish what they do.
 #[derive(Debug, Parser)]
-#[command(name = "herald", version = VERSION, propagate_version = true)]
+#[command(name = "herald", version = VERSION, propagate_version = true, arg_required_else_help = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,11 +62,11 @@ enum Command {
     #[command(after_help = DOCTOR_AFTER_HELP)]
     Doctor,
     /// GitLab Runner custom-executor driver: every runner stage becomes a step
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     Executor(ExecutorCommand),
 }
 
-/// The runner calls these, in this order (`[runners.custom]` in config.toml; see the README).
+/// The runner calls these, in this order (`[runners.custom]` in config.toml; see docs/guide.md).
 #[derive(Debug, Subcommand)]
 enum ExecutorCommand {
     /// config_exec: print the driver's settings as JSON
@@ -132,13 +132,14 @@ Durations: 90s, 5m, 1h30m; a plain number means seconds.
 Exit code: the step's own; 128+N if it died of signal N; 125 if herald failed before the step
 ran; 126 if the command is not executable; 127 if it was not found.
 
-Environment (see the README for all of them):
+Environment (all of them: docs/guide.md, 'Configuration'):
   GITLAB_CI=true        wrap the step in a collapsible job-log section and end with a summary line
   HERALD_TOKEN          token with the api scope; publishes the step as a commit status
                         (HERALD_TOKEN_VARIABLE names another variable to read it from)
   HERALD_MODE           ci-only (default), local-only, always, off
   HERALD_FLUSH_TIMEOUT  most time spent publishing after the step ended [default: 10s]
-  HERALD_DRY_RUN        print the requests instead of sending them
+  HERALD_DRY_RUN        print the requests instead of sending them (with GITLAB_CI=true: what a job
+                        would publish, on any machine)
   HERALD_LOG            warn (default), info, debug or trace: what herald says about its own work
   HERALD_JUNIT          path of a JUnit XML report the step is appended to";
 
@@ -154,6 +155,14 @@ fn dispatch() -> Outcome {
             // --help and --version: print them; a closed pipe (`herald --help | head -1`) is fine.
             let _ = error.print();
             return Ok(0);
+        }
+        Err(error) if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `herald` (or `herald executor`) alone: the help, which is what someone typing it
+            // wants to see. Still a usage error, with herald's own code for those (125, as every
+            // other usage error): a script whose command line lost its words (`herald $EMPTY`)
+            // must not pass. On stderr, like every usage error, so stdout stays the step's.
+            let _ = error.print();
+            return Ok(crate::output::EXIT_HERALD_FAILED);
         }
         Err(error) => {
             return Err(Failure::setup(format!(

@@ -1,5 +1,5 @@
 //! Where a step's results go: the GitLab API, project, commit, pipeline and merge request, read
-//! from GitLab's predefined variables with `HERALD_*` overrides (README "Configuration",
+//! from GitLab's predefined variables with `HERALD_*` overrides (docs/guide.md "Configuration",
 //! gitlab.md §E). A pure function of the environment, like `config`.
 //!
 //! When publishing can't or shouldn't happen, the result says why in one line, with the fix, or
@@ -25,6 +25,16 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Whether this mode publishes, in GitLab CI (`GITLAB_CI=true`) or outside it.
+    fn publishes(self, in_ci: bool) -> bool {
+        match self {
+            Mode::Off => false,
+            Mode::CiOnly => in_ci,
+            Mode::LocalOnly => !in_ci,
+            Mode::Always => true,
+        }
+    }
+
     fn parse(text: &str) -> Result<Mode, ConfigError> {
         match text.trim().to_ascii_lowercase().as_str() {
             "" | "ci-only" => Ok(Mode::CiOnly),
@@ -123,11 +133,13 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
     let dry_run = text("HERALD_DRY_RUN")
         .is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no" | "off"));
 
-    match mode {
-        Mode::Off => return Ok(Publishing::Off(None)),
-        Mode::CiOnly if !in_ci => return Ok(Publishing::Off(None)),
-        Mode::LocalOnly if in_ci => return Ok(Publishing::Off(None)),
-        _ => {}
+    if !mode.publishes(in_ci) {
+        // Silent, as the user chose; but a dry run was asked to show something, so it says why not.
+        let why = dry_run.then(|| {
+            let also = if in_ci { "" } else { "; add GITLAB_CI=true to see what a CI job would publish" };
+            format!("herald (dry run): nothing would be published: {}{also}", mode_reason(mode, env, in_ci))
+        });
+        return Ok(Publishing::Off(why));
     }
 
     let token_variable = token_variable(env)?;
@@ -137,7 +149,8 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
         None => {
             return Ok(off(&format!(
                 "{token_variable} is not set; add a project access token with the api scope as a masked CI/CD \
-                 variable named {token_variable} (CI_JOB_TOKEN cannot post statuses), or set HERALD_MODE=off"
+                 variable named {token_variable} (CI_JOB_TOKEN cannot post statuses); locally, export \
+                 {token_variable} with such a token; or set HERALD_MODE=off"
             )))
         }
     };
@@ -147,10 +160,14 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
              access token with the api scope"
         )));
     }
-    let Some(project) = first(&["HERALD_PROJECT", "CI_PROJECT_ID", "CI_PROJECT_PATH"]) else {
+    // A dry run sends nothing, so it needs no real project or commit: off GitLab (a laptop's
+    // `GITLAB_CI=true HERALD_DRY_RUN=1 herald run -- …`) the variables' names stand in for them.
+    let Some(project) = first(&["HERALD_PROJECT", "CI_PROJECT_ID", "CI_PROJECT_PATH"])
+        .or_else(|| dry_run.then(|| "CI_PROJECT_ID".into()))
+    else {
         return Ok(off("no project to publish to; set HERALD_PROJECT (id or group/project), or run in GitLab CI"));
     };
-    let Some(sha) = first(&["HERALD_SHA", "CI_COMMIT_SHA"]) else {
+    let Some(sha) = first(&["HERALD_SHA", "CI_COMMIT_SHA"]).or_else(|| dry_run.then(|| "CI_COMMIT_SHA".into())) else {
         return Ok(off("no commit to attach statuses to; set HERALD_SHA, or run in GitLab CI"));
     };
 
@@ -179,7 +196,9 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
         sha,
         pipeline_id,
         status_ref,
-        mr_iid,
+        // The note is drawn from GitLab's state (the pipeline's jobs, herald's statuses), which a
+        // dry run does not read: it would render from nothing and fail. A dry run shows statuses.
+        mr_iid: mr_iid.filter(|_| !dry_run),
         job_name: first(&["HERALD_JOB_NAME", "CI_JOB_NAME"]).unwrap_or_else(|| "herald".to_owned()),
         job_url,
         status_prefix: text("HERALD_STATUS_PREFIX").unwrap_or_else(|| "herald".to_owned()),
@@ -193,6 +212,31 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
         }),
         job_id: text("CI_JOB_ID"),
     })))
+}
+
+/// Why `HERALD_MODE` keeps herald from publishing here, in words (`resolve` is silent about it:
+/// the user chose it); None when the mode lets herald publish (or is not a mode at all), and
+/// anything that then stops publishing is `resolve`'s `Off(Some(why))`. For the commands that
+/// exist only to publish (`herald note`, `finalize`) and for `herald doctor`: a command that does
+/// nothing says why.
+pub fn mode_keeps_quiet(env: &dyn Env) -> Option<String> {
+    let text = env.non_empty("HERALD_MODE").map(|v| v.to_string_lossy().trim().to_owned()).unwrap_or_default();
+    let mode = Mode::parse(&text).ok()?;
+    let in_ci = env.non_empty("GITLAB_CI").is_some_and(|v| v.to_string_lossy().trim() == "true");
+    (!mode.publishes(in_ci)).then(|| mode_reason(mode, env, in_ci))
+}
+
+fn mode_reason(mode: Mode, env: &dyn Env, in_ci: bool) -> String {
+    let default = env.non_empty("HERALD_MODE").is_none();
+    match mode {
+        Mode::Off => "HERALD_MODE is off".to_owned(),
+        Mode::CiOnly => format!(
+            "outside GitLab CI (GITLAB_CI is not true), and HERALD_MODE is ci-only{}",
+            if default { " (the default)" } else { "" }
+        ),
+        Mode::LocalOnly if in_ci => "HERALD_MODE is local-only, and this is GitLab CI".to_owned(),
+        Mode::LocalOnly | Mode::Always => "publishing is on".to_owned(),
+    }
 }
 
 /// The environment with publishing forced on (and requests really sent): for commands that check
@@ -437,6 +481,37 @@ mod tests {
     fn dry_run_needs_no_token() {
         let context = on(resolve_with(BRANCH_PIPELINE, &[("HERALD_TOKEN", None), ("HERALD_DRY_RUN", Some("1"))]));
         assert!(context.dry_run);
+    }
+
+    #[test]
+    fn a_dry_run_needs_no_gitlab_at_all() {
+        let laptop = on(resolve(&MapEnv::of(&[("GITLAB_CI", "true"), ("HERALD_DRY_RUN", "1")])).unwrap());
+        assert_eq!((laptop.project.as_str(), laptop.sha.as_str()), ("CI_PROJECT_ID", "CI_COMMIT_SHA"));
+        assert!(laptop.dry_run);
+        // Outside CI the default mode still publishes nothing, and the dry run says why.
+        let Publishing::Off(Some(why)) = resolve(&MapEnv::of(&[("HERALD_DRY_RUN", "1")])).unwrap() else {
+            panic!("a dry run outside CI says why nothing would be published")
+        };
+        assert!(why.contains("outside GitLab CI") && why.contains("GITLAB_CI=true"), "{why}");
+        assert_eq!(resolve(&MapEnv::of(&[])).unwrap(), Publishing::Off(None), "silent by default");
+    }
+
+    #[test]
+    fn a_dry_run_writes_no_note() {
+        let dry = on(resolve_with(BRANCH_PIPELINE, &[("HERALD_DRY_RUN", Some("1")), ("HERALD_MR_IID", Some("5"))]));
+        assert_eq!(dry.mr_iid, None);
+    }
+
+    #[test]
+    fn the_mode_says_why_it_keeps_quiet() {
+        let why = |vars: &[(&'static str, &'static str)]| mode_keeps_quiet(&MapEnv::of(vars));
+        assert!(why(&[])
+            .unwrap()
+            .contains("outside GitLab CI (GITLAB_CI is not true), and HERALD_MODE is ci-only (the default)"));
+        assert_eq!(why(&[("HERALD_MODE", "off"), ("GITLAB_CI", "true")]).as_deref(), Some("HERALD_MODE is off"));
+        assert!(why(&[("HERALD_MODE", "local-only"), ("GITLAB_CI", "true")]).unwrap().contains("local-only"));
+        assert_eq!(why(&[("HERALD_MODE", "always")]), None, "the mode is not the reason");
+        assert_eq!(why(&[("GITLAB_CI", "true")]), None);
     }
 
     #[test]

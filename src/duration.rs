@@ -54,6 +54,28 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// A setting as the user could have written it, without losing anything (`--timeout 250ms`, not
+/// `0.2s`): the short form when it reads back as the same duration, else exact to the millisecond
+/// (`250ms`, `1.25s`, `1m30.5s`).
+pub fn format_setting(d: Duration) -> String {
+    let short = format_duration(d);
+    if parse_duration(&short) == Ok(d) {
+        return short;
+    }
+    let millis = d.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    let (hours, minutes) = (millis / 3_600_000, millis / 60_000 % 60);
+    let seconds = format!("{}.{:03}", millis / 1000 % 60, millis % 1000);
+    let seconds = seconds.trim_end_matches('0').trim_end_matches('.');
+    match (hours, minutes) {
+        (0, 0) => format!("{seconds}s"),
+        (0, _) => format!("{minutes}m{seconds}s"),
+        _ => format!("{hours}h{minutes:02}m{seconds}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +97,23 @@ mod tests {
         for bad in ["", "s", "5x", "-3", "1h-5m", "inf", "NaN", "99999999999999h", "5m30"] {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.contains("use e.g. 90s"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn settings_read_back_as_written() {
+        for (written, shown) in [
+            ("250ms", "250ms"),
+            ("1.25s", "1.25s"),
+            ("90.5", "1m30.5s"),
+            ("1h0m0.1s", "1h00m0.1s"),
+            ("4s", "4.0s"),
+            ("5m", "5m00s"),
+            ("1h30m", "1h30m"),
+        ] {
+            let limit = parse_duration(written).unwrap();
+            assert_eq!(format_setting(limit), shown, "{written}");
+            assert_eq!(parse_duration(&format_setting(limit)), Ok(limit), "{written} reads back");
         }
     }
 

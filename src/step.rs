@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::duration::format_duration;
+use crate::duration::{format_duration, format_setting};
 
 /// The readable name of a step: `--name`, or a short form of the command (`cargo test`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,12 +46,14 @@ impl StepName {
         let words: Vec<OsString> = shell_words(&script)
             .into_iter()
             .skip_while(|word| word.contains('=') && !word.starts_with('='))
+            .skip_while(|word| word == "exec")
             .take_while(|word| !matches!(word.as_str(), "&&" | "||" | ";" | "|" | "&"))
             .map(OsString::from)
             .collect();
         let first = words.first()?.to_string_lossy();
-        let keyword = matches!(first.as_ref(), "set" | "cd" | "export" | "if" | "for" | "while" | "{" | "(");
-        (!keyword).then(|| StepName::from_command(&words))
+        // A script that begins with the shell's own grammar or a builtin that does no work of
+        // its own (`exit 2`, `set -e; make`) says nothing a name could use: it is the shell's.
+        (!is_shell_builtin(&first)).then(|| StepName::from_command(&words))
     }
 
     /// `cargo test --workspace` → `cargo test`; `npm run lint` → `npm run lint`;
@@ -92,6 +94,41 @@ impl StepName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Shell keywords and builtins that set the shell up or steer it rather than do the step's work.
+fn is_shell_builtin(word: &str) -> bool {
+    matches!(
+        word,
+        "set"
+            | "cd"
+            | "export"
+            | "unset"
+            | "umask"
+            | "trap"
+            | "shift"
+            | "source"
+            | "."
+            | "eval"
+            | "exit"
+            | "return"
+            | "true"
+            | "false"
+            | ":"
+            | "wait"
+            | "test"
+            | "["
+            | "[["
+            | "!"
+            | "if"
+            | "for"
+            | "while"
+            | "until"
+            | "case"
+            | "function"
+            | "{"
+            | "("
+    )
 }
 
 /// Characters that change how text reads without being seen: bidi controls and overrides
@@ -194,7 +231,10 @@ impl StepOutcome {
                     ProcessEnd::Signaled(signal) => format!("stopped by {}", signal_name(signal)),
                     ProcessEnd::Exited(code) => format!("exited {code} on SIGTERM"),
                 };
-                format!("timed out after {took} (--timeout {}; {how})", format_duration(limit))
+                // The limit as it was set (`250ms`, not `0.2s`); under a second, the time taken in
+                // milliseconds too, so that it never reads as less than the limit.
+                let took = if limit < Duration::from_secs(1) { format_setting(self.elapsed) } else { took };
+                format!("timed out after {took} (--timeout {}; {how})", format_setting(limit))
             }
             StepEnd::Ran { stop: Some(StopCause::Signal(signal)), .. } => {
                 format!("canceled ({}) after {took}", signal_name(signal))
@@ -332,6 +372,11 @@ mod tests {
         assert_eq!(name(&["bash", "-euc", "CI=1 npm run lint"]), "npm run lint");
         assert_eq!(name(&["sh", "-c", "set -e; make"]), "sh");
         assert_eq!(name(&["sh", "script.sh"]), "sh");
+        // A builtin is not the work: the shell's name, never `exit`.
+        assert_eq!(name(&["sh", "-c", "exit 2"]), "sh");
+        assert_eq!(name(&["bash", "-c", "true"]), "bash");
+        assert_eq!(name(&["sh", "-c", "[ -f x ] && make"]), "sh");
+        assert_eq!(name(&["sh", "-c", "exec cargo test --all"]), "cargo test");
     }
 
     #[test]

@@ -100,8 +100,8 @@ fn job_names(listed: &std::process::Output) -> Vec<String> {
 }
 
 /// gitlab-ci-local reads herald's pipeline as herald does, makes the release jobs on version tags
-/// only, and runs its install test job: the archive installed by the README's runner-image
-/// command, a step run by the installed herald, each line a herald step.
+/// only, and runs its install test job: the archive installed by the runner-image
+/// command of docs/guide.md ("Installing"), a step run by the installed herald, each line a herald step.
 #[test]
 fn herald_s_own_pipeline_lists_its_jobs_and_runs_its_install_test() {
     let Some(gitlab_ci_local) = gitlab_ci_local() else { return };

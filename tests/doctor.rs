@@ -116,3 +116,40 @@ fn a_dead_proxy_is_blamed_by_its_variable_not_the_api_url() {
     assert!(!output.contains("proxy-secret"), "the proxy's credentials stay out: {output}");
     assert!(gitlab.requests().is_empty());
 }
+
+/// `HERALD_MODE=always` lets herald publish anywhere: what stops it is what is missing (here the
+/// commit), named once; the mode is not blamed.
+#[test]
+fn the_reason_given_is_the_real_one() {
+    let finished = run(crate::support::herald()
+        .env("HERALD_MODE", "always")
+        .env("HERALD_TOKEN", TOKEN_DEVELOPER)
+        .env("HERALD_PROJECT", "group/app")
+        .arg("doctor"));
+    assert_eq!(finished.code, Some(1));
+    let output = finished.stderr_text();
+    assert!(!output.contains("HERALD_MODE is off") && !output.contains("ci-only"), "{output}");
+    assert!(line(&output, "mode").starts_with("ok   mode: HERALD_MODE lets herald run publish here"), "{output}");
+    assert!(line(&output, "context").contains("no commit to attach statuses to; set HERALD_SHA"), "{output}");
+    assert_eq!(output.matches("HERALD_SHA").count(), 1, "said once: {output}");
+
+    // The mode, when it is the reason, is named as it is.
+    let outside = run(crate::support::herald().arg("doctor")).stderr_text();
+    assert!(line(&outside, "mode").contains("outside GitLab CI (GITLAB_CI is not true), and HERALD_MODE is ci-only"));
+    let off = run(crate::support::herald().env("GITLAB_CI", "true").env("HERALD_MODE", "off").arg("doctor"));
+    assert!(line(&off.stderr_text(), "mode").ends_with("herald run will not publish here: HERALD_MODE is off"));
+}
+
+/// Without a token, the fix fits where doctor is run: a CI/CD variable in GitLab, a variable
+/// exported for a local run.
+#[test]
+fn without_a_token_the_fix_is_for_ci_and_for_local_use() {
+    let finished =
+        run(crate::support::herald().env("HERALD_PROJECT", "group/app").env("HERALD_SHA", "abc").arg("doctor"));
+    assert_eq!(finished.code, Some(1));
+    let output = finished.stderr_text();
+    let context = line(&output, "context");
+    assert!(context.contains("HERALD_TOKEN is not set"), "{output}");
+    assert!(context.contains("as a masked CI/CD variable named HERALD_TOKEN"), "{output}");
+    assert!(context.contains("locally, export HERALD_TOKEN"), "{output}");
+}

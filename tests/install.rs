@@ -68,6 +68,34 @@ fn a_version_pin_finds_its_archive_under_the_base_url() {
     assert!(prefix.join("bin/herald").exists());
 }
 
+/// A `file://` URL is a directory by another name (a Dockerfile's `--base-url file:///releases`),
+/// for the latest release and for a pinned one; a host other than this one is one clear line.
+#[test]
+fn a_file_url_works_like_a_plain_directory() {
+    let dir = TempDir::new("install-file-url");
+    std::fs::create_dir_all(dir.join("releases/1.2.3")).unwrap();
+    std::fs::create_dir_all(dir.join("releases/latest")).unwrap();
+    std::fs::write(dir.join("releases/latest/VERSION"), "1.2.3\n").unwrap();
+    archive(&dir.join("releases/1.2.3"), "1.2.3", Path::new(env!("CARGO_BIN_EXE_herald")));
+    let base = dir.join("releases");
+    let base = base.to_str().unwrap();
+    for (prefix, url, pin) in
+        [("latest", format!("file://{base}"), None), ("pinned", format!("file://localhost{base}/"), Some("1.2.3"))]
+    {
+        let prefix = dir.join(prefix);
+        let mut args = vec!["--prefix", prefix.to_str().unwrap(), "--base-url", &url];
+        args.extend(pin.iter().flat_map(|version| ["--version", *version]));
+        let finished = install("sh", &args);
+        assert_eq!(finished.code, Some(0), "{url}: {}", finished.stderr_text());
+        assert!(prefix.join("bin/herald").exists(), "{url}");
+    }
+    let elsewhere =
+        install("sh", &["--prefix", dir.join("x").to_str().unwrap(), "--base-url", "file://server/releases"]);
+    assert_eq!(elsewhere.code, Some(1));
+    assert_eq!(elsewhere.stderr_text().lines().count(), 1, "{}", elsewhere.stderr_text());
+    assert!(elsewhere.stderr_text().contains("names a file on another host"), "{}", elsewhere.stderr_text());
+}
+
 /// An image for ARM runners built on an x86_64 machine (or the other way round): `--arch` installs
 /// the other architecture's archive, which cannot run here to say its version; one clear line.
 #[test]
@@ -196,4 +224,13 @@ fn every_shell_script_passes_shellcheck() {
         .output()
         .unwrap();
     assert!(posix.status.success(), "{}", String::from_utf8_lossy(&posix.stdout));
+}
+
+/// The fuzz crate's lock file names this version of herald: otherwise every `scripts/fuzz.sh`
+/// (and so `.ci/run`, which ends by checking the clone is still clean) rewrites it.
+#[test]
+fn the_fuzz_lock_file_names_this_version() {
+    let lock = std::fs::read_to_string(repo().join("fuzz/Cargo.lock")).unwrap();
+    let entry = format!("name = \"gitlab-herald\"\nversion = \"{}\"\n", env!("CARGO_PKG_VERSION"));
+    assert!(lock.contains(&entry), "fuzz/Cargo.lock does not name gitlab-herald {}", env!("CARGO_PKG_VERSION"));
 }

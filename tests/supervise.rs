@@ -174,6 +174,25 @@ fn timed_out_steps_say_so_in_the_job_log() {
     );
 }
 
+/// A limit under a second is reported as it was written, not rounded to tenths (`0.2s`).
+#[test]
+fn a_sub_second_timeout_is_reported_as_written() {
+    let finished = run(herald().env("GITLAB_CI", "true").args([
+        "run",
+        "--name",
+        "quick",
+        "--timeout",
+        "250ms",
+        "--",
+        "sleep",
+        "60",
+    ]));
+    assert_eq!(finished.code, Some(143));
+    let stderr = finished.stderr_text();
+    assert!(stderr.contains("(--timeout 250ms; stopped by SIGTERM)"), "{stderr}");
+    assert!(stderr.contains("✘ quick timed out after ") && !stderr.contains("0.2s"), "{stderr}");
+}
+
 #[test]
 fn background_processes_that_hold_stdout_do_not_hang_herald() {
     let dir = TempDir::new("leftover");

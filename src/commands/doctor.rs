@@ -71,11 +71,17 @@ pub fn run() -> i32 {
     let mut checks = Checks::default();
     match context::resolve(&ProcessEnv) {
         Err(error) => checks.fail("configuration", &error.to_string()),
-        Ok(Publishing::Off(_)) => checks.warn(
-            "mode",
-            "herald run will not publish here (HERALD_MODE is off, or says ci-only outside GitLab CI / local-only in it)",
-        ),
         Ok(Publishing::On(_)) => checks.ok("mode", "herald run publishes here"),
+        // The mode is the reason only when it is: otherwise what is missing is named once, by the
+        // context check below.
+        Ok(Publishing::Off(_)) => match context::mode_keeps_quiet(&ProcessEnv) {
+            Some(why) => {
+                let fix =
+                    if why.starts_with("outside GitLab CI") { "; HERALD_MODE=always publishes from here" } else { "" };
+                checks.warn("mode", &format!("herald run will not publish here: {why}{fix}"))
+            }
+            None => checks.ok("mode", "HERALD_MODE lets herald run publish here (once the context check passes)"),
+        },
     }
     let context = match context::resolve(&AsIfPublishing(&ProcessEnv)) {
         Ok(Publishing::On(context)) => context,

@@ -78,8 +78,14 @@ fn setup(command: &str, env: &dyn Env) -> Result<Option<(Box<PublishContext>, Cl
     let context = match context::resolve(env) {
         Ok(Publishing::On(context)) => context,
         Ok(Publishing::Off(why)) => {
-            if let Some(why) = why.filter(|why| job_memory::first_telling(env, why)) {
-                say(&why);
+            // These commands exist only to publish: doing nothing, they say why, in one line.
+            match why {
+                Some(why) if job_memory::first_telling(env, &why) => say(&why),
+                Some(_) => {}
+                None => {
+                    let why = context::mode_keeps_quiet(env).unwrap_or_else(|| "publishing is off".into());
+                    say(&format!("{command}: nothing to do: {why}"));
+                }
             }
             return Ok(None);
         }
@@ -91,7 +97,14 @@ fn setup(command: &str, env: &dyn Env) -> Result<Option<(Box<PublishContext>, Cl
 
 fn write_note(client: &Client, context: &PublishContext, plan: Option<&Pipeline>, deadline: Instant) -> Outcome {
     let Some(mut note) = NoteSync::new(client, context, plan) else {
-        say("herald: no merge request in this pipeline (CI_MERGE_REQUEST_IID, CI_OPEN_MERGE_REQUESTS or HERALD_MR_IID): no note to write");
+        // Nothing to do; the line says which of the two things a note needs is missing.
+        if context.dry_run {
+            say("herald (dry run): no note: it is drawn from GitLab's state, which a dry run does not read");
+        } else if context.mr_iid.is_none() {
+            say("herald: no merge request in this pipeline (CI_MERGE_REQUEST_IID, CI_OPEN_MERGE_REQUESTS or HERALD_MR_IID): no note to write");
+        } else {
+            say("herald: no pipeline to show (CI_PIPELINE_ID or HERALD_PIPELINE_ID is not set): no note to write");
+        }
         return Ok(0);
     };
     // The final writer of a pipeline: clean up duplicates any writer left, and verify for as
