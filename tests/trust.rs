@@ -238,6 +238,49 @@ fn a_failing_step_of_a_job_allowed_to_fail_does_not_fail_the_pipeline() {
     assert_eq!(job.status("herald/strict › probe").status, "failed");
 }
 
+/// When the configuration cannot say whether the job may fail (no readable `.gitlab-ci.yml`,
+/// or the job not in it), the step's end asks GitLab, once, and only when the step failed: an
+/// allowed failure is never posted `failed`, even before the safety net runs.
+#[test]
+fn a_failing_step_asks_gitlab_whether_its_job_may_fail_when_the_configuration_cannot_say() {
+    let job_reads = |job: &CiJob| {
+        job.gitlab
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/jobs/{}", job.id)))
+            .count()
+    };
+    for (case, config) in
+        [("no configuration", None), ("a job the configuration lacks", Some("other:\n  script: [make]\n"))]
+    {
+        let job = CiJob::start("flaky", config.unwrap_or(""));
+        if config.is_none() {
+            std::fs::remove_file(job.checkout.join(".gitlab-ci.yml")).unwrap();
+        }
+        job.gitlab.with(|w| w.jobs.iter_mut().filter(|j| j.id == job.id).for_each(|j| j.allow_failure = true));
+        job.step(&["--name", "fine", "--", "true"]);
+        assert_eq!(job_reads(&job), 0, "{case}: a passing step does not ask");
+        let finished = job.step(&["--name", "probe", "--", "sh", "-c", "exit 3"]);
+        assert_eq!(finished.code, Some(3), "{case}: the exit code is the step's own");
+        let status = job.status("herald/flaky › probe");
+        assert_eq!(status.status, "success", "{case}: {status:?}");
+        assert!(status.description.unwrap().starts_with("allowed: failed (exit 3)"), "{case}");
+        assert_eq!(job_reads(&job), 1, "{case}: one read, when the step failed");
+        job.end("failed", true);
+        assert_ne!(job.verdict(), "failed", "{case}: a red pipeline GitLab calls green");
+    }
+    // A job GitLab does not let fail: its failure stays a failure.
+    let job = CiJob::start("strict", "");
+    std::fs::remove_file(job.checkout.join(".gitlab-ci.yml")).unwrap();
+    job.step(&["--name", "probe", "--", "false"]);
+    assert_eq!(job.status("herald/strict › probe").status, "failed");
+    // The configuration answers without a read when it can.
+    let job = CiJob::start("strict", "strict:\n  script:\n    - herald run --name probe -- false\n");
+    job.step(&["--name", "probe", "--", "false"]);
+    assert_eq!(job.status("herald/strict › probe").status, "failed");
+    assert_eq!(job_reads(&job), 0, "the configuration said no");
+}
+
 #[test]
 fn a_failed_step_of_a_job_that_passed_anyway_is_settled_as_allowed() {
     // `herald run -- x || true`: the job passes; finalize supersedes the failed status.

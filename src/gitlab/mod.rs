@@ -281,6 +281,19 @@ pub fn job_log(client: &Client, project: &str, job_id: u64, timeout: Duration) -
     Ok(client.get(&format!("{}/jobs/{job_id}/trace", project_path(project)), timeout)?.text)
 }
 
+/// What herald reads of one job (`GET /projects/:id/jobs/:job_id`, gitlab.md §K's neighbour in
+/// `lib/api/jobs.rb`): whether GitLab lets it fail, as its configuration resolved it for this
+/// pipeline (`rules:` with `allow_failure` included).
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobFacts {
+    #[serde(default)]
+    pub allow_failure: bool,
+}
+
+pub fn job(client: &Client, project: &str, job_id: &str, timeout: Duration) -> Result<JobFacts, ApiError> {
+    parse(client.get(&format!("{}/jobs/{}", project_path(project), percent_encode(job_id)), timeout)?, "the job")
+}
+
 /// One CI job of `GET /projects/:id/pipelines/:id/jobs`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PipelineJob {

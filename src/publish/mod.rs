@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use crate::context::PublishContext;
 use crate::gitlab::retry::{self, GaveUp};
 use crate::gitlab::{self, ApiError, Client, Posted, StatusPost, StatusState};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{AllowFailure, Pipeline};
 use crate::step::{StepName, StepOutcome};
 pub use note::{NoteSync, SyncError, Synced};
 pub use status::{allowed, final_status, is_allowed, status_name};
@@ -246,7 +246,7 @@ impl Worker {
                 (wanted, deadline) = (ended, Some(at));
             }
             if let (Some(code), false) = (wanted.exit_code, recorded) {
-                wanted = self.allowed_by_the_job(wanted, code);
+                wanted = self.allowed_by_the_job(&client, wanted, code, deadline);
                 // The evidence `herald finalize` closes the step from if the post never lands.
                 job_memory::step_ended(context, &self.name, wanted.state.as_str(), &wanted.description);
                 recorded = true;
@@ -373,14 +373,45 @@ impl Worker {
 
     /// A failed step of a job that may fail (`allow_failure: true`, or `exit_codes` that hold
     /// its code) is posted as an allowed failure: a `failed` status would fail the pipeline that
-    /// GitLab itself lets pass (gitlab.md §J). Failures the configuration does not foresee
-    /// (`herald run -- x || true`) are settled by `herald finalize` and `herald note --final`.
-    fn allowed_by_the_job(&self, wanted: Wanted, exit_code: i32) -> Wanted {
+    /// GitLab itself lets pass (gitlab.md §J). The configuration answers when it can; when it
+    /// cannot (no readable `.gitlab-ci.yml`, the job not in it, or `rules:` whose `allow_failure`
+    /// depends on what herald does not know), GitLab is asked once, only now that a step failed:
+    /// the job's own `allow_failure` as GitLab resolved it for this pipeline. Failures the
+    /// configuration does not foresee (`herald run -- x || true`) are settled by `herald
+    /// finalize` and `herald note --final`.
+    fn allowed_by_the_job(&self, client: &Client, wanted: Wanted, exit_code: i32, deadline: Option<Instant>) -> Wanted {
+        if wanted.state != StatusState::Failed {
+            return wanted;
+        }
         let job = self.plan.as_ref().and_then(|plan| plan.job(&self.context.job_name));
-        if wanted.state == StatusState::Failed && job.is_some_and(|job| job.allow_failure.allows(exit_code)) {
+        let may_fail = match job.map(|job| &job.allow_failure) {
+            Some(AllowFailure::Unknown) | None => self.job_may_fail(client, deadline),
+            Some(configured) => configured.allows(exit_code),
+        };
+        if may_fail {
             Wanted { state: StatusState::Success, description: allowed(&wanted.description), ..wanted }
         } else {
             wanted
+        }
+    }
+
+    /// The job's `allow_failure` as GitLab has it, within half the time left for the step's
+    /// final post (the post itself needs the rest). Not known (no job id, no answer in time):
+    /// false, and the safety net (`herald finalize`, `herald note --final`) settles it.
+    fn job_may_fail(&self, client: &Client, deadline: Option<Instant>) -> bool {
+        let Some(job_id) = self.context.job_id.as_deref() else { return false };
+        let now = Instant::now();
+        let until = now + deadline.map_or(REFRESH_TIMEOUT, |at| at.saturating_duration_since(now) / 2);
+        let project = &self.context.project;
+        match retry::call(until, retry::sleep, |timeout| gitlab::job(client, project, job_id, timeout)) {
+            Ok(facts) => {
+                log!(Debug, "job {job_id}: GitLab says allow_failure is {}", facts.allow_failure);
+                facts.allow_failure
+            }
+            Err(error) => {
+                log!(Info, "job {job_id}: whether it may fail is not known ({error}); the status says failed");
+                false
+            }
         }
     }
 

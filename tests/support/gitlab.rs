@@ -1081,6 +1081,21 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
             }
             Err(answer) => answer,
         },
+        // One job (`lib/api/jobs.rb`): the same entity as the pipeline's list.
+        ("GET", ["projects", project, "jobs", id]) => match visible_project(world, project, user_id) {
+            Ok(project) => {
+                let job = world.jobs.iter().find(|j| {
+                    j.id.to_string() == *id
+                        && j.kind == JobKind::Build
+                        && world.pipelines.iter().any(|p| p.id == j.pipeline_id && p.project_id == project.id)
+                });
+                match job {
+                    Some(job) => Answer::json(200, job_entity(job)),
+                    None => Answer::message(404, "404 Not found"),
+                }
+            }
+            Err(answer) => answer,
+        },
         ("GET", ["projects", project, "jobs", id, "trace"]) => match visible_project(world, project, user_id) {
             Ok(project) => {
                 let job = world.jobs.iter().find(|j| {
