@@ -133,6 +133,37 @@ fn a_secret_across_the_line_cut_is_masked_whole() {
     }
 }
 
+/// The token as a step's name, or among the words it is named after, and in capitals (the job
+/// log's section name is lower-cased, which GitLab's case-sensitive masking would miss): nothing
+/// of it in the status names, the job log, the JUnit report or any request.
+#[test]
+fn a_token_in_a_step_name_is_masked_everywhere_the_name_goes() {
+    let gitlab = GitLab::start();
+    let dir = TempDir::new("token-name");
+    let report = dir.join("junit.xml");
+    let token = TOKEN_DEVELOPER;
+    let shouted = token.to_uppercase();
+    let steps: [&[&str]; 3] =
+        [&["--name", token, "--", "true"], &["--", "echo", token], &["--name", &shouted, "--", "true"]];
+    for args in steps {
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
+            .env("HERALD_JUNIT", &report)
+            .arg("run")
+            .args(args));
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+        let log = finished.stderr_text();
+        let junit = std::fs::read_to_string(&report).unwrap();
+        let names: Vec<String> = gitlab.with(|w| w.statuses(PIPELINE_BRANCH).keys().cloned().collect());
+        let sent: Vec<String> =
+            gitlab.requests().iter().map(|r| format!("{} {} {}", r.path, r.query, r.body)).collect();
+        for published in [log, junit, names.join("\n"), sent.join("\n")] {
+            for form in [token.to_owned(), token.to_lowercase()] {
+                assert!(!published.contains(&form), "{args:?}: the token published as {form}: {published}");
+            }
+        }
+    }
+}
+
 /// The token echoed back percent-encoded or JSON-escaped (`\u0067…`) is masked in what herald
 /// prints.
 #[test]

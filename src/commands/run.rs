@@ -26,7 +26,8 @@ pub fn run(args: RunRequest) -> Outcome {
 /// One step from start to published end: what `herald run` and the executor driver share.
 /// `hidden_vars` are removed from the step's environment (the executor keeps its token to itself).
 pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, hidden_vars: &[&str]) -> StepOutcome {
-    let section = settings.in_gitlab_ci.then(|| LogSection::for_step(&settings.step, std::process::id()));
+    let section =
+        settings.in_gitlab_ci.then(|| LogSection::for_step(&settings.step, std::process::id(), &settings.secrets));
     if let Some(section) = &section {
         say(&section.start_marker(unix_now()));
     }
