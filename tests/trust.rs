@@ -415,6 +415,34 @@ fn repeated_step_names_never_hide_an_earlier_result() {
     assert_eq!(retried, 0, "no status was superseded by a namesake");
 }
 
+/// Two long step names sharing their first 99 characters are cut to the same name: the second is
+/// numbered as any repeated name, posts at once (no wait for the flush timeout), and a pass then
+/// a fail stays a pass then a fail after the safety net.
+#[test]
+fn two_long_names_sharing_a_prefix_each_get_their_own_status() {
+    let prefix = "p".repeat(99);
+    let (first, second) = (format!("{prefix}-first"), format!("{prefix}-second"));
+    let job = CiJob::start("long", "long:\n  script:\n    - make\n");
+    let passed = run(job.herald().env("HERALD_FLUSH_TIMEOUT", "5s").args(["run", "--name", &first, "--", "true"]));
+    assert_eq!(passed.code, Some(0), "{}", passed.stderr_text());
+    let failed = run(job.herald().env("HERALD_FLUSH_TIMEOUT", "5s").args(["run", "--name", &second, "--", "false"]));
+    assert_eq!(failed.code, Some(1));
+    assert!(!failed.stderr_text().contains("did not answer"), "{}", failed.stderr_text());
+    let cut = format!("herald/long › {prefix}…");
+    let check = |when: &str| {
+        let statuses = job.gitlab.with(|w| w.statuses(PIPELINE_MERGED));
+        assert_eq!(statuses.len(), 2, "{when}: {:#?}", statuses.keys());
+        assert_eq!(statuses[&cut].status, "success", "{when}");
+        assert_eq!(statuses[&format!("{cut} (2)")].status, "failed", "{when}");
+    };
+    check("after the steps");
+    let finished = run(job.herald().env("CI_JOB_STATUS", "failed").arg("finalize"));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    check("after finalize");
+    job.end("failed", false);
+    assert_eq!(job.verdict(), "failed");
+}
+
 /// Every answer to a write is lost after GitLab applied it: each state is still posted once.
 #[test]
 fn a_lost_answer_does_not_post_a_final_state_twice() {

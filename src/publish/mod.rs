@@ -129,7 +129,7 @@ impl Publisher {
             let taken: Vec<String> = job_memory::steps(&context).into_iter().map(|step| step.name).collect();
             let (step, name) = (1..)
                 .map(|occurrence| {
-                    let step = StepName::new(&crate::pipeline::steps::repeat_name(step.as_str(), occurrence));
+                    let step = step.numbered(occurrence);
                     let name = status_name(&context.status_prefix, &task, &step, alone && occurrence == 1);
                     (step, name)
                 })
