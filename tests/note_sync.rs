@@ -114,13 +114,15 @@ fn one_step_writes_one_note_that_shows_it() {
         "{}",
         notes[0].body
     );
-    // It was claimed first (created before the pipeline was read), then written in full.
+    // It was claimed first (created from the pipeline's jobs and statuses, read once for the
+    // claim and the full write alike), then written in full.
     let requests = gitlab.requests();
     let created: Vec<_> = requests.iter().filter(|r| r.method == "POST" && r.path.ends_with("/notes")).collect();
     assert_eq!(created.len(), 1);
     assert!(created[0].param("body").is_some_and(|body| body.contains("<!-- herald:claim ")), "a claim");
-    let first_read = requests.iter().position(|r| r.path.contains("/statuses") && r.method == "GET").unwrap();
-    assert!(requests.iter().position(|r| r.method == "POST" && r.path.ends_with("/notes")).unwrap() < first_read);
+    let reads = |what: &str| requests.iter().filter(|r| r.method == "GET" && r.path.ends_with(what)).count();
+    // (The statuses are read again to verify the write.)
+    assert_eq!((reads("/jobs"), reads("/statuses")), (1, 2), "the claim's reads serve the write");
     assert!(!notes[0].body.contains("herald:claim"), "{}", notes[0].body);
 
     // A second run with nothing new changes nothing: the PUT is skipped.
@@ -129,6 +131,54 @@ fn one_step_writes_one_note_that_shows_it() {
     let puts = gitlab.requests().iter().filter(|r| r.method == "PUT").count();
     let after = gitlab.with(|w| w.herald_notes(1));
     assert_eq!(after[0].updated, notes[0].updated, "unchanged body, no write ({puts} PUTs in all)");
+}
+
+/// The first version of the note (the one GitLab e-mails) shows the jobs GitLab has, as GitLab
+/// has them: a manual job is manual, not waiting; a job the configuration's `rules:` leave out
+/// (GitLab never created it) is not there; and the totals are the last version's.
+#[test]
+fn the_first_version_shows_gitlabs_jobs_and_its_totals_never_shrink() {
+    let gitlab = GitLab::start();
+    let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_DETACHED, "lint", "test", "running"));
+    gitlab.with(|w| {
+        w.add_job(PIPELINE_DETACHED, "deploy", "deploy", "manual");
+        w.add_job(PIPELINE_DETACHED, "package", "deploy", "created");
+    });
+    let checkout = crate::support::TempDir::new("first-version");
+    let config = "lint:\n  script:\n    - herald run --name fmt -- make fmt\n    - herald run --name clippy -- make clippy\n\
+                  nightly:\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"schedule\"\n  script:\n    - herald run --name soak -- make soak\n\
+                  deploy:\n  stage: deploy\n  when: manual\n  script:\n    - herald run --name ship -- make ship\n\
+                  package:\n  stage: deploy\n  script:\n    - herald run --name tar -- make tar\n";
+    std::fs::write(checkout.join(".gitlab-ci.yml"), config).unwrap();
+    let finished = run(herald_in_ci(&gitlab, PipelineKind::Detached, TOKEN_DEVELOPER)
+        .env("CI_JOB_URL", &url)
+        .env("CI_JOB_ID", format!("{id}{}", std::process::id()))
+        .env("CI_PROJECT_DIR", checkout.path())
+        .args(["run", "--name", "fmt", "--", "false"]));
+    assert_eq!(finished.code, Some(1), "{}", finished.stderr_text());
+    let requests = gitlab.requests();
+    let created: Vec<String> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/notes"))
+        .filter_map(|r| r.param("body"))
+        .collect();
+    assert_eq!(created.len(), 1);
+    let first = &created[0];
+    let last = gitlab.with(|w| w.herald_notes(1))[0].body.clone();
+    let totals = |body: &str| {
+        let at = body.find(" steps in ").unwrap_or_else(|| panic!("no totals: {body}"));
+        let count = body[..at].rsplit(' ').next().unwrap().to_owned();
+        let jobs = body[at + 10..].split(' ').next().unwrap().to_owned();
+        (count, jobs)
+    };
+    // lint: fmt, clippy; deploy: ship; package: tar; the stand-in's own `test` job: none.
+    assert_eq!(totals(first), ("4".to_owned(), "4".to_owned()), "{first}");
+    assert_eq!(totals(first), totals(&last), "first:\n{first}\nlast:\n{last}");
+    for body in [first, &last] {
+        assert!(!body.contains("nightly") && !body.contains("soak"), "a job GitLab does not have: {body}");
+        assert!(body.contains("1 manual"), "the manual job's step is manual: {body}");
+        assert!(body.contains("2 waiting"), "clippy and tar wait, nothing else: {body}");
+    }
 }
 
 #[test]

@@ -8,8 +8,8 @@
 //!    already final (`settled`; the rest are read newest first), and failure excerpts from
 //!    complete job logs and the MR's earlier pipelines (`carried`).
 //! 2. Find the note by herald's marker *and* the token's user as author; never adopt someone
-//!    else's note. None yet: claim it (create it with a short text and a nonce) before reading
-//!    the pipeline, then list again. Several of ours (writers claimed at once): keep the lowest
+//!    else's note. None yet: claim it (create it with a nonce, showing the pipeline's jobs and
+//!    statuses as GitLab has them: the version GitLab e-mails), then list again. Several of ours (writers claimed at once): keep the lowest
 //!    id; the others are deleted by their creators, by `herald note`, or by anyone once they are
 //!    old. A creator lists again before it writes again, even when the write that created the
 //!    note was cut off (its step ended): it never writes into its own duplicate. Only the keeper
@@ -41,7 +41,7 @@ use crate::report::{excerpt, joblog};
 
 use super::carried::Carried;
 use super::settled::Settled;
-use super::view::{build_view, job_id_of_url, planned_view, project_url_of_job, Sources};
+use super::view::{build_view, job_id_of_url, project_url_of_job, Sources};
 use crate::gitlab::retry::{self, Backoff, GaveUp};
 
 /// Longest a single request may take.
@@ -379,15 +379,23 @@ impl<'c> NoteSync<'c> {
                     return Ok(Synced::Throttled(wait));
                 }
             }
+            // The pipeline's state read for the claim, which the render then uses too.
+            let mut claimed_from: Option<(Vec<PipelineJob>, Vec<CommitStatus>)> = None;
             if note.is_none() {
-                // None of ours yet: claim it before reading the pipeline (see `view::claim`).
-                // Whoever holds the kept claim renders at once; a writer whose claim was a
-                // duplicate posted its status before the kept one was created, so the keeper's
-                // render shows it: waiting for that (below) is cheaper than rendering.
-                note = self.claim(&guard, me)?;
+                // None of ours yet: claim it (see `view::claim`), from the pipeline as GitLab has
+                // it: the claim is the version GitLab e-mails, so it shows GitLab's own jobs
+                // (manual, skipped, not yet created ones as they are), never one GitLab does not
+                // have, and the steps each will run, so that no later version shrinks.
+                // Whoever holds the kept claim renders at once, from the same reads; a writer
+                // whose claim was a duplicate posted its status before the kept one was created,
+                // so the keeper's render shows it: waiting for that (below) is cheaper than
+                // rendering.
+                let state = self.read_state(&guard, None)?;
+                note = self.claim(&guard, me, &state.0, &state.1)?;
                 let kept_ours =
                     note.as_ref().is_some_and(|kept| self.created_bodies.iter().any(|b| b == kept.body.trim_end()));
                 looks_left = if kept_ours { 0 } else { COVERED_LOOKS };
+                claimed_from = kept_ours.then_some(state);
             }
             // A step's final write: nothing to do if another writer has shown it already. While
             // the note is busy (written in the last BUSY_WINDOW), wait a moment and look again,
@@ -415,19 +423,10 @@ impl<'c> NoteSync<'c> {
             let body = match body {
                 Some(body) => body,
                 None => {
-                    // The jobs and the statuses do not depend on each other: read together.
-                    let known = self.settled_in(note.as_ref().map(|n| n.body.as_str()));
-                    let (read, statuses) = self.alongside(
-                        deadline,
-                        || {
-                            self.call(&guard, |c, t| {
-                                gitlab::pipeline_jobs_with_retries(c, &self.project, self.pipeline_id, t)
-                            })
-                        },
-                        self.spare,
-                        self.statuses_from(known.below),
-                    );
-                    let (read, statuses) = (read?, known.merge(statuses?));
+                    let (read, statuses) = match claimed_from.take() {
+                        Some(state) => state,
+                        None => self.read_state(&guard, note.as_ref())?,
+                    };
                     rendered_finals = Some(finals_of(&statuses));
                     let body = self.render(&guard, &read, note.as_ref(), statuses)?;
                     jobs = Some(read);
@@ -477,13 +476,47 @@ impl<'c> NoteSync<'c> {
         Err(SyncError::NoAgreement(rounds))
     }
 
+    /// The pipeline's jobs (earlier attempts included) and herald's statuses, those `note` knows
+    /// to be final merged with those read from where they end. The two reads do not depend on
+    /// each other: they go together, on both connections.
+    fn read_state(
+        &self,
+        guard: &Guard,
+        note: Option<&Note>,
+    ) -> Result<(Vec<PipelineJob>, Vec<CommitStatus>), SyncError> {
+        let known = self.settled_in(note.map(|n| n.body.as_str()));
+        let (read, statuses) = self.alongside(
+            guard.deadline,
+            || self.call(guard, |c, t| gitlab::pipeline_jobs_with_retries(c, &self.project, self.pipeline_id, t)),
+            self.spare,
+            self.statuses_from(known.below),
+        );
+        Ok((read?, known.merge(statuses?)))
+    }
+
     /// Creates the note with a claim and lists the notes again: another writer may have created one
-    /// at the same time. Returns the one kept (the oldest), whosever it is.
-    fn claim(&mut self, guard: &Guard, me: u64) -> Result<Option<Note>, SyncError> {
+    /// at the same time. Returns the one kept (the oldest), whosever it is. The claim shows the
+    /// pipeline's `jobs` and `statuses` as read (no excerpts, no history: those cost reads).
+    fn claim(
+        &mut self,
+        guard: &Guard,
+        me: u64,
+        jobs: &[PipelineJob],
+        statuses: &[CommitStatus],
+    ) -> Result<Option<Note>, SyncError> {
         let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let nonce = format!("{:x}-{:x}", std::process::id(), now.as_nanos());
-        let planned = planned_view(self.pipeline_id, &self.sha, self.job_url.as_deref(), self.plan);
-        let body = view::claim(&planned, &nonce);
+        let first = build_view(&Sources {
+            pipeline_id: self.pipeline_id,
+            sha: &self.sha,
+            prefix: &self.status_prefix,
+            jobs,
+            statuses,
+            plan: self.plan,
+            history: &[],
+            excerpts: &BTreeMap::new(),
+        });
+        let body = view::claim(&first, &nonce);
         log!(Debug, "note !{}: none of ours yet: claiming it", self.mr_iid);
         // Remembered before sending: a create whose answer is lost may still have happened.
         self.created_bodies.push(body.trim_end().to_owned());

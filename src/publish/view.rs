@@ -175,37 +175,6 @@ pub fn build_view(sources: &Sources) -> NoteView {
     }
 }
 
-/// What the note shows before the pipeline has been read (the claim, publish/note.rs): the jobs
-/// and steps the configuration plans, all still to come.
-pub fn planned_view(pipeline_id: u64, sha: &str, job_url: Option<&str>, plan: Option<&Pipeline>) -> NoteView {
-    let base = job_url.and_then(project_url_of_job);
-    let jobs = plan.map_or_else(Vec::new, |plan| {
-        plan.jobs
-            .iter()
-            .filter(|job| job.stage != ".post" || !job.steps.is_empty())
-            .map(|job| JobView {
-                name: job.name.clone(),
-                stage: job.stage.clone(),
-                status: "created".into(),
-                planned: job.steps.clone(),
-                ..JobView::default()
-            })
-            .collect()
-    });
-    NoteView {
-        pipeline: PipelineView {
-            id: pipeline_id,
-            status: "pending".into(),
-            web_url: base.as_ref().map(|base| format!("{base}/-/pipelines/{pipeline_id}")),
-            commit_url: base.as_ref().map(|base| format!("{base}/-/commit/{sha}")),
-            sha: sha.to_owned(),
-            ..PipelineView::default()
-        },
-        jobs,
-        ..NoteView::default()
-    }
-}
-
 /// Where a stage comes in the pipeline: GitLab creates a pipeline's jobs stage by stage, so the
 /// stage of a lower job id comes first.
 fn stage_rank(jobs: &[&PipelineJob], stage: &str) -> u64 {

@@ -55,8 +55,9 @@ pub fn pipeline_of(body: &str) -> Option<u64> {
     rest[..rest.find(' ')?].parse().ok()
 }
 
-/// The body a writer creates the note with, before it has read the pipeline: what the
-/// configuration says the pipeline will run (`view`, from the plan alone), then the claim's nonce.
+/// The body a writer creates the note with: the pipeline as GitLab's jobs and herald's statuses
+/// show it, with the steps the configuration plans for those jobs (`view`; no excerpts or history
+/// yet), then the claim's nonce.
 /// Creating the note at once makes the window in which concurrent writers each create one a
 /// single request wide, and the nonce makes every writer's claim its own (so each removes only its
 /// own duplicate). It is also what GitLab's new-comment e-mail carries, so it has content.
