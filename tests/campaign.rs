@@ -23,6 +23,7 @@ fn concurrent_jobs_keep_every_exit_code_and_end_with_one_true_note() {
     let scenario = Scenario { step_ms: (20, 300), ..Scenario::new(12, 3) };
     let outcome = campaign::run_pipeline(binary(), dir.path(), &scenario);
     assert_nothing_lost("12 jobs × 3 steps", &outcome);
+    assert!(outcome.first_totals_kept, "the first version's totals are the last's");
     eprintln!("12 jobs × 3 steps: {:.1} requests per step ({:?})", outcome.requests_per_step(), outcome.by_route);
 }
 

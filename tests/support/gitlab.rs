@@ -322,6 +322,9 @@ pub struct World {
     /// `notes_create` limit per user and minute (§D.1: 60 on GitLab.com, 300 self-managed).
     pub notes_create_per_minute: Option<usize>,
     notes_created: Vec<(u64, Instant)>,
+    /// Every note created through the API, in order: its merge request and first body (each
+    /// creation may e-mail the MR's participants).
+    pub notes_created_by_api: Vec<(u64, String)>,
     pub faults: Faults,
     pub requests: Vec<Recorded>,
     /// How many answers were 429 (injected storms and the notes rate limit alike).
@@ -401,6 +404,7 @@ impl World {
             templates: Vec::new(),
             notes_create_per_minute: None,
             notes_created: Vec::new(),
+            notes_created_by_api: Vec::new(),
             faults: Faults::default(),
             requests: Vec::new(),
             answered_429: 0,
@@ -1534,6 +1538,7 @@ fn notes(
                 return Answer::json(202, json!({ "commands_changes": {}, "summary": ["Commands applied"] }));
             }
             let id = world.add_note(iid, user_id, body);
+            world.notes_created_by_api.push((iid, body.clone()));
             let note = world.notes.iter().find(|n| n.id == id).unwrap().clone();
             Answer::json(201, note_entity(world, &note))
         }
