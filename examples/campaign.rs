@@ -128,6 +128,13 @@ fn faults(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps: 
             with_faults(jobs, steps, Faults::random(0.5, &[Fault::RateLimited { retry_after_secs: 1 }], 15)),
         ),
         (
+            "429 storm, 5 s flush budget (HERALD_FLUSH_TIMEOUT=5s)",
+            Scenario {
+                flush_timeout: "5s",
+                ..with_faults(jobs, steps, Faults::random(0.5, &[Fault::RateLimited { retry_after_secs: 1 }], 19))
+            },
+        ),
+        (
             "server hangs on 5% (10 s request timeout)",
             with_faults(jobs, steps, Faults::random(0.05, &[Fault::Hang], 16)),
         ),

@@ -32,7 +32,7 @@ use crate::gitlab::retry::{self, GaveUp};
 use crate::gitlab::{self, ApiError, Client, Posted, StatusPost, StatusState};
 use crate::pipeline::{AllowFailure, Pipeline};
 use crate::step::{StepName, StepOutcome};
-pub use note::{NoteSync, SyncError, Synced};
+pub use note::{NoteSync, SyncError, Synced, STEP_ROUNDS};
 pub use status::{allowed, final_status, is_allowed, status_name};
 pub use view::{build_view, job_name_of_status, Sources};
 
@@ -74,9 +74,11 @@ impl Look {
         Some(Look { started: Instant::now(), answer })
     }
 
-    /// Its answer, waiting for it until `until` at most; None if it failed or is not there yet.
-    fn answer(self, until: Instant) -> Option<note::Looked> {
-        self.answer.recv_timeout(until.saturating_duration_since(Instant::now())).ok()
+    /// Its answer and when it was asked, waiting for it until `until` at most; None if it
+    /// failed or is not there yet.
+    fn answer(self, until: Instant) -> Option<(Instant, note::Looked)> {
+        let looked = self.answer.recv_timeout(until.saturating_duration_since(Instant::now())).ok()?;
+        Some((self.started, looked))
     }
 }
 
@@ -271,8 +273,8 @@ impl Worker {
                             Report::Done
                         }
                         (Some(note), Some(at)) => {
-                            if let Some(looked) = look.take().and_then(|look| look.answer(at)) {
-                                note.prefetched(looked);
+                            if let Some((sent, looked)) = look.take().and_then(|look| look.answer(at)) {
+                                note.prefetched(sent, looked);
                             }
                             note.expect_step(context, &self.step, wanted.state.as_str(), &wanted.description);
                             self.settle_note(note, at)
@@ -450,8 +452,8 @@ impl Worker {
             self.stashed.borrow().is_some()
         };
         // The look made as the step started, if it has its answer: the live write's look.
-        if let Some(looked) = look.take().and_then(|look| look.answer(Instant::now())) {
-            note.prefetched(looked);
+        if let Some((sent, looked)) = look.take().and_then(|look| look.answer(Instant::now())) {
+            note.prefetched(sent, looked);
         }
         loop {
             let result = note.refresh(Instant::now() + REFRESH_TIMEOUT, &interrupted);
@@ -493,8 +495,12 @@ impl Worker {
         let result = note.settle(deadline, note::STEP_ROUNDS);
         log!(Info, "note, final write: {result:?}");
         self.remember_for_next_step(note);
-        if result.is_ok() {
-            job_memory::note_paid(&self.context);
+        match &result {
+            Ok(_) => job_memory::note_paid(&self.context),
+            // Not written for lack of time (a 429 storm, a short flush budget): the job owes
+            // it, and `herald finalize`, with time of its own, pays it.
+            Err(SyncError::OutOfTime | SyncError::Api(_)) => job_memory::owe_note(&self.context),
+            Err(_) => {}
         }
         match result {
             // Others kept writing after us; each of them verifies its own write.

@@ -55,6 +55,16 @@ const BUSY_WINDOW: Duration = Duration::from_secs(2);
 const BUSY_PAUSE: Duration = Duration::from_millis(500);
 /// A duplicate note of ours unchanged for this many seconds has no live creator to remove it.
 const OLD_DUPLICATE: f64 = 30.0;
+/// A look at the note made on another thread is used only this soon after it was sent.
+const YOUNG_LOOK: Duration = Duration::from_secs(2);
+/// The share of the time left that a create may take: the rest is the budget of the list (and
+/// delete of a duplicate) that must follow it, so that a create slowed down by a 429 storm does
+/// not leave its duplicate behind for lack of time.
+const CREATE_SHARE: f64 = 0.4;
+/// Less time left than this, and no note is created: there would be no time to remove it again
+/// if it turned out a duplicate. A later writer, `herald finalize` (the job then owes the note)
+/// or `herald note` creates it.
+const LEAST_TIME_TO_CREATE: Duration = Duration::from_secs(2);
 /// Room left in a note besides its visible text and the settled statuses (GitLab counts
 /// characters, this counts bytes: there is room to spare).
 const SETTLED_MARGIN: usize = 10_000;
@@ -99,8 +109,11 @@ pub struct NoteSync<'c> {
     /// A second client, with its own connection: the note is looked up on it, so that the look
     /// can go out alongside a request on the first (see `alongside`). None: one connection.
     spare: Option<&'c Client>,
-    /// A look at the note made on another thread, the next `find`'s (`prefetched`).
-    prefetched: Option<Looked>,
+    /// A look at the note made on another thread, and when it was sent: the next `find`'s
+    /// (`prefetched`), if it is still young then.
+    prefetched: Option<(Instant, Looked)>,
+    /// When this process last sent a create: a look sent before it cannot show that note.
+    last_create: Option<Instant>,
     plan: Option<&'c Pipeline>,
     project: String,
     mr_iid: u64,
@@ -153,6 +166,7 @@ impl<'c> NoteSync<'c> {
             client,
             spare: None,
             prefetched: None,
+            last_create: None,
             plan,
             project: context.project.clone(),
             mr_iid: context.mr_iid?,
@@ -191,12 +205,15 @@ impl<'c> NoteSync<'c> {
         Lookup { project: self.project.clone(), mr_iid: self.mr_iid, note_id: self.known_id() }
     }
 
-    /// The answer to `lookup`: the next `find` takes it as its look, unless this process has
-    /// learnt a different way to look since (it created a note). Made before the final status
-    /// landed, it cannot show this step's final state; a busy note is looked at again after the
-    /// wait, as always.
-    pub fn prefetched(&mut self, looked: Looked) {
-        self.prefetched = Some(looked);
+    /// The answer to `lookup`, sent at `sent`: the next `find` takes it as its look, unless this
+    /// process has learnt a different way to look since, has created a note since it was sent
+    /// (the list after a create must be made after it), or it is older than `YOUNG_LOOK` by
+    /// then (a final post slowed down by a 429 storm: a list that old may miss a note another
+    /// writer created meanwhile, and this process would create one more). Made before the final
+    /// status landed, it cannot show this step's final state; a busy note is looked at again
+    /// after the wait, as always.
+    pub fn prefetched(&mut self, sent: Instant, looked: Looked) {
+        self.prefetched = Some((sent, looked));
     }
 
     /// Removes every duplicate note of ours when it finds them, whoever created them. Writers of
@@ -457,13 +474,9 @@ impl<'c> NoteSync<'c> {
                 None => {
                     // The claim came to nothing (GitLab answered 202, or it vanished at once).
                     log!(Debug, "note !{}: round {}, none of ours yet: creating it", self.mr_iid, round + 1);
-                    // Remembered before sending: a create whose answer is lost may still have
-                    // happened, and its retry then makes a second note; both are ours to remove.
-                    self.created_bodies.push(body.trim_end().to_owned());
-                    self.unchecked_create = true;
-                    let created =
-                        self.call(&guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, &body, t))?;
-                    self.note_id = created.map(|n| n.id);
+                    // A create whose answer is lost may still have happened, and its retry then
+                    // makes a second note; both are ours to remove.
+                    self.create(&guard, me, &body)?;
                     self.fresh_until = Some(SystemTime::now() + self.min_interval);
                 }
             }
@@ -518,12 +531,42 @@ impl<'c> NoteSync<'c> {
         });
         let body = view::claim(&first, &nonce);
         log!(Debug, "note !{}: none of ours yet: claiming it", self.mr_iid);
+        self.create(guard, me, &body)?;
+        self.find(guard, me)
+    }
+
+    /// Creates a note with `body`, within `CREATE_SHARE` of the time left: the list (and the
+    /// delete of a duplicate of ours) that must follow a create keeps the rest. When the create
+    /// fails in a way that may have left a note (a lost answer, time running out between
+    /// tries), that list is made here, within the rest, before the error is returned.
+    fn create(&mut self, guard: &Guard, me: u64, body: &str) -> Result<(), SyncError> {
+        if guard.deadline.saturating_duration_since(Instant::now()) < LEAST_TIME_TO_CREATE {
+            log!(Debug, "note !{}: too little time left to create the note and check it", self.mr_iid);
+            return Err(SyncError::OutOfTime);
+        }
         // Remembered before sending: a create whose answer is lost may still have happened.
         self.created_bodies.push(body.trim_end().to_owned());
         self.unchecked_create = true;
-        let created = self.call(guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, &body, t))?;
-        self.note_id = created.map(|n| n.id);
-        self.find(guard, me)
+        self.last_create = Some(Instant::now());
+        let left = guard.deadline.saturating_duration_since(Instant::now());
+        let create_guard =
+            Guard { deadline: Instant::now() + left.mul_f64(CREATE_SHARE), interrupted: guard.interrupted };
+        match self.call(&create_guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, body, t)) {
+            Ok(created) => {
+                self.note_id = created.map(|n| n.id);
+                Ok(())
+            }
+            // The step ended mid-create: its final write lists first (`unchecked_create`).
+            Err(SyncError::Interrupted) => Err(SyncError::Interrupted),
+            Err(error) => {
+                log!(Debug, "note !{}: the create failed ({error}); looking for a note it may have left", self.mr_iid);
+                let cleanup = Guard { deadline: guard.deadline, interrupted: &|| false };
+                if let Err(cleanup_error) = self.find(&cleanup, me) {
+                    log!(Debug, "note !{}: a duplicate of ours may be left: {cleanup_error}", self.mr_iid);
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Removes the duplicate this process may have created when the write that created it was
@@ -594,9 +637,20 @@ impl<'c> NoteSync<'c> {
     /// After creating one, always by listing: what this process created may be a duplicate.
     fn find(&mut self, guard: &Guard, me: u64) -> Result<Option<Note>, SyncError> {
         let looked = match self.prefetched.take() {
-            // Made for what this process knows now (it has not created a note since).
-            Some(looked) if looked.id() == self.known_id() => looked,
-            _ => self.look(guard)?,
+            // Made for what this process knows now, after its last create, and young.
+            Some((sent, looked))
+                if looked.id() == self.known_id()
+                    && !self.unchecked_create
+                    && self.last_create.is_none_or(|created| sent > created)
+                    && sent.elapsed() < YOUNG_LOOK =>
+            {
+                looked
+            }
+            Some(_) => {
+                log!(Debug, "note !{}: the look made earlier is too old or predates our create", self.mr_iid);
+                self.look(guard)?
+            }
+            None => self.look(guard)?,
         };
         self.found(guard, me, looked)
     }
@@ -631,10 +685,13 @@ impl<'c> NoteSync<'c> {
             .collect();
         ours.sort_by_key(|n| n.id);
         // A duplicate is removed by whoever created it (it lists again after creating), by
-        // `herald note`, or by anyone once it is old (its creator died before cleaning up).
+        // `herald note`, by anyone while it is still a bare claim (nobody wrote into it: its
+        // creator, listing, will keep the lowest one), or by anyone once it is old (its creator
+        // died before cleaning up).
         let removable = |n: &Note| {
             self.all_duplicates
                 || self.created_bodies.iter().any(|body| body == n.body.trim_end())
+                || view::is_claim(&n.body)
                 || self.age(n).is_some_and(|age| age > OLD_DUPLICATE)
         };
         for extra in ours.iter().skip(1).filter(|n| removable(n)) {

@@ -62,7 +62,14 @@ pub fn pipeline_of(body: &str) -> Option<u64> {
 /// single request wide, and the nonce makes every writer's claim its own (so each removes only its
 /// own duplicate). It is also what GitLab's new-comment e-mail carries, so it has content.
 pub fn claim(view: &NoteView, nonce: &str) -> String {
-    format!("{}\n<!-- herald:claim {nonce} -->\n", render(view).trim_end())
+    format!("{}\n{CLAIM_MARK}{nonce} -->\n", render(view).trim_end())
+}
+
+const CLAIM_MARK: &str = "<!-- herald:claim ";
+
+/// Whether a note's body is still a bare claim: nobody has written the pipeline into it yet.
+pub fn is_claim(body: &str) -> bool {
+    body.contains(CLAIM_MARK)
 }
 
 /// What the note shows; built from GitLab's answers, never from the note's own text.
