@@ -143,6 +143,9 @@ pub enum StepState {
     Failed,
     Canceled,
     Running,
+    /// Ended (failed or canceled) in an earlier attempt of a job that GitLab is running again:
+    /// not a failure while the retry may still pass.
+    Retrying,
     /// Created or pending: will run.
     #[default]
     Waiting,
@@ -183,6 +186,7 @@ impl StepState {
             StepState::Failed => "❌",
             StepState::Canceled => "⛔",
             StepState::Running => "🔵",
+            StepState::Retrying => "🔁",
             StepState::Waiting => "⏳",
             StepState::Manual => "⏸️",
             StepState::NotRun => "⏭️",
@@ -196,6 +200,7 @@ impl StepState {
             StepState::Failed => "failed",
             StepState::Canceled => "canceled",
             StepState::Running => "running",
+            StepState::Retrying => "retrying",
             StepState::Waiting => "waiting",
             StepState::Manual => "manual",
             StepState::NotRun => "not run",
@@ -272,6 +277,7 @@ pub fn render(view: &NoteView) -> String {
     let mut visible = Visible { text: String::new(), lines: head.lines().count() + 1, folded: Vec::new() };
     failures(&entries, &mut visible);
     listing(&entries, StepState::Running, "🔵 Running", &mut visible);
+    listing(&entries, StepState::Retrying, "🔁 Retrying", &mut visible);
     listing(&entries, StepState::Allowed, "⚠️ Allowed to fail", &mut visible);
     listing(&entries, StepState::Canceled, "⛔ Canceled", &mut visible);
     let rest = everything_else(view, &entries, &visible.folded);
@@ -353,6 +359,7 @@ fn tally(view: &NoteView, entries: &[Entry], bold: bool) -> String {
         StepState::Allowed,
         StepState::Canceled,
         StepState::Running,
+        StepState::Retrying,
         StepState::Passed,
         StepState::Waiting,
         StepState::Manual,
