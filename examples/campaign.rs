@@ -23,6 +23,10 @@ mod gitlab;
 mod tls;
 
 #[allow(dead_code)]
+#[path = "../tests/support/api_description.rs"]
+mod api_description;
+
+#[allow(dead_code)]
 #[path = "../tests/support/campaign.rs"]
 mod campaign;
 

@@ -348,8 +348,9 @@ pub fn merge_request_pipelines(
     mr_iid: u64,
     timeout: Duration,
 ) -> Result<Vec<MergeRequestPipeline>, ApiError> {
-    let reply =
-        client.get(&format!("{}/merge_requests/{mr_iid}/pipelines?per_page=20", project_path(project)), timeout)?;
+    // The first page (20, newest first) is more than the note's history shows. No `per_page`:
+    // GitLab's API description has no parameter but the path's for this list.
+    let reply = client.get(&format!("{}/merge_requests/{mr_iid}/pipelines", project_path(project)), timeout)?;
     if reply.body.is_null() {
         return Ok(Vec::new()); // dry run
     }
