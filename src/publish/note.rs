@@ -408,11 +408,19 @@ impl<'c> NoteSync<'c> {
                 // so the keeper's render shows it: waiting for that (below) is cheaper than
                 // rendering.
                 let state = self.read_state(&guard, None)?;
-                note = self.claim(&guard, me, &state.0, &state.1)?;
-                let kept_ours =
-                    note.as_ref().is_some_and(|kept| self.created_bodies.iter().any(|b| b == kept.body.trim_end()));
-                looks_left = if kept_ours { 0 } else { COVERED_LOOKS };
-                claimed_from = kept_ours.then_some(state);
+                // Those reads took a round trip, in which another writer may have claimed it:
+                // look again right before creating, so that the window in which two writers
+                // both create is one request wide, as without them.
+                note = self.find(&guard, me)?;
+                if note.is_none() {
+                    note = self.claim(&guard, me, &state.0, &state.1)?;
+                    let kept_ours =
+                        note.as_ref().is_some_and(|kept| self.created_bodies.iter().any(|b| b == kept.body.trim_end()));
+                    looks_left = if kept_ours { 0 } else { COVERED_LOOKS };
+                    claimed_from = kept_ours.then_some(state);
+                } else if let Some(newer) = self.newer_pipeline(note.as_ref()) {
+                    return Ok(Synced::NewerPipeline(newer));
+                }
             }
             // A step's final write: nothing to do if another writer has shown it already. While
             // the note is busy (written in the last BUSY_WINDOW), wait a moment and look again,
@@ -476,7 +484,9 @@ impl<'c> NoteSync<'c> {
                     log!(Debug, "note !{}: round {}, none of ours yet: creating it", self.mr_iid, round + 1);
                     // A create whose answer is lost may still have happened, and its retry then
                     // makes a second note; both are ours to remove.
-                    self.create(&guard, me, &body)?;
+                    if self.create(&guard, me, &body)?.is_some() {
+                        continue; // another writer's appeared: the next round writes there
+                    }
                     self.fresh_until = Some(SystemTime::now() + self.min_interval);
                 }
             }
@@ -531,15 +541,19 @@ impl<'c> NoteSync<'c> {
         });
         let body = view::claim(&first, &nonce);
         log!(Debug, "note !{}: none of ours yet: claiming it", self.mr_iid);
-        self.create(guard, me, &body)?;
-        self.find(guard, me)
+        match self.create(guard, me, &body)? {
+            // Not created: another writer's note appeared while GitLab refused ours.
+            Some(looked) => self.found(guard, me, looked),
+            None => self.find(guard, me),
+        }
     }
 
     /// Creates a note with `body`, within `CREATE_SHARE` of the time left: the list (and the
     /// delete of a duplicate of ours) that must follow a create keeps the rest. When the create
     /// fails in a way that may have left a note (a lost answer, time running out between
-    /// tries), that list is made here, within the rest, before the error is returned.
-    fn create(&mut self, guard: &Guard, me: u64, body: &str) -> Result<(), SyncError> {
+    /// tries), that list is made here, within the rest, before the error is returned. Some(look):
+    /// no note was created, as another writer's appeared while GitLab refused ours.
+    fn create(&mut self, guard: &Guard, me: u64, body: &str) -> Result<Option<Looked>, SyncError> {
         if guard.deadline.saturating_duration_since(Instant::now()) < LEAST_TIME_TO_CREATE {
             log!(Debug, "note !{}: too little time left to create the note and check it", self.mr_iid);
             return Err(SyncError::OutOfTime);
@@ -551,11 +565,9 @@ impl<'c> NoteSync<'c> {
         let left = guard.deadline.saturating_duration_since(Instant::now());
         let create_guard =
             Guard { deadline: Instant::now() + left.mul_f64(CREATE_SHARE), interrupted: guard.interrupted };
-        match self.call(&create_guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, body, t)) {
-            Ok(created) => {
-                self.note_id = created.map(|n| n.id);
-                Ok(())
-            }
+        match self.create_unless_another_appears(&create_guard, me, body) {
+            Ok(Some(looked)) => Ok(Some(looked)),
+            Ok(None) => Ok(None),
             // The step ended mid-create: its final write lists first (`unchecked_create`).
             Err(SyncError::Interrupted) => Err(SyncError::Interrupted),
             Err(error) => {
@@ -565,6 +577,57 @@ impl<'c> NoteSync<'c> {
                     log!(Debug, "note !{}: a duplicate of ours may be left: {cleanup_error}", self.mr_iid);
                 }
                 Err(error)
+            }
+        }
+    }
+
+    /// The create, tried again while GitLab refuses it in a way that applied nothing (a 429, a
+    /// 409), but only after a look: if another writer's note has appeared meanwhile, this one
+    /// creates none (each created note may e-mail every participant) and returns that look.
+    /// None when it created the note (`note_id`).
+    fn create_unless_another_appears(
+        &mut self,
+        guard: &Guard,
+        me: u64,
+        body: &str,
+    ) -> Result<Option<Looked>, SyncError> {
+        let mut backoff = Backoff::new();
+        loop {
+            if (guard.interrupted)() {
+                return Err(SyncError::Interrupted);
+            }
+            let left = guard.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(SyncError::OutOfTime);
+            }
+            let timeout = left.min(retry::REQUEST_TIMEOUT);
+            let error = match gitlab::create_note(self.client, &self.project, self.mr_iid, body, timeout) {
+                Ok(created) => {
+                    self.note_id = created.map(|n| n.id);
+                    return Ok(None);
+                }
+                Err(error) if error.is_retryable() => error,
+                Err(error) => return Err(SyncError::Api(error)),
+            };
+            let wait = backoff.next_wait(error.retry_after());
+            if Instant::now() + wait >= guard.deadline {
+                return Err(SyncError::Api(error));
+            }
+            log!(Debug, "note !{}: the create failed ({error}); trying again in {} ms", self.mr_iid, wait.as_millis());
+            std::thread::sleep(wait);
+            if error.may_have_applied() {
+                continue; // it may be there: the list after the create tells
+            }
+            let looked = self.look(guard)?;
+            let another = match &looked {
+                Looked::All(notes) => {
+                    notes.iter().any(|n| n.author.id == me && !n.system && view::pipeline_of(&n.body).is_some())
+                }
+                Looked::One(..) => false,
+            };
+            if another {
+                log!(Debug, "note !{}: another writer created the note meanwhile; ours is not made", self.mr_iid);
+                return Ok(Some(looked));
             }
         }
     }
