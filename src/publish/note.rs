@@ -55,6 +55,9 @@ const BUSY_WINDOW: Duration = Duration::from_secs(2);
 const BUSY_PAUSE: Duration = Duration::from_millis(500);
 /// A duplicate note of ours unchanged for this many seconds has no live creator to remove it.
 const OLD_DUPLICATE: f64 = 30.0;
+/// Writers that found no note look again after a random moment up to this long before creating
+/// one, so that of those that found none at once, the first one's note is seen by the others.
+const CLAIM_SPREAD: Duration = Duration::from_millis(200);
 /// A look at the note made on another thread is used only this soon after it was sent.
 const YOUNG_LOOK: Duration = Duration::from_secs(2);
 /// The share of the time left that a create may take: the rest is the budget of the list (and
@@ -410,7 +413,13 @@ impl<'c> NoteSync<'c> {
                 let state = self.read_state(&guard, None)?;
                 // Those reads took a round trip, in which another writer may have claimed it:
                 // look again right before creating, so that the window in which two writers
-                // both create is one request wide, as without them.
+                // both create is one request wide, as without them. Writers that found no note
+                // at the same moment (jobs started together reach their live write together)
+                // look again at spread-out moments: the first one's note is there for the rest.
+                let spread = Backoff::starting_at(CLAIM_SPREAD * 2).next_wait(None).saturating_sub(CLAIM_SPREAD);
+                if Instant::now() + spread < deadline && !interrupted() {
+                    std::thread::sleep(spread);
+                }
                 note = self.find(&guard, me)?;
                 if note.is_none() {
                     note = self.claim(&guard, me, &state.0, &state.1)?;
