@@ -27,7 +27,8 @@ pub fn run(args: RunRequest) -> Outcome {
 /// `setup` changes the step's environment and user (the executor keeps its token to itself and
 /// runs stages as their own user).
 pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &ChildSetup) -> StepOutcome {
-    let section = settings.in_gitlab_ci.then(|| LogSection::for_step(&settings.step, std::process::id()));
+    let section =
+        settings.in_gitlab_ci.then(|| LogSection::for_step(&settings.step, std::process::id(), &settings.secrets));
     if let Some(section) = &section {
         say(&section.start_marker(unix_now()));
     }

@@ -55,13 +55,21 @@ pub fn pipeline_of(body: &str) -> Option<u64> {
     rest[..rest.find(' ')?].parse().ok()
 }
 
-/// The body a writer creates the note with, before it has read the pipeline: what the
-/// configuration says the pipeline will run (`view`, from the plan alone), then the claim's nonce.
+/// The body a writer creates the note with: the pipeline as GitLab's jobs and herald's statuses
+/// show it, with the steps the configuration plans for those jobs (`view`; no excerpts or history
+/// yet), then the claim's nonce.
 /// Creating the note at once makes the window in which concurrent writers each create one a
 /// single request wide, and the nonce makes every writer's claim its own (so each removes only its
 /// own duplicate). It is also what GitLab's new-comment e-mail carries, so it has content.
 pub fn claim(view: &NoteView, nonce: &str) -> String {
-    format!("{}\n<!-- herald:claim {nonce} -->\n", render(view).trim_end())
+    format!("{}\n{CLAIM_MARK}{nonce} -->\n", render(view).trim_end())
+}
+
+const CLAIM_MARK: &str = "<!-- herald:claim ";
+
+/// Whether a note's body is still a bare claim: nobody has written the pipeline into it yet.
+pub fn is_claim(body: &str) -> bool {
+    body.contains(CLAIM_MARK)
 }
 
 /// What the note shows; built from GitLab's answers, never from the note's own text.
@@ -135,6 +143,9 @@ pub enum StepState {
     Failed,
     Canceled,
     Running,
+    /// Ended (failed or canceled) in an earlier attempt of a job that GitLab is running again:
+    /// not a failure while the retry may still pass.
+    Retrying,
     /// Created or pending: will run.
     #[default]
     Waiting,
@@ -175,6 +186,7 @@ impl StepState {
             StepState::Failed => "❌",
             StepState::Canceled => "⛔",
             StepState::Running => "🔵",
+            StepState::Retrying => "🔁",
             StepState::Waiting => "⏳",
             StepState::Manual => "⏸️",
             StepState::NotRun => "⏭️",
@@ -188,6 +200,7 @@ impl StepState {
             StepState::Failed => "failed",
             StepState::Canceled => "canceled",
             StepState::Running => "running",
+            StepState::Retrying => "retrying",
             StepState::Waiting => "waiting",
             StepState::Manual => "manual",
             StepState::NotRun => "not run",
@@ -264,6 +277,7 @@ pub fn render(view: &NoteView) -> String {
     let mut visible = Visible { text: String::new(), lines: head.lines().count() + 1, folded: Vec::new() };
     failures(&entries, &mut visible);
     listing(&entries, StepState::Running, "🔵 Running", &mut visible);
+    listing(&entries, StepState::Retrying, "🔁 Retrying", &mut visible);
     listing(&entries, StepState::Allowed, "⚠️ Allowed to fail", &mut visible);
     listing(&entries, StepState::Canceled, "⛔ Canceled", &mut visible);
     let rest = everything_else(view, &entries, &visible.folded);
@@ -345,6 +359,7 @@ fn tally(view: &NoteView, entries: &[Entry], bold: bool) -> String {
         StepState::Allowed,
         StepState::Canceled,
         StepState::Running,
+        StepState::Retrying,
         StepState::Passed,
         StepState::Waiting,
         StepState::Manual,
