@@ -240,6 +240,17 @@ impl Pipeline {
         self.jobs.iter().find(|job| job.name == name)
     }
 
+    /// A job of the configuration by name, whether or not herald's reading of its rules says
+    /// GitLab creates it: for a job GitLab has, GitLab is right, and the job's steps still hold.
+    pub fn configured(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().chain(&self.not_created).find(|job| job.name == name)
+    }
+
+    /// The same, by task (`ci/lint`), for a status of herald's.
+    pub fn configured_task(&self, task: &str) -> Option<&Job> {
+        self.jobs.iter().chain(&self.not_created).find(|job| job.task == task)
+    }
+
     /// Every job of the configuration, created or not, in stage order.
     pub fn all_jobs(&self) -> Vec<&Job> {
         let mut all: Vec<&Job> = self.jobs.iter().chain(&self.not_created).collect();

@@ -34,7 +34,7 @@ pub fn split_task(task_and_step: &str) -> (&str, Option<&str>) {
 /// (`ci/lint` → `lint`), else the task itself. For statuses without a job link (`target_url`).
 pub fn job_name_of_status<'a>(status_name: &'a str, prefix: &str, plan: Option<&'a Pipeline>) -> Option<&'a str> {
     let (task, _) = split_task(status_name.strip_prefix(prefix)?.strip_prefix('/')?);
-    let planned = plan.and_then(|plan| plan.jobs.iter().find(|job| job.task == task));
+    let planned = plan.and_then(|plan| plan.configured_task(task));
     Some(planned.map_or(task, |job| job.name.as_str()))
 }
 
@@ -86,7 +86,7 @@ pub fn build_view(sources: &Sources) -> NoteView {
     for status in ours {
         let task_and_step = &status.name[own_prefix.len()..];
         let (task, step) = split_task(task_and_step);
-        let planned = plan.and_then(|plan| plan.jobs.iter().find(|job| job.task == task));
+        let planned = plan.and_then(|plan| plan.configured_task(task));
         let job_name = planned.map_or(task, |job| job.name.as_str());
         // `<prefix>/<task>` alone is a job's single step: named as the plan names it.
         let step_name = match (step, planned) {
@@ -136,7 +136,7 @@ pub fn build_view(sources: &Sources) -> NoteView {
     // runs, not run once it is over, so that a pipeline's total of steps never shrinks.
     if let Some(plan) = plan {
         for view in &mut job_views {
-            if let Some(job) = plan.job(&view.name) {
+            if let Some(job) = plan.configured(&view.name) {
                 let started: Vec<&str> = view.steps.iter().map(|step| step.name.as_str()).collect();
                 view.planned = job.steps.iter().filter(|step| !started.contains(&step.as_str())).cloned().collect();
             }
