@@ -68,7 +68,7 @@ fn findings_on_changed_lines_become_threads_once_and_fixed_ones_are_resolved() {
     assert_eq!(first.code, Some(0), "{}", first.stderr_text());
     assert_eq!(
         first.stderr_text().trim(),
-        "herald findings: 4 findings, 2 on changed lines (2 new threads) — elsewhere: app.py:1 F401, app.py:20 F841",
+        "herald findings: 4 findings, 2 on changed lines (2 new threads) — elsewhere app.py:1 F401, app.py:20 F841",
         "F401 and the first F841 are on lines the MR did not change: counted, not posted"
     );
     let posted = threads(&gitlab);
@@ -80,7 +80,7 @@ fn findings_on_changed_lines_become_threads_once_and_fixed_ones_are_resolved() {
     let again = findings(&gitlab, checkout.path(), &["ruff.json"]);
     assert_eq!(
         again.stderr_text().trim(),
-        "herald findings: 4 findings, 2 on changed lines — elsewhere: app.py:1 F401, app.py:20 F841"
+        "herald findings: 4 findings, 2 on changed lines — elsewhere app.py:1 F401, app.py:20 F841"
     );
     assert_eq!(threads(&gitlab).len(), 2);
 
@@ -94,7 +94,7 @@ fn findings_on_changed_lines_become_threads_once_and_fixed_ones_are_resolved() {
     let second = findings(&gitlab, checkout.path(), &["ruff.json"]);
     assert_eq!(
         second.stderr_text().trim(),
-        "herald findings: 4 findings, 2 on changed lines (1 new thread), 1 fixed — elsewhere: app.py:1 F401, app.py:20 F841"
+        "herald findings: 4 findings, 2 on changed lines (1 new thread), 1 fixed — elsewhere app.py:1 F401, app.py:20 F841"
     );
     let after = threads(&gitlab);
     assert_eq!(after.len(), 3, "only the new finding got a thread");
