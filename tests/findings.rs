@@ -7,22 +7,22 @@ use std::path::Path;
 use crate::support::gitlab::*;
 use crate::support::{herald_in_ci, run, Finished, PipelineKind, TempDir};
 
-fn fixture(path: &str) -> String {
+pub(crate) fn fixture(path: &str) -> String {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/findings").join(path);
     std::fs::read_to_string(full).unwrap()
 }
 
 /// A unified diff's hunks, as GitLab's diffs API gives them (no file headers).
-fn hunks(diff: &str) -> String {
+pub(crate) fn hunks(diff: &str) -> String {
     diff[diff.find("@@ ").unwrap()..].to_owned()
 }
 
 /// The merge request's newest version: `path` changed by `diff`.
-fn push(gitlab: &GitLab, version: u64, diff: &str, path: &str, new_file: bool) {
+pub(crate) fn push(gitlab: &GitLab, version: u64, diff: &str, path: &str, new_file: bool) {
     push_renamed(gitlab, version, diff, path, path, new_file);
 }
 
-fn push_renamed(gitlab: &GitLab, version: u64, diff: &str, old_path: &str, path: &str, new_file: bool) {
+pub(crate) fn push_renamed(gitlab: &GitLab, version: u64, diff: &str, old_path: &str, path: &str, new_file: bool) {
     gitlab.with(|w| {
         w.mr_versions.push(DiffVersion {
             id: version,
@@ -40,7 +40,7 @@ fn push_renamed(gitlab: &GitLab, version: u64, diff: &str, old_path: &str, path:
     });
 }
 
-fn findings(gitlab: &GitLab, checkout: &Path, args: &[&str]) -> Finished {
+pub(crate) fn findings(gitlab: &GitLab, checkout: &Path, args: &[&str]) -> Finished {
     run(herald_in_ci(gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
         .env("CI_PROJECT_DIR", checkout)
         .current_dir(checkout)
@@ -48,11 +48,11 @@ fn findings(gitlab: &GitLab, checkout: &Path, args: &[&str]) -> Finished {
         .args(args))
 }
 
-fn threads(gitlab: &GitLab) -> Vec<Discussion> {
+pub(crate) fn threads(gitlab: &GitLab) -> Vec<Discussion> {
     gitlab.with(|w| w.discussions.clone())
 }
 
-fn position(thread: &Discussion) -> Option<(String, u64)> {
+pub(crate) fn position(thread: &Discussion) -> Option<(String, u64)> {
     thread.notes[0].position.clone()
 }
 

@@ -74,10 +74,27 @@ pub fn read_reports(
             ));
         }
         tools.extend(loaded.tools.iter().map(|tool| secrets.mask(tool)));
-        found.extend(loaded.findings.into_iter().map(|finding| masked(finding, secrets)));
+        // Identities from the masked text (nothing derived from a secret is published), numbered
+        // within each report: two reports of one run (SARIF and Code Quality) give the same ones.
+        let mut findings: Vec<Finding> = loaded.findings.into_iter().map(|finding| masked(finding, secrets)).collect();
+        crate::findings::assign_identities(&mut findings);
+        for finding in findings {
+            match found.iter_mut().find(|seen: &&mut Finding| seen.identity == finding.identity) {
+                // The same problem in another report: one finding, with what either knows.
+                Some(seen) => {
+                    seen.link = seen.link.take().or(finding.link);
+                    if seen.suggestion.is_none() {
+                        seen.suggestion = finding.suggestion;
+                        seen.fix_description = finding.fix_description;
+                    }
+                    if seen.fingerprint.is_empty() {
+                        seen.fingerprint = finding.fingerprint;
+                    }
+                }
+                None => found.push(finding),
+            }
+        }
     }
-    // Identities from the masked text: nothing derived from a secret is published.
-    crate::findings::assign_identities(&mut found);
     Ok((found, tools))
 }
 
