@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing of the configuration loader and the note renderer (fuzz/fuzz_targets/).
+# Coverage-guided fuzzing of the configuration loader, the note renderer, and the findings readers
+# (Code Quality, SARIF) and diff matcher (fuzz/fuzz_targets/).
 #   scripts/fuzz.sh              # the campaign: 5 minutes per target
 #   scripts/fuzz.sh 10           # seconds per target (CI runs this)
 #   scripts/fuzz.sh 60 note_render
@@ -8,7 +9,8 @@
 # stable, so the build runs with RUSTC_BOOTSTRAP=1, which lets stable rustc accept the flag. Same
 # compiler, same code generation: only the gate on unstable flags is lifted, for this build alone.
 #
-# Seeds: the test fixtures and the CI templates (config_load), hostile names (note_render), and
+# Seeds: the test fixtures and the CI templates (config_load), hostile names (note_render), the
+# real reports and diffs of tests/fixtures/findings (codequality_read, sarif_read, diff_match), and
 # every input that once failed (fuzz/regressions/<target>, committed). The corpus grows in
 # fuzz/corpus/<target> (not committed). A failure leaves its input in fuzz/artifacts/<target>/
 # and fails the script; reproduce with
@@ -19,7 +21,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config_load note_render)
+[ ${#targets[@]} -gt 0 ] || targets=(config_load note_render codequality_read sarif_read diff_match)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz --version 0.13.2
@@ -28,7 +30,17 @@ export RUSTC_BOOTSTRAP=1
 
 seeds=fuzz/target/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds/config_load" "$seeds/note_render"
+mkdir -p "$seeds/config_load" "$seeds/note_render" "$seeds/codequality_read" "$seeds/sarif_read" "$seeds/diff_match"
+for file in tests/fixtures/findings/*/*.json tests/fixtures/findings/*/*.sarif; do
+  case "$(head -c 1 "$file")" in
+    '[') cp "$file" "$seeds/codequality_read/$(basename "$file")" ;;
+    *) cp "$file" "$seeds/sarif_read/$(basename "$file")" ;;
+  esac
+done
+for file in tests/fixtures/findings/*/*.diff; do
+  # Lines 1..=40 asked for: 16 bytes of range, then the diff.
+  { printf '\001\000\000\000\000\000\000\000\050\000\000\000\000\000\000\000'; cat "$file"; } >"$seeds/diff_match/$(basename "$file")"
+done
 n=0
 while IFS= read -r file; do
   n=$((n + 1))

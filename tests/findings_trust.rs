@@ -444,3 +444,23 @@ fn a_hanging_gitlab_holds_herald_findings_for_the_flush_timeout_only() {
     assert!(started.elapsed() < Duration::from_secs(20), "{:?}: {}", started.elapsed(), finished.stderr_text());
     assert_eq!(finished.code, Some(1), "{}", finished.stderr_text());
 }
+
+#[test]
+fn doctor_checks_the_role_finding_threads_need() {
+    let gitlab = GitLab::start();
+    let doctor = |token: &str| {
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, token).arg("doctor"));
+        let output = finished.stderr_text();
+        output.lines().find(|l| l[5..].starts_with("finding threads:")).map(str::to_owned).unwrap_or(output)
+    };
+    assert_eq!(
+        doctor(TOKEN_DEVELOPER),
+        "ok   finding threads: !1's threads readable; as Developer herald starts them and resolves fixed ones"
+    );
+    assert!(
+        doctor(TOKEN_REPORTER)
+            .starts_with("FAIL finding threads: as Reporter herald can start threads on !1 but not resolve fixed ones"),
+        "{}",
+        doctor(TOKEN_REPORTER)
+    );
+}
