@@ -309,6 +309,16 @@ fn a_thread_post_whose_answer_was_lost_is_not_posted_again() {
         assert!(lost > 0, "seed {seed}: some answers were lost");
         assert_eq!(threads(&gitlab).len(), 12, "seed {seed}: one thread per finding");
         assert!(finished.stderr_text().contains("12 on changed lines"), "{}", finished.stderr_text());
+        // All fixed in the next pipeline, with the "fixed" replies' answers lost as often.
+        std::fs::write(checkout.join("lint.json"), "[]").unwrap();
+        gitlab.with(|w| {
+            w.faults = Faults::random(0.3, &[Fault::ResetAfterApplying], seed).only("POST", "/notes");
+        });
+        let fixed = findings_in(&gitlab, checkout.path(), 4002, "lint", &["lint.json"]);
+        assert!(fixed.stderr_text().contains("12 fixed"), "{}", fixed.stderr_text());
+        let replies: Vec<usize> = threads(&gitlab).iter().map(|t| t.notes.len()).collect();
+        assert_eq!(replies, vec![2; 12], "seed {seed}: one reply per fixed thread");
+        assert_eq!(resolved(&gitlab), 12);
     }
 }
 

@@ -325,9 +325,7 @@ pub fn publish(
                 && thread.discussion.notes.last().is_some_and(|note| note.body.starts_with("Fixed in `"));
             if only_mine && resolved && fixed_by_me {
                 let reply = format!("Reported again in `{short_sha}`: {} still finds it.", cell(&thread.marker.tool));
-                call("a finding's thread", &mut |t| {
-                    gitlab::reply_to_discussion(client, project, mr, &thread.discussion.id, &reply, t)
-                })?;
+                call("a finding's thread", &mut reply_once(client, context, mr, me, &thread.discussion.id, &reply))?;
                 call("a finding's thread", &mut |t| {
                     gitlab::unresolve_discussion(client, project, mr, &thread.discussion.id, t)
                 })?;
@@ -341,15 +339,39 @@ pub fn publish(
             continue;
         }
         let reply = format!("Fixed in `{short_sha}`: {} no longer reports it.", cell(&thread.marker.tool));
-        call("a fixed finding's thread", &mut |t| {
-            gitlab::reply_to_discussion(client, project, mr, &thread.discussion.id, &reply, t)
-        })?;
+        call("a fixed finding's thread", &mut reply_once(client, context, mr, me, &thread.discussion.id, &reply))?;
         call("a fixed finding's thread", &mut |t| {
             gitlab::resolve_discussion(client, project, mr, &thread.discussion.id, t)
         })?;
         published.fixed += 1;
     }
     Ok(published)
+}
+
+/// A reply to a thread that looks before it is sent again: after an attempt whose answer was
+/// lost, the thread is read, and a reply of the token's user with this text means it landed.
+fn reply_once<'a>(
+    client: &'a Client,
+    context: &'a PublishContext,
+    mr: u64,
+    me: u64,
+    discussion: &'a str,
+    reply: &'a str,
+) -> impl FnMut(std::time::Duration) -> Result<(), ApiError> + 'a {
+    let mut tried = false;
+    move |timeout| {
+        if tried {
+            let now = gitlab::list_discussions(client, &context.project, mr, timeout)?;
+            let thread = now.iter().find(|d| d.id == discussion);
+            if thread
+                .is_some_and(|d| d.notes.iter().skip(1).any(|n| n.author.id == me && n.body.trim() == reply.trim()))
+            {
+                return Ok(());
+            }
+        }
+        tried = true;
+        gitlab::reply_to_discussion(client, &context.project, mr, discussion, reply, timeout)
+    }
 }
 
 /// `app.py:1 F401`, short, and without `: ` (see `Published::summary`).
