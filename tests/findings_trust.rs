@@ -354,6 +354,7 @@ fn the_cap_holds_for_concurrent_jobs_of_one_pipeline_within_one_thread_per_job()
         assert_eq!(done.code, Some(0), "{}", done.stderr_text());
     }
     let posted = threads(&gitlab).len();
+    eprintln!("concurrent cap: {posted} threads for {jobs} jobs");
     assert!((CAP_OF_THREADS..=CAP_OF_THREADS + jobs - 1).contains(&posted), "{posted} threads for {jobs} jobs");
 }
 

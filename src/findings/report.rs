@@ -428,6 +428,35 @@ mod tests {
     }
 
     #[test]
+    fn severity_links_and_fix_safety_come_from_the_report() {
+        let sarif = r#"{"runs": [{"tool": {"driver": {"name": "Semgrep OSS", "rules": [
+            {"id": "R1", "helpUri": "https://semgrep.dev/r/R1", "defaultConfiguration": {"level": "error"}},
+            {"id": "R2", "helpUri": "javascript:alert(1)"}]}},
+          "results": [
+            {"ruleId": "R1", "message": {"text": "a"}, "locations": [{"physicalLocation": {"artifactLocation": {"uri": "a.py"}, "region": {"startLine": 1}}}]},
+            {"ruleId": "R2", "level": "note", "message": {"text": "b"}, "locations": [{"physicalLocation": {"artifactLocation": {"uri": "a.py"}, "region": {"startLine": 2}}}]}]}]}"#;
+        let loaded = parse(sarif, Format::Auto, "x", Path::new("/nonexistent")).unwrap();
+        let [a, b] = &loaded.findings[..] else { panic!("{loaded:?}") };
+        assert_eq!(
+            (a.severity, a.link.as_deref()),
+            (Severity::Major, Some("https://semgrep.dev/r/R1")),
+            "the rule's default level"
+        );
+        assert_eq!((b.severity, b.link.as_deref()), (Severity::Info, None), "only https links");
+        assert_eq!(loaded.tools.iter().collect::<Vec<_>>(), ["semgrep oss"]);
+        let unsafe_fix = serde_json::json!({"properties": {"applicability": "unsafe"}});
+        assert!(!offered_as_safe(&unsafe_fix));
+        assert!(!offered_as_safe(&serde_json::json!({"properties": {"safe": false}})));
+        assert!(offered_as_safe(&serde_json::json!({"description": {"text": "says nothing"}})));
+        let code_quality = r#"[{"engine_name": "eslint", "check_name": "no-undef", "description": "x", "url": "https://eslint.org/docs/rules/no-undef",
+            "severity": "critical", "location": {"path": "a.js", "lines": {"begin": 3}}}]"#;
+        let loaded = parse(code_quality, Format::Auto, "gl-code-quality-report", Path::new("/nonexistent")).unwrap();
+        let finding = &loaded.findings[0];
+        assert_eq!((finding.tool.as_str(), finding.severity), ("eslint", Severity::Critical));
+        assert_eq!(finding.link.as_deref(), Some("https://eslint.org/docs/rules/no-undef"));
+    }
+
+    #[test]
     fn paths_stay_in_the_checkout() {
         let checkout = Checkout { root: PathBuf::from("/builds/app") };
         assert_eq!(checkout.relative("src/x.py").as_deref(), Some("src/x.py"));
