@@ -2,7 +2,6 @@
 //! findings stay in the checkout, threads stay inert and end with herald's marker.
 #![no_main]
 
-use herald::findings::report::Format;
 use libfuzzer_sys::fuzz_target;
 
 include!("findings_common.rs");

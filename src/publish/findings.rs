@@ -404,7 +404,8 @@ fn body_with(finding: &Finding, line: u64, marker: &Marker) -> String {
         Severity::Minor | Severity::Info => "💡",
     };
     let rule = match (finding.rule.as_deref(), finding.link.as_deref()) {
-        (Some(rule), Some(link)) => format!(" [<code>{}</code>]({link})", cell(rule)),
+        // `@` encoded: not a mention in a link's target either (found by fuzzing).
+        (Some(rule), Some(link)) => format!(" [<code>{}</code>]({})", cell(rule), link.replace('@', "%40")),
         (Some(rule), None) => format!(" <code>{}</code>", cell(rule)),
         (None, _) => String::new(),
     };
@@ -476,6 +477,10 @@ mod tests {
         hostile.tool = "ru-->ff @x".into();
         let body = body_with(&hostile, 15, &Marker::of(&hostile, "lint", 1));
         assert!(!body.contains("suggestion") && body.contains("tool=ru--%3Eff%20%40x "), "{body}");
+        hostile.link = Some("https://rus@t-lang.github.io/x".into());
+        assert!(
+            body_with(&hostile, 15, &Marker::of(&hostile, "lint", 1)).contains("(https://rus%40t-lang.github.io/x)")
+        );
         let mut deletion = finding();
         deletion.suggestion = Some(vec![]);
         deletion.fix_description = Some("Remove unused import: `os`".into());
