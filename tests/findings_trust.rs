@@ -475,3 +475,31 @@ fn doctor_checks_the_role_finding_threads_need() {
         doctor(TOKEN_REPORTER)
     );
 }
+
+#[test]
+fn threads_of_herald_before_identities_are_still_recognised() {
+    let gitlab = GitLab::start();
+    let checkout = ruff_checkout(&gitlab, "findings-upgrade");
+    std::fs::write(checkout.join("ruff.sarif"), ruff_sarif(checkout.path(), "ruff/v1-sarif.json")).unwrap();
+    // The thread the previous herald posted for E722 (ruff's SARIF has no fingerprint: herald's
+    // old hash of tool, rule, path, message and count was the marker's `fp`).
+    // FNV-1a, as persist.rs's stable_hash.
+    let old = b"ruff\nE722\napp.py\nDo not use bare `except`\n1"
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+    gitlab.with(|w| {
+        w.discussions.push(Discussion {
+            id: "d".repeat(40),
+            notes: vec![DiscussionNote {
+                id: 1,
+                author_id: 100,
+                body: format!("⚠️ **ruff** E722\n\n<!-- herald:finding tool=ruff fp={old:016x} pipeline=999 -->\n"),
+                position: Some(("app.py".into(), 15)),
+            }],
+            resolved: false,
+        })
+    });
+    let finished = findings_in(&gitlab, checkout.path(), 6001, "lint", &["ruff.sarif"]);
+    assert!(finished.stderr_text().contains("2 on changed lines (1 new thread) — "), "{}", finished.stderr_text());
+    assert_eq!((threads(&gitlab).len(), resolved(&gitlab)), (2, 0));
+}

@@ -58,6 +58,9 @@ pub struct Finding {
     /// of rule, path and message (whitespace folded), numbered among identical ones in line
     /// order. Never the line number: an edit above must not make it a new finding.
     pub identity: String,
+    /// What herald before identities put in the marker for a finding without a fingerprint of
+    /// its own (a hash of tool, rule, path, message and count), so its old threads still match.
+    pub legacy_fingerprint: String,
     /// The rule's documentation (SARIF `helpUri`, a Code Quality `url`), `https://` only.
     pub link: Option<String>,
     /// Whole lines `line..=end_line` replaced by these, when the tool offers a fix that does so:

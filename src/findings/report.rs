@@ -90,7 +90,27 @@ pub fn parse(text: &str, format: Format, tool_of_file: &str, root: &Path) -> Res
         }
     }
     super::assign_identities(&mut loaded.findings);
+    legacy_fingerprints(&mut loaded.findings);
     Ok(loaded)
+}
+
+/// The fingerprints herald gave findings without one of their own before it had identities:
+/// tool, rule, path and message, numbered among identical ones in report order.
+fn legacy_fingerprints(findings: &mut [Finding]) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for finding in findings.iter_mut().filter(|f| f.fingerprint.is_empty()) {
+        let key = format!(
+            "{}\n{}\n{}\n{}",
+            finding.tool,
+            finding.rule.as_deref().unwrap_or_default(),
+            finding.path,
+            finding.message
+        );
+        let count = seen.entry(key.clone()).or_default();
+        *count += 1;
+        finding.legacy_fingerprint =
+            format!("{:016x}", crate::persist::stable_hash(format!("{key}\n{count}").as_bytes()));
+    }
 }
 
 /// A finding read, with its fix's SARIF replacements still to be applied (once its path is known
@@ -139,6 +159,7 @@ fn code_quality(json: &Value, tool_of_file: &str) -> Result<Vec<Unfixed>, String
                 end_line: end_line.max(line).max(1),
                 fingerprint: text("/fingerprint").unwrap_or_default(),
                 identity: String::new(),
+                legacy_fingerprint: String::new(),
                 link: link.filter(|url| is_link(url)),
                 suggestion: None,
                 fix_description: None,
@@ -228,6 +249,7 @@ fn sarif(json: &Value) -> Result<Vec<Unfixed>, String> {
                 end_line,
                 fingerprint,
                 identity: String::new(),
+                legacy_fingerprint: String::new(),
                 link: link.map(str::to_owned),
                 suggestion: None,
                 fix_description: fix.and_then(|fix| fix.pointer("/description/text")?.as_str()).map(str::to_owned),
@@ -402,6 +424,7 @@ mod tests {
             end_line: line,
             fingerprint: String::new(),
             identity: String::new(),
+            legacy_fingerprint: String::new(),
             link: None,
             suggestion: None,
             fix_description: None,

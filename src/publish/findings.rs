@@ -167,12 +167,16 @@ impl Marker {
         if self.identity.as_deref() == Some(finding.identity.as_str()) {
             return true;
         }
-        if finding.fingerprint.is_empty() || tool_key(&self.tool) != tool_key(&finding.tool) {
+        if tool_key(&self.tool) != tool_key(&finding.tool) {
             return false;
         }
         match self.identity {
-            Some(_) => self.fingerprint == finding.fingerprint,
-            // Threads of herald before identities kept only these characters of a fingerprint.
+            Some(_) => !finding.fingerprint.is_empty() && self.fingerprint == finding.fingerprint,
+            // Threads of herald before identities: the report's fingerprint with only these
+            // characters kept, or herald's hash when the report had none.
+            None if finding.fingerprint.is_empty() => {
+                !finding.legacy_fingerprint.is_empty() && self.fingerprint == finding.legacy_fingerprint
+            }
             None => {
                 let kept: String =
                     finding.fingerprint.chars().filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c)).collect();
@@ -457,6 +461,7 @@ mod tests {
             end_line: 15,
             fingerprint: "c639593d83c7c0d6".into(),
             identity: "0123456789abcdef".into(),
+            legacy_fingerprint: String::new(),
             link: Some("https://docs.astral.sh/ruff/rules/bare-except".into()),
             suggestion: Some(vec!["    except ValueError:".into()]),
             fix_description: None,
@@ -529,6 +534,10 @@ mod tests {
         old.identity = "new".into();
         old.fingerprint = "hash:1".into();
         assert!(legacy.is_about(&old));
+        let legacy = Marker::parse("x\n<!-- herald:finding tool=ruff fp=00aa11bb22cc33dd pipeline=3 -->").unwrap();
+        old.fingerprint = String::new();
+        old.legacy_fingerprint = "00aa11bb22cc33dd".into();
+        assert!(legacy.is_about(&old), "a finding without a fingerprint, by herald's old hash");
     }
 
     #[test]
