@@ -70,7 +70,7 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &
         };
         junit::append_or_warn(path, &case);
     }
-    let findings = (!settings.findings.is_empty()).then(|| publish_findings(settings, flush_timeout));
+    let findings = (!settings.findings.is_empty()).then(|| publish_findings_contained(settings, flush_timeout));
     match (publisher, &settings.publishing) {
         (Some(publisher), _) => publisher.finish(&outcome, &excerpt, findings.flatten().as_deref(), flush_timeout),
         // Why herald does not publish is the same on every step: said once per job.
@@ -80,10 +80,22 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &
     outcome
 }
 
+/// `publish_findings`, with a panic in it (a bug) caught: the step's exit code and its final
+/// status come after it, whatever happened to its findings.
+fn publish_findings_contained(settings: &RunSettings, flush_timeout: Duration) -> Option<String> {
+    let publish = std::panic::AssertUnwindSafe(|| publish_findings(settings, flush_timeout));
+    std::panic::catch_unwind(publish).unwrap_or_else(|_| {
+        say("herald: findings: not published: an internal error (a bug, described above); the step's result stands");
+        None
+    })
+}
+
 /// `--findings`: the step's reports as threads on the merge request's changed lines, within half
 /// the flush timeout (the step's final status takes the rest); the summary for its description.
 fn publish_findings(settings: &RunSettings, flush_timeout: Duration) -> Option<String> {
-    let (found, tools) = match read_reports(&settings.findings, Format::Auto, &settings.project_dir) {
+    crate::fault_injection::maybe_panic("findings");
+    let secrets = crate::redact::Secrets::from_vars(&crate::env::Env::vars(&ProcessEnv));
+    let (found, tools) = match read_reports(&settings.findings, Format::Auto, &settings.project_dir, &secrets) {
         Ok(read) => read,
         Err(line) => {
             say(&format!("herald: findings: {line}; nothing published"));

@@ -557,6 +557,17 @@ pub fn resolve_discussion(
     client.put(&discussion_path(project, mr_iid, discussion), &json!({ "resolved": true }), timeout).map(drop)
 }
 
+/// Opens a resolved thread again (a finding herald called fixed is reported again).
+pub fn unresolve_discussion(
+    client: &Client,
+    project: &str,
+    mr_iid: u64,
+    discussion: &str,
+    timeout: Duration,
+) -> Result<(), ApiError> {
+    client.put(&discussion_path(project, mr_iid, discussion), &json!({ "resolved": false }), timeout).map(drop)
+}
+
 /// Follows `x-next-page` through a list, 100 items a page (GitLab's maximum, §B.8).
 fn all_pages<T: serde::de::DeserializeOwned>(
     client: &Client,

@@ -346,8 +346,55 @@ fn header(view: &NoteView, entries: &[Entry]) -> String {
             .collect();
         facts.push(format!("before: {} → this one", earlier.join(" → ")));
     }
+    let findings = findings_line(entries);
     // Paragraphs, not lines: a single newline is no line break in GitLab's Markdown.
-    format!("{}\n### {icon} Pipeline {link} {word}\n{tally}\n\n<sub>{}</sub>\n", marker(pipeline.id), facts.join(" · "))
+    format!(
+        "{}\n### {icon} Pipeline {link} {word}\n{tally}{findings}\n\n<sub>{}</sub>\n",
+        marker(pipeline.id),
+        facts.join(" · ")
+    )
+}
+
+/// `\n\n🔎 **3 findings on changed lines** (2 new threads): [lint](…) › ruff`: what the steps
+/// that publish findings (`herald run --findings`) say in their descriptions
+/// (publish/findings.rs: `· 4 findings, 3 on changed lines (2 new threads…`), summed, each step
+/// linked to its job. Empty when no step reported findings on changed lines.
+fn findings_line(entries: &[Entry]) -> String {
+    let mut on_changed = 0u64;
+    let mut new = 0u64;
+    let mut steps = Vec::new();
+    for entry in entries {
+        let Some((changed, threads)) = findings_counts(&entry.result) else { continue };
+        if changed == 0 {
+            continue;
+        }
+        on_changed += changed;
+        new += threads;
+        steps.push(match entry.job {
+            Some(_) => format!("{} › {}", job_link(entry.job), cell(&entry.name)),
+            None => cell(&entry.name),
+        });
+    }
+    if on_changed == 0 {
+        return String::new();
+    }
+    let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let threads = if new > 0 { format!(" ({})", plural(new, "new thread")) } else { String::new() };
+    format!("\n\n🔎 **{} on changed lines**{threads}: {}", plural(on_changed, "finding"), steps.join(", "))
+}
+
+/// From a step's description, the findings on changed lines and the threads started for them.
+fn findings_counts(description: &str) -> Option<(u64, u64)> {
+    let (_, summary) = description.split_once(" · ")?;
+    let rest = summary.split_once(" finding, ").or_else(|| summary.split_once(" findings, "))?.1;
+    let (changed, rest) = rest.split_once(" on changed lines")?;
+    let changed = changed.parse().ok()?;
+    let new = rest
+        .strip_prefix(" (")
+        .and_then(|inside| inside.split_once(" new thread"))
+        .and_then(|(count, _)| count.parse().ok())
+        .unwrap_or(0);
+    Some((changed, new))
 }
 
 /// `**2 failed** · 10 passed · 12 steps in 8 jobs`: how many steps are in each state, the worst
@@ -770,6 +817,39 @@ mod tests {
         assert_eq!(pipeline_of(&format!("{}\nrest", marker(1234))), Some(1234));
         assert_eq!(pipeline_of("<!-- something else -->"), None);
         assert_eq!(pipeline_of("text <!-- herald:note pipeline=5 -->"), None, "only at the very start");
+    }
+
+    #[test]
+    fn the_heading_counts_findings_on_changed_lines() {
+        assert_eq!(
+            findings_counts("passed in 1.0s · 4 findings, 3 on changed lines (2 new threads) — elsewhere a.py:1 X"),
+            Some((3, 2))
+        );
+        assert_eq!(findings_counts("failed (exit 1) after 2.0s · 1 finding, 1 on changed lines"), Some((1, 0)));
+        assert_eq!(findings_counts("passed in 1.0s"), None);
+        let job = JobView {
+            name: "lint".into(),
+            web_url: Some("https://gitlab.example.com/g/p/-/jobs/7".into()),
+            ..JobView::default()
+        };
+        let step = |name: &str, description: &str| Entry {
+            job: Some(&job),
+            name: name.into(),
+            state: StepState::Passed,
+            result: description.into(),
+            started_at: None,
+            excerpt: &[],
+        };
+        let entries = [
+            step("ruff", "passed in 1.0s · 4 findings, 3 on changed lines (2 new threads)"),
+            step("clippy", "passed in 1.0s · 1 finding, 1 on changed lines"),
+            step("test", "passed in 9.0s"),
+        ];
+        assert_eq!(
+            findings_line(&entries),
+            "\n\n🔎 **4 findings on changed lines** (2 new threads): [lint](https://gitlab.example.com/g/p/-/jobs/7) › ruff, [lint](https://gitlab.example.com/g/p/-/jobs/7) › clippy"
+        );
+        assert_eq!(findings_line(&entries[2..]), "");
     }
 
     #[test]

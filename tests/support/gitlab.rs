@@ -319,6 +319,9 @@ pub struct World {
     pub mr_diffs: Vec<FileDiff>,
     /// MR !1's discussions (threads), oldest first.
     pub discussions: Vec<Discussion>,
+    /// Violations: thread or reply bodies that held a secret-looking value (a token of this
+    /// world, or a string shaped like a GitLab token), as `(what, body)`. Should stay empty.
+    pub secrets_in_threads: Vec<(String, String)>,
     /// `notes_create` limit per user and minute (§D.1: 60 on GitLab.com, 300 self-managed).
     pub notes_create_per_minute: Option<usize>,
     notes_created: Vec<(u64, Instant)>,
@@ -408,6 +411,7 @@ impl World {
             mr_versions: Vec::new(),
             mr_diffs: Vec::new(),
             discussions: Vec::new(),
+            secrets_in_threads: Vec::new(),
             templates: Vec::new(),
             notes_create_per_minute: None,
             notes_created: Vec::new(),
@@ -1744,6 +1748,9 @@ fn diff_threads(
                 return refused;
             }
             let body = body.clone();
+            if let Some(secret) = secret_looking(world, &body) {
+                world.secrets_in_threads.push((secret, body.clone()));
+            }
             run_quick_actions(world, &body, user_id);
             let id = world.new_id();
             if let [discussion, _] = rest {
@@ -1796,6 +1803,30 @@ fn diff_threads(
         }
         _ => Answer::json(404, json!({ "error": "404 Not Found" })),
     }
+}
+
+/// The secret-looking value in `body`, if any: a token of the world, whole or its part after
+/// `test-token-` (`developer-0001`), or anything shaped like a GitLab token (`glpat-` and 20 or
+/// more token characters).
+fn secret_looking(world: &World, body: &str) -> Option<String> {
+    for token in world.tokens.keys() {
+        let tail = token.strip_prefix("test-token-").unwrap_or(token);
+        if body.contains(token.as_str()) || body.contains(tail) {
+            return Some(token.clone());
+        }
+    }
+    let bytes = body.as_bytes();
+    for (start, _) in body.match_indices("gl") {
+        let rest = &bytes[start + 2..];
+        let letters = rest.iter().take_while(|b| b.is_ascii_lowercase()).count();
+        if (2..=6).contains(&letters) && rest.get(letters) == Some(&b'-') {
+            let run = rest[letters + 1..].iter().take_while(|b| b.is_ascii_alphanumeric() || b"_-".contains(b)).count();
+            if run >= 20 {
+                return Some(String::from_utf8_lossy(&bytes[start..start + 3 + letters + run]).into_owned());
+            }
+        }
+    }
+    None
 }
 
 /// A diff position herald may post on: the newest version's SHAs, a file of its diff, and an added
