@@ -32,6 +32,7 @@ impl<'g> RunnerJob<'g> {
             // The runner's own environment: the administrator's token and settings.
             .env("HERALD_TOKEN", TOKEN_DEVELOPER)
             .env("HERALD_FLUSH_TIMEOUT", "20s")
+            .env("HERALD_API_URL", self.gitlab.api_url())
             // The runner's contract.
             .env("BUILD_FAILURE_EXIT_CODE", "1")
             .env("SYSTEM_FAILURE_EXIT_CODE", "2")
@@ -490,6 +491,23 @@ fn a_stage_user_by_name_gets_its_groups_home_and_the_builds_directory() {
     assert_eq!(again.code, Some(0), "{}", again.stderr_text());
     assert_eq!(std::fs::metadata(&project).unwrap().uid(), 65534);
 
+    // A builds directory named by the job's variables that exists already (a job could name
+    // /etc) is never given away: only one herald made, or the administrator's own setting.
+    let existing = job.dir.join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    let prepare = run(job
+        .command(&["prepare"], None)
+        .env("HERALD_EXECUTOR_USER", "nobody")
+        .env("CUSTOM_ENV_CI_BUILDS_DIR", &existing));
+    assert_eq!(prepare.code, Some(0), "{}", prepare.stderr_text());
+    assert_eq!(std::fs::metadata(&existing).unwrap().uid(), 0, "a job's existing directory stays root's");
+    let prepare = run(job
+        .command(&["prepare"], None)
+        .env("HERALD_EXECUTOR_USER", "nobody")
+        .env("HERALD_EXECUTOR_BUILDS_DIR", &existing));
+    assert_eq!(prepare.code, Some(0), "{}", prepare.stderr_text());
+    assert_eq!(std::fs::metadata(&existing).unwrap().uid(), 65534, "the administrator's is given");
+
     // An unknown user is a system failure, said in one line, before any stage runs.
     let unknown = run(job.command(&["prepare"], None).env("HERALD_EXECUTOR_USER", "no-such-user-here"));
     assert_eq!(unknown.code, Some(2), "{}", unknown.stderr_text());
@@ -538,4 +556,40 @@ fn a_stage_of_another_user_dies_with_herald() {
     // A herald killed outright cannot remove the stage's directory: the test does.
     assert!(stage_dir.starts_with("/tmp/herald-stage-"), "{stage_dir}");
     std::fs::remove_dir_all(stage_dir).unwrap();
+}
+
+/// A job's variables never choose where the runner's token goes: a job naming its own API (as
+/// `HERALD_API_URL`, or by overriding the predefined `CI_API_V4_URL`), with plain HTTP allowed,
+/// gets nothing sent there; the runner's GitLab gets the step. A runner that names no API of its
+/// own does not publish at all, and `prepare` says why in one line.
+#[test]
+fn a_job_cannot_send_the_runners_token_to_a_server_of_its_own() {
+    let gitlab = GitLab::start();
+    let evil = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+    let script = job.script("echo built");
+    let finished = run(job
+        .command(&["run", script.to_str().unwrap(), "build_script"], None)
+        .env("CUSTOM_ENV_HERALD_API_URL", evil.api_url())
+        .env("CUSTOM_ENV_CI_API_V4_URL", evil.api_url())
+        .env("CUSTOM_ENV_HERALD_ALLOW_HTTP", "1"));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert!(evil.requests().is_empty(), "the job's server was sent {:?}", evil.requests());
+    assert_eq!(job.status("script").as_deref(), Some("success"), "the runner's GitLab has the step");
+
+    let prepare = run(job
+        .command(&["prepare"], None)
+        .env_remove("HERALD_API_URL")
+        .env("CUSTOM_ENV_HERALD_API_URL", evil.api_url()));
+    assert_eq!(prepare.code, Some(0), "{}", prepare.stderr_text());
+    let lines: Vec<String> =
+        prepare.stderr_text().lines().filter(|l| l.contains("sets no HERALD_API_URL")).map(str::to_owned).collect();
+    assert_eq!(lines.len(), 1, "{}", prepare.stderr_text());
+    let finished = run(job
+        .command(&["run", script.to_str().unwrap(), "build_script"], None)
+        .env_remove("HERALD_API_URL")
+        .env("CUSTOM_ENV_HERALD_API_URL", evil.api_url())
+        .env("CUSTOM_ENV_HERALD_ALLOW_HTTP", "1"));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert!(evil.requests().is_empty(), "the job's server was sent {:?}", evil.requests());
 }

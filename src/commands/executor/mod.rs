@@ -61,13 +61,52 @@ impl<'e> JobEnv<'e> {
     }
 }
 
+/// What decides where the token is sent and whom herald trusts on the way there: the runner's
+/// environment alone. A job's variables (its predefined ones too: a job may override
+/// `CI_API_V4_URL`) never choose them, or any job could send the administrator's token to a
+/// server of its own, through a proxy of its own, or past TLS with a CA file it wrote.
+const ROUTING: [&str; 14] = [
+    "HERALD_API_URL",
+    "CI_API_V4_URL",
+    "HERALD_CA_FILE",
+    "CI_SERVER_TLS_CA_FILE",
+    "HERALD_ALLOW_HTTP",
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "HERALD_TOKEN_VARIABLE",
+];
+
+impl JobEnv<'_> {
+    /// The token is handed out only where the runner names the GitLab it belongs to
+    /// (`HERALD_API_URL`): without it, the API's address would be the default, not the runner's.
+    fn routed(&self) -> bool {
+        self.runner.non_empty("HERALD_API_URL").is_some()
+    }
+
+    /// Why the token is not used, when the runner's environment holds one but no API address.
+    fn unrouted_token(&self) -> Option<&'static str> {
+        let holds = self.token.is_some() || self.runner.non_empty("HERALD_TOKEN_FILE").is_some();
+        (holds && !self.routed()).then_some(
+            "herald executor: not publishing: the runner's environment sets no HERALD_API_URL (its GitLab's API, \
+             e.g. https://gitlab.example.com/api/v4); a job's variables never choose where the runner's token goes",
+        )
+    }
+}
+
 impl Env for JobEnv<'_> {
     fn get(&self, key: &str) -> Option<OsString> {
         let from_job = || self.runner.get(&format!("CUSTOM_ENV_{key}"));
         match key {
-            "HERALD_TOKEN" => self.token.clone(),
-            "HERALD_TOKEN_FILE" => self.runner.get(key),
-            "HERALD_TOKEN_VARIABLE" => None, // a job could point it at one of its own variables
+            "HERALD_TOKEN" => self.token.clone().filter(|_| self.routed()),
+            "HERALD_TOKEN_FILE" => self.runner.get(key).filter(|_| self.routed()),
+            // HERALD_TOKEN_VARIABLE: a job could point it at one of its own variables.
+            _ if ROUTING.contains(&key) => self.runner.get(key).filter(|_| key != "HERALD_TOKEN_VARIABLE"),
             _ if key.starts_with("HERALD_") => self.runner.get(key).or_else(from_job),
             _ => from_job(),
         }
@@ -140,6 +179,9 @@ pub fn prepare() -> Outcome {
         "herald {}: each stage runs with {shell} as {runs_as} on this host and is published as a step",
         env!("CARGO_PKG_VERSION")
     );
+    if let Some(line) = job.unrouted_token() {
+        say(line);
+    }
     let holds_token = job.non_empty("HERALD_TOKEN").is_some() || job.non_empty("HERALD_TOKEN_FILE").is_some();
     if holds_token && user.is_none() {
         say(&format!(
@@ -231,22 +273,40 @@ fn stage_user(env: &dyn Env) -> Result<Option<RunAs>, String> {
 /// The builds directory (`HERALD_EXECUTOR_BUILDS_DIR`, else the job's `CI_BUILDS_DIR`) and the
 /// cache directory (`HERALD_EXECUTOR_CACHE_DIR`), made usable by the stage user.
 fn make_directories_usable(job: &JobEnv, user: &RunAs) -> Result<(), String> {
-    let builds = ProcessEnv.non_empty("HERALD_EXECUTOR_BUILDS_DIR").or_else(|| job.non_empty("CI_BUILDS_DIR"));
-    for dir in [builds, ProcessEnv.non_empty("HERALD_EXECUTOR_CACHE_DIR")].into_iter().flatten() {
-        make_usable(Path::new(&dir), user)?;
+    let administrators =
+        [ProcessEnv.non_empty("HERALD_EXECUTOR_BUILDS_DIR"), ProcessEnv.non_empty("HERALD_EXECUTOR_CACHE_DIR")];
+    for dir in administrators.iter().flatten() {
+        make_usable(Path::new(dir), user, Given::Existing)?;
+    }
+    if administrators[0].is_none() {
+        if let Some(dir) = job.non_empty("CI_BUILDS_DIR") {
+            make_usable(Path::new(&dir), user, Given::OnlyIfMadeHere)?;
+        }
     }
     Ok(())
 }
 
+/// Which directories herald gives to the stage user.
+#[derive(PartialEq)]
+enum Given {
+    /// The administrator's (`HERALD_EXECUTOR_*_DIR`): also when it exists and is herald's own.
+    Existing,
+    /// A path from the job's variables (`CI_BUILDS_DIR`), which a job might point at `/etc`: only
+    /// when herald creates it now; an existing one is the administrator's to give.
+    OnlyIfMadeHere,
+}
+
 /// Makes `dir` (the builds or cache directory) the stage user's: created if missing, and given to
-/// the user when it is herald's own. What it already holds is left as it is.
-fn make_usable(dir: &Path, user: &RunAs) -> Result<(), String> {
+/// the user when it is herald's own (and `given` allows). What it already holds is left as it is.
+fn make_usable(dir: &Path, user: &RunAs, given: Given) -> Result<(), String> {
     let fail = |error: std::io::Error| {
         format!("herald executor: cannot make {} usable by {}: {error}", dir.display(), user.describe())
     };
+    let existed = std::fs::symlink_metadata(dir).is_ok();
     std::fs::create_dir_all(dir).map_err(fail)?;
     let meta = std::fs::symlink_metadata(dir).map_err(fail)?;
-    if meta.is_dir() && meta.uid() == crate::supervise::own_ids().0 {
+    let may_give = given == Given::Existing || !existed;
+    if may_give && meta.is_dir() && meta.uid() == crate::supervise::own_ids().0 {
         std::os::unix::fs::lchown(dir, Some(user.uid), Some(user.gid)).map_err(fail)?;
     }
     Ok(())
@@ -341,6 +401,7 @@ mod tests {
             ("CUSTOM_ENV_HERALD_STATUS_PREFIX", "job-prefix"),
             ("HERALD_MODE", "always"),
             ("CUSTOM_ENV_HERALD_MODE", "off"),
+            ("HERALD_API_URL", "https://gitlab.example.com/api/v4"),
         ]));
         let job = JobEnv::new(&runner, Some("runner-token".into()));
         assert_eq!(job.get("HERALD_TOKEN"), Some("runner-token".into()));
@@ -352,6 +413,40 @@ mod tests {
         let file_of_job = MapEnv(HashMap::from([("CUSTOM_ENV_HERALD_TOKEN_FILE", "/etc/runner-token")]));
         assert_eq!(JobEnv::new(&file_of_job, None).get("HERALD_TOKEN_FILE"), None, "nor a file the job names");
         assert!(job.vars().contains(&("HERALD_TOKEN".to_owned(), "runner-token".to_owned())), "masked in output");
+    }
+
+    /// Where the token goes is the runner's say alone: a job naming its own API, CA file, proxy
+    /// or plain HTTP gets none of them; and without the runner's HERALD_API_URL the token is not
+    /// used at all (the default API would be gitlab.com, not the runner's GitLab).
+    #[test]
+    fn a_job_never_chooses_where_the_token_goes() {
+        let mut pairs = vec![
+            ("HERALD_API_URL", "https://gitlab.example.com/api/v4"),
+            ("CUSTOM_ENV_HERALD_API_URL", "http://evil.example/api/v4"),
+            ("CUSTOM_ENV_CI_API_V4_URL", "http://evil.example/api/v4"),
+            ("CUSTOM_ENV_HERALD_CA_FILE", "/builds/evil-ca.pem"),
+            ("CUSTOM_ENV_CI_SERVER_TLS_CA_FILE", "/builds/evil-ca.pem"),
+            ("CUSTOM_ENV_HERALD_ALLOW_HTTP", "1"),
+            ("CUSTOM_ENV_HTTPS_PROXY", "http://evil.example:3128"),
+            ("CUSTOM_ENV_https_proxy", "http://evil.example:3128"),
+            ("CUSTOM_ENV_NO_PROXY", "*"),
+        ];
+        let runner = MapEnv(pairs.iter().copied().collect());
+        let job = JobEnv::new(&runner, Some("runner-token".into()));
+        assert_eq!(job.get("HERALD_API_URL"), Some("https://gitlab.example.com/api/v4".into()));
+        for key in ROUTING.iter().filter(|key| **key != "HERALD_API_URL") {
+            assert_eq!(job.get(key), None, "{key} is the runner's alone");
+        }
+        assert_eq!(job.get("HERALD_TOKEN"), Some("runner-token".into()));
+        assert_eq!(job.unrouted_token(), None);
+
+        pairs.remove(0);
+        let unrouted = MapEnv(pairs.iter().copied().collect());
+        let job = JobEnv::new(&unrouted, Some("runner-token".into()));
+        assert_eq!(job.get("HERALD_TOKEN"), None, "no API address of the runner's, no token");
+        assert_eq!(job.get("HERALD_API_URL"), None);
+        assert!(job.unrouted_token().is_some_and(|line| line.contains("sets no HERALD_API_URL")));
+        assert!(job.vars().contains(&("HERALD_TOKEN".to_owned(), "runner-token".to_owned())), "still masked");
     }
 
     #[test]
