@@ -145,7 +145,25 @@ Environment (all of them: docs/guide.md, 'Configuration'):
 
 /// Parses the command line, runs the command, returns the process exit code.
 pub fn main() -> i32 {
+    crate::output::set_mask(mask_of_this_process());
     crate::output::exit_code(dispatch())
+}
+
+/// The masking of everything herald says (usage and configuration errors that quote a value, a
+/// command that was not found, log lines): the secrets of its environment and the token of its
+/// token file, as written and lower-cased. The environment is taken now (the executor soon takes
+/// the token out of it); the file is read when first needed, so that `herald run` reads nothing
+/// before its step starts.
+fn mask_of_this_process() -> impl Fn(&str) -> String + Send + Sync {
+    use crate::env::Env;
+    let env = crate::env::ProcessEnv;
+    let vars = env.vars();
+    let token_file = env.non_empty("HERALD_TOKEN_FILE");
+    let secrets = std::sync::OnceLock::new();
+    move |line: &str| {
+        let secrets = secrets.get_or_init(|| crate::context::secrets(&vars, token_file.as_deref()).with_lowercased());
+        secrets.mask(line)
+    }
 }
 
 fn dispatch() -> Outcome {

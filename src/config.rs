@@ -71,13 +71,7 @@ impl RunSettings {
         // deploy $TOKEN` names the step after its words). Masked before the name is cut. A token
         // from HERALD_TOKEN_FILE is in no variable: masked all the same.
         let publishing = context::resolve(env)?;
-        let secrets = {
-            let mut vars = env.vars();
-            if let Publishing::On(context) = &publishing {
-                vars.push(("HERALD_TOKEN".to_owned(), context.token.secret().to_owned()));
-            }
-            Secrets::from_vars(&vars)
-        };
+        let secrets = context::secrets(&env.vars(), env.non_empty("HERALD_TOKEN_FILE").as_deref());
         let step = match name.as_deref().map(str::trim) {
             Some("") => return Err(ConfigError::new("--name must not be empty")),
             Some(name) => StepName::new(&secrets.mask(name)),

@@ -103,6 +103,17 @@ pub const DEFAULT_API_URL: &str = "https://gitlab.com/api/v4";
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MIN_UPDATE_INTERVAL: Duration = Duration::from_secs(20);
 
+/// The secrets to mask in whatever herald publishes or prints: the secret variables among `vars`
+/// and the token of the token file (`HERALD_TOKEN_FILE`), which is in no variable. A file that
+/// is refused holds no token herald uses; its refusal never quotes it.
+pub fn secrets(vars: &[(String, String)], token_file: Option<&std::ffi::OsStr>) -> crate::redact::Secrets {
+    let mut vars = vars.to_vec();
+    if let Some(token) = token_file.and_then(|path| Token::from_file(std::path::Path::new(path)).ok()) {
+        vars.push(("HERALD_TOKEN".to_owned(), token.secret().to_owned()));
+    }
+    crate::redact::Secrets::from_vars(&vars)
+}
+
 pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
     let text = |key: &str| env.non_empty(key).map(|v| v.to_string_lossy().trim().to_owned());
     let first = |keys: &[&str]| keys.iter().find_map(|key| text(key));
@@ -347,6 +358,21 @@ mod http_tests {
 
 #[cfg(test)]
 mod tests {
+    /// The token of a token file is in no variable, and is masked all the same: in findings'
+    /// text, step names and everything herald says.
+    #[test]
+    fn the_token_of_a_token_file_is_a_secret() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "Legacy20charTokenXyZ9\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let vars = [("CI_JOB_NAME".to_owned(), "lint".to_owned())];
+        let text = "app/y-Legacy20charTokenXyZ9.py";
+        assert_eq!(secrets(&vars, Some(file.as_os_str())).mask(text), "app/y-[MASKED].py");
+        assert_eq!(secrets(&vars, None).mask(text), text, "nothing to mask without the file");
+    }
+
     use super::*;
     use crate::env::MapEnv;
     use std::collections::HashMap;

@@ -3,6 +3,18 @@
 //! module is the model; nextest's errors that carry their exit code, the model for `Failure`).
 
 use std::io::Write;
+use std::sync::OnceLock;
+
+/// What every line said is passed through before it is written: the entry point installs the
+/// masking of secrets (redact.rs is above this module in the layer order, so it is handed in, not
+/// imported). Nothing herald says can then show the token, whichever layer said it.
+type Mask = Box<dyn Fn(&str) -> String + Send + Sync>;
+static MASK: OnceLock<Mask> = OnceLock::new();
+
+/// Installs the masking for every later `say`; the first one installed stays.
+pub fn set_mask(mask: impl Fn(&str) -> String + Send + Sync + 'static) {
+    let _ = MASK.set(Box::new(mask));
+}
 
 /// herald itself failed before the step ran (bad usage, bad configuration): the code `docker run`
 /// and `env` use for their own failures, clear of the step's own codes.
@@ -54,6 +66,8 @@ pub fn exit_code(outcome: Outcome) -> i32 {
 /// Writes one line to stderr, ignoring failures: a closed stderr must never change a step's exit
 /// code.
 pub fn say(line: &str) {
+    let masked = MASK.get().map(|mask| mask(line));
+    let line = masked.as_deref().unwrap_or(line);
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_all(line.as_bytes());
     if !line.ends_with('\n') {

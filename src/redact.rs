@@ -56,6 +56,12 @@ impl Secrets {
         Secrets::of(self.0.iter().map(|secret| secret.to_lowercase()))
     }
 
+    /// These secrets as written and lower-cased, for text that may hold either (a message that
+    /// lower-cased a value it quotes).
+    pub fn with_lowercased(&self) -> Secrets {
+        Secrets::of(self.0.iter().cloned().chain(self.0.iter().map(|secret| secret.to_lowercase())))
+    }
+
     /// `text` with every copy of a secret, and every token-shaped string, replaced by `[MASKED]`.
     pub fn mask(&self, text: &str) -> String {
         let decoded = Decoded::of(text);

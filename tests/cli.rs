@@ -265,3 +265,44 @@ fn the_guide_documents_every_command_and_variable() {
         }
     }
 }
+
+/// Everything herald says is masked, whichever layer says it: a usage error quoting a flag's
+/// value, a configuration error that lower-cases the value it quotes, a command that was not
+/// found, a file that cannot be read — with the token in a variable, and with the token in
+/// HERALD_TOKEN_FILE (in no variable at all). The token here has no known token shape, so only
+/// the masking of the process's own secrets can catch it.
+#[test]
+fn every_line_herald_says_masks_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    const SECRET: &str = "Legacy20charTokenXyZ9";
+    let dir = crate::support::TempDir::new("masked-lines");
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cases: Vec<(&str, Vec<String>, Vec<(&str, String)>)> = vec![
+        ("command not found", vec!["run".into(), "--".into(), SECRET.into()], vec![]),
+        ("a flag's value", vec!["run".into(), "--timeout".into(), SECRET.into(), "--".into(), "true".into()], vec![]),
+        (
+            "a lower-cased value",
+            vec!["run".into(), "--".into(), "true".into()],
+            vec![("HERALD_MODE", format!("bogus{SECRET}"))],
+        ),
+        ("a file that cannot be read", vec!["tasks".into(), "--file".into(), format!("/nonexistent/{SECRET}")], vec![]),
+    ];
+    for (token_env, value) in [("HERALD_TOKEN", SECRET.to_owned()), ("HERALD_TOKEN_FILE", file.display().to_string())] {
+        for (what, args, extra) in &cases {
+            let mut command = herald();
+            command.env(token_env, &value).args(args);
+            for (key, value) in extra {
+                command.env(key, value);
+            }
+            let finished = run(&mut command);
+            let output = format!("{}{}", finished.stdout_text(), finished.stderr_text());
+            assert!(!output.is_empty(), "{what}: herald said nothing");
+            assert!(
+                !output.to_lowercase().contains(&SECRET.to_lowercase()),
+                "{what} ({token_env}): the token was printed: {output}"
+            );
+        }
+    }
+}

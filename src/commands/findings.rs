@@ -31,7 +31,12 @@ pub fn run(format: &str, strict: bool, files: &[PathBuf]) -> Outcome {
         return Err(Failure::setup(format!("herald findings: unknown format '{format}' (codequality, sarif or auto)")));
     };
     let root = env.non_empty("CI_PROJECT_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    let (found, tools) = match read_reports(files, format, &root, &Secrets::from_vars(&env.vars())) {
+    let (found, tools) = match read_reports(
+        files,
+        format,
+        &root,
+        &context::secrets(&env.vars(), env.non_empty("HERALD_TOKEN_FILE").as_deref()),
+    ) {
         Ok(read) => read,
         Err(line) if strict => return Err(Failure::not_done(format!("herald findings: {line}; nothing published"))),
         Err(line) => {

@@ -94,8 +94,8 @@ fn publish_findings_contained(settings: &RunSettings, flush_timeout: Duration) -
 /// the flush timeout (the step's final status takes the rest); the summary for its description.
 fn publish_findings(settings: &RunSettings, flush_timeout: Duration) -> Option<String> {
     crate::fault_injection::maybe_panic("findings");
-    let secrets = crate::redact::Secrets::from_vars(&crate::env::Env::vars(&ProcessEnv));
-    let (found, tools) = match read_reports(&settings.findings, Format::Auto, &settings.project_dir, &secrets) {
+    let (found, tools) = match read_reports(&settings.findings, Format::Auto, &settings.project_dir, &settings.secrets)
+    {
         Ok(read) => read,
         Err(line) => {
             say(&format!("herald: findings: {line}; nothing published"));
