@@ -68,6 +68,15 @@ fn read_token_file(path: &Path) -> Result<Token, String> {
     if !meta.file_type().is_file() {
         return Err("is not a regular file".to_owned());
     }
+    // O_NOFOLLOW covers the last name only: a linked directory on the way would let whoever
+    // controls the link choose the file. The path must be the file's real one.
+    let real = std::fs::canonicalize(path).map_err(|error| format!("cannot be resolved: {error}"))?;
+    if std::path::absolute(path).ok().as_deref() != Some(real.as_path()) {
+        return Err(format!(
+            "goes through a symbolic link or '..' on its way; name the file by its real path ({})",
+            real.display()
+        ));
+    }
     // SAFETY: geteuid cannot fail and touches no memory.
     let own_uid = unsafe { libc::geteuid() };
     if meta.uid() != own_uid {
@@ -165,6 +174,14 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&read_only, &link).unwrap();
         assert!(refused(&link).ends_with("is a symbolic link; name the file itself"), "{}", refused(&link));
+        // A linked directory on the way: whoever controls the link would choose the file.
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        token_file(&dir, "real/token", 0o600, "glpat-behind-a-link");
+        std::os::unix::fs::symlink(&real, dir.path().join("linkdir")).unwrap();
+        let behind = refused(&dir.path().join("linkdir/token"));
+        assert!(behind.contains("goes through a symbolic link") && behind.contains("real path"), "{behind}");
+        assert!(!behind.contains("glpat-behind-a-link"), "{behind}");
         assert!(refused(dir.path()).ends_with("is not a regular file"));
         assert!(refused(&dir.path().join("missing")).contains("cannot be opened"));
         assert!(refused(&token_file(&dir, "empty", 0o600, " \n")).ends_with("is empty: it should hold the token"));
