@@ -238,7 +238,12 @@ fn sarif(json: &Value) -> Result<Vec<Unfixed>, String> {
                 })
                 .unwrap_or_default();
             let link = rule.and_then(|rule| rule.get("helpUri")?.as_str()).filter(|url| is_link(url));
-            let fix = result.pointer("/fixes/0").filter(|fix| offered_as_safe(fix));
+            // A fix is offered on the finding's own file only: one aimed at another file (or
+            // naming none) would rewrite the wrong lines with one click.
+            let fix = result.pointer("/fixes/0").filter(|fix| offered_as_safe(fix)).filter(|fix| {
+                let target = fix.pointer("/artifactChanges/0/artifactLocation").and_then(resolve);
+                target.is_some_and(|target| uri_path(&target) == path)
+            });
             let finding = Finding {
                 tool: tool.clone(),
                 rule: rule_id.map(str::to_owned),
@@ -477,6 +482,26 @@ mod tests {
         let finding = &loaded.findings[0];
         assert_eq!((finding.tool.as_str(), finding.severity), ("eslint", Severity::Critical));
         assert_eq!(finding.link.as_deref(), Some("https://eslint.org/docs/rules/no-undef"));
+    }
+
+    /// A fix aimed at another file than the finding's is no suggestion (it would rewrite the
+    /// finding's lines with another file's edit); one aimed at the finding's file is kept.
+    #[test]
+    fn a_fix_for_another_file_is_not_offered() {
+        let sarif = |target: &str| {
+            format!(
+                r#"{{"runs": [{{"tool": {{"driver": {{"name": "ruff"}}}}, "results": [{{"ruleId": "F401", "message": {{"text": "unused"}},
+                "locations": [{{"physicalLocation": {{"artifactLocation": {{"uri": "a.py"}}, "region": {{"startLine": 1}}}}}}],
+                "fixes": [{{"description": {{"text": "Remove import"}}, "artifactChanges": [{{"artifactLocation": {{"uri": "{target}"}},
+                "replacements": [{{"deletedRegion": {{"startLine": 1, "startColumn": 1, "endLine": 2, "endColumn": 1}}}}]}}]}}]}}]}}]}}"#
+            )
+        };
+        let offered = |target: &str| {
+            let loaded = parse(&sarif(target), Format::Auto, "x", Path::new("/nonexistent")).unwrap();
+            loaded.findings[0].fix_description.is_some()
+        };
+        assert!(offered("a.py"), "the finding's own file");
+        assert!(!offered("b.py"), "another file's fix");
     }
 
     #[test]
