@@ -43,17 +43,22 @@ impl StepName {
         let takes_script = |arg: &str| arg.starts_with('-') && !arg.starts_with("--") && arg.contains('c');
         args.by_ref().find(|arg| takes_script(arg))?;
         let script = args.next()?;
-        let words: Vec<OsString> = shell_words(&script)
-            .into_iter()
-            .skip_while(|word| word.contains('=') && !word.starts_with('='))
-            .skip_while(|word| word == "exec")
-            .take_while(|word| !matches!(word.as_str(), "&&" | "||" | ";" | "|" | "&"))
-            .map(OsString::from)
-            .collect();
-        let first = words.first()?.to_string_lossy();
-        // A script that begins with the shell's own grammar or a builtin that does no work of
-        // its own (`exit 2`, `set -e; make`) says nothing a name could use: it is the shell's.
-        (!is_shell_builtin(&first)).then(|| StepName::from_command(&words))
+        let words = shell_words(&script);
+        // The first command that does work of its own names the script: commands of the shell's
+        // own grammar and builtins that only set up (`set -e; cd sub && make` → `make`, `if [ -f x
+        // ]; then make; fi` → `make`) are passed over; a script of nothing else (`exit 2`) is the
+        // shell's.
+        words.split(|word| matches!(word.as_str(), "&&" | "||" | ";" | "|" | "&")).find_map(|command| {
+            let words: Vec<OsString> = command
+                .iter()
+                .skip_while(|word| matches!(word.as_str(), "then" | "do" | "else" | "elif" | "!" | "{" | "("))
+                .skip_while(|word| word.contains('=') && !word.starts_with('='))
+                .skip_while(|word| *word == "exec")
+                .map(OsString::from)
+                .collect();
+            let first = words.first()?.to_string_lossy();
+            (!is_shell_builtin(&first) && !is_shell_keyword(&first)).then(|| StepName::from_command(&words))
+        })
     }
 
     /// `cargo test --workspace` → `cargo test`; `npm run lint` → `npm run lint`;
@@ -140,6 +145,11 @@ fn is_shell_builtin(word: &str) -> bool {
             | "{"
             | "("
     )
+}
+
+/// Words that end a compound command: never a step's name.
+fn is_shell_keyword(word: &str) -> bool {
+    matches!(word, "fi" | "done" | "esac" | "}" | ")" | "in")
 }
 
 /// Characters that change how text reads without being seen: bidi controls and overrides
@@ -381,12 +391,17 @@ mod tests {
             |args: &[&str]| StepName::from_command(&args.iter().map(OsString::from).collect::<Vec<_>>()).to_string();
         assert_eq!(name(&["sh", "-c", "cargo test --all && echo done"]), "cargo test");
         assert_eq!(name(&["bash", "-euc", "CI=1 npm run lint"]), "npm run lint");
-        assert_eq!(name(&["sh", "-c", "set -e; make"]), "sh");
+        assert_eq!(name(&["sh", "-c", "set -e; make"]), "make");
+        assert_eq!(name(&["sh", "-c", "cd sub && make check"]), "make check");
+        assert_eq!(name(&["sh", "-c", "export A=1; cargo test"]), "cargo test");
+        assert_eq!(name(&["sh", "-c", "if true; then make; fi"]), "make");
+        assert_eq!(name(&["sh", "-c", "for f in *.py; do ruff check $f; done"]), "ruff check");
         assert_eq!(name(&["sh", "script.sh"]), "sh");
         // A builtin is not the work: the shell's name, never `exit`.
         assert_eq!(name(&["sh", "-c", "exit 2"]), "sh");
         assert_eq!(name(&["bash", "-c", "true"]), "bash");
-        assert_eq!(name(&["sh", "-c", "[ -f x ] && make"]), "sh");
+        assert_eq!(name(&["sh", "-c", "[ -f x ] && make"]), "make");
+        assert_eq!(name(&["sh", "-c", "set -e; exit 3"]), "sh");
         assert_eq!(name(&["sh", "-c", "exec cargo test --all"]), "cargo test");
     }
 
