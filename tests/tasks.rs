@@ -115,6 +115,11 @@ fn hostile_configuration_is_one_clear_line() {
             ".gitlab-ci.yml:5:12: extends cycle: a → b → a",
         ),
         (
+            // libyaml reads `- a: 1` as a mapping; GitLab refuses such a script.
+            vec![(".gitlab-ci.yml", b"job:\n  script:\n    - make\n    - a: 1\n".to_vec())],
+            ".gitlab-ci.yml:4:7: job 'job': script config should be a string or a nested array of strings",
+        ),
+        (
             vec![(".gitlab-ci.yml", b"a:\n  extends: .missing\n  script: [x]\n".to_vec())],
             ".gitlab-ci.yml:2:12: 'a' extends '.missing', which does not exist",
         ),

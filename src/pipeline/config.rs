@@ -861,6 +861,15 @@ fn resolve(
         missing.dedup();
         let origin = origins.iter().find(|(k, _)| k == name).map(|(_, o)| o.clone()).unwrap_or(Origin::Root);
         let stage = job.get("stage").and_then(Node::scalar_text).unwrap_or_else(|| "test".into());
+        for key in ["before_script", "script", "after_script"] {
+            if let Some(bad) = job.get(key).and_then(not_a_script_line) {
+                let file = resolver.files.get(name).map_or("?", String::as_str);
+                return Err(LoadError(format!(
+                    "{file}:{}:{}: job '{name}': {key} config should be a string or a nested array of strings",
+                    bad.at.line, bad.at.column
+                )));
+            }
+        }
         let lines = |key: &str| job.get(key).map(script_lines).unwrap_or_default();
         let (before_script, script, after_script) = (lines("before_script"), lines("script"), lines("after_script"));
         let steps = number_repeats(
@@ -1268,6 +1277,16 @@ fn apply_default(job: &mut Node, default: Option<&Node>) {
         if wanted && DEFAULT_KEYS.contains(&key.as_str()) && !entries.iter().any(|(k, _)| k == key) {
             entries.push((key.clone(), value.clone()));
         }
+    }
+}
+
+/// The first entry of a script that GitLab refuses (a mapping, as `- a: 1` reads): it takes
+/// strings, and nested arrays of them, only.
+fn not_a_script_line(node: &Node) -> Option<&Node> {
+    match &node.value {
+        Value::Seq(items) => items.iter().find_map(not_a_script_line),
+        Value::Map(_) => Some(node),
+        _ => None,
     }
 }
 
