@@ -238,3 +238,22 @@ fn a_step_much_slower_than_on_main_says_so_in_its_row() {
     assert!(build.contains("compile passed in 4m10s (🐢 slower than `main`: 4m10s vs 1m55s)"), "{body}");
     assert_eq!(build.matches("slower than").count(), 1, "{body}");
 }
+
+#[test]
+fn a_job_without_herald_is_compared_by_its_name() {
+    let gitlab = GitLab::start();
+    main_pipeline(&gitlab, PIPELINE_BASE, SHA_BASE, "success", &[]);
+    gitlab.with(|w| {
+        w.add_job(PIPELINE_BASE, "docs", "test", "failed");
+        w.add_job(PIPELINE_BASE, "audit", "test", "success");
+        w.add_job(PIPELINE_MERGED, "docs", "test", "failed");
+        w.add_job(PIPELINE_MERGED, "audit", "test", "failed");
+    });
+    let url = current_job(&gitlab);
+    step(&gitlab, &url, "unit", 0, Some(SHA_BASE));
+    let body = note(&gitlab);
+    let line = |job: &str| body.lines().find(|l| l.contains(&format!("[{job}]("))).expect("the job's line");
+    assert!(line("docs").contains("also failing on `main`"), "{body}");
+    assert!(line("audit").contains("new: passes on `main`"), "{body}");
+    assert!(body.contains("2 failures: **1 new**, 1 also failing on `main`"), "{body}");
+}

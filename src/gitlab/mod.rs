@@ -357,7 +357,7 @@ pub fn merge_request_pipelines(
     parse(reply, "the merge request's pipelines")
 }
 
-/// A pipeline as `GET /projects/:id/pipelines` lists it (gitlab.md §N).
+/// A pipeline as `GET /projects/:id/pipelines` lists it (gitlab.md §P).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProjectPipeline {
     pub id: u64,
@@ -368,7 +368,7 @@ pub struct ProjectPipeline {
 }
 
 /// The newest finished pipeline of branch `reference` (of commit `sha` when given), if any: one
-/// request, `?ref=…&scope=finished&order_by=id&sort=desc&per_page=1` (gitlab.md §N).
+/// request, `?ref=…&scope=finished&order_by=id&sort=desc&per_page=1` (gitlab.md §P).
 pub fn latest_finished_pipeline(
     client: &Client,
     project: &str,

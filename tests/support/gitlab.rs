@@ -1523,7 +1523,7 @@ fn pipeline_of(world: &World, project: &str, id: &str, user_id: u64) -> Result<P
         .ok_or_else(|| Answer::message(404, "404 Not found"))
 }
 
-/// `GET /projects/:id/pipelines` (gitlab.md §N): filters `ref`, `sha`, `scope` (`running`,
+/// `GET /projects/:id/pipelines` (gitlab.md §P): filters `ref`, `sha`, `scope` (`running`,
 /// `pending`, `finished`: `success`, `failed`, `canceled`, `skipped`), `status`; `order_by` (`id`,
 /// the default; `updated_at` is taken as `id` here: a later pipeline is updated later) and `sort`
 /// (`desc` default); offset pagination (`page`, `per_page`). Reporters and up.
