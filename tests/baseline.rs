@@ -178,14 +178,18 @@ fn a_renamed_step_is_not_compared() {
         PIPELINE_BASE,
         SHA_BASE,
         "failed",
-        &[("herald/test › integration-tests", "failed", "failed (exit 1) after 3.0s")],
+        &[
+            ("herald/test › integration-tests", "failed", "failed (exit 1) after 3.0s"),
+            ("herald/test › unit", "failed", "failed (exit 1) after 3.0s"),
+        ],
     );
     let url = current_job(&gitlab);
     step(&gitlab, &url, "integration", 1, Some(SHA_BASE));
+    step(&gitlab, &url, "unit", 1, Some(SHA_BASE));
     let body = note(&gitlab);
-    let line = failure_line(&body, "integration");
-    assert!(!line.contains("on `main`"), "{body}");
-    assert!(!body.contains("also failing") && !body.contains("new: passes"), "{body}");
+    assert!(!failure_line(&body, "integration").contains("on `main`"), "{body}");
+    assert!(failure_line(&body, "unit").contains("also failing on `main`"), "{body}");
+    assert!(body.contains("2 failures: 1 also failing on `main`, 1 not compared"), "{body}");
 }
 
 #[test]

@@ -38,9 +38,9 @@ pub struct Carried {
     #[serde(default)]
     excerpts: BTreeMap<u64, Vec<String>>,
     /// Whether the baseline was read (or given up on): then `baseline` is all there is.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     baseline_read: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     baseline: Option<Baseline>,
 }
 
@@ -144,6 +144,19 @@ mod tests {
         assert_eq!(Carried::from_note(&body, 8), Carried::new(8), "another pipeline's");
         assert_eq!(hidden_start(&body), Some("<!-- herald:note pipeline=7 -->\nvisible".len()));
         assert_eq!(Carried::from_note(&body.replace("\"pipeline\"", "\"pipe\""), 7), Carried::new(7));
+    }
+
+    #[test]
+    fn the_baseline_round_trips_and_none_is_remembered() {
+        let mut carried = Carried::new(7);
+        assert_eq!(carried.baseline(), None, "not read yet");
+        carried.set_baseline(None);
+        let body = format!("<!-- herald:note pipeline=7 -->\nvisible\n{}", carried.block(10_000));
+        assert_eq!(Carried::from_note(&body, 7).baseline(), Some(None), "read: there is none");
+        let baseline = Baseline { branch: "main".into(), pipeline: 5, ..Baseline::default() };
+        carried.set_baseline(Some(baseline.clone()));
+        let body = format!("<!-- herald:note pipeline=7 -->\nvisible\n{}", carried.block(10_000));
+        assert_eq!(Carried::from_note(&body, 7).baseline(), Some(Some(&baseline)));
     }
 
     #[test]
