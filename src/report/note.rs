@@ -424,10 +424,7 @@ fn comparison_line(view: &NoteView, entries: &[Entry]) -> String {
                 2 => "both also failing",
                 _ => "all also failing",
             };
-            parts.push(format!(
-                "↩️ **{total} {}, {all} on {branch}** ({link}): not caused by this change",
-                plural(total)
-            ));
+            parts.push(format!("↩️ **{total} {}, {all} on {branch}** ({link})", plural(total)));
         } else if also + new > 0 {
             let mut said = Vec::new();
             if new > 0 {
@@ -465,13 +462,14 @@ fn passed_on_retry(job: &JobView) -> bool {
     job.status == "success" && job.attempts.iter().any(|(status, _)| status == "failed")
 }
 
-/// A branch name in code style: between backticks when it has none (git refs may), else in
-/// `<code>`, escaped.
+/// A branch name in code style: between backticks when it is made of the characters branch names
+/// usually are, else (git allows much more: backticks, `<`, `@`…) in `<code>`, escaped.
 fn branch_code(branch: &str) -> String {
-    if branch.contains('`') || branch.chars().any(char::is_control) {
-        format!("<code>{}</code>", cell(branch))
-    } else {
+    let plain = !branch.is_empty() && branch.chars().all(|c| c.is_ascii_alphanumeric() || "-_./+".contains(c));
+    if plain {
         format!("`{branch}`")
+    } else {
+        format!("<code>{}</code>", cell(branch))
     }
 }
 
@@ -1004,6 +1002,12 @@ mod tests {
             "\n\n🔎 **4 findings on changed lines** (2 new threads): [lint](https://gitlab.example.com/g/p/-/jobs/7) › ruff, [lint](https://gitlab.example.com/g/p/-/jobs/7) › clippy"
         );
         assert_eq!(findings_line(&entries[2..]), "");
+    }
+
+    #[test]
+    fn branch_names_are_inert() {
+        assert_eq!(branch_code("release/1.2"), "`release/1.2`");
+        assert_eq!(branch_code("a`b<script>@all"), "<code>a\\`b&lt;script&gt;@\u{200b}all</code>");
     }
 
     #[test]
