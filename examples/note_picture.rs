@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use herald::findings::report::{load, Format};
 use herald::publish::findings::thread_body;
 use herald::report::excerpt::{anchored, ANCHORED_LINES};
-use herald::report::note::{render, JobView, NoteView, PastPipeline, PipelineView, StepState, StepView};
+use herald::report::note::{
+    render, BaselineRef, JobView, NoteView, OnTarget, PastPipeline, PipelineView, StepState, StepView,
+};
 
 const BASE: &str = "https://gitlab.example.com/acme/shop";
 /// 2026-11-30 09:00 UTC.
@@ -79,6 +81,8 @@ fn pipeline(failing: bool) -> NoteView {
         let unit = if failing && i == 0 {
             let mut unit = step("cargo test", StepState::Failed, "failed (exit 101) after 1m12s");
             unit.excerpt = excerpt("cargo-test-failure.log");
+            // Passes on main: this change broke it.
+            unit.on_target = Some(OnTarget::Passed);
             unit
         } else {
             passed("cargo test", "1m08s")
@@ -90,6 +94,8 @@ fn pipeline(failing: bool) -> NoteView {
         let pytest = if failing && i < 2 {
             let mut pytest = step("pytest", StepState::Failed, "failed (exit 1) after 9.4s");
             pytest.excerpt = excerpt("pytest-failure.log");
+            // Fails on main too: not this change's doing.
+            pytest.on_target = Some(OnTarget::Failed);
             pytest
         } else {
             passed("pytest", "9.1s")
@@ -97,7 +103,10 @@ fn pipeline(failing: bool) -> NoteView {
         let status = if pytest.state == StepState::Failed { "failed" } else { "success" };
         jobs.push(job(4120 + i as u64, &format!("pytest: [{python}]"), "test", status, vec![pytest]));
     }
-    let mut flaky = job(4130, "e2e", "test", "success", vec![passed("playwright", "3m40s")]);
+    let mut playwright = passed("playwright", "3m40s");
+    // 1m35s on main.
+    playwright.slower = Some((220.0, 95.0));
+    let mut flaky = job(4130, "e2e", "test", "success", vec![playwright]);
     flaky.attempts = vec![("failed".into(), Some(format!("{BASE}/-/jobs/4129")))];
     jobs.push(flaky);
     if failing {
@@ -136,6 +145,11 @@ fn pipeline(failing: bool) -> NoteView {
         jobs,
         unattached: Vec::new(),
         history: history(id),
+        baseline: Some(BaselineRef {
+            branch: "main".into(),
+            pipeline: 1836,
+            web_url: Some(format!("{BASE}/-/pipelines/1836")),
+        }),
     }
 }
 

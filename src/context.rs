@@ -68,6 +68,11 @@ pub struct PublishContext {
     /// GitLab's pipeline lookup (gitlab.md §E.3).
     pub status_ref: Option<String>,
     pub mr_iid: Option<u64>,
+    /// `CI_MERGE_REQUEST_TARGET_BRANCH_NAME`: the branch the merge request merges into, whose
+    /// pipelines the note compares this one with (publish/baseline.rs). None outside MR pipelines.
+    pub target_branch: Option<String>,
+    /// `CI_MERGE_REQUEST_DIFF_BASE_SHA`: the target-branch commit the MR's diff starts from.
+    pub diff_base_sha: Option<String>,
     pub job_name: String,
     /// `CI_JOB_URL`, the statuses' `target_url`, when it fits GitLab's rules (http/https, ≤ 255).
     pub job_url: Option<String>,
@@ -211,6 +216,8 @@ pub fn resolve(env: &dyn Env) -> Result<Publishing, ConfigError> {
         // The note is drawn from GitLab's state (the pipeline's jobs, herald's statuses), which a
         // dry run does not read: it would render from nothing and fail. A dry run shows statuses.
         mr_iid: mr_iid.filter(|_| !dry_run),
+        target_branch: text("CI_MERGE_REQUEST_TARGET_BRANCH_NAME"),
+        diff_base_sha: text("CI_MERGE_REQUEST_DIFF_BASE_SHA"),
         job_name: first(&["HERALD_JOB_NAME", "CI_JOB_NAME"]).unwrap_or_else(|| "herald".to_owned()),
         job_url,
         status_prefix: text("HERALD_STATUS_PREFIX").unwrap_or_else(|| "herald".to_owned()),

@@ -4,6 +4,7 @@
 mod support;
 
 mod agreement;
+mod baseline;
 mod campaign;
 mod cli;
 mod distribution;

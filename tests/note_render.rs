@@ -140,6 +140,7 @@ fn every_state_of_a_running_pipeline() {
             },
             PastPipeline { id: 1002, status: "success".into(), web_url: None },
         ],
+        baseline: None,
     };
     let body = render(&view);
     assert_inert(&body);
@@ -149,9 +150,9 @@ fn every_state_of_a_running_pipeline() {
     assert!(top.contains("panicked at src/lib.rs:20:9") && top.contains("left: 103"), "{top}");
     assert!(body.contains("⏭️ coverage not run"), "a planned step that will not run is counted, not dropped");
     assert!(body.contains("⏸️ push manual") || body.contains("⏸️ 1 job manual"), "{body}");
-    assert!(
-        body.contains("🔁 passed on retry after [failed attempt](https://gitlab.example.com/group/app/-/jobs/4999)")
-    );
+    assert!(body.contains(
+        "🔁 flaky: passed on retry after [failed attempt](https://gitlab.example.com/group/app/-/jobs/4999)"
+    ));
     assert!(body.contains("running since 09:03 UTC"));
     assert!(visible_lines(&body) <= VISIBLE_LINES);
 }

@@ -5,8 +5,8 @@
 #![no_main]
 
 use herald::report::note::{
-    pipeline_of, render, JobView, NoteView, PastPipeline, PipelineView, StepState, StepView, GITLAB_NOTE_LIMIT,
-    VISIBLE_LINES,
+    pipeline_of, render, BaselineRef, JobView, NoteView, OnTarget, PastPipeline, PipelineView, StepState, StepView,
+    GITLAB_NOTE_LIMIT, VISIBLE_LINES,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -41,16 +41,20 @@ fuzz_target!(|data: &[u8]| {
             steps: chunk
                 .iter()
                 .zip(states.iter().cycle())
-                .map(|(n, state)| StepView {
+                .enumerate()
+                .map(|(j, (n, state))| StepView {
                     name: n.to_string(),
                     state: *state,
                     description: n.to_string(),
                     excerpt: chunk.iter().map(|line| line.to_string()).collect(),
+                    on_target: [Some(OnTarget::Failed), Some(OnTarget::Passed), None][j % 3],
+                    slower: Some((250.0, 115.0)),
                     ..StepView::default()
                 })
                 .collect(),
             planned: vec![chunk.last().unwrap().to_string()],
             attempts: vec![("failed".into(), chunk.get(2).map(|u| u.to_string()))],
+            on_target: Some(OnTarget::Failed),
             ..JobView::default()
         })
         .collect();
@@ -64,6 +68,12 @@ fuzz_target!(|data: &[u8]| {
         },
         jobs,
         history: vec![PastPipeline { id: 0, status: text.to_string(), web_url: names.last().map(|u| u.to_string()) }],
+        // The target branch's name comes from a CI variable: any text.
+        baseline: Some(BaselineRef {
+            branch: names.first().unwrap_or(&"").to_string(),
+            pipeline: 2,
+            web_url: names.get(1).map(|u| u.to_string()),
+        }),
         ..NoteView::default()
     });
     assert!(body.len() < GITLAB_NOTE_LIMIT);

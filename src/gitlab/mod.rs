@@ -357,6 +357,76 @@ pub fn merge_request_pipelines(
     parse(reply, "the merge request's pipelines")
 }
 
+/// A pipeline as `GET /projects/:id/pipelines` lists it (gitlab.md §P).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectPipeline {
+    pub id: u64,
+    pub sha: String,
+    pub status: String,
+    #[serde(default)]
+    pub web_url: Option<String>,
+}
+
+/// The newest finished pipeline of branch `reference` (of commit `sha` when given), if any: one
+/// request, `?ref=…&scope=finished&order_by=id&sort=desc&per_page=1` (gitlab.md §P).
+pub fn latest_finished_pipeline(
+    client: &Client,
+    project: &str,
+    reference: &str,
+    sha: Option<&str>,
+    timeout: Duration,
+) -> Result<Option<ProjectPipeline>, ApiError> {
+    let sha = sha.map(|sha| format!("&sha={}", percent_encode(sha))).unwrap_or_default();
+    let path = format!(
+        "{}/pipelines?ref={}{sha}&scope=finished&order_by=id&sort=desc&per_page=1",
+        project_path(project),
+        percent_encode(reference)
+    );
+    let reply = client.get(&path, timeout)?;
+    if reply.body.is_null() {
+        return Ok(None); // dry run
+    }
+    let pipelines: Vec<ProjectPipeline> = parse(reply, "the branch's pipelines")?;
+    Ok(pipelines.into_iter().next())
+}
+
+/// The first page (the newest `per_page`, at most 100) of a pipeline's external statuses: one
+/// request, for a comparison that may do without the rest.
+pub fn pipeline_statuses_first_page(
+    client: &Client,
+    project: &str,
+    sha: &str,
+    pipeline_id: u64,
+    timeout: Duration,
+) -> Result<Vec<CommitStatus>, ApiError> {
+    let path = format!(
+        "{}/repository/commits/{}/statuses?stage=external&pipeline_id={pipeline_id}&order_by=id&sort=desc&per_page=100",
+        project_path(project),
+        percent_encode(sha)
+    );
+    let reply = client.get(&path, timeout)?;
+    if reply.body.is_null() {
+        return Ok(Vec::new());
+    }
+    let all: Vec<CommitStatus> = parse(reply, "the pipeline's statuses")?;
+    Ok(all.into_iter().filter(|s| s.pipeline_id.is_none_or(|id| id == pipeline_id)).collect())
+}
+
+/// The first page (100) of a pipeline's jobs, earlier attempts included: one request.
+pub fn pipeline_jobs_first_page(
+    client: &Client,
+    project: &str,
+    pipeline_id: u64,
+    timeout: Duration,
+) -> Result<Vec<PipelineJob>, ApiError> {
+    let path = format!("{}/pipelines/{pipeline_id}/jobs?include_retried=true&per_page=100", project_path(project));
+    let reply = client.get(&path, timeout)?;
+    if reply.body.is_null() {
+        return Ok(Vec::new());
+    }
+    parse(reply, "the pipeline's jobs")
+}
+
 /// A merge-request note (gitlab.md §B.5).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Note {

@@ -9,6 +9,10 @@
 //! - **The merge request's earlier pipelines**, read when the note starts showing this pipeline.
 //!   An earlier pipeline still running then may end later: `herald note` (the pipeline's last word)
 //!   reads them again, so the note ends right.
+//! - **The baseline** (publish/baseline.rs): the target branch's pipeline the failures are
+//!   compared with, read once per pipeline by the writer that first renders the note; a finished
+//!   pipeline never changes, so even `herald note` keeps it. `baseline_read` with no baseline: there
+//!   is none (or it could not be read in time), and nobody asks again.
 //!
 //! Like the settled block, it is an HTML comment (GitLab shows nothing of it) of JSON with `<`,
 //! `>`, `&` and `@` escaped, and anything unexpected in it means nothing is known.
@@ -17,6 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::baseline::Baseline;
 use crate::report::note::PastPipeline;
 
 const BLOCK_START: &str = "<!-- herald:carried ";
@@ -32,6 +37,11 @@ pub struct Carried {
     /// Failure excerpts by status id.
     #[serde(default)]
     excerpts: BTreeMap<u64, Vec<String>>,
+    /// Whether the baseline was read (or given up on): then `baseline` is all there is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    baseline_read: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    baseline: Option<Baseline>,
 }
 
 impl Carried {
@@ -62,6 +72,16 @@ impl Carried {
         self.history = Some(history.iter().map(|past| (past.id, past.status.clone(), past.web_url.clone())).collect());
     }
 
+    /// The baseline: Some(None) when read and there is none, None when not read yet.
+    pub fn baseline(&self) -> Option<Option<&Baseline>> {
+        self.baseline_read.then_some(self.baseline.as_ref())
+    }
+
+    pub fn set_baseline(&mut self, baseline: Option<Baseline>) {
+        self.baseline_read = true;
+        self.baseline = baseline;
+    }
+
     pub fn excerpt(&self, status_id: u64) -> Option<&Vec<String>> {
         self.excerpts.get(&status_id)
     }
@@ -87,8 +107,14 @@ impl Carried {
             if line.len() <= room {
                 return line;
             }
-            let Some(newest) = carried.excerpts.keys().next_back().copied() else { return String::new() };
-            carried.excerpts.remove(&newest);
+            match carried.excerpts.keys().next_back().copied() {
+                Some(newest) => {
+                    carried.excerpts.remove(&newest);
+                }
+                // Then the baseline: without it, no comparison (and nobody reads it again).
+                None if carried.baseline.is_some() => carried.baseline = None,
+                None => return String::new(),
+            }
         }
     }
 }
@@ -118,6 +144,19 @@ mod tests {
         assert_eq!(Carried::from_note(&body, 8), Carried::new(8), "another pipeline's");
         assert_eq!(hidden_start(&body), Some("<!-- herald:note pipeline=7 -->\nvisible".len()));
         assert_eq!(Carried::from_note(&body.replace("\"pipeline\"", "\"pipe\""), 7), Carried::new(7));
+    }
+
+    #[test]
+    fn the_baseline_round_trips_and_none_is_remembered() {
+        let mut carried = Carried::new(7);
+        assert_eq!(carried.baseline(), None, "not read yet");
+        carried.set_baseline(None);
+        let body = format!("<!-- herald:note pipeline=7 -->\nvisible\n{}", carried.block(10_000));
+        assert_eq!(Carried::from_note(&body, 7).baseline(), Some(None), "read: there is none");
+        let baseline = Baseline { branch: "main".into(), pipeline: 5, ..Baseline::default() };
+        carried.set_baseline(Some(baseline.clone()));
+        let body = format!("<!-- herald:note pipeline=7 -->\nvisible\n{}", carried.block(10_000));
+        assert_eq!(Carried::from_note(&body, 7).baseline(), Some(Some(&baseline)));
     }
 
     #[test]

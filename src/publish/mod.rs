@@ -12,6 +12,7 @@
 //! are retried with jittered backoff; once the step has ended, everything must be done within
 //! `HERALD_FLUSH_TIMEOUT`, after which herald exits with the step's code regardless.
 
+pub mod baseline;
 mod carried;
 pub mod findings;
 pub mod job_memory;

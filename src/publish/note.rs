@@ -39,6 +39,7 @@ use crate::pipeline::Pipeline;
 use crate::report::note::{self as view, PastPipeline};
 use crate::report::{excerpt, joblog};
 
+use super::baseline::{self, Baseline};
 use super::carried::Carried;
 use super::settled::Settled;
 use super::view::{build_view, job_id_of_url, project_url_of_job, Sources};
@@ -123,6 +124,9 @@ pub struct NoteSync<'c> {
     pipeline_id: u64,
     sha: String,
     status_prefix: String,
+    /// The merge request's target branch and diff base: where the baseline comes from.
+    target_branch: Option<String>,
+    diff_base_sha: Option<String>,
     /// This job's URL: the claim links the pipeline from it.
     job_url: Option<String>,
     min_interval: Duration,
@@ -176,6 +180,8 @@ impl<'c> NoteSync<'c> {
             pipeline_id: context.pipeline_id?,
             sha: context.sha.clone(),
             status_prefix: context.status_prefix.clone(),
+            target_branch: context.target_branch.clone(),
+            diff_base_sha: context.diff_base_sha.clone(),
             job_url: context.job_url.clone(),
             min_interval: context.min_update_interval,
             me: None,
@@ -547,6 +553,7 @@ impl<'c> NoteSync<'c> {
             plan: self.plan,
             history: &[],
             excerpts: &BTreeMap::new(),
+            baseline: None,
         });
         let body = view::claim(&first, &nonce);
         log!(Debug, "note !{}: none of ours yet: claiming it", self.mr_iid);
@@ -819,6 +826,15 @@ impl<'c> NoteSync<'c> {
                 Err(error) => return Err(error),
             },
         };
+        if carried.baseline().is_none() {
+            // A finished pipeline never changes: even `herald note`, which reads all else
+            // again, keeps the baseline the note carries.
+            let known = current.map(|note| Carried::from_note(&note.body, self.pipeline_id));
+            match known.as_ref().and_then(Carried::baseline) {
+                Some(baseline) => carried.set_baseline(baseline.cloned()),
+                None => carried.set_baseline(self.baseline(guard.deadline)),
+            }
+        }
         self.read_excerpts(guard, jobs, &statuses, &mut carried)?;
         let excerpts: BTreeMap<u64, Vec<String>> =
             statuses.iter().filter_map(|s| Some((s.id, carried.excerpt(s.id)?.clone()))).collect();
@@ -831,6 +847,7 @@ impl<'c> NoteSync<'c> {
             plan: self.plan,
             history: &history,
             excerpts: &excerpts,
+            baseline: carried.baseline().flatten(),
         });
         let visible = view::render(&view);
         *self.verdict.borrow_mut() = Some(view::verdict_line(&view));
@@ -881,6 +898,22 @@ impl<'c> NoteSync<'c> {
             let a = here();
             (a, read.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
         })
+    }
+
+    /// The target branch's pipeline to compare with (publish/baseline.rs), read once per pipeline
+    /// (`carried`) within `baseline::BUDGET` of the time left: None when there is none, or it
+    /// cannot be read in time or at all. Quietly: a comparison is a nicety.
+    fn baseline(&self, deadline: Instant) -> Option<Baseline> {
+        let branch = self.target_branch.as_deref()?;
+        let deadline = deadline.min(Instant::now() + baseline::BUDGET);
+        let base = self.diff_base_sha.as_deref();
+        match baseline::read(self.client, &self.project, branch, base, &self.status_prefix, deadline) {
+            Ok(found) => found,
+            Err(error) => {
+                log!(Debug, "note: no baseline from {branch}: {error}");
+                None
+            }
+        }
     }
 
     /// The merge request's earlier pipelines, oldest first (read once per pipeline, `carried`).

@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 
 use crate::gitlab::{parse_iso8601, CommitStatus, PipelineJob};
 use crate::pipeline::Pipeline;
-use crate::report::note::{headline, JobView, NoteView, PastPipeline, PipelineView, StepState, StepView};
+use crate::report::note::{
+    headline, is_slower, JobView, NoteView, OnTarget, PastPipeline, PipelineView, StepState, StepView,
+};
+
+use super::baseline::{seconds_taken, Baseline};
 
 /// Everything a render is made from.
 pub struct Sources<'a> {
@@ -23,6 +27,8 @@ pub struct Sources<'a> {
     pub history: &'a [PastPipeline],
     /// Failure excerpts by status id (from the job logs, publish/note.rs).
     pub excerpts: &'a BTreeMap<u64, Vec<String>>,
+    /// The target branch's pipeline to compare with (publish/baseline.rs), if any.
+    pub baseline: Option<&'a Baseline>,
 }
 
 /// `lint/lint › fmt` → (`lint/lint`, Some(`fmt`)); a single unnamed step has no ` › ` part.
@@ -76,6 +82,7 @@ pub fn build_view(sources: &Sources) -> NoteView {
                 .filter(|attempt| attempt.name == job.name && attempt.id < job.id)
                 .map(|attempt| (attempt.status.clone(), attempt.web_url.clone()))
                 .collect(),
+            on_target: sources.baseline.and_then(|baseline| on_target(baseline.job(&job.name)?)),
         })
         .collect();
 
@@ -119,12 +126,22 @@ pub fn build_view(sources: &Sources) -> NoteView {
             },
             _ => Vec::new(),
         };
+        // The same status name in the baseline: a renamed step has none, and is not compared.
+        let before = sources.baseline.and_then(|baseline| baseline.step(&status.name));
+        let slower = match (before, state) {
+            (Some(("success" | "failed", Some(then))), StepState::Passed | StepState::Failed | StepState::Allowed) => {
+                seconds_taken(status).filter(|now| is_slower(*now, then)).map(|now| (now, then))
+            }
+            _ => None,
+        };
         let step = StepView {
             name: step_name,
             state,
             description: headline(&description).to_owned(),
             started_at: status.started_at.as_deref().and_then(parse_iso8601),
             excerpt,
+            on_target: before.and_then(|(state, _)| on_target(state)),
+            slower,
         };
         match index {
             Some(index) => job_views[index].steps.push(step),
@@ -184,6 +201,17 @@ pub fn build_view(sources: &Sources) -> NoteView {
         jobs: job_views,
         unattached,
         history: sources.history.to_vec(),
+        baseline: sources.baseline.map(Baseline::reference),
+    }
+}
+
+/// What a baseline row's state says to compare with: failed, or passed (an allowed failure is
+/// posted as `success`, gitlab.md §J); nothing for rows that did not end either way.
+fn on_target(state: &str) -> Option<OnTarget> {
+    match state {
+        "failed" => Some(OnTarget::Failed),
+        "success" => Some(OnTarget::Passed),
+        _ => None,
     }
 }
 
@@ -273,6 +301,7 @@ mod tests {
             plan: None,
             history: &[],
             excerpts: &BTreeMap::new(),
+            baseline: None,
         })
     }
 

@@ -82,6 +82,24 @@ pub struct NoteView {
     pub unattached: Vec<StepView>,
     /// The merge request's earlier pipelines, oldest first (at most `HISTORY`).
     pub history: Vec<PastPipeline>,
+    /// The target branch's pipeline the failures are compared with (publish/baseline.rs), if any.
+    pub baseline: Option<BaselineRef>,
+}
+
+/// The target branch's pipeline a note compares with: `main`'s #1830.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BaselineRef {
+    pub branch: String,
+    pub pipeline: u64,
+    pub web_url: Option<String>,
+}
+
+/// How the same step (same status name) or job (same name, for jobs without herald) ended in the
+/// baseline pipeline; no value when it has no comparable row there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnTarget {
+    Failed,
+    Passed,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -124,6 +142,8 @@ pub struct JobView {
     pub planned: Vec<String>,
     /// Earlier attempts of this job (retried), oldest first: their status and link.
     pub attempts: Vec<(String, Option<String>)>,
+    /// For a job without herald's steps: how the job of that name ended in the baseline.
+    pub on_target: Option<OnTarget>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -136,6 +156,21 @@ pub struct StepView {
     pub started_at: Option<f64>,
     /// What its output says went wrong (failed steps), masked, anchored on the error.
     pub excerpt: Vec<String>,
+    /// How the step of the same status name ended in the baseline.
+    pub on_target: Option<OnTarget>,
+    /// (seconds now, seconds in the baseline) when it is at least twice as slow there and at least
+    /// 30 s slower (`SLOWER_FACTOR`, `SLOWER_SECONDS`).
+    pub slower: Option<(f64, f64)>,
+}
+
+/// A step this many times as slow as in the baseline, and at least `SLOWER_SECONDS` slower, says
+/// so: below that, runner noise (a cold cache, a busy machine) would make the mark meaningless.
+pub const SLOWER_FACTOR: f64 = 2.0;
+pub const SLOWER_SECONDS: f64 = 30.0;
+
+/// Whether a step that took `now` seconds is slower enough than the `then` of the baseline to say.
+pub fn is_slower(now: f64, then: f64) -> bool {
+    now >= then * SLOWER_FACTOR && now - then >= SLOWER_SECONDS
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -218,6 +253,9 @@ struct Entry<'v> {
     result: String,
     started_at: Option<f64>,
     excerpt: &'v [String],
+    on_target: Option<OnTarget>,
+    /// The baseline the comparison is with.
+    baseline: Option<&'v BaselineRef>,
 }
 
 /// A job's planned steps as the job's state makes them: waiting while the job may still run them,
@@ -243,6 +281,8 @@ fn entries(view: &NoteView) -> Vec<Entry<'_>> {
                 result: step.description.clone(),
                 started_at: step.started_at,
                 excerpt: &step.excerpt,
+                on_target: step.on_target,
+                baseline: view.baseline.as_ref(),
             });
         }
         let state = planned_state(job);
@@ -254,6 +294,8 @@ fn entries(view: &NoteView) -> Vec<Entry<'_>> {
                 result: state.word().to_owned(),
                 started_at: None,
                 excerpt: &[],
+                on_target: None,
+                baseline: None,
             });
         }
     }
@@ -265,6 +307,8 @@ fn entries(view: &NoteView) -> Vec<Entry<'_>> {
             result: step.description.clone(),
             started_at: step.started_at,
             excerpt: &step.excerpt,
+            on_target: step.on_target,
+            baseline: view.baseline.as_ref(),
         });
     }
     entries
@@ -346,13 +390,99 @@ fn header(view: &NoteView, entries: &[Entry]) -> String {
             .collect();
         facts.push(format!("before: {} → this one", earlier.join(" → ")));
     }
-    let findings = findings_line(entries);
+    let findings = format!("{}{}", findings_line(entries), comparison_line(view, entries));
     // Paragraphs, not lines: a single newline is no line break in GitLab's Markdown.
     format!(
         "{}\n### {icon} Pipeline {link} {word}\n{tally}{findings}\n\n<sub>{}</sub>\n",
         marker(pipeline.id),
         facts.join(" · ")
     )
+}
+
+/// `\n\n↩️ **2 failures, both also failing on `main`** (#1830) · 🔁 1 job flaky: passed on retry`:
+/// what the baseline says of this pipeline's failures (publish/baseline.rs), and the jobs that
+/// passed only on a retry. Empty when there is nothing to say.
+fn comparison_line(view: &NoteView, entries: &[Entry]) -> String {
+    let mut parts = Vec::new();
+    if let Some(baseline) = &view.baseline {
+        let branch = branch_code(&baseline.branch);
+        // The failures: failed steps, and failed jobs that have no steps of herald's.
+        let failures: Vec<Option<OnTarget>> = entries
+            .iter()
+            .filter(|e| e.state == StepState::Failed)
+            .map(|e| e.on_target)
+            .chain(view.jobs.iter().filter(|job| is_stepless_failure(job)).map(|job| job.on_target))
+            .collect();
+        let also = failures.iter().filter(|f| **f == Some(OnTarget::Failed)).count();
+        let new = failures.iter().filter(|f| **f == Some(OnTarget::Passed)).count();
+        let link = pipeline_link(baseline.pipeline, baseline.web_url.as_deref());
+        let total = failures.len();
+        let plural = |n: usize| if n == 1 { "failure" } else { "failures" };
+        if total > 0 && also == total {
+            let all = match total {
+                1 => "also failing",
+                2 => "both also failing",
+                _ => "all also failing",
+            };
+            parts.push(format!("↩️ **{total} {}, {all} on {branch}** ({link})", plural(total)));
+        } else if also + new > 0 {
+            let mut said = Vec::new();
+            if new > 0 {
+                said.push(format!("**{new} new**"));
+            }
+            if also > 0 {
+                said.push(format!("{also} also failing on {branch}"));
+            }
+            let rest = total - also - new;
+            if rest > 0 {
+                said.push(format!("{rest} not compared"));
+            }
+            parts.push(format!("↩️ {total} {}: {} ({link})", plural(total), said.join(", ")));
+        }
+    }
+    let flaky = view.jobs.iter().filter(|job| passed_on_retry(job)).count();
+    if flaky > 0 {
+        let jobs = if flaky == 1 { "job" } else { "jobs" };
+        parts.push(format!("🔁 {flaky} {jobs} flaky: passed on retry"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("\n\n{}", parts.join(" · "))
+    }
+}
+
+/// A job that failed (and may not) without any step of herald's: compared by its name.
+fn is_stepless_failure(job: &JobView) -> bool {
+    job.steps.is_empty() && job.status == "failed" && !job.allow_failure
+}
+
+/// A job whose latest attempt passed after an earlier one failed.
+fn passed_on_retry(job: &JobView) -> bool {
+    job.status == "success" && job.attempts.iter().any(|(status, _)| status == "failed")
+}
+
+/// A branch name in code style: between backticks when it is made of the characters branch names
+/// usually are, else (git allows much more: backticks, `<`, `@`…) in `<code>`, escaped.
+fn branch_code(branch: &str) -> String {
+    let plain = !branch.is_empty() && branch.chars().all(|c| c.is_ascii_alphanumeric() || "-_./+".contains(c));
+    if plain {
+        format!("`{branch}`")
+    } else {
+        format!("<code>{}</code>", cell(branch))
+    }
+}
+
+/// ` · also failing on `main` (#1830)` / ` · new: passes on `main` (#1834)`: what the baseline
+/// says of one failure; empty without a comparable row.
+fn comparison(on_target: Option<OnTarget>, baseline: Option<&BaselineRef>) -> String {
+    let (Some(on_target), Some(baseline)) = (on_target, baseline) else { return String::new() };
+    let branch = branch_code(&baseline.branch);
+    let link = pipeline_link(baseline.pipeline, baseline.web_url.as_deref());
+    match on_target {
+        OnTarget::Failed => format!(" · ↩️ also failing on {branch} ({link})"),
+        OnTarget::Passed => format!(" · 🆕 new: passes on {branch} ({link})"),
+    }
 }
 
 /// `\n\n🔎 **3 findings on changed lines** (2 new threads): [lint](…) › ruff`: what the steps
@@ -582,7 +712,11 @@ fn step_line(entry: &Entry, bold: bool) -> String {
         }
         _ => String::new(),
     };
-    format!("{} {subject} — {result}{log}", entry.state.icon())
+    let compared = match entry.state {
+        StepState::Failed => comparison(entry.on_target, entry.baseline),
+        _ => String::new(),
+    };
+    format!("{} {subject} — {result}{log}{compared}", entry.state.icon())
 }
 
 fn job_link(job: Option<&JobView>) -> String {
@@ -629,7 +763,7 @@ fn everything_else(view: &NoteView, entries: &[Entry], folded: &[&Entry]) -> Str
                 state @ (StepState::Waiting | StepState::Manual | StepState::NotRun) if untouched => {
                     waiting.entry(state).or_default().push(job);
                 }
-                _ => text.push_str(&job_line(job)),
+                _ => text.push_str(&job_line(job, view.baseline.as_ref())),
             }
         }
         for (state, jobs) in waiting {
@@ -663,14 +797,29 @@ fn everything_else(view: &NoteView, entries: &[Entry], folded: &[&Entry]) -> Str
 }
 
 /// `- ✅ [lint](url) — ✅ fmt passed in 1.2s · ✅ clippy passed in 41.0s`; a job that passed on a
-/// retry links the failed attempt.
-fn job_line(job: &JobView) -> String {
+/// retry links the failed attempt; a step much slower than in the baseline says so, and a failed
+/// job without steps says how it ended there.
+fn job_line(job: &JobView, baseline: Option<&BaselineRef>) -> String {
     let state = match StepState::from_status(&job.status) {
         StepState::Failed if job.allow_failure => StepState::Allowed,
         state => state,
     };
-    let mut parts: Vec<String> =
-        job.steps.iter().map(|step| step_part(&step.name, step.state, &step.description)).collect();
+    let mut parts: Vec<String> = job
+        .steps
+        .iter()
+        .map(|step| {
+            let part = step_part(&step.name, step.state, &step.description);
+            match (step.slower, baseline) {
+                (Some((now, then)), Some(baseline)) => format!(
+                    "{part} (🐢 slower than {}: {} vs {})",
+                    branch_code(&baseline.branch),
+                    format_duration(Duration::from_secs_f64(now.max(0.0))),
+                    format_duration(Duration::from_secs_f64(then.max(0.0)))
+                ),
+                _ => part,
+            }
+        })
+        .collect();
     let planned = planned_state(job);
     parts.extend(job.planned.iter().map(|name| step_part(name, planned, planned.word())));
     if parts.is_empty() {
@@ -682,11 +831,12 @@ fn job_line(job: &JobView) -> String {
                 Some(url) => format!("[failed attempt]({})", url_cell(url)),
                 None => "a failed attempt".to_owned(),
             };
-            format!(" · 🔁 passed on retry after {attempt}")
+            format!(" · 🔁 flaky: passed on retry after {attempt}")
         }
         _ => String::new(),
     };
-    format!("- {} {} — {}{retried}\n", state.icon(), job_link(Some(job)), parts.join(" · "))
+    let compared = if is_stepless_failure(job) { comparison(job.on_target, baseline) } else { String::new() };
+    format!("- {} {} — {}{retried}{compared}\n", state.icon(), job_link(Some(job)), parts.join(" · "))
 }
 
 /// One step inside its job's line: `✅ fmt passed in 1.2s`.
@@ -839,6 +989,8 @@ mod tests {
             result: description.into(),
             started_at: None,
             excerpt: &[],
+            on_target: None,
+            baseline: None,
         };
         let entries = [
             step("ruff", "passed in 1.0s · 4 findings, 3 on changed lines (2 new threads)"),
@@ -850,6 +1002,12 @@ mod tests {
             "\n\n🔎 **4 findings on changed lines** (2 new threads): [lint](https://gitlab.example.com/g/p/-/jobs/7) › ruff, [lint](https://gitlab.example.com/g/p/-/jobs/7) › clippy"
         );
         assert_eq!(findings_line(&entries[2..]), "");
+    }
+
+    #[test]
+    fn branch_names_are_inert() {
+        assert_eq!(branch_code("release/1.2"), "`release/1.2`");
+        assert_eq!(branch_code("a`b<script>@all"), "<code>a\\`b&lt;script&gt;@\u{200b}all</code>");
     }
 
     #[test]

@@ -698,6 +698,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/projects/{id}"),
     ("POST", "/projects/{id}/statuses/{sha}"),
     ("GET", "/projects/{id}/repository/commits/{sha}/statuses"),
+    ("GET", "/projects/{id}/pipelines"),
     ("GET", "/projects/{id}/pipelines/{pipeline_id}"),
     ("GET", "/projects/{id}/pipelines/{pipeline_id}/jobs"),
     ("GET", "/projects/{id}/jobs/{job_id}"),
@@ -1121,6 +1122,7 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
             Err(answer) => answer,
         },
         ("POST", ["projects", project, "statuses", sha]) => post_status(world, project, sha, user_id, &params),
+        ("GET", ["projects", project, "pipelines"]) => list_pipelines(world, project, user_id, &params),
         ("GET", ["projects", project, "pipelines", id]) => match pipeline_of(world, project, id, user_id) {
             Ok(pipeline) => Answer::json(200, pipeline_entity(world, &pipeline)),
             Err(answer) => answer,
@@ -1519,6 +1521,53 @@ fn pipeline_of(world: &World, project: &str, id: &str, user_id: u64) -> Result<P
         .find(|p| p.id.to_string() == id && p.project_id == project.id)
         .cloned()
         .ok_or_else(|| Answer::message(404, "404 Not found"))
+}
+
+/// `GET /projects/:id/pipelines` (gitlab.md §P): filters `ref`, `sha`, `scope` (`running`,
+/// `pending`, `finished`: `success`, `failed`, `canceled`, `skipped`), `status`; `order_by` (`id`,
+/// the default; `updated_at` is taken as `id` here: a later pipeline is updated later) and `sort`
+/// (`desc` default); offset pagination (`page`, `per_page`). Reporters and up.
+fn list_pipelines(world: &World, project: &str, user_id: u64, params: &HashMap<String, String>) -> Answer {
+    let project = match visible_project(world, project, user_id) {
+        Ok(project) => project,
+        Err(answer) => return answer,
+    };
+    if project.members.get(&user_id).copied().unwrap_or(0) < 20 {
+        return Answer::message(403, "403 Forbidden");
+    }
+    let scope = params.get("scope").map(String::as_str);
+    if scope.is_some_and(|s| !matches!(s, "running" | "pending" | "finished" | "branches" | "tags")) {
+        return Answer::json(400, json!({ "error": "scope does not have a valid value" }));
+    }
+    let ascending = match params.get("sort").map(String::as_str) {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(_) => return Answer::json(400, json!({ "error": "sort does not have a valid value" })),
+    };
+    match params.get("order_by").map(String::as_str) {
+        None | Some("id" | "updated_at") => {}
+        Some(_) => return Answer::json(400, json!({ "error": "order_by does not have a valid value" })),
+    }
+    let mut pipelines: Vec<&Pipeline> = world
+        .pipelines
+        .iter()
+        .filter(|p| p.project_id == project.id)
+        .filter(|p| params.get("ref").is_none_or(|r| *r == p.reference))
+        .filter(|p| params.get("sha").is_none_or(|sha| *sha == p.sha))
+        .filter(|p| params.get("status").is_none_or(|status| status == pipeline_status(world, p.id)))
+        .filter(|p| match scope {
+            Some("running") => pipeline_status(world, p.id) == "running",
+            Some("pending") => pipeline_status(world, p.id) == "pending",
+            Some("finished") => matches!(pipeline_status(world, p.id), "success" | "failed" | "canceled" | "skipped"),
+            Some("branches") => !p.reference.starts_with("refs/"),
+            _ => true,
+        })
+        .collect();
+    pipelines.sort_by_key(|p| p.id);
+    if !ascending {
+        pipelines.reverse();
+    }
+    paginate(&pipelines, params, |p| pipeline_entity(world, p))
 }
 
 /// A pipeline's status, derived from its jobs as GitLab does in the common cases.

@@ -219,6 +219,7 @@ pub fn herald_in_ci(gitlab: &gitlab::GitLab, kind: PipelineKind, token: &str) ->
         PipelineKind::ProtectedBranch => command.env("CI_COMMIT_BRANCH", "main").env("CI_COMMIT_REF_NAME", "main"),
         // In MR pipelines CI_COMMIT_REF_NAME is the source branch: herald must not send it as ref.
         PipelineKind::Detached | PipelineKind::MergedResults => {
+            command.env("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "main");
             command.env("CI_COMMIT_REF_NAME", "feature").env("CI_MERGE_REQUEST_IID", "1").env(
                 "CI_MERGE_REQUEST_EVENT_TYPE",
                 if matches!(kind, PipelineKind::Detached) { "detached" } else { "merged_result" },
