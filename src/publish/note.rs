@@ -26,9 +26,8 @@
 //!    writes may, and in a busy pipeline they would keep the last writer rewriting.
 //! 5. A step's final write first looks whether the note already shows that step in its final
 //!    state (another writer rendered it after the status was posted): then there is nothing to
-//!    write. When the note is busy (written in the last two seconds, many steps are ending
-//!    together), it waits a jittered moment once and looks again before rendering itself.
-//!    This is what keeps requests per step low in big pipelines (docs/benchmarks.md).
+//!    write. It does not wait for a busy note (written in the last two seconds) to cover it:
+//!    that wait held every job's end for half a second and rarely saved the write (issue #27).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -50,8 +49,8 @@ use crate::gitlab::retry::{self, Backoff, GaveUp};
 const FIRST_PAUSE: Duration = Duration::from_millis(30);
 /// A note written this recently is busy: many steps are ending together.
 const BUSY_WINDOW: Duration = Duration::from_secs(2);
-/// How long a step's final write waits, once, on a busy note before looking again (jittered
-/// between half and all of it): long enough for another writer's render to cover this step.
+/// How long a writer whose claim was a duplicate waits on a busy note before looking again
+/// (jittered between half and all of it): long enough for the keeper's render to cover its step.
 const BUSY_PAUSE: Duration = Duration::from_millis(500);
 /// A duplicate note of ours unchanged for this many seconds has no live creator to remove it.
 const OLD_DUPLICATE: f64 = 30.0;
@@ -71,8 +70,6 @@ const LEAST_TIME_TO_CREATE: Duration = Duration::from_secs(2);
 /// Room left in a note besides its visible text and the settled statuses (GitLab counts
 /// characters, this counts bytes: there is room to spare).
 const SETTLED_MARGIN: usize = 10_000;
-/// How many times a step's final write looks again at a busy note before writing itself.
-const BUSY_LOOKS: u32 = 1;
 /// How many times a writer whose claim was a duplicate looks for the keeper's render to show its
 /// step, before rendering itself.
 const COVERED_LOOKS: u32 = 4;
@@ -298,10 +295,8 @@ impl<'c> NoteSync<'c> {
         // What this process wrote last, while verifying it, and the jobs it was rendered from.
         let mut written: Option<String> = None;
         let mut jobs: Option<Vec<PipelineJob>> = None;
-        let mut looks_left = BUSY_LOOKS;
-        // Other writers were at work when this one looked: it is likely to find its write taken
-        // over, and verifying looks at the note alone first (a state read would be wasted).
-        let mut busy_seen = false;
+        // Looks left at a busy note before rendering (only after a duplicate claim, below).
+        let mut looks_left = 0;
         // The final statuses the body last rendered was made from, and those of what this
         // process wrote last (see the verification below).
         let mut rendered_finals: Option<Vec<(u64, String)>> = None;
@@ -328,11 +323,13 @@ impl<'c> NoteSync<'c> {
             // the same time) and the note found may be another's: nothing of ours to verify.
             let just_created = self.unchecked_create;
             let verifying = written.is_some() && !just_created;
-            // Verifying a write to a quiet note, whose likely outcome is that it holds: the
-            // statuses are read alongside the note, from where our own text says they settle
-            // (which is where the note's says, if it still holds our text).
+            // Verifying a write: the statuses are read alongside the note, from where our own
+            // text says they settle (which is where the note's says, if it still holds our
+            // text). When another writer has taken over, the read is wasted (one request, off
+            // the critical path); read after the look, it would cost every last step a round
+            // trip whenever other jobs write the note too (issue #27).
             let (mut note, mut statuses) = match &written {
-                Some(ours) if verifying && self.spare.is_some() && !busy_seen => {
+                Some(ours) if verifying && self.spare.is_some() => {
                     let from = self.settled_in(Some(ours)).below;
                     // The look goes on the spare connection, the read on the first.
                     let (looked, statuses) =
@@ -431,19 +428,21 @@ impl<'c> NoteSync<'c> {
                     return Ok(Synced::NewerPipeline(newer));
                 }
             }
-            // A step's final write: nothing to do if another writer has shown it already. While
-            // the note is busy (written in the last BUSY_WINDOW), wait a moment and look again,
-            // up to BUSY_LOOKS times: among many writers finishing together, one render covers
-            // the others.
-            while self.own_step.is_some() && written.is_none() && looks_left > 0 {
+            // A step's final write: nothing to do if another writer has shown it already. A
+            // busy note (written in the last BUSY_WINDOW) is not waited on: the wait held every
+            // job's end and rarely found its step covered (issue #27); the verification (4.)
+            // keeps the note converging whoever writes. Only a writer whose claim was a
+            // duplicate waits, up to COVERED_LOOKS times, for the keeper's render, which shows
+            // its step (its status predates the kept claim). The keeper itself renders: its
+            // bare claim shows the step but not the rest of the note.
+            while self.own_step.is_some() && written.is_none() && claimed_from.is_none() {
                 let busy = match &note {
                     Some(found) if self.shows_own_step(found) => return Ok(Synced::Unchanged),
                     Some(found) => self.is_busy(found),
                     None => false,
                 };
-                busy_seen |= busy;
                 let pause = Backoff::starting_at(BUSY_PAUSE).next_wait(None);
-                if !busy || Instant::now() + pause >= deadline {
+                if looks_left == 0 || !busy || Instant::now() + pause >= deadline {
                     break;
                 }
                 looks_left -= 1;
