@@ -362,12 +362,14 @@ impl<'c> NoteSync<'c> {
                             None => self.call(&guard, self.statuses_from(known.below))?,
                         };
                         let now_statuses = known.merge(fresh);
-                        // No status has become final since our render: what else changed is
+                        // No status has become final since our render, or only passed steps
+                        // whose jobs have later planned steps (`counted`): what else changed is
                         // steps starting, whose rows may lag as live writes may (each step's
                         // final state is followed by its own writer's sync). Writing again for
                         // them would keep the last writer of a busy pipeline rewriting.
                         let finals = finals_of(&now_statuses);
-                        if written_finals.as_ref() == Some(&finals) {
+                        let counted = written_finals.as_deref().map(|before| self.counted(&now_statuses, before));
+                        if written_finals.is_some() && written_finals == counted {
                             log!(
                                 Debug,
                                 "note !{}: round {}, no status became final since our write",
@@ -658,6 +660,41 @@ impl<'c> NoteSync<'c> {
     /// The pipeline `note` shows, when it is newer than ours: then the note is left alone.
     fn newer_pipeline(&self, note: Option<&Note>) -> Option<u64> {
         note.and_then(|n| view::pipeline_of(&n.body)).filter(|shown| *shown > self.pipeline_id)
+    }
+
+    /// The final statuses among `statuses` that call for writing again over a write rendered
+    /// from the final ones `before`: all but those newly final that passed and whose job's plan
+    /// has a later step. That step's writer writes the note after its own final post, which
+    /// shows this one too (a passing step with more to come leaves its note to it, mod.rs), and
+    /// its own final state, once posted, is newly final and counts (issue #27: rewrites for
+    /// them were most of a big pipeline's). A job that stops after such a step owes the note,
+    /// and `herald finalize` pays it, as without this rule.
+    fn counted(&self, statuses: &[CommitStatus], before: &[(u64, String)]) -> Vec<(u64, String)> {
+        let newly_passed_with_more_to_come = |status: &CommitStatus| {
+            !before.iter().any(|(id, _)| *id == status.id)
+                && status.status == "success"
+                && !super::is_allowed(status.description.as_deref().unwrap_or_default())
+                && self.more_steps_follow(&status.name)
+        };
+        let kept: Vec<CommitStatus> =
+            statuses.iter().filter(|status| !newly_passed_with_more_to_come(status)).cloned().collect();
+        finals_of(&kept)
+    }
+
+    /// Whether the plan has steps after the one the status `name` is for, in its job.
+    fn more_steps_follow(&self, name: &str) -> bool {
+        let Some(plan) = self.plan else { return false };
+        let Some(task_and_step) = name.strip_prefix(&self.status_prefix).and_then(|n| n.strip_prefix('/')) else {
+            return false;
+        };
+        let (task, _) = super::view::split_task(task_and_step);
+        let Some(job) = plan.configured_task(task) else { return false };
+        let Some((step, occurrence)) = super::settle::step_of(name, &self.status_prefix, self.plan) else {
+            return false;
+        };
+        let at =
+            job.steps.iter().enumerate().filter(|(_, planned)| **planned == step).nth(occurrence.saturating_sub(1));
+        at.is_some_and(|(at, _)| at + 1 < job.steps.len())
     }
 
     /// Whether `note` shows this process's step in its final state (see `expect_step`).
