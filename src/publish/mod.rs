@@ -56,7 +56,7 @@ const RUNNING_DELAY: Duration = Duration::from_millis(50);
 
 /// A look at the note this recent stands in for the final write's first one: the note cannot
 /// have changed much since. (It was made before the final status was posted, so it cannot show
-/// it; the covering check of a busy note looks again after the wait anyway.)
+/// it: the write renders, and its verification catches what changed meanwhile.)
 const RECENT_LOOK: Duration = Duration::from_secs(1);
 
 /// A look at the note (`NoteSync::lookup`) made on its own thread, on the spare connection.

@@ -210,8 +210,8 @@ impl<'c> NoteSync<'c> {
     /// (the list after a create must be made after it), or it is older than `YOUNG_LOOK` by
     /// then (a final post slowed down by a 429 storm: a list that old may miss a note another
     /// writer created meanwhile, and this process would create one more). Made before the final
-    /// status landed, it cannot show this step's final state; a busy note is looked at again
-    /// after the wait, as always.
+    /// status landed, it cannot show this step's final state: the write renders, and its
+    /// verification (`sync`) catches what changed meanwhile.
     pub fn prefetched(&mut self, sent: Instant, looked: Looked) {
         self.prefetched = Some((sent, looked));
     }
