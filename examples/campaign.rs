@@ -7,7 +7,7 @@
 //!     cargo run --release --example campaign -- safety-net   # TRIALS=10
 //!     cargo run --release --example campaign -- notes        # JOBS=8 TRIALS=50
 //!     cargo run --release --example campaign -- leftovers    # RUNS=20
-//!     cargo run --release --example campaign -- latency      # JOBS=10 STEPS=3 SCALE=1 RTTS=0,20,50,150: GitLab that far away, HTTPS
+//!     cargo run --release --example campaign -- latency      # JOBS=10 STEPS=3 SCALE=200 RTTS=0,20,50,150: GitLab that far away, HTTPS
 //!
 //! Each prints a Markdown table. HERALD_BIN names the herald to run (default target/release/herald);
 //! JOBS, STEPS, RUNS, DESIGN (herald or naive) and FAULT (part of a fault's name) size and narrow
@@ -353,15 +353,23 @@ fn latency(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps:
         let outcome = campaign::run_pipeline(herald, &work.join(format!("latency-{rtt}")), &scenario);
         row(&format!("{rtt} ms"), &outcome);
     }
-    if std::env::var("SCALE").is_ok_and(|v| v != "0") || std::env::var("SCALE").is_err() {
+    // Instant steps (`sleep 0`): a middle one posts only its final state (issue #27).
+    let scenario =
+        Scenario { round_trip: Duration::from_millis(50), tls: true, step_ms: (0, 0), ..Scenario::new(jobs, steps) };
+    let outcome = campaign::run_pipeline(herald, &work.join("latency-instant"), &scenario);
+    row(&format!("50 ms, {jobs} jobs × {steps} instant steps"), &outcome);
+    // SCALE=0 skips it; SCALE=50 runs 50 jobs instead of 200 (a loaded machine).
+    let scale =
+        std::env::var("SCALE").map_or(Some(200), |v| v.parse::<usize>().ok().map(|n| if n == 1 { 200 } else { n }));
+    if let Some(scale_jobs) = scale.filter(|n| *n > 0) {
         let scenario = Scenario {
             round_trip: Duration::from_millis(50),
             tls: true,
-            step_ms: (1000, 10000),
-            ..Scenario::new(200, 5)
+            step_ms: (1000, 3000),
+            ..Scenario::new(scale_jobs, 5)
         };
         let outcome = campaign::run_pipeline(herald, &work.join("latency-scale"), &scenario);
-        row("50 ms, 200 jobs × 5 steps of 1–10 s", &outcome);
+        row(&format!("50 ms, {scale_jobs} jobs × 5 steps of 1–3 s"), &outcome);
     }
     println!("\nRequests by kind:\n\n{}", mix.borrow().join("\n"));
 }

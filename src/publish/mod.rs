@@ -7,7 +7,7 @@
 //! Publishing happens on one background thread, started after the step's process, so the step
 //! never waits for the network; the HTTP client and TLS roots are built on that thread too. The
 //! thread always works towards the newest state wanted: if the step ends before `running` went
-//! out, `running` is skipped. A state GitLab already has is never posted again (a terminal state
+//! out, `running` is skipped, and `running` waits `RUNNING_DELAY` for that chance. A state GitLab already has is never posted again (a terminal state
 //! posted twice would create a second status). Retryable failures (409 lock, 429, 5xx, no answer)
 //! are retried with jittered backoff; once the step has ended, everything must be done within
 //! `HERALD_FLUSH_TIMEOUT`, after which herald exits with the step's code regardless.
@@ -49,9 +49,15 @@ const REFRESH_TIMEOUT: Duration = Duration::from_secs(20);
 /// and a live write for it would cost requests that no reader sees for long.
 const LIVE_GRACE: Duration = Duration::from_secs(1);
 
+/// `running` goes out only once the step has run this long: a step that ends sooner (`true`, a
+/// cached build) posts its final state alone, one request instead of two one after another (the
+/// final post waited for the `running` in flight). The step itself never waits for this: it
+/// runs while the publisher thread waits.
+const RUNNING_DELAY: Duration = Duration::from_millis(50);
+
 /// A look at the note this recent stands in for the final write's first one: the note cannot
 /// have changed much since. (It was made before the final status was posted, so it cannot show
-/// it; the covering check of a busy note looks again after the wait anyway.)
+/// it: the write renders, and its verification catches what changed meanwhile.)
 const RECENT_LOOK: Duration = Duration::from_secs(1);
 
 /// A look at the note (`NoteSync::lookup`) made on its own thread, on the spare connection.
@@ -117,6 +123,7 @@ impl Publisher {
     /// step it may fetch includes through the API. `named` says whether the step was given `--name`.
     pub fn start(context: PublishContext, step: &StepName, named: bool) -> Publisher {
         // Until the configuration is read, the step is named after its job.
+        let started = Instant::now();
         let name = Arc::new(Mutex::new(status_name(&context.status_prefix, &context.job_name, step, false)));
         let (events, event_receiver) = mpsc::channel();
         let (report_sender, reports) = mpsc::channel();
@@ -145,6 +152,7 @@ impl Publisher {
                 plan,
                 name,
                 step: step.to_string(),
+                started,
                 events: event_receiver,
                 stashed: RefCell::new(None),
             };
@@ -194,6 +202,8 @@ struct Worker {
     /// The status's name, and the step's as the note shows it.
     name: String,
     step: String,
+    /// When the step started (`RUNNING_DELAY`).
+    started: Instant,
     events: Receiver<Event>,
     /// An event taken while a note refresh or a retry's pause was checking for one, kept for the
     /// main loop.
@@ -235,6 +245,12 @@ impl Worker {
             }
             _ => None,
         };
+        // A step that ends within RUNNING_DELAY posts only its final state.
+        match self.events.recv_timeout((self.started + RUNNING_DELAY).saturating_duration_since(Instant::now())) {
+            Ok(event) => *self.stashed.borrow_mut() = Some(event),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Report::Done, // herald is exiting
+        }
         let mut wanted = Wanted { state: StatusState::Running, description: "running".into(), exit_code: None };
         let mut recorded = false;
         let mut deadline: Option<Instant> = None;

@@ -26,9 +26,8 @@
 //!    writes may, and in a busy pipeline they would keep the last writer rewriting.
 //! 5. A step's final write first looks whether the note already shows that step in its final
 //!    state (another writer rendered it after the status was posted): then there is nothing to
-//!    write. When the note is busy (written in the last two seconds, many steps are ending
-//!    together), it waits a jittered moment once and looks again before rendering itself.
-//!    This is what keeps requests per step low in big pipelines (docs/benchmarks.md).
+//!    write. It does not wait for a busy note (written in the last two seconds) to cover it:
+//!    that wait held every job's end for half a second and rarely saved the write (issue #27).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -51,8 +50,8 @@ use crate::gitlab::retry::{self, Backoff, GaveUp};
 const FIRST_PAUSE: Duration = Duration::from_millis(30);
 /// A note written this recently is busy: many steps are ending together.
 const BUSY_WINDOW: Duration = Duration::from_secs(2);
-/// How long a step's final write waits, once, on a busy note before looking again (jittered
-/// between half and all of it): long enough for another writer's render to cover this step.
+/// How long a writer whose claim was a duplicate waits on a busy note before looking again
+/// (jittered between half and all of it): long enough for the keeper's render to cover its step.
 const BUSY_PAUSE: Duration = Duration::from_millis(500);
 /// A duplicate note of ours unchanged for this many seconds has no live creator to remove it.
 const OLD_DUPLICATE: f64 = 30.0;
@@ -72,8 +71,6 @@ const LEAST_TIME_TO_CREATE: Duration = Duration::from_secs(2);
 /// Room left in a note besides its visible text and the settled statuses (GitLab counts
 /// characters, this counts bytes: there is room to spare).
 const SETTLED_MARGIN: usize = 10_000;
-/// How many times a step's final write looks again at a busy note before writing itself.
-const BUSY_LOOKS: u32 = 1;
 /// How many times a writer whose claim was a duplicate looks for the keeper's render to show its
 /// step, before rendering itself.
 const COVERED_LOOKS: u32 = 4;
@@ -219,8 +216,8 @@ impl<'c> NoteSync<'c> {
     /// (the list after a create must be made after it), or it is older than `YOUNG_LOOK` by
     /// then (a final post slowed down by a 429 storm: a list that old may miss a note another
     /// writer created meanwhile, and this process would create one more). Made before the final
-    /// status landed, it cannot show this step's final state; a busy note is looked at again
-    /// after the wait, as always.
+    /// status landed, it cannot show this step's final state: the write renders, and its
+    /// verification (`sync`) catches what changed meanwhile.
     pub fn prefetched(&mut self, sent: Instant, looked: Looked) {
         self.prefetched = Some((sent, looked));
     }
@@ -304,10 +301,8 @@ impl<'c> NoteSync<'c> {
         // What this process wrote last, while verifying it, and the jobs it was rendered from.
         let mut written: Option<String> = None;
         let mut jobs: Option<Vec<PipelineJob>> = None;
-        let mut looks_left = BUSY_LOOKS;
-        // Other writers were at work when this one looked: it is likely to find its write taken
-        // over, and verifying looks at the note alone first (a state read would be wasted).
-        let mut busy_seen = false;
+        // Looks left at a busy note before rendering (only after a duplicate claim, below).
+        let mut looks_left = 0;
         // The final statuses the body last rendered was made from, and those of what this
         // process wrote last (see the verification below).
         let mut rendered_finals: Option<Vec<(u64, String)>> = None;
@@ -334,11 +329,13 @@ impl<'c> NoteSync<'c> {
             // the same time) and the note found may be another's: nothing of ours to verify.
             let just_created = self.unchecked_create;
             let verifying = written.is_some() && !just_created;
-            // Verifying a write to a quiet note, whose likely outcome is that it holds: the
-            // statuses are read alongside the note, from where our own text says they settle
-            // (which is where the note's says, if it still holds our text).
+            // Verifying a write: the statuses are read alongside the note, from where our own
+            // text says they settle (which is where the note's says, if it still holds our
+            // text). When another writer has taken over, the read is wasted (one request, off
+            // the critical path); read after the look, it would cost every last step a round
+            // trip whenever other jobs write the note too (issue #27).
             let (mut note, mut statuses) = match &written {
-                Some(ours) if verifying && self.spare.is_some() && !busy_seen => {
+                Some(ours) if verifying && self.spare.is_some() => {
                     let from = self.settled_in(Some(ours)).below;
                     // The look goes on the spare connection, the read on the first.
                     let (looked, statuses) =
@@ -371,12 +368,14 @@ impl<'c> NoteSync<'c> {
                             None => self.call(&guard, self.statuses_from(known.below))?,
                         };
                         let now_statuses = known.merge(fresh);
-                        // No status has become final since our render: what else changed is
+                        // No status has become final since our render, or only passed steps
+                        // whose jobs have later planned steps (`counted`): what else changed is
                         // steps starting, whose rows may lag as live writes may (each step's
                         // final state is followed by its own writer's sync). Writing again for
                         // them would keep the last writer of a busy pipeline rewriting.
                         let finals = finals_of(&now_statuses);
-                        if written_finals.as_ref() == Some(&finals) {
+                        let counted = written_finals.as_deref().map(|before| self.counted(&now_statuses, before));
+                        if written_finals.is_some() && written_finals == counted {
                             log!(
                                 Debug,
                                 "note !{}: round {}, no status became final since our write",
@@ -437,19 +436,21 @@ impl<'c> NoteSync<'c> {
                     return Ok(Synced::NewerPipeline(newer));
                 }
             }
-            // A step's final write: nothing to do if another writer has shown it already. While
-            // the note is busy (written in the last BUSY_WINDOW), wait a moment and look again,
-            // up to BUSY_LOOKS times: among many writers finishing together, one render covers
-            // the others.
-            while self.own_step.is_some() && written.is_none() && looks_left > 0 {
+            // A step's final write: nothing to do if another writer has shown it already. A
+            // busy note (written in the last BUSY_WINDOW) is not waited on: the wait held every
+            // job's end and rarely found its step covered (issue #27); the verification (4.)
+            // keeps the note converging whoever writes. Only a writer whose claim was a
+            // duplicate waits, up to COVERED_LOOKS times, for the keeper's render, which shows
+            // its step (its status predates the kept claim). The keeper itself renders: its
+            // bare claim shows the step but not the rest of the note.
+            while self.own_step.is_some() && written.is_none() && claimed_from.is_none() {
                 let busy = match &note {
                     Some(found) if self.shows_own_step(found) => return Ok(Synced::Unchanged),
                     Some(found) => self.is_busy(found),
                     None => false,
                 };
-                busy_seen |= busy;
                 let pause = Backoff::starting_at(BUSY_PAUSE).next_wait(None);
-                if !busy || Instant::now() + pause >= deadline {
+                if looks_left == 0 || !busy || Instant::now() + pause >= deadline {
                     break;
                 }
                 looks_left -= 1;
@@ -666,6 +667,41 @@ impl<'c> NoteSync<'c> {
     /// The pipeline `note` shows, when it is newer than ours: then the note is left alone.
     fn newer_pipeline(&self, note: Option<&Note>) -> Option<u64> {
         note.and_then(|n| view::pipeline_of(&n.body)).filter(|shown| *shown > self.pipeline_id)
+    }
+
+    /// The final statuses among `statuses` that call for writing again over a write rendered
+    /// from the final ones `before`: all but those newly final that passed and whose job's plan
+    /// has a later step. That step's writer writes the note after its own final post, which
+    /// shows this one too (a passing step with more to come leaves its note to it, mod.rs), and
+    /// its own final state, once posted, is newly final and counts (issue #27: rewrites for
+    /// them were most of a big pipeline's). A job that stops after such a step owes the note,
+    /// and `herald finalize` pays it, as without this rule.
+    fn counted(&self, statuses: &[CommitStatus], before: &[(u64, String)]) -> Vec<(u64, String)> {
+        let newly_passed_with_more_to_come = |status: &CommitStatus| {
+            !before.iter().any(|(id, _)| *id == status.id)
+                && status.status == "success"
+                && !super::is_allowed(status.description.as_deref().unwrap_or_default())
+                && self.more_steps_follow(&status.name)
+        };
+        let kept: Vec<CommitStatus> =
+            statuses.iter().filter(|status| !newly_passed_with_more_to_come(status)).cloned().collect();
+        finals_of(&kept)
+    }
+
+    /// Whether the plan has steps after the one the status `name` is for, in its job.
+    fn more_steps_follow(&self, name: &str) -> bool {
+        let Some(plan) = self.plan else { return false };
+        let Some(task_and_step) = name.strip_prefix(&self.status_prefix).and_then(|n| n.strip_prefix('/')) else {
+            return false;
+        };
+        let (task, _) = super::view::split_task(task_and_step);
+        let Some(job) = plan.configured_task(task) else { return false };
+        let Some((step, occurrence)) = super::settle::step_of(name, &self.status_prefix, self.plan) else {
+            return false;
+        };
+        let at =
+            job.steps.iter().enumerate().filter(|(_, planned)| **planned == step).nth(occurrence.saturating_sub(1));
+        at.is_some_and(|(at, _)| at + 1 < job.steps.len())
     }
 
     /// Whether `note` shows this process's step in its final state (see `expect_step`).
