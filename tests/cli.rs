@@ -279,7 +279,8 @@ fn every_line_herald_says_masks_the_token() {
     let file = dir.join("token");
     std::fs::write(&file, format!("{SECRET}\n")).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let cases: Vec<(&str, Vec<String>, Vec<(&str, String)>)> = vec![
+    type Case<'a> = (&'a str, Vec<String>, Vec<(&'a str, String)>);
+    let cases: Vec<Case> = vec![
         ("command not found", vec!["run".into(), "--".into(), SECRET.into()], vec![]),
         ("a flag's value", vec!["run".into(), "--timeout".into(), SECRET.into(), "--".into(), "true".into()], vec![]),
         (
