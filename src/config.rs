@@ -47,12 +47,17 @@ pub struct RunSettings {
     pub publishing: Publishing,
     /// `HERALD_FAILURE_TAIL`: how many of a failed step's last output lines to publish.
     pub failure_tail: Option<usize>,
-    /// Values masked in that excerpt (only collected when there is one).
+    /// Values masked in that excerpt and in the step's summary.
     pub secrets: Secrets,
     /// Linter reports to publish as threads after the step (`--findings`).
     pub findings: Vec<PathBuf>,
     /// Where relative paths in those reports start: the checkout (`CI_PROJECT_DIR`, else here).
     pub project_dir: PathBuf,
+    /// The job set `GITHUB_STEP_SUMMARY` itself: left as it is (report/summary.rs).
+    pub github_summary_set: bool,
+    /// Show the step's summary in the job log (`GITLAB_CI=true`; the executor driver's stages
+    /// too, whose job log the runner frames itself).
+    pub summary_to_log: bool,
 }
 
 /// Most lines `HERALD_FAILURE_TAIL` may ask for.
@@ -91,15 +96,15 @@ impl RunSettings {
             },
         };
         let publishing = context::resolve(env)?;
-        let secrets = match (&failure_tail, &publishing) {
-            (None, _) => Secrets::default(),
+        // Always collected: a failure excerpt and a step summary (report/summary.rs) both need them.
+        let secrets = match &publishing {
             // A token from HERALD_TOKEN_FILE is in no variable: masked all the same.
-            (Some(_), Publishing::On(context)) => {
+            Publishing::On(context) => {
                 let mut vars = env.vars();
                 vars.push(("HERALD_TOKEN".to_owned(), context.token.secret().to_owned()));
                 Secrets::from_vars(&vars)
             }
-            (Some(_), Publishing::Off(_)) => Secrets::from_vars(&env.vars()),
+            Publishing::Off(_) => Secrets::from_vars(&env.vars()),
         };
         Ok(RunSettings {
             command: args.command,
@@ -107,6 +112,8 @@ impl RunSettings {
             named,
             limits: Limits { timeout: args.timeout, grace: args.grace.unwrap_or(Limits::DEFAULT_GRACE) },
             in_gitlab_ci: env.get("GITLAB_CI").as_deref() == Some(OsStr::new("true")),
+            summary_to_log: env.get("GITLAB_CI").as_deref() == Some(OsStr::new("true")),
+            github_summary_set: env.non_empty("GITHUB_STEP_SUMMARY").is_some(),
             junit: env.non_empty("HERALD_JUNIT").map(PathBuf::from),
             job_name,
             publishing,
@@ -155,9 +162,11 @@ mod tests {
     }
 
     #[test]
-    fn failure_tail_is_opt_in_and_collects_secrets() {
+    fn failure_tail_is_opt_in_and_secrets_are_always_collected() {
         let off = RunSettings::resolve(args(&["true"]), &env(&[("DEPLOY_TOKEN", "s3cr3t-value")])).unwrap();
-        assert_eq!((off.failure_tail, off.secrets), (None, Secrets::default()));
+        assert_eq!(off.failure_tail, None);
+        // Step summaries are masked with them whether or not there is an excerpt.
+        assert_eq!(off.secrets.mask("x s3cr3t-value"), "x [MASKED]");
         let on = RunSettings::resolve(
             args(&["true"]),
             &env(&[("HERALD_FAILURE_TAIL", "20"), ("DEPLOY_TOKEN", "s3cr3t-value")]),

@@ -32,6 +32,10 @@ pub struct Carried {
     /// Failure excerpts by status id.
     #[serde(default)]
     excerpts: BTreeMap<u64, Vec<String>>,
+    /// Step summaries (report/summary.rs) by status name: put in by the step's own job (job
+    /// memory), carried on by every other writer.
+    #[serde(default)]
+    summaries: BTreeMap<String, String>,
 }
 
 impl Carried {
@@ -75,7 +79,25 @@ impl Carried {
         self.excerpts.retain(|id, _| wanted(*id));
     }
 
-    /// The block for a note, at most `room` bytes (excerpts left out first when it does not fit).
+    pub fn summaries(&self) -> &BTreeMap<String, String> {
+        &self.summaries
+    }
+
+    /// The summary the status `name`'s step wrote (None: it wrote none, or none is known).
+    pub fn keep_summary(&mut self, name: &str, summary: Option<String>) {
+        match summary {
+            Some(text) => self.summaries.insert(name.to_owned(), text),
+            None => self.summaries.remove(name),
+        };
+    }
+
+    /// Forgets summaries of statuses no longer among the pipeline's.
+    pub fn retain_summaries(&mut self, wanted: impl Fn(&str) -> bool) {
+        self.summaries.retain(|name, _| wanted(name));
+    }
+
+    /// The block for a note, at most `room` bytes (excerpts left out first when it does not fit,
+    /// then summaries).
     pub fn block(&self, room: usize) -> String {
         let encode = |json: String| {
             json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('@', "\\u0040")
@@ -87,8 +109,12 @@ impl Carried {
             if line.len() <= room {
                 return line;
             }
-            let Some(newest) = carried.excerpts.keys().next_back().copied() else { return String::new() };
-            carried.excerpts.remove(&newest);
+            if let Some(newest) = carried.excerpts.keys().next_back().copied() {
+                carried.excerpts.remove(&newest);
+                continue;
+            }
+            let Some(last) = carried.summaries.keys().next_back().cloned() else { return String::new() };
+            carried.summaries.remove(&last);
         }
     }
 }
@@ -111,6 +137,7 @@ mod tests {
             web_url: Some("https://x/-/pipelines/5".into()),
         }]);
         carried.keep_excerpt(41, vec!["--> <b>@all</b> & \"quoted\"".into(), "/merge".into()]);
+        carried.keep_summary("herald/plan", Some("# Plan\n--> <!-- herald:note pipeline=9 --> @all\n/merge".into()));
         let block = carried.block(10_000);
         assert!(!block[4..block.len() - 5].contains("-->") && !block.contains('@') && !block.contains("<b"), "{block}");
         let body = format!("<!-- herald:note pipeline=7 -->\nvisible\n{block}");

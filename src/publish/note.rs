@@ -134,6 +134,11 @@ pub struct NoteSync<'c> {
     job_wrote: Option<u64>,
     /// The verdict of the last render, for the one line `herald note` prints.
     verdict: std::cell::RefCell<Option<String>>,
+    /// Where this job's steps keep their summaries (job memory): rendered from there, carried on.
+    job: PublishContext,
+    /// This process's step's status name and summary: a note that shows the step without this
+    /// summary is not yet right.
+    own_summary: Option<(String, Option<String>)>,
 }
 
 /// A step's row as the note shows it (see `report::note::shows_step`).
@@ -172,6 +177,8 @@ impl<'c> NoteSync<'c> {
             fresh_until: None,
             job_wrote: None,
             verdict: std::cell::RefCell::new(None),
+            job: context.clone(),
+            own_summary: None,
         })
     }
 
@@ -513,9 +520,21 @@ impl<'c> NoteSync<'c> {
         note.and_then(|n| view::pipeline_of(&n.body)).filter(|shown| *shown > self.pipeline_id)
     }
 
-    /// Whether `note` shows this process's step in its final state (see `expect_step`).
+    /// The summary this process's step wrote (status `name`): the note must carry it too.
+    pub fn expect_summary(&mut self, name: &str, summary: Option<&str>) {
+        self.own_summary = Some((name.to_owned(), summary.map(str::to_owned)));
+    }
+
+    /// Whether `note` shows this process's step in its final state (see `expect_step`), with its
+    /// summary (see `expect_summary`).
     fn shows_own_step(&self, note: &Note) -> bool {
         let Some(own) = &self.own_step else { return false };
+        if let Some((name, summary)) = &self.own_summary {
+            let carried = Carried::from_note(&note.body, self.pipeline_id);
+            if carried.summaries().get(name) != summary.as_ref() {
+                return false;
+            }
+        }
         let shown = view::shows_step(
             Settled::visible(&note.body),
             &own.job_name,
@@ -660,6 +679,13 @@ impl<'c> NoteSync<'c> {
         self.read_excerpts(guard, jobs, &statuses, &mut carried)?;
         let excerpts: BTreeMap<u64, Vec<String>> =
             statuses.iter().filter_map(|s| Some((s.id, carried.excerpt(s.id)?.clone()))).collect();
+        // Summaries: this job's from job memory (the newest word on its own steps), the others'
+        // as the note carries them; only for statuses the pipeline still has.
+        for (name, summary) in super::job_memory::summaries(&self.job) {
+            carried.keep_summary(&name, Some(summary));
+        }
+        carried.retain_summaries(|name| statuses.iter().any(|s| s.name == name));
+        let summaries = carried.summaries().clone();
         let view = build_view(&Sources {
             pipeline_id: self.pipeline_id,
             sha: &self.sha,
@@ -669,6 +695,7 @@ impl<'c> NoteSync<'c> {
             plan: self.plan,
             history: &history,
             excerpts: &excerpts,
+            summaries: &summaries,
         });
         let visible = view::render(&view);
         *self.verdict.borrow_mut() = Some(view::verdict_line(&view));

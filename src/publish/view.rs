@@ -23,6 +23,8 @@ pub struct Sources<'a> {
     pub history: &'a [PastPipeline],
     /// Failure excerpts by status id (from the job logs, publish/note.rs).
     pub excerpts: &'a BTreeMap<u64, Vec<String>>,
+    /// Step summaries by status name (report/summary.rs; carried.rs).
+    pub summaries: &'a BTreeMap<String, String>,
 }
 
 /// `lint/lint › fmt` → (`lint/lint`, Some(`fmt`)); a single unnamed step has no ` › ` part.
@@ -109,6 +111,7 @@ pub fn build_view(sources: &Sources) -> NoteView {
             description: headline(&description).to_owned(),
             started_at: status.started_at.as_deref().and_then(parse_iso8601),
             excerpt,
+            summary: sources.summaries.get(&status.name).cloned(),
         };
         // The job is the one the status links to (CI_JOB_URL), else the one its name names.
         let by_url =
@@ -287,6 +290,7 @@ mod tests {
             plan: None,
             history: &[],
             excerpts: &BTreeMap::new(),
+            summaries: &BTreeMap::new(),
         })
     }
 

@@ -48,6 +48,22 @@ impl LogSection {
     }
 }
 
+/// A step's summary (report/summary.rs) in the job log: a collapsed section `📝 summary of
+/// <step>` holding the whole (masked) text, so that the note's cut copy can point here. Escape
+/// and carriage-return characters are left out: the text cannot open, end or imitate a section.
+pub fn summary_section(step: &StepName, pid: u32, unix_secs: u64, text: &str) -> String {
+    let name = format!("herald-summary-{pid}");
+    let mut section = format!(
+        "\x1b[0Ksection_start:{unix_secs}:{name}[collapsed=true]\r\x1b[0K\x1b[36;1m📝 summary of {step}\x1b[0m\n"
+    );
+    for line in text.lines() {
+        section.extend(line.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }));
+        section.push('\n');
+    }
+    section.push_str(&format!("\x1b[0Ksection_end:{unix_secs}:{name}\r\x1b[0K\n"));
+    section
+}
+
 /// `✔ unit passed in 12.3s` in green, `✘ unit failed (exit 2) after 4.1s` in red, canceled steps in
 /// yellow. Printed after the section ends, so it stays visible when the section is collapsed.
 pub fn summary_line(step: &StepName, outcome: &StepOutcome) -> String {

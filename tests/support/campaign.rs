@@ -510,6 +510,7 @@ fn naive_note(api_url: &str) -> Result<(), herald::gitlab::ApiError> {
         plan: None,
         history: &[],
         excerpts: &Default::default(),
+        summaries: &Default::default(),
     });
     let body = herald::report::note::render(&view);
     match notes.iter().find(|note| herald::report::note::pipeline_of(&note.body).is_some()) {
