@@ -11,6 +11,8 @@ struct Job {
     gitlab: GitLab,
     checkout: TempDir,
     url: String,
+    /// The job's id in the stand-in, and CI_JOB_ID (unique per test run: it keys job memory).
+    job_id: u64,
     id: String,
 }
 
@@ -23,7 +25,7 @@ impl Job {
             std::fs::write(checkout.join(".gitlab-ci.yml"), config).unwrap();
         }
         let id = format!("{job_id}{}", std::process::id());
-        Job { gitlab, checkout, url, id }
+        Job { gitlab, checkout, url, job_id, id }
     }
 
     /// Runs `script` (sh) as the step `name`, with extra variables.
@@ -198,4 +200,41 @@ exit 4"#,
     assert!(note.contains("replaced by a symbolic link"), "{note}");
     assert!(note.contains("not UTF-8"), "{note}");
     assert!(visible_lines(&note) <= 40, "{} visible lines\n{note}", visible_lines(&note));
+}
+
+/// A concurrent writer that rendered from a note without the summary overwrote it: the summary
+/// comes back from the job log (its status says it has one) once the job is over, with no job
+/// memory to help (another job's herald).
+#[test]
+fn a_summary_lost_to_another_writer_comes_back_from_the_job_log() {
+    let job = Job::start(None);
+    let finished = job.step(
+        "plan",
+        r#"printf '# Plan: 2 to add\n- aws_s3_bucket.logs\npw %s\n' "$DEPLOY_PASSWORD" > "$HERALD_STEP_SUMMARY""#,
+        &[("DEPLOY_PASSWORD", "hunter2-deploy-pass")],
+    );
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    let status = job.gitlab.with(|w| w.statuses(PIPELINE_MERGED)["herald/build › plan"].clone());
+    assert!(status.description.as_deref().is_some_and(|d| d.ends_with("📝 summary")), "{status:?}");
+    // The job log GitLab holds is what herald printed; the job is over.
+    let log = finished.stderr_text();
+    // What a writer that never knew the summary leaves: the note without it, visible or carried.
+    let lost = format!("<!-- herald:note pipeline={PIPELINE_MERGED} -->\nstale\n");
+    job.gitlab.with(|w| {
+        w.jobs.iter_mut().filter(|j| j.id == job.job_id).for_each(|j| {
+            j.trace = log.clone();
+            j.status = "success".into();
+        });
+        w.notes.iter_mut().filter(|n| n.body.starts_with("<!-- herald:note")).for_each(|n| n.body = lost.clone());
+    });
+    assert!(!job.note().contains("aws_s3_bucket.logs"));
+    let finished = run(herald_in_ci(&job.gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+        .env("CI_JOB_ID", "another-job")
+        .env("CI_JOB_NAME", "report")
+        .arg("note"));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    let note = job.note();
+    assert!(note.contains("<details><summary>📝 build › plan — Plan: 2 to add</summary>"), "{note}");
+    assert!(note.contains("- aws\\_s3\\_bucket.logs") || note.contains("- aws_s3_bucket.logs"), "{note}");
+    assert!(note.contains("pw [MASKED]") && !note.contains("hunter2"), "{note}");
 }

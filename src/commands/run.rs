@@ -90,7 +90,14 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &
     let findings = (!settings.findings.is_empty()).then(|| publish_findings(settings, flush_timeout));
     match (publisher, &settings.publishing) {
         (Some(publisher), _) => {
-            publisher.finish_with_summary(&outcome, &excerpt, findings.flatten().as_deref(), summary, flush_timeout)
+            // The description says a summary exists, so that any note writer can find it in the
+            // job log (report/joblog.rs `summary_log`).
+            let also = match (findings.flatten(), &summary) {
+                (Some(findings), Some(_)) => Some(format!("{findings} · {}", joblog::SUMMARY_MARK)),
+                (None, Some(_)) => Some(joblog::SUMMARY_MARK.to_owned()),
+                (findings, None) => findings,
+            };
+            publisher.finish_with_summary(&outcome, &excerpt, also.as_deref(), summary, flush_timeout)
         }
         // Why herald does not publish is the same on every step: said once per job.
         (None, Publishing::Off(Some(why))) if job_memory::first_telling(&ProcessEnv, why) => say(why),

@@ -37,7 +37,7 @@ use crate::context::PublishContext;
 use crate::gitlab::{self, ApiError, Client, CommitStatus, Note, PipelineJob};
 use crate::pipeline::Pipeline;
 use crate::report::note::{self as view, PastPipeline};
-use crate::report::{excerpt, joblog};
+use crate::report::{excerpt, joblog, summary};
 
 use super::carried::Carried;
 use super::settled::Settled;
@@ -676,7 +676,8 @@ impl<'c> NoteSync<'c> {
                 Err(error) => return Err(error),
             },
         };
-        self.read_excerpts(guard, jobs, &statuses, &mut carried)?;
+        let mut logs: BTreeMap<u64, String> = BTreeMap::new();
+        self.read_excerpts(guard, jobs, &statuses, &mut carried, &mut logs)?;
         let excerpts: BTreeMap<u64, Vec<String>> =
             statuses.iter().filter_map(|s| Some((s.id, carried.excerpt(s.id)?.clone()))).collect();
         // Summaries: this job's from job memory (the newest word on its own steps), the others'
@@ -685,6 +686,7 @@ impl<'c> NoteSync<'c> {
             carried.keep_summary(&name, Some(summary));
         }
         carried.retain_summaries(|name| statuses.iter().any(|s| s.name == name));
+        self.read_summaries(guard, jobs, &statuses, &mut carried, &mut logs)?;
         let summaries = carried.summaries().clone();
         let view = build_view(&Sources {
             pipeline_id: self.pipeline_id,
@@ -772,13 +774,13 @@ impl<'c> NoteSync<'c> {
         jobs: &[PipelineJob],
         statuses: &[CommitStatus],
         carried: &mut Carried,
+        logs: &mut BTreeMap<u64, String>,
     ) -> Result<(), SyncError> {
         let own_prefix = format!("{}/", self.status_prefix);
         carried.retain_excerpts(|id| statuses.iter().any(|s| s.id == id));
         let over = |job_id: u64| {
             jobs.iter().any(|job| job.id == job_id && matches!(job.status.as_str(), "success" | "failed" | "canceled"))
         };
-        let mut logs: BTreeMap<u64, String> = BTreeMap::new();
         for status in statuses.iter().filter(|s| s.name.starts_with(&own_prefix) && s.status == "failed") {
             let Some(job_id) = status.target_url.as_deref().and_then(job_id_of_url) else { continue };
             if carried.excerpt(status.id).is_some() || !over(job_id) {
@@ -802,6 +804,49 @@ impl<'c> NoteSync<'c> {
             });
             // Kept even when empty: the log is complete, reading it again would find nothing more.
             carried.keep_excerpt(status.id, lines);
+        }
+        Ok(())
+    }
+
+    /// Summaries the note does not carry, of steps whose description says they wrote one, from
+    /// their job's log once the job is over (as excerpts are): so a summary lost to a concurrent
+    /// writer (which renders summaries from the note it read) comes back by the pipeline's end at
+    /// the latest (`herald note`). Kept once read, even as nothing, since the log is complete.
+    fn read_summaries(
+        &self,
+        guard: &Guard,
+        jobs: &[PipelineJob],
+        statuses: &[CommitStatus],
+        carried: &mut Carried,
+        logs: &mut BTreeMap<u64, String>,
+    ) -> Result<(), SyncError> {
+        let own_prefix = format!("{}/", self.status_prefix);
+        let over = |job_id: u64| {
+            jobs.iter().any(|job| job.id == job_id && matches!(job.status.as_str(), "success" | "failed" | "canceled"))
+        };
+        for status in statuses.iter().filter(|s| s.name.starts_with(&own_prefix)) {
+            let marked =
+                status.description.as_deref().is_some_and(|d| view::headline(d).ends_with(joblog::SUMMARY_MARK));
+            let Some(job_id) = status.target_url.as_deref().and_then(job_id_of_url) else { continue };
+            if !marked || carried.summaries().contains_key(&status.name) || !over(job_id) {
+                continue;
+            }
+            if let std::collections::btree_map::Entry::Vacant(entry) = logs.entry(job_id) {
+                entry.insert(match self.call(guard, |c, t| gitlab::job_log(c, &self.project, job_id, t)) {
+                    Ok(log) => log,
+                    Err(SyncError::Api(error)) if !error.is_retryable() => String::new(),
+                    Err(error) => return Err(error),
+                });
+            }
+            let step = super::settle::step_of(&status.name, &self.status_prefix, self.plan);
+            let found = step.and_then(|(step, occurrence)| joblog::summary_log(&logs[&job_id], &step, occurrence));
+            let text = found.map_or_else(String::new, |found| self.client.mask(&found.lines.join("\n")));
+            let summary = if text.trim().is_empty() {
+                "herald: the summary is not in the job log (cut, or removed); see the job.".to_owned()
+            } else {
+                summary::for_note(&text, text.len() as u64, summary::STEP_BUDGET)
+            };
+            carried.keep_summary(&status.name, Some(summary));
         }
         Ok(())
     }
