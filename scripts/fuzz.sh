@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing of the configuration loader, the note renderer and the token file's
-# reader (fuzz/fuzz_targets/).
+# Coverage-guided fuzzing of the configuration loader, the note renderer, the token file's reader
+# and the step summary's reader (fuzz/fuzz_targets/).
 #   scripts/fuzz.sh              # the campaign: 5 minutes per target
 #   scripts/fuzz.sh 10           # seconds per target (CI runs this)
 #   scripts/fuzz.sh 60 note_render
@@ -10,7 +10,7 @@
 # compiler, same code generation: only the gate on unstable flags is lifted, for this build alone.
 #
 # Seeds: the test fixtures and the CI templates (config_load), hostile names (note_render), a few
-# token files (token_file), and
+# token files (token_file), hostile Markdown (step_summary), and
 # every input that once failed (fuzz/regressions/<target>, committed). The corpus grows in
 # fuzz/corpus/<target> (not committed). A failure leaves its input in fuzz/artifacts/<target>/
 # and fails the script; reproduce with
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config_load note_render token_file)
+[ ${#targets[@]} -gt 0 ] || targets=(config_load note_render token_file step_summary)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz --version 0.13.2
@@ -30,7 +30,7 @@ export RUSTC_BOOTSTRAP=1
 
 seeds=fuzz/target/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds/config_load" "$seeds/note_render" "$seeds/token_file"
+mkdir -p "$seeds/config_load" "$seeds/note_render" "$seeds/token_file" "$seeds/step_summary"
 printf 'glpat-0123456789abcdefghij\n' >"$seeds/token_file/plain"
 printf '  glpat-a b\r\n\tglpat-c\n' >"$seeds/token_file/words"
 printf '\xff\xfe glpat-\x00\n' >"$seeds/token_file/binary"
@@ -55,6 +55,8 @@ done <<'EOF'
 <details><summary>x</summary>
 EOF
 
+printf '# Plan: 1 to add\n/merge\n@all <!-- herald:note -->\n```\n</pre><b>x\n' >"$seeds/step_summary/hostile"
+printf '| a | b |\n|---|---|\n| s3cr3t-fuzz-value | \xff |\n' >"$seeds/step_summary/table"
 cargo fuzz build --release --debug-assertions  # every target: one build
 for target in "${targets[@]}"; do
   echo "--- fuzz $target for ${seconds}s"

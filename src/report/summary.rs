@@ -174,9 +174,6 @@ pub fn inert_markdown(text: &str) -> String {
 /// One line, neutralised (see `inert_markdown`); inside `<pre>` brackets are entities too.
 fn inline(line: &str, in_pre: bool) -> String {
     let mut out = String::with_capacity(line.len() + 8);
-    if line.trim_start().starts_with('/') {
-        out.push('\u{200b}');
-    }
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -199,6 +196,10 @@ fn inline(line: &str, in_pre: bool) -> String {
             c => out.push(c),
         }
     }
+    // Checked on what is written, once control characters became spaces.
+    if out.trim_start().starts_with('/') {
+        out.insert(0, '\u{200b}');
+    }
     out
 }
 
@@ -208,7 +209,8 @@ mod tests {
 
     #[test]
     fn hostile_markdown_is_inert() {
-        let text = "# Plan\n/merge\n  /approve\n@all look <!-- herald:carried {} --> </details><img src=x>\n\
+        let text =
+            "# Plan\n/merge\n  /approve\n\u{1}/unlabel\n@all look <!-- herald:carried {} --> </details><img src=x>\n\
                     &#64;all #12 !3 ~bug\n```\n</pre><b>x</b>\n";
         let inert = inert_markdown(text);
         assert!(!inert.replace("<pre>", "").replace("</pre>", "").contains('<'), "{inert}");
