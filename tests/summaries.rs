@@ -238,3 +238,118 @@ fn a_summary_lost_to_another_writer_comes_back_from_the_job_log() {
     assert!(note.contains("- aws\\_s3\\_bucket.logs") || note.contains("- aws_s3_bucket.logs"), "{note}");
     assert!(note.contains("pw [MASKED]") && !note.contains("hunter2"), "{note}");
 }
+
+fn plan_summary(fixture: &str) -> Finished {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform").join(fixture);
+    run(herald().arg("plan-summary").arg(path))
+}
+
+/// `herald plan-summary` on plan JSON as `terraform show -json` writes it: Terraform's own counts
+/// (a replace counts as one to add and one to destroy; reads and no-ops are not changes), then
+/// the resources by action.
+#[test]
+fn plan_summaries_of_real_plan_json() {
+    let cases: [(&str, &str, &[&str], &[&str]); 5] = [
+        (
+            "create.json",
+            "### Plan: 2 to add, 0 to change, 0 to destroy.\n",
+            &["**➕ to create (2)**", "- `aws_s3_bucket.logs`", "- `aws_iam_user.deploy[\"ci\"]`"],
+            &["data.aws_caller_identity"],
+        ),
+        (
+            "update.json",
+            "### Plan: 0 to add, 1 to change, 0 to destroy.\n",
+            &["- `aws_instance.web`"],
+            &["aws_s3_bucket"],
+        ),
+        (
+            "replace.json",
+            "### Plan: 3 to add, 1 to change, 2 to destroy.\n",
+            &[
+                "**♻️ to replace (2)**",
+                "- `aws_db_instance.main` — an attribute cannot be updated in place",
+                "- `aws_launch_template.app` — tainted",
+                "**➕ to create (1)**",
+            ],
+            &[],
+        ),
+        (
+            "destroy.json",
+            "### Plan: 0 to add, 0 to change, 2 to destroy.\n",
+            &["**➖ to destroy (2)**", "- `module.cache.aws_elasticache_cluster.this[0]`"],
+            &[],
+        ),
+        ("no-changes.json", "### No changes.\n", &["Your infrastructure matches the configuration."], &["aws_"]),
+    ];
+    for (fixture, first, present, absent) in cases {
+        let finished = plan_summary(fixture);
+        assert_eq!(finished.code, Some(0), "{fixture}: {}", finished.stderr_text());
+        let text = finished.stdout_text();
+        assert!(text.starts_with(first), "{fixture}:\n{text}");
+        for line in present {
+            assert!(text.contains(line), "{fixture} lacks {line}:\n{text}");
+        }
+        for word in absent {
+            assert!(!text.contains(word), "{fixture} shows {word}:\n{text}");
+        }
+    }
+    // Not a plan: one line, exit 1, nothing on stdout.
+    let dir = TempDir::new("not-a-plan");
+    std::fs::write(dir.join("state.json"), r#"{"version": 4, "resources": []}"#).unwrap();
+    for bad in [dir.join("state.json"), dir.join("missing.json"), "/dev/zero".into()] {
+        let finished = run(herald().arg("plan-summary").arg(&bad));
+        assert_eq!(finished.code, Some(1), "{}", finished.stderr_text());
+        assert_eq!(finished.stderr_text().lines().count(), 1, "{}", finished.stderr_text());
+        assert!(finished.stdout.is_empty());
+    }
+}
+
+/// The template's plan step, with a stand-in `terraform` that prints a fixture as `show -json`
+/// does: the plan summary is the plan step's, under its job in the note.
+#[test]
+fn a_plan_summary_reaches_the_note() {
+    let job = Job::start(None);
+    let bin = job.checkout.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/replace.json");
+    let herald_dir = std::path::Path::new(env!("CARGO_BIN_EXE_herald")).parent().unwrap().to_owned();
+    std::fs::write(
+        bin.join("terraform"),
+        format!("#!/bin/sh\ncase \"$2\" in show) cat '{}' ;; *) echo \"terraform $*\" ;; esac\n", fixture.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("terraform"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}:{}", bin.display(), herald_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let template =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/terraform.yml"))
+            .unwrap();
+    let plan_line = template.lines().find_map(|line| line.trim().strip_prefix("- herald run --name plan ")).unwrap();
+    // The template's line as the job's shell runs it, with herald on the PATH.
+    let mut shell = std::process::Command::new("sh");
+    for (key, value) in herald_in_ci(&job.gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER).get_envs() {
+        match value {
+            Some(value) => shell.env(key, value),
+            None => shell.env_remove(key),
+        };
+    }
+    shell
+        .env("CI_JOB_NAME", "build")
+        .env("CI_JOB_URL", &job.url)
+        .env("CI_JOB_ID", &job.id)
+        .env("CI_PROJECT_DIR", job.checkout.path())
+        .env("PATH", &path)
+        .env("HERALD_TF", "terraform")
+        .env("HERALD_TF_ROOT", ".")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .current_dir(job.checkout.path())
+        .args(["-c", &format!("herald run --name plan {plan_line}")]);
+    let finished = run(&mut shell);
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    let note = job.note();
+    assert!(
+        note.contains("<details><summary>📝 build › plan — Plan: 3 to add, 1 to change, 2 to destroy.</summary>"),
+        "{note}"
+    );
+    assert!(note.contains("- `aws_db_instance.main` — an attribute cannot be updated in place"), "{note}");
+}

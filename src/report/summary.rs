@@ -41,7 +41,7 @@ pub enum Summary {
 
 /// Reads the summary at `path` safely (see the module comment) and masks `secrets` in it.
 pub fn read(path: &Path, secrets: &Secrets) -> Summary {
-    match read_bytes(path) {
+    match read_bounded(path, LOG_LIMIT, "the summary file") {
         Ok((bytes, size)) => from_bytes(&bytes, size, secrets),
         Err(notice) => Summary::Refused(notice),
     }
@@ -65,7 +65,10 @@ pub fn from_bytes(bytes: &[u8], size: u64, secrets: &Secrets) -> Summary {
     Summary::Text { text: secrets.mask(text), size }
 }
 
-fn read_bytes(path: &Path) -> Result<(Vec<u8>, u64), String> {
+/// At most `limit` bytes of the regular file at `path` (named `what` in messages) and its size,
+/// opened without following a link and without blocking; a missing file is empty. Refusals are
+/// one line that never quotes the file.
+pub fn read_bounded(path: &Path, limit: usize, what: &str) -> Result<(Vec<u8>, u64), String> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
@@ -74,18 +77,18 @@ fn read_bytes(path: &Path) -> Result<(Vec<u8>, u64), String> {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
-            return Err("the summary file was replaced by a symbolic link: not read".to_owned())
+            return Err(format!("{what} was replaced by a symbolic link: not read"))
         }
-        Err(error) => return Err(format!("the summary file cannot be read: {}", error.kind())),
+        Err(error) => return Err(format!("{what} cannot be read: {}", error.kind())),
     };
-    let meta = file.metadata().map_err(|error| format!("the summary file cannot be read: {}", error.kind()))?;
+    let meta = file.metadata().map_err(|error| format!("{what} cannot be read: {}", error.kind()))?;
     if !meta.file_type().is_file() {
-        return Err("the summary file is not a regular file: not read".to_owned());
+        return Err(format!("{what} is not a regular file: not read"));
     }
-    let mut bytes = Vec::with_capacity((meta.len() as usize).min(LOG_LIMIT));
-    file.take(LOG_LIMIT as u64)
+    let mut bytes = Vec::with_capacity((meta.len() as usize).min(limit));
+    file.take(limit as u64)
         .read_to_end(&mut bytes)
-        .map_err(|error| format!("the summary file cannot be read: {}", error.kind()))?;
+        .map_err(|error| format!("{what} cannot be read: {}", error.kind()))?;
     let size = meta.len().max(bytes.len() as u64);
     Ok((bytes, size))
 }
