@@ -75,6 +75,9 @@ impl Action {
     }
 }
 
+/// A changed resource: its address and, when Terraform gives one, why.
+type Changed = (String, Option<String>);
+
 /// The Markdown summary of a plan in `terraform show -json` form, or one line saying why the
 /// bytes are not one.
 pub fn plan_summary(json: &[u8]) -> Result<String, String> {
@@ -83,7 +86,7 @@ pub fn plan_summary(json: &[u8]) -> Result<String, String> {
     if plan.format_version.is_none() {
         return Err("not a plan in `terraform show -json` form: no format_version".to_owned());
     }
-    let mut groups: Vec<(Action, Vec<(String, Option<String>)>)> = Vec::new();
+    let mut groups: Vec<(Action, Vec<Changed>)> = Vec::new();
     let mut imports = 0;
     for resource in plan.resource_changes.iter().filter(|r| r.mode.as_deref() != Some("data")) {
         if resource.change.importing.is_some() {
