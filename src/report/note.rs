@@ -654,9 +654,10 @@ fn step_summaries(view: &NoteView, visible: &mut Visible) -> Vec<(Option<u64>, S
             "_Not shown: the note's room for summaries is used up; the whole summary is in the job log._".to_owned()
         };
         let gist = summary::gist(text);
-        let gist = if gist.is_empty() { String::new() } else { format!(" — {}", cell(&gist)) };
-        let job_name = job.map_or(String::new(), |job| format!("{} › ", cell(&job.name)));
-        let title = format!("📝 {job_name}{}{gist}", cell(&step.name));
+        // The title is inside an HTML block, where Markdown is not read: HTML-escaped, not cell()'d.
+        let gist = if gist.is_empty() { String::new() } else { format!(" — {}", summary::html_text(&gist)) };
+        let job_name = job.map_or(String::new(), |job| format!("{} › ", summary::html_text(&job.name)));
+        let title = format!("📝 {job_name}{}{gist}", summary::html_text(&step.name));
         let block = |open: bool, markdown: &str| {
             let open = if open { " open" } else { "" };
             format!(

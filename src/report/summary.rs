@@ -122,6 +122,14 @@ pub fn gist(text: &str) -> String {
     let heading = lines().find(|line| line.starts_with('#') && line.trim_start_matches('#').starts_with(' '));
     let line = heading.or_else(|| lines().next()).unwrap_or_default();
     let line = line.trim_start_matches('#').trim();
+    // A table's first row: its headers.
+    let cells: String;
+    let line = if line.starts_with('|') {
+        cells = line.split('|').map(str::trim).filter(|cell| !cell.is_empty()).collect::<Vec<_>>().join(" · ");
+        cells.as_str()
+    } else {
+        line
+    };
     let mut gist: String = line.chars().take(GIST_CHARS).collect();
     if gist.len() < line.len() {
         gist.push('…');
@@ -172,6 +180,12 @@ pub fn inert_markdown(text: &str) -> String {
         out.push_str("</pre>\n");
     }
     out
+}
+
+/// Text for inside an HTML block (a `<summary>` title): no Markdown is read there, so only HTML,
+/// mentions, references and control characters are neutralised (see `inert_markdown`).
+pub fn html_text(text: &str) -> String {
+    inline(text, true)
 }
 
 /// One line, neutralised (see `inert_markdown`); inside `<pre>` brackets are entities too.
@@ -227,6 +241,7 @@ mod tests {
     fn gists_are_the_first_heading_or_line() {
         assert_eq!(gist("\n\nsome text\n## Plan: 1 to add\n"), "Plan: 1 to add");
         assert_eq!(gist("  first line  \nsecond"), "first line");
+        assert_eq!(gist("| Name | Cover |\n|---|---|\n"), "Name · Cover");
         assert_eq!(gist(&"x".repeat(300)).chars().count(), GIST_CHARS + 1);
     }
 
