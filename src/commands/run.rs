@@ -36,7 +36,10 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &
     }
     // The step's own, empty summary file, named in its environment (report/summary.rs). Without
     // one (no private directory could be made), the step runs all the same.
-    let summary_file = SummaryFile::create(setup.run_as.as_ref());
+    // Under the stage's own TMPDIR when the executor gives it one: a stage user may not be able to
+    // reach herald's.
+    let stage_tmp = setup.vars.iter().find(|(name, _)| name == "TMPDIR").map(|(_, dir)| PathBuf::from(dir));
+    let summary_file = SummaryFile::create(stage_tmp.unwrap_or_else(std::env::temp_dir), setup.run_as.as_ref());
     let mut vars = setup.vars.clone();
     if let Some(file) = &summary_file {
         vars.push(("HERALD_STEP_SUMMARY".to_owned(), file.path.clone().into_os_string()));
@@ -160,8 +163,7 @@ struct SummaryFile {
 }
 
 impl SummaryFile {
-    fn create(owner: Option<&RunAs>) -> Option<SummaryFile> {
-        let base = std::env::temp_dir();
+    fn create(base: PathBuf, owner: Option<&RunAs>) -> Option<SummaryFile> {
         for attempt in 0..8u32 {
             let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
             let dir = base.join(format!("herald-summary-{}-{nanos:x}{attempt}", std::process::id()));

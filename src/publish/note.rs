@@ -685,6 +685,10 @@ impl<'c> NoteSync<'c> {
         for (name, summary) in super::job_memory::summaries(&self.job) {
             carried.keep_summary(&name, Some(summary));
         }
+        // This process's own (also when there is no job memory: no CI_JOB_ID, no private dir).
+        if let Some((name, Some(summary))) = &self.own_summary {
+            carried.keep_summary(name, Some(summary.clone()));
+        }
         carried.retain_summaries(|name| statuses.iter().any(|s| s.name == name));
         self.read_summaries(guard, jobs, &statuses, &mut carried, &mut logs)?;
         let summaries = carried.summaries().clone();
