@@ -103,6 +103,16 @@ impl Carried {
             json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('@', "\\u0040")
         };
         let mut carried = self.clone();
+        // Summaries beyond twice what a note shows of them (report/summary.rs NOTE_BUDGET) are
+        // kept as known but empty, the largest first: never shown whole anyway, and not read again
+        // from the job log (the mark says there is one) by every later writer.
+        let room_for_summaries = 2 * crate::report::summary::NOTE_BUDGET;
+        let mut total: usize = carried.summaries.values().map(String::len).sum();
+        while total > room_for_summaries {
+            let Some(largest) = carried.summaries.values_mut().max_by_key(|text| text.len()) else { break };
+            total -= largest.len();
+            largest.clear();
+        }
         loop {
             let line =
                 format!("{BLOCK_START}{}{BLOCK_END}\n", encode(serde_json::to_string(&carried).unwrap_or_default()));
@@ -145,6 +155,19 @@ mod tests {
         assert_eq!(Carried::from_note(&body, 8), Carried::new(8), "another pipeline's");
         assert_eq!(hidden_start(&body), Some("<!-- herald:note pipeline=7 -->\nvisible".len()));
         assert_eq!(Carried::from_note(&body.replace("\"pipeline\"", "\"pipe\""), 7), Carried::new(7));
+    }
+
+    #[test]
+    fn summaries_past_their_room_are_kept_as_known_but_empty() {
+        let mut carried = Carried::new(7);
+        for i in 0..40 {
+            carried.keep_summary(&format!("herald/job {i}"), Some("s".repeat(8 * 1024)));
+        }
+        let block = carried.block(1_000_000);
+        let back = Carried::from_note(&format!("<!-- herald:note pipeline=7 -->\n{block}"), 7);
+        assert_eq!(back.summaries().len(), 40, "every summary is still known");
+        let kept: usize = back.summaries().values().map(String::len).sum();
+        assert!(kept <= 2 * crate::report::summary::NOTE_BUDGET, "{kept} bytes");
     }
 
     #[test]
