@@ -111,7 +111,8 @@ pub fn for_note(text: &str, size: u64, budget: usize) -> String {
     let whole = if read_all { "the whole summary" } else { "its first MiB" };
     format!(
         "{kept}\n\n_… cut here: {} of {size} bytes not shown; {whole} is in the job log (section \"summary\")._",
-        size - kept.len() as u64
+        // Masking can make the text longer than the file was.
+        size.saturating_sub(kept.len() as u64)
     )
 }
 
@@ -142,8 +143,8 @@ pub fn gist(text: &str) -> String {
 /// nothing that could imitate or end herald's own blocks:
 /// - `<` and `&` are entities everywhere (no tag, comment or entity can form: herald's hidden
 ///   `<!-- herald:… -->` markers cannot be written, nor `</details>`);
-/// - `@` is followed by a zero-width space, as are `#`, `!`, `~`, `%`, `$` and `^` when a
-///   reference could follow (`#12`, `!3`, `~bug`);
+/// - `@` is followed by a zero-width space, as are `#`, `!` and `&` before a number (`#12`, `!3`,
+///   `&4`: references that leave a "mentioned in" note where they point);
 /// - a line starting with `/` gets a zero-width space before it (GitLab's quick actions);
 /// - fenced code blocks become `<pre>` blocks of escaped text, closed at the end even when the
 ///   summary left one open, so a fence cannot swallow what follows.
@@ -195,14 +196,22 @@ fn inline(line: &str, in_pre: bool) -> String {
     while let Some(c) = chars.next() {
         match c {
             '<' => out.push_str("&lt;"),
-            '&' => out.push_str("&amp;"),
+            '&' => {
+                out.push_str("&amp;");
+                // `&12` is an epic's reference.
+                if chars.peek().is_some_and(char::is_ascii_digit) {
+                    out.push('\u{200b}');
+                }
+            }
             '>' if in_pre => out.push_str("&gt;"),
             '[' if in_pre => out.push_str("&#91;"),
             ']' if in_pre => out.push_str("&#93;"),
             '@' => out.push_str("@\u{200b}"),
-            '#' | '!' | '~' | '%' | '$' | '^' => {
+            // `#12` and `!3` (also `group/project#12`) are references GitLab cross-links, leaving a
+            // "mentioned in" note on the issue or merge request. A link's `#anchor` is left alone.
+            '#' | '!' => {
                 out.push(c);
-                if chars.peek().is_some_and(|next| next.is_alphanumeric() || matches!(next, '"' | '-' | '_')) {
+                if chars.peek().is_some_and(char::is_ascii_digit) {
                     out.push('\u{200b}');
                 }
             }
@@ -228,12 +237,14 @@ mod tests {
     fn hostile_markdown_is_inert() {
         let text =
             "# Plan\n/merge\n  /approve\n\u{1}/unlabel\n@all look <!-- herald:carried {} --> </details><img src=x>\n\
-                    &#64;all #12 !3 ~bug\n```\n</pre><b>x</b>\n";
+                    &#64;all #12 !3 &4 [docs](https://x.example/a%20b#usage)\n```\n</pre><b>x</b>\n";
         let inert = inert_markdown(text);
         assert!(!inert.replace("<pre>", "").replace("</pre>", "").contains('<'), "{inert}");
         assert!(!inert.contains("@all") && !inert.contains("&#64;") && !inert.contains("#12"), "{inert}");
         assert!(!inert.lines().any(|line| line.trim_start().starts_with('/')), "{inert}");
         assert!(inert.starts_with("# Plan\n"), "headings stay Markdown: {inert}");
+        assert!(!inert.contains("!3") && !inert.contains("&amp;4"), "{inert}");
+        assert!(inert.contains("(https://x.example/a%20b#usage)"), "links keep working: {inert}");
         assert_eq!(inert.matches("<pre>").count(), inert.matches("</pre>").count(), "{inert}");
     }
 
@@ -254,6 +265,9 @@ mod tests {
         let before_notice = shown.rsplit_once("\n\n_…").unwrap().0;
         assert!(before_notice.lines().last().unwrap().starts_with("line "), "cut at a line boundary");
         assert_eq!(for_note("short\n", 6, STEP_BUDGET), "short");
+        // Masked text longer than the file it came from.
+        let masked = "[MASKED]\n".repeat(2000);
+        assert!(for_note(&masked, 6000, STEP_BUDGET).contains("_… cut here: 0 of 6000 bytes"));
     }
 
     #[test]
