@@ -23,6 +23,10 @@ mod gitlab;
 mod tls;
 
 #[allow(dead_code)]
+#[path = "../tests/support/api_description.rs"]
+mod api_description;
+
+#[allow(dead_code)]
 #[path = "../tests/support/campaign.rs"]
 mod campaign;
 
@@ -128,6 +132,13 @@ fn faults(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps: 
             with_faults(jobs, steps, Faults::random(0.5, &[Fault::RateLimited { retry_after_secs: 1 }], 15)),
         ),
         (
+            "429 storm, 5 s flush budget (HERALD_FLUSH_TIMEOUT=5s)",
+            Scenario {
+                flush_timeout: "5s",
+                ..with_faults(jobs, steps, Faults::random(0.5, &[Fault::RateLimited { retry_after_secs: 1 }], 19))
+            },
+        ),
+        (
             "server hangs on 5% (10 s request timeout)",
             with_faults(jobs, steps, Faults::random(0.05, &[Fault::Hang], 16)),
         ),
@@ -147,9 +158,9 @@ fn faults(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps: 
     ];
     println!("{jobs} concurrent jobs × {steps} steps each, one pipeline and note, per fault.\n");
     println!(
-        "| fault | exit codes kept | statuses final | steps with 2+ final statuses | note correct | after the .post job | added per step (median / max) | requests per step |"
+        "| fault | exit codes kept | statuses final | steps with 2+ final statuses | note correct | after the .post job | notes created | first version's totals kept | added per step (median / max) | requests per step |"
     );
-    println!("|---|---:|---:|---:|---|---|---:|---:|");
+    println!("|---|---:|---:|---:|---|---|---:|---|---:|---:|");
     let only = std::env::var("FAULT").unwrap_or_default();
     for (name, scenario) in scenarios.into_iter().filter(|(name, _)| name.contains(&only)) {
         let outcome: Outcome = campaign::run_pipeline(herald, &work.join(name.replace(' ', "-")), &scenario);
@@ -166,12 +177,14 @@ fn faults(herald: &std::path::Path, work: &std::path::Path, jobs: usize, steps: 
             None => "—",
         };
         println!(
-            "| {name} | {}/{} | {}/{} | {} | {note} | {after_post} | {} / {} | {:.1} |",
+            "| {name} | {}/{} | {}/{} | {} | {note} | {after_post} | {} | {} | {} / {} | {:.1} |",
             outcome.exit_codes_kept,
             outcome.steps,
             outcome.statuses_final,
             outcome.steps,
             outcome.duplicate_finals,
+            outcome.notes_created,
+            if outcome.first_totals_kept { "yes" } else { "**no**" },
             ms(outcome.added_median),
             ms(outcome.added_max),
             outcome.requests_per_step()
@@ -244,11 +257,12 @@ fn notes(herald: &std::path::Path, work: &std::path::Path, jobs: usize, trials: 
     println!("{jobs} concurrent jobs × 2 steps of 0.5–2.5 s (so that live writes are cut off by the steps' ends),");
     println!("{trials} pipelines per row; notes counted once every job had ended, before any `.post` job.\n");
     println!(
-        "| jobs' ids | pipelines with exactly one note | with a duplicate left | note correct | requests per step |"
+        "| jobs' ids | pipelines with exactly one note | with a duplicate left | notes created (one is the goal) | first version's totals kept | note correct | requests per step |"
     );
-    println!("|---|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for shared in [false, true] {
         let (mut one, mut more, mut correct, mut requests) = (0, 0, 0, 0.0);
+        let (mut created, mut created_most, mut totals_kept) = (0, 0, 0);
         let mut problem = None;
         for trial in 0..trials {
             let scenario = Scenario {
@@ -260,6 +274,9 @@ fn notes(herald: &std::path::Path, work: &std::path::Path, jobs: usize, trials: 
             let outcome = campaign::run_pipeline(herald, &work.join(format!("notes-{shared}-{trial}")), &scenario);
             one += usize::from(outcome.notes_left == 1);
             more += usize::from(outcome.notes_left > 1);
+            created += outcome.notes_created;
+            created_most = created_most.max(outcome.notes_created);
+            totals_kept += usize::from(outcome.first_totals_kept);
             correct += usize::from(outcome.note_correct);
             requests += outcome.requests_per_step() / trials as f64;
             if problem.is_none() {
@@ -268,7 +285,10 @@ fn notes(herald: &std::path::Path, work: &std::path::Path, jobs: usize, trials: 
         }
         let problem = problem.map(|p| format!(" ({p})")).unwrap_or_default();
         let ids = if shared { "one id shared by every job" } else { "one per job" };
-        println!("| {ids} | {one}/{trials} | {more} | {correct}/{trials}{problem} | {requests:.1} |");
+        let created = format!("{:.2} per pipeline (at most {created_most})", created as f64 / trials.max(1) as f64);
+        println!(
+            "| {ids} | {one}/{trials} | {more} | {created} | {totals_kept}/{trials} | {correct}/{trials}{problem} | {requests:.1} |"
+        );
     }
 }
 

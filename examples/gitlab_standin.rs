@@ -12,6 +12,10 @@ mod gitlab;
 #[path = "../tests/support/tls.rs"]
 mod tls;
 
+#[allow(dead_code)]
+#[path = "../tests/support/api_description.rs"]
+mod api_description;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 

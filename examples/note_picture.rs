@@ -41,7 +41,7 @@ fn finding(dir: &std::path::Path) {
     std::fs::write(checkout.join("ruff.sarif"), report).expect("ruff.sarif");
     let loaded = load(&checkout.join("ruff.sarif"), Format::Sarif, &checkout).expect("ruff's report");
     let finding = loaded.findings.iter().find(|f| f.line == 21).expect("the F841 finding on line 21");
-    std::fs::write(dir.join("finding.md"), thread_body(finding, 21, 1841)).expect("finding.md");
+    std::fs::write(dir.join("finding.md"), thread_body(finding, 21, "lint", 1841)).expect("finding.md");
     let source = std::fs::read_to_string(checkout.join("app.py")).expect("app.py");
     let lines: Vec<String> =
         source.lines().enumerate().skip(18).take(4).map(|(i, l)| format!("{}\t{l}", i + 1)).collect();

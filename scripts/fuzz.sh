@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing of the configuration loader, the note renderer, the token file's reader
-# and the step summary's reader (fuzz/fuzz_targets/).
+# Coverage-guided fuzzing of the configuration loader, the note renderer, the token file's reader,
+# the findings readers (Code Quality, SARIF) and diff matcher, and the step summary's reader
+# (fuzz/fuzz_targets/).
 #   scripts/fuzz.sh              # the campaign: 5 minutes per target
 #   scripts/fuzz.sh 10           # seconds per target (CI runs this)
 #   scripts/fuzz.sh 60 note_render
@@ -10,7 +11,8 @@
 # compiler, same code generation: only the gate on unstable flags is lifted, for this build alone.
 #
 # Seeds: the test fixtures and the CI templates (config_load), hostile names (note_render), a few
-# token files (token_file), hostile Markdown (step_summary), and
+# token files (token_file), the real reports and diffs of tests/fixtures/findings
+# (codequality_read, sarif_read, diff_match), hostile Markdown (step_summary), and
 # every input that once failed (fuzz/regressions/<target>, committed). The corpus grows in
 # fuzz/corpus/<target> (not committed). A failure leaves its input in fuzz/artifacts/<target>/
 # and fails the script; reproduce with
@@ -21,7 +23,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config_load note_render token_file step_summary)
+[ ${#targets[@]} -gt 0 ] || targets=(config_load note_render token_file codequality_read sarif_read diff_match step_summary)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz --version 0.13.2
@@ -30,10 +32,20 @@ export RUSTC_BOOTSTRAP=1
 
 seeds=fuzz/target/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds/config_load" "$seeds/note_render" "$seeds/token_file" "$seeds/step_summary"
+mkdir -p "$seeds/config_load" "$seeds/note_render" "$seeds/token_file" "$seeds/codequality_read" "$seeds/sarif_read" "$seeds/diff_match" "$seeds/step_summary"
 printf 'glpat-0123456789abcdefghij\n' >"$seeds/token_file/plain"
 printf '  glpat-a b\r\n\tglpat-c\n' >"$seeds/token_file/words"
 printf '\xff\xfe glpat-\x00\n' >"$seeds/token_file/binary"
+for file in tests/fixtures/findings/*/*.json tests/fixtures/findings/*/*.sarif; do
+  case "$(head -c 1 "$file")" in
+    '[') cp "$file" "$seeds/codequality_read/$(basename "$file")" ;;
+    *) cp "$file" "$seeds/sarif_read/$(basename "$file")" ;;
+  esac
+done
+for file in tests/fixtures/findings/*/*.diff; do
+  # Lines 1..=40 asked for: 16 bytes of range, then the diff.
+  { printf '\001\000\000\000\000\000\000\000\050\000\000\000\000\000\000\000'; cat "$file"; } >"$seeds/diff_match/$(basename "$file")"
+done
 n=0
 while IFS= read -r file; do
   n=$((n + 1))

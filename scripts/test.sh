@@ -34,6 +34,11 @@ if [ ! -x "$tools/node_modules/.bin/gitlab-ci-local" ]; then
   npm install --prefix "$tools" --no-audit --no-fund --silent gitlab-ci-local@4.72.0
 fi
 export GITLAB_CI_LOCAL="$tools/node_modules/.bin/gitlab-ci-local"
+# PyYAML with its C loader, libyaml — what GitLab's Ruby (Psych) reads YAML with: the YAML
+# agreement test compares herald's reading of tests/fixtures/yaml with it.
+if ! python3 -c 'import sys, yaml; sys.exit(0 if yaml.__with_libyaml__ else 1)' 2>/dev/null; then
+  python3 -m pip install --quiet pyyaml || python3 -m pip install --quiet --break-system-packages pyyaml
+fi
 # Everything is installed now: a test that finds a tool missing fails instead of skipping.
 export HERALD_TEST_EVERYTHING=1
 

@@ -47,7 +47,8 @@ pub struct RunSettings {
     pub publishing: Publishing,
     /// `HERALD_FAILURE_TAIL`: how many of a failed step's last output lines to publish.
     pub failure_tail: Option<usize>,
-    /// Values masked in that excerpt and in the step's summary.
+    /// The secret values of the environment: masked in the step's name, in its job-log section's
+    /// name, in the failure excerpt and in the step's summary (report/summary.rs).
     pub secrets: Secrets,
     /// Linter reports to publish as threads after the step (`--findings`).
     pub findings: Vec<PathBuf>,
@@ -70,10 +71,22 @@ impl RunSettings {
         }
         let named = args.name.is_some();
         let name = args.name.as_ref().map(|name| name.to_string_lossy());
+        // The secrets in the environment (the token's variable among them) are masked in the
+        // step's name before anything shows it: status, note, job log, JUnit (`herald run --
+        // deploy $TOKEN` names the step after its words). Masked before the name is cut. A token
+        // from HERALD_TOKEN_FILE is in no variable: masked all the same.
+        let publishing = context::resolve(env)?;
+        let secrets = {
+            let mut vars = env.vars();
+            if let Publishing::On(context) = &publishing {
+                vars.push(("HERALD_TOKEN".to_owned(), context.token.secret().to_owned()));
+            }
+            Secrets::from_vars(&vars)
+        };
         let step = match name.as_deref().map(str::trim) {
             Some("") => return Err(ConfigError::new("--name must not be empty")),
-            Some(name) => StepName::new(name),
-            None => StepName::from_command(&args.command),
+            Some(name) => StepName::new(&secrets.mask(name)),
+            None => StepName::new(&secrets.mask(StepName::from_command(&args.command).as_str())),
         };
         if args.timeout == Some(Duration::ZERO) {
             return Err(ConfigError::new("--timeout must be more than 0"));
@@ -94,17 +107,6 @@ impl RunSettings {
                     )))
                 }
             },
-        };
-        let publishing = context::resolve(env)?;
-        // Always collected: a failure excerpt and a step summary (report/summary.rs) both need them.
-        let secrets = match &publishing {
-            // A token from HERALD_TOKEN_FILE is in no variable: masked all the same.
-            Publishing::On(context) => {
-                let mut vars = env.vars();
-                vars.push(("HERALD_TOKEN".to_owned(), context.token.secret().to_owned()));
-                Secrets::from_vars(&vars)
-            }
-            Publishing::Off(_) => Secrets::from_vars(&env.vars()),
         };
         Ok(RunSettings {
             command: args.command,

@@ -56,6 +56,12 @@ impl Secrets {
         )
     }
 
+    /// The same secrets lower-cased: for text that was lower-cased after masking (a job-log
+    /// section's name), where a secret written in capitals would appear.
+    pub fn lowercased(&self) -> Secrets {
+        Secrets::of(self.0.iter().map(|secret| secret.to_lowercase()))
+    }
+
     /// `text` with every copy of a secret, and every token-shaped string, replaced by `[MASKED]`.
     pub fn mask(&self, text: &str) -> String {
         let decoded = Decoded::of(text);

@@ -94,6 +94,17 @@ impl StepName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The name of its `occurrence`-th use in a job: `sh`, `sh (2)`, … as the plan numbers it
+    /// (`pipeline::steps::repeat_name`). Never cut again: a name already at the limit would lose
+    /// its number and be the same name once more.
+    pub fn numbered(&self, occurrence: usize) -> StepName {
+        if occurrence <= 1 {
+            self.clone()
+        } else {
+            StepName(format!("{} ({occurrence})", self.0))
+        }
+    }
 }
 
 /// Shell keywords and builtins that set the shell up or steer it rather than do the step's work.

@@ -301,8 +301,12 @@ fn every_template_loads_plans_its_steps_and_is_posix_sh() {
     let mut their_names: Vec<&str> = theirs.iter().map(|job| job["name"].as_str().unwrap()).collect();
     their_names.sort();
 
-    let ours =
-        crate::support::run(crate::support::herald().args(["tasks", "--format", "json"]).current_dir(dir.path()));
+    // The same merge request pipeline for both: the templates' rules create their jobs there.
+    let ours = crate::support::run(
+        crate::support::herald()
+            .args(["tasks", "--format", "json", "--variable", "CI_PIPELINE_SOURCE=merge_request_event"])
+            .current_dir(dir.path()),
+    );
     assert_eq!(ours.code, Some(0), "{}", ours.stderr_text());
     let ours: serde_json::Value = serde_json::from_str(&ours.stdout_text()).unwrap();
     let jobs = ours["jobs"].as_array().unwrap();

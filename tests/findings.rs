@@ -7,22 +7,22 @@ use std::path::Path;
 use crate::support::gitlab::*;
 use crate::support::{herald_in_ci, run, Finished, PipelineKind, TempDir};
 
-fn fixture(path: &str) -> String {
+pub(crate) fn fixture(path: &str) -> String {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/findings").join(path);
     std::fs::read_to_string(full).unwrap()
 }
 
 /// A unified diff's hunks, as GitLab's diffs API gives them (no file headers).
-fn hunks(diff: &str) -> String {
+pub(crate) fn hunks(diff: &str) -> String {
     diff[diff.find("@@ ").unwrap()..].to_owned()
 }
 
 /// The merge request's newest version: `path` changed by `diff`.
-fn push(gitlab: &GitLab, version: u64, diff: &str, path: &str, new_file: bool) {
+pub(crate) fn push(gitlab: &GitLab, version: u64, diff: &str, path: &str, new_file: bool) {
     push_renamed(gitlab, version, diff, path, path, new_file);
 }
 
-fn push_renamed(gitlab: &GitLab, version: u64, diff: &str, old_path: &str, path: &str, new_file: bool) {
+pub(crate) fn push_renamed(gitlab: &GitLab, version: u64, diff: &str, old_path: &str, path: &str, new_file: bool) {
     gitlab.with(|w| {
         w.mr_versions.push(DiffVersion {
             id: version,
@@ -40,7 +40,7 @@ fn push_renamed(gitlab: &GitLab, version: u64, diff: &str, old_path: &str, path:
     });
 }
 
-fn findings(gitlab: &GitLab, checkout: &Path, args: &[&str]) -> Finished {
+pub(crate) fn findings(gitlab: &GitLab, checkout: &Path, args: &[&str]) -> Finished {
     run(herald_in_ci(gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
         .env("CI_PROJECT_DIR", checkout)
         .current_dir(checkout)
@@ -48,11 +48,11 @@ fn findings(gitlab: &GitLab, checkout: &Path, args: &[&str]) -> Finished {
         .args(args))
 }
 
-fn threads(gitlab: &GitLab) -> Vec<Discussion> {
+pub(crate) fn threads(gitlab: &GitLab) -> Vec<Discussion> {
     gitlab.with(|w| w.discussions.clone())
 }
 
-fn position(thread: &Discussion) -> Option<(String, u64)> {
+pub(crate) fn position(thread: &Discussion) -> Option<(String, u64)> {
     thread.notes[0].position.clone()
 }
 
@@ -68,7 +68,7 @@ fn findings_on_changed_lines_become_threads_once_and_fixed_ones_are_resolved() {
     assert_eq!(first.code, Some(0), "{}", first.stderr_text());
     assert_eq!(
         first.stderr_text().trim(),
-        "herald findings: 4 findings, 2 on changed lines (2 new threads) — elsewhere: app.py:1 F401, app.py:20 F841",
+        "herald findings: 4 findings, 2 on changed lines (2 new threads) — elsewhere app.py:1 F401, app.py:20 F841",
         "F401 and the first F841 are on lines the MR did not change: counted, not posted"
     );
     let posted = threads(&gitlab);
@@ -80,7 +80,7 @@ fn findings_on_changed_lines_become_threads_once_and_fixed_ones_are_resolved() {
     let again = findings(&gitlab, checkout.path(), &["ruff.json"]);
     assert_eq!(
         again.stderr_text().trim(),
-        "herald findings: 4 findings, 2 on changed lines — elsewhere: app.py:1 F401, app.py:20 F841"
+        "herald findings: 4 findings, 2 on changed lines — elsewhere app.py:1 F401, app.py:20 F841"
     );
     assert_eq!(threads(&gitlab).len(), 2);
 
@@ -94,7 +94,7 @@ fn findings_on_changed_lines_become_threads_once_and_fixed_ones_are_resolved() {
     let second = findings(&gitlab, checkout.path(), &["ruff.json"]);
     assert_eq!(
         second.stderr_text().trim(),
-        "herald findings: 4 findings, 2 on changed lines (1 new thread), 1 fixed — elsewhere: app.py:1 F401, app.py:20 F841"
+        "herald findings: 4 findings, 2 on changed lines (1 new thread), 1 fixed — elsewhere app.py:1 F401, app.py:20 F841"
     );
     let after = threads(&gitlab);
     assert_eq!(after.len(), 3, "only the new finding got a thread");
@@ -173,6 +173,11 @@ fn a_step_publishes_its_report_and_its_status_says_so() {
     let description = status.description.unwrap();
     assert!(description.starts_with("passed in "), "{description}");
     assert!(description.ends_with("s · 4 findings, 4 on changed lines (4 new threads)"), "{description}");
+    // The note's heading counts them (the step's job is not among the stand-in pipeline's jobs:
+    // no job link here; the unit test in report/note.rs has one).
+    let notes = gitlab.with(|w| w.herald_notes(1));
+    let note = &notes.last().expect("the step wrote the note").body;
+    assert!(note.contains("\n🔎 **4 findings on changed lines** (4 new threads): clippy\n"), "{note}");
 }
 
 #[test]

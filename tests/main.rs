@@ -11,6 +11,7 @@ mod doctor;
 mod e2e;
 mod executor;
 mod findings;
+mod findings_trust;
 mod install;
 mod joblog;
 mod junit;

@@ -69,6 +69,24 @@ fn file(random: &mut Random) -> String {
                 value(random, 1)
             )),
             2 => text.push_str(&format!("{}:\n  parallel: {}\n  script: [x]\n", random.pick(&NAMES), value(random, 1))),
+            3 if random.below(2) == 0 => text.push_str(&format!(
+                "{}:\n  script: [x]\n  {}\n",
+                random.pick(&NAMES),
+                random.pick(&[
+                    "rules:\n    - if: $CI_COMMIT_BRANCH == \"main\"\n      allow_failure: true\n    - when: never",
+                    "rules:\n    - exists: ['{a,b}/**/*.{rs,yml}', '[z-a]*']\n      when: manual",
+                    "rules:\n    - changes: [src/**]\n    - if: $X =~ /(/",
+                    "rules: !reference [.x, rules]",
+                    "only: [main, /^feature/, merge_requests]\n  except:\n    variables: [$NOPE]",
+                    "only:\n    refs: [tags]\n    kubernetes: active",
+                ])
+            )),
+            3 => text.push_str(&format!(
+                "workflow:\n  rules:\n    - if: {}\n  {}: [\n{}]\n",
+                random.pick(&["$CI_COMMIT_TAG", "$CI_PIPELINE_SOURCE == 'push'", "'bad"]),
+                random.pick(&NAMES),
+                random.pick(&["x,\ny\n", "'a\nb'", "\tz"])
+            )),
             _ => text.push_str(&format!("{}: {}\n", random.pick(&NAMES), value(random, 0))),
         }
     }
@@ -82,7 +100,10 @@ fn generated_pipelines_never_panic_the_loader() {
         let mut random = Random(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let files: Vec<(String, Vec<u8>)> =
             FILES.iter().map(|name| (name.to_string(), file(&mut random).into_bytes())).collect();
-        let result = std::panic::catch_unwind(|| load_from(&InMemory(files.clone()), ".gitlab-ci.yml", None, &[]));
+        let variables =
+            [("CI_PIPELINE_SOURCE".to_owned(), "push".to_owned()), ("CI_COMMIT_BRANCH".into(), "main".into())];
+        let result =
+            std::panic::catch_unwind(|| load_from(&InMemory(files.clone()), ".gitlab-ci.yml", None, &variables));
         let outcome = result.unwrap_or_else(|_| panic!("seed {seed} panicked on {files:?}"));
         match outcome {
             Ok(pipeline) => loaded.push(pipeline.jobs.len()),

@@ -280,6 +280,26 @@ fn gitlab_runners_pipeline_loads_offline() {
     assert_eq!(incomplete, ["binaries", "fuzz variable mask"]);
     assert_eq!(json["unresolved_includes"].as_array().unwrap().len(), 4);
 
+    // Its rules (issue 25, docs/real-pipelines.md "Rules on gitlab-runner"): a push of main decides
+    // the release and tag jobs; `changes:` leave most others undecided; a scheduled pipeline has
+    // no diff, so every job is decided.
+    let counts = |json: &Value| {
+        let mut counts = std::collections::BTreeMap::new();
+        for job in json["jobs"].as_array().unwrap() {
+            *counts.entry(job["when"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+        }
+        counts.into_iter().collect::<Vec<(String, usize)>>()
+    };
+    let canonical = ["CI_PROJECT_PATH=gitlab-org/gitlab-runner", "CI_PROJECT_NAMESPACE=gitlab-org"];
+    let branch = ["CI_COMMIT_BRANCH=main", "CI_COMMIT_REF_NAME=main", "CI_DEFAULT_BRANCH=main"];
+    let push = tasks(&[&canonical[..], &branch, &["CI_PIPELINE_SOURCE=push"]].concat());
+    let owned = |pairs: &[(&str, usize)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect::<Vec<_>>();
+    assert_eq!(counts(&push), owned(&[("never", 24), ("on_success", 5), ("unknown", 96)]));
+    assert_eq!(job(&push, "stable S3")["when"], "never", "a tag job");
+    let schedule = tasks(&[&canonical[..], &branch, &["CI_PIPELINE_SOURCE=schedule"]].concat());
+    assert_eq!(counts(&schedule), owned(&[("always", 1), ("manual", 3), ("never", 24), ("on_success", 97)]));
+    assert_eq!(push["pipeline_created"], true);
+
     let without_context = tasks(&[]);
     assert_eq!(names(&without_context).len(), 125, "the same jobs, some incomplete");
     assert!(job(&without_context, "helper images: [windows-nanoserver-ltsc2019 windows-servercore-ltsc2019]")

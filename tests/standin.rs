@@ -251,3 +251,42 @@ fn notes_behave_like_gitlabs() {
         "answers carry GitLab's clock"
     );
 }
+
+/// Every route the stand-in serves is one GitLab's own API description has, where it covers the
+/// path (notes and discussions are absent from it), and the checker itself tells a request the
+/// description lacks from one it has.
+#[test]
+fn the_stand_ins_routes_are_in_gitlabs_api_description() {
+    use crate::support::api_description::{check, check_route};
+    for (method, template) in ROUTES {
+        check_route(method, template).unwrap_or_else(|why| panic!("{why}"));
+    }
+    let statuses = format!("/projects/{PROJECT_ID}/statuses/{SHA_FEATURE}");
+    assert!(check("POST", &statuses, "", r#"{"state":"running","name":"x","pipeline_id":1}"#).is_ok());
+    assert!(check("POST", &statuses, "", r#"{"state":"running","allow_failure":true}"#).is_err(), "no such field");
+    assert!(check("PUT", &statuses, "", "{}").is_err(), "no such method");
+    assert!(check("GET", "/projects/42/pipelines/7/jobs", "include_retried=true&per_page=100&page=2", "").is_ok());
+    assert!(check("GET", "/projects/42/pipelines/7/jobs", "order_by=id", "").is_err());
+    assert!(check("GET", "/projects/42/merge_requests/1/notes", "anything=1", "").is_ok(), "not covered");
+}
+
+/// GitLab's description lists 200 for a status post (GitLab answers 201): herald takes any 2xx,
+/// statuses and the note alike, and says nothing about it.
+#[test]
+fn herald_accepts_any_success_status() {
+    let gitlab = GitLab::start();
+    gitlab.with(|w| w.success_status = Some(200));
+    let (_, url) = gitlab.with(|w| w.add_job(PIPELINE_DETACHED, "lint", "test", "running"));
+    let finished = crate::support::run(
+        crate::support::herald_in_ci(&gitlab, crate::support::PipelineKind::Detached, TOKEN_DEVELOPER)
+            .env("CI_JOB_URL", &url)
+            .args(["run", "--name", "unit", "--", "false"]),
+    );
+    assert_eq!(finished.code, Some(1));
+    let stderr = finished.stderr_text();
+    assert!(!stderr.contains("herald: "), "no complaint about a 200: {stderr}");
+    assert_eq!(gitlab.with(|w| w.statuses(PIPELINE_DETACHED)["herald/lint › unit"].status.clone()), "failed");
+    let notes = gitlab.with(|w| w.herald_notes(1));
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].body.contains("unit"), "{}", notes[0].body);
+}

@@ -100,7 +100,8 @@ fn hostile_configuration_is_one_clear_line() {
                 ("a.yml", b"include: b.yml\n".to_vec()),
                 ("b.yml", b"include: a.yml\n".to_vec()),
             ],
-            "include cycle: .gitlab-ci.yml → a.yml → b.yml → a.yml",
+            // Issue 30: the position of the include that closes the cycle.
+            "b.yml:1:10: include cycle: .gitlab-ci.yml → a.yml → b.yml → a.yml",
         ),
         (
             vec![(".gitlab-ci.yml", many.into_bytes()), ("a.yml", b"x: {script: [y]}\n".to_vec())],
@@ -109,10 +110,13 @@ fn hostile_configuration_is_one_clear_line() {
         (vec![(".gitlab-ci.yml", b"job:\n  script: [\"ok\", \xff]\n".to_vec())], ".gitlab-ci.yml: not UTF-8"),
         (vec![(".gitlab-ci.yml", b"job:\n  script: [unclosed\n".to_vec())], ".gitlab-ci.yml:3:"),
         (vec![(".gitlab-ci.yml", bomb.into_bytes())], "expands to more than 1000000 values"),
-        (vec![(".gitlab-ci.yml", b"a:\n  extends: b\n  script: [x]\nb:\n  extends: a\n".to_vec())], "extends cycle"),
+        (
+            vec![(".gitlab-ci.yml", b"a:\n  extends: b\n  script: [x]\nb:\n  extends: a\n".to_vec())],
+            ".gitlab-ci.yml:5:12: extends cycle: a → b → a",
+        ),
         (
             vec![(".gitlab-ci.yml", b"a:\n  extends: .missing\n  script: [x]\n".to_vec())],
-            "extends '.missing', which does not exist",
+            ".gitlab-ci.yml:2:12: 'a' extends '.missing', which does not exist",
         ),
         (
             vec![(".gitlab-ci.yml", b"include: ci/x.json\n".to_vec())],
@@ -121,7 +125,7 @@ fn hostile_configuration_is_one_clear_line() {
         (vec![(".gitlab-ci.yml", b"include: nowhere.yml\n".to_vec())], "nowhere.yml: cannot read it"),
         (
             vec![(".gitlab-ci.yml", b"a:\n  script: [!reference [.nope, script]]\n".to_vec())],
-            "job 'a': !reference to unknown job '.nope'",
+            ".gitlab-ci.yml:2:3: job 'a': !reference to unknown job '.nope'",
         ),
         (vec![(".gitlab-ci.yml", b"- just\n- a list\n".to_vec())], ".gitlab-ci.yml:1:1: the file must be a mapping"),
         (
@@ -279,4 +283,191 @@ fn include_rules_are_evaluated_where_the_variables_allow() {
     let names: Vec<&str> = json["jobs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
     // The MR rule holds; no tag; no package.json; `changes:` cannot be decided here, so it is kept.
     assert_eq!(names, ["mr-job", "changed-job"]);
+}
+
+/// Runs `herald tasks` in `format` on a fresh project with `variables` (NAME=VALUE).
+fn tasks_with(files: &[(&str, &str)], format: &str, variables: &[&str]) -> (TempDir, Finished) {
+    let dir = TempDir::new("tasks");
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    let mut command = herald();
+    command.args(["tasks", "--format", format]);
+    for variable in variables {
+        command.args(["--variable", variable]);
+    }
+    let finished = run(command.arg("--file").arg(dir.join(".gitlab-ci.yml")));
+    (dir, finished)
+}
+
+fn json_of(finished: &Finished) -> serde_json::Value {
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    serde_json::from_str(&finished.stdout_text()).unwrap()
+}
+
+/// The JSON entry of one job.
+fn entry<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    json["jobs"].as_array().unwrap().iter().find(|job| job["name"] == name).unwrap_or_else(|| panic!("{name}: {json}"))
+}
+
+const FEATURE_PUSH: [&str; 3] =
+    ["CI_PIPELINE_SOURCE=push", "CI_COMMIT_BRANCH=feature/x", "CI_COMMIT_REF_NAME=feature/x"];
+
+/// Issue 25 and 31: job `rules:`, `only`/`except` decide what is created and planned; the JSON
+/// gives each job's `when` and `allow_failure` (a rule's own included).
+#[test]
+fn job_rules_and_only_except_decide_what_is_planned() {
+    let config = "\
+never-job:\n  script: [herald run --name n -- x]\n  rules:\n    - when: never\n\
+main-only:\n  script: [herald run --name m -- x]\n  only: [main]\n\
+not-on-feature:\n  script: [x]\n  except:\n    refs: [/^feature\\//]\n\
+manual-job:\n  script: [x]\n  rules:\n    - if: $CI_COMMIT_BRANCH\n      when: manual\n\
+changed-job:\n  script: [herald run --name c -- x]\n  rules:\n    - changes: [src/**]\n      allow_failure: true\n    - when: on_success\n\
+allowed-job:\n  script: [x]\n  rules:\n    - if: $CI_COMMIT_BRANCH == \"main\"\n    - if: $CI_COMMIT_BRANCH =~ /^feature/\n      allow_failure: true\n\
+delayed-job:\n  when: delayed\n  start_in: 5 minutes\n  script: [x]\n\
+node-job:\n  script: [x]\n  rules:\n    - exists: [\"**/package.json\"]\n\
+plain-job:\n  script: [herald run --name p -- x]\n";
+    let (_dir, finished) = tasks_with(&[(".gitlab-ci.yml", config)], "json", &FEATURE_PUSH);
+    let json = json_of(&finished);
+    let fate = |name: &str| {
+        let job = entry(&json, name);
+        (job["when"].as_str().unwrap().to_owned(), job["allow_failure"].clone())
+    };
+    use serde_json::json;
+    assert_eq!(fate("never-job"), ("never".into(), json!(false)));
+    assert_eq!(fate("main-only"), ("never".into(), json!(false)), "only: [main] on a feature branch");
+    assert_eq!(fate("not-on-feature"), ("never".into(), json!(false)));
+    assert_eq!(fate("manual-job"), ("manual".into(), json!(false)), "when: manual in rules does not allow failure");
+    assert_eq!(fate("changed-job"), ("on_success".into(), json!("unknown")), "changes: cannot be decided here");
+    assert_eq!(fate("allowed-job"), ("on_success".into(), json!(true)));
+    assert_eq!(fate("delayed-job"), ("delayed".into(), json!(false)));
+    assert_eq!(fate("node-job"), ("never".into(), json!(false)));
+    assert_eq!(fate("plain-job"), ("on_success".into(), json!(false)));
+    assert_eq!(entry(&json, "never-job")["steps"], json!([]), "nothing planned for a job GitLab would not create");
+    assert_eq!(entry(&json, "changed-job")["steps"], json!(["c"]));
+
+    let (_dir, text) = tasks_with(&[(".gitlab-ci.yml", config)], "text", &FEATURE_PUSH);
+    let text = text.stdout_text();
+    let table: Vec<&str> = text.lines().take_while(|line| !line.starts_with("not created")).collect();
+    for absent in ["never-job", "main-only", "not-on-feature", "node-job"] {
+        assert!(!table.iter().any(|line| line.starts_with(absent)), "{absent} is not planned: {text}");
+    }
+    assert!(
+        text.contains(
+            "not created for these variables (rules, only/except): never-job, main-only, not-on-feature, node-job"
+        ),
+        "{text}"
+    );
+
+    // On main, `only: [main]` holds.
+    let (_dir, finished) = tasks_with(
+        &[(".gitlab-ci.yml", config)],
+        "json",
+        &["CI_PIPELINE_SOURCE=push", "CI_COMMIT_BRANCH=main", "CI_COMMIT_REF_NAME=main"],
+    );
+    let json = json_of(&finished);
+    assert_eq!(entry(&json, "main-only")["when"], "on_success");
+    assert_eq!(entry(&json, "allowed-job")["allow_failure"], json!(false), "the first rule holds on main");
+}
+
+/// Jobs without rules or only/except are not created in merge request pipelines (GitLab's default
+/// `only: [branches, tags]`), unless `workflow:rules` exist.
+#[test]
+fn jobs_without_rules_follow_gitlabs_default_in_merge_request_pipelines() {
+    let mr = ["CI_PIPELINE_SOURCE=merge_request_event", "CI_MERGE_REQUEST_IID=1"];
+    let (_dir, finished) = tasks_with(&[(".gitlab-ci.yml", "plain:\n  script: [x]\n")], "json", &mr);
+    assert_eq!(entry(&json_of(&finished), "plain")["when"], "never");
+    let with_workflow = "workflow:\n  rules:\n    - when: always\nplain:\n  script: [x]\n";
+    let (_dir, finished) = tasks_with(&[(".gitlab-ci.yml", with_workflow)], "json", &mr);
+    assert_eq!(entry(&json_of(&finished), "plain")["when"], "on_success");
+}
+
+/// Issue 31: `workflow:rules` that create no pipeline are said so, in the text and the JSON.
+#[test]
+fn workflow_rules_say_when_no_pipeline_would_be_created() {
+    let config = "workflow:\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"merge_request_event\"\n    - if: $CI_COMMIT_TAG\njob:\n  script: [x]\n";
+    let (_dir, finished) = tasks_with(&[(".gitlab-ci.yml", config)], "text", &FEATURE_PUSH);
+    assert!(
+        finished.stdout_text().starts_with("no pipeline would be created: workflow:rules create none"),
+        "{}",
+        finished.stdout_text()
+    );
+    let (_dir, finished) = tasks_with(&[(".gitlab-ci.yml", config)], "json", &FEATURE_PUSH);
+    assert_eq!(json_of(&finished)["pipeline_created"], false);
+    let (_dir, finished) =
+        tasks_with(&[(".gitlab-ci.yml", config)], "json", &["CI_PIPELINE_SOURCE=merge_request_event"]);
+    assert_eq!(json_of(&finished)["pipeline_created"], true);
+    // Rules reached through !reference, and ones that depend on the diff.
+    let undecided = ".rules:\n  rules:\n    - changes: [src/**]\nworkflow:\n  rules: !reference [.rules, rules]\njob:\n  script: [x]\n";
+    let (_dir, finished) = tasks_with(&[(".gitlab-ci.yml", undecided)], "json", &FEATURE_PUSH);
+    assert_eq!(json_of(&finished)["pipeline_created"], "unknown");
+}
+
+/// Issue 31: a job name over GitLab's 255-character limit is listed with a warning.
+#[test]
+fn job_names_over_gitlabs_limit_are_warned_about() {
+    let long = "v".repeat(260);
+    let config = format!("test:\n  parallel:\n    matrix:\n      - FLAVOUR: [short, {long}]\n  script: [x]\n");
+    let (_dir, finished) = tasks_with(&[(".gitlab-ci.yml", &config)], "text", &FEATURE_PUSH);
+    let text = finished.stdout_text();
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    assert!(text.contains(&format!("test: [{long}]")), "still listed: {text}");
+    let warnings: Vec<&str> = text.lines().filter(|line| line.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("268 characters, over GitLab's limit of 255"), "{text}");
+    let (_dir, finished) = tasks_with(&[(".gitlab-ci.yml", &config)], "json", &FEATURE_PUSH);
+    assert_eq!(json_of(&finished)["warnings"].as_array().unwrap().len(), 1);
+}
+
+/// Issue 30: jobs in stage order, `.pre` first and `.post` last, included jobs where their stage is.
+#[test]
+fn jobs_are_listed_in_stage_order() {
+    let config = "include: ci/extra.yml\nstages: [build, test]\nunit:\n  stage: test\n  script: [x]\ncompile:\n  stage: build\n  script: [x]\nprepare:\n  stage: .pre\n  script: [x]\n";
+    let extra = "note:\n  stage: .post\n  script: [x]\nlint:\n  stage: test\n  script: [x]\n";
+    let (_dir, finished) = tasks_with(&[(".gitlab-ci.yml", config), ("ci/extra.yml", extra)], "json", &FEATURE_PUSH);
+    let json = json_of(&finished);
+    let names: Vec<&str> = json["jobs"].as_array().unwrap().iter().map(|job| job["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["prepare", "compile", "lint", "unit", "note"]);
+}
+
+/// Issue 31: a flow collection closed left of its key's column reads as libyaml (GitLab) reads it.
+#[test]
+fn flow_collections_ignore_indentation_as_gitlab_does() {
+    let config = "test:\n  parallel:\n    matrix:\n      - FLAGS: [\n          \"--disable-a\",\n          \"--disable-b\"\n      ]\n  script:\n    - herald run --name check -- make check\n";
+    let (_dir, finished) = tasks_with(&[(".gitlab-ci.yml", config)], "json", &FEATURE_PUSH);
+    let json = json_of(&finished);
+    let names: Vec<&str> = json["jobs"].as_array().unwrap().iter().map(|job| job["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["test: [--disable-a]", "test: [--disable-b]"]);
+    // What libyaml refuses stays refused, with its position.
+    let (_dir, finished) = tasks_with(&[(".gitlab-ci.yml", "job:\n  script:\n    -\tmake\n")], "json", &FEATURE_PUSH);
+    assert_eq!(finished.code, Some(125));
+    assert!(
+        finished.stderr_text().contains(".gitlab-ci.yml:3:6: a tab after a block indicator"),
+        "{}",
+        finished.stderr_text()
+    );
+}
+
+/// Issue 25: an include glob that backtracked exponentially (over a minute) and 22 × `{a,b}` in
+/// `rules: exists` (14 s, 339 MB) are answered at once; the braces past herald's cap leave the
+/// include undecided, so it is kept. (Time is bounded by step counts in src/pipeline/glob.rs.)
+#[test]
+fn pathological_globs_are_answered_without_backtracking() {
+    let braces = "{a,b}".repeat(22);
+    let config = format!(
+        "include:\n  - local: 'd/*a*a*a*a*a*a*a*ab.yml'\n  - local: x.yml\n    rules:\n      - exists: ['{braces}']\njob:\n  script: [x]\n"
+    );
+    let long = format!("d/{}.yml", "a".repeat(56));
+    let files = [
+        (".gitlab-ci.yml", config.as_str()),
+        (long.as_str(), "never-matched:\n  script: [x]\n"),
+        ("d/aaaaaaaab.yml", "matched:\n  script: [x]\n"),
+        ("x.yml", "kept:\n  script: [x]\n"),
+    ];
+    let (_dir, finished) = tasks_with(&files, "json", &FEATURE_PUSH);
+    let json = json_of(&finished);
+    let names: Vec<&str> = json["jobs"].as_array().unwrap().iter().map(|job| job["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["matched", "kept", "job"]);
 }

@@ -133,6 +133,37 @@ fn a_secret_across_the_line_cut_is_masked_whole() {
     }
 }
 
+/// The token as a step's name, or among the words it is named after, and in capitals (the job
+/// log's section name is lower-cased, which GitLab's case-sensitive masking would miss): nothing
+/// of it in the status names, the job log, the JUnit report or any request.
+#[test]
+fn a_token_in_a_step_name_is_masked_everywhere_the_name_goes() {
+    let gitlab = GitLab::start();
+    let dir = TempDir::new("token-name");
+    let report = dir.join("junit.xml");
+    let token = TOKEN_DEVELOPER;
+    let shouted = token.to_uppercase();
+    let steps: [&[&str]; 3] =
+        [&["--name", token, "--", "true"], &["--", "echo", token], &["--name", &shouted, "--", "true"]];
+    for args in steps {
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::Branch, TOKEN_DEVELOPER)
+            .env("HERALD_JUNIT", &report)
+            .arg("run")
+            .args(args));
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+        let log = finished.stderr_text();
+        let junit = std::fs::read_to_string(&report).unwrap();
+        let names: Vec<String> = gitlab.with(|w| w.statuses(PIPELINE_BRANCH).keys().cloned().collect());
+        let sent: Vec<String> =
+            gitlab.requests().iter().map(|r| format!("{} {} {}", r.path, r.query, r.body)).collect();
+        for published in [log, junit, names.join("\n"), sent.join("\n")] {
+            for form in [token.to_owned(), token.to_lowercase()] {
+                assert!(!published.contains(&form), "{args:?}: the token published as {form}: {published}");
+            }
+        }
+    }
+}
+
 /// The token echoed back percent-encoded or JSON-escaped (`\u0067…`) is masked in what herald
 /// prints.
 #[test]
@@ -238,6 +269,49 @@ fn a_failing_step_of_a_job_allowed_to_fail_does_not_fail_the_pipeline() {
     assert_eq!(job.status("herald/strict › probe").status, "failed");
 }
 
+/// When the configuration cannot say whether the job may fail (no readable `.gitlab-ci.yml`,
+/// or the job not in it), the step's end asks GitLab, once, and only when the step failed: an
+/// allowed failure is never posted `failed`, even before the safety net runs.
+#[test]
+fn a_failing_step_asks_gitlab_whether_its_job_may_fail_when_the_configuration_cannot_say() {
+    let job_reads = |job: &CiJob| {
+        job.gitlab
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/jobs/{}", job.id)))
+            .count()
+    };
+    for (case, config) in
+        [("no configuration", None), ("a job the configuration lacks", Some("other:\n  script: [make]\n"))]
+    {
+        let job = CiJob::start("flaky", config.unwrap_or(""));
+        if config.is_none() {
+            std::fs::remove_file(job.checkout.join(".gitlab-ci.yml")).unwrap();
+        }
+        job.gitlab.with(|w| w.jobs.iter_mut().filter(|j| j.id == job.id).for_each(|j| j.allow_failure = true));
+        job.step(&["--name", "fine", "--", "true"]);
+        assert_eq!(job_reads(&job), 0, "{case}: a passing step does not ask");
+        let finished = job.step(&["--name", "probe", "--", "sh", "-c", "exit 3"]);
+        assert_eq!(finished.code, Some(3), "{case}: the exit code is the step's own");
+        let status = job.status("herald/flaky › probe");
+        assert_eq!(status.status, "success", "{case}: {status:?}");
+        assert!(status.description.unwrap().starts_with("allowed: failed (exit 3)"), "{case}");
+        assert_eq!(job_reads(&job), 1, "{case}: one read, when the step failed");
+        job.end("failed", true);
+        assert_ne!(job.verdict(), "failed", "{case}: a red pipeline GitLab calls green");
+    }
+    // A job GitLab does not let fail: its failure stays a failure.
+    let job = CiJob::start("strict", "");
+    std::fs::remove_file(job.checkout.join(".gitlab-ci.yml")).unwrap();
+    job.step(&["--name", "probe", "--", "false"]);
+    assert_eq!(job.status("herald/strict › probe").status, "failed");
+    // The configuration answers without a read when it can.
+    let job = CiJob::start("strict", "strict:\n  script:\n    - herald run --name probe -- false\n");
+    job.step(&["--name", "probe", "--", "false"]);
+    assert_eq!(job.status("herald/strict › probe").status, "failed");
+    assert_eq!(job_reads(&job), 0, "the configuration said no");
+}
+
 #[test]
 fn a_failed_step_of_a_job_that_passed_anyway_is_settled_as_allowed() {
     // `herald run -- x || true`: the job passes; finalize supersedes the failed status.
@@ -339,6 +413,34 @@ fn repeated_step_names_never_hide_an_earlier_result() {
     assert_eq!(statuses["herald/repeat › unit test (2)"].status, "success");
     let retried = job.gitlab.with(|w| w.all_statuses().into_iter().filter(|s| s.retried).count());
     assert_eq!(retried, 0, "no status was superseded by a namesake");
+}
+
+/// Two long step names sharing their first 99 characters are cut to the same name: the second is
+/// numbered as any repeated name, posts at once (no wait for the flush timeout), and a pass then
+/// a fail stays a pass then a fail after the safety net.
+#[test]
+fn two_long_names_sharing_a_prefix_each_get_their_own_status() {
+    let prefix = "p".repeat(99);
+    let (first, second) = (format!("{prefix}-first"), format!("{prefix}-second"));
+    let job = CiJob::start("long", "long:\n  script:\n    - make\n");
+    let passed = run(job.herald().env("HERALD_FLUSH_TIMEOUT", "5s").args(["run", "--name", &first, "--", "true"]));
+    assert_eq!(passed.code, Some(0), "{}", passed.stderr_text());
+    let failed = run(job.herald().env("HERALD_FLUSH_TIMEOUT", "5s").args(["run", "--name", &second, "--", "false"]));
+    assert_eq!(failed.code, Some(1));
+    assert!(!failed.stderr_text().contains("did not answer"), "{}", failed.stderr_text());
+    let cut = format!("herald/long › {prefix}…");
+    let check = |when: &str| {
+        let statuses = job.gitlab.with(|w| w.statuses(PIPELINE_MERGED));
+        assert_eq!(statuses.len(), 2, "{when}: {:#?}", statuses.keys());
+        assert_eq!(statuses[&cut].status, "success", "{when}");
+        assert_eq!(statuses[&format!("{cut} (2)")].status, "failed", "{when}");
+    };
+    check("after the steps");
+    let finished = run(job.herald().env("CI_JOB_STATUS", "failed").arg("finalize"));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    check("after finalize");
+    job.end("failed", false);
+    assert_eq!(job.verdict(), "failed");
 }
 
 /// Every answer to a write is lost after GitLab applied it: each state is still posted once.

@@ -240,6 +240,7 @@ pub fn run() -> i32 {
             "none in this pipeline; statuses are still posted (set HERALD_MR_IID to report a local run to an MR)",
         ),
     }
+    finding_threads(&mut checks, &client, &context);
     exit_code(&checks)
 }
 
@@ -290,6 +291,32 @@ fn token_file_and_executor_user(checks: &mut Checks) -> bool {
         }
     }
     usable
+}
+
+/// What `herald findings` and `run --findings` need on the merge request: reading its threads
+/// (to find herald's own), starting threads, and resolving fixed ones, which takes Developer or
+/// higher (or being the MR's author, gitlab.md §B.6), whatever statuses need.
+fn finding_threads(checks: &mut Checks, client: &gitlab::Client, context: &crate::context::PublishContext) {
+    let Some(iid) = context.mr_iid else { return };
+    if let Err(error) = ask(|timeout| gitlab::list_discussions(client, &context.project, iid, timeout)) {
+        checks.fail("finding threads", &format!("cannot read the threads of !{iid}: {error}"));
+        return;
+    }
+    let level = ask(|timeout| gitlab::project(client, &context.project, timeout)).ok().and_then(|p| p.access_level());
+    match level {
+        Some(level) if level >= 30 => checks.ok(
+            "finding threads",
+            &format!("!{iid}'s threads readable; as {} herald starts them and resolves fixed ones", gitlab::role_name(level)),
+        ),
+        Some(level) => checks.fail(
+            "finding threads",
+            &format!(
+                "as {} herald can start threads on !{iid} but not resolve fixed ones (Developer or higher): raise the token's role",
+                gitlab::role_name(level)
+            ),
+        ),
+        None => checks.fail("finding threads", "the token's role on the project is unknown: add its user as Developer"),
+    }
 }
 
 fn exit_code(checks: &Checks) -> i32 {

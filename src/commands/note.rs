@@ -37,7 +37,7 @@ pub fn note(close_dangling: bool) -> Outcome {
     if close_dangling {
         settle::settle(&client, &context, plan.as_ref(), deadline, &Scope::EndedJobs).map_err(Failure::not_done)?;
     }
-    write_note(&client, &context, plan.as_ref(), deadline)
+    write_note(&client, &context, plan.as_ref(), deadline, true)
 }
 
 pub fn finalize() -> Outcome {
@@ -62,11 +62,11 @@ pub(crate) fn finalize_in(command: &str, env: &dyn Env) -> Outcome {
     let plan = plan::for_job(&context);
     let scope = Scope::ThisJob { end, records: job_memory::steps(&context) };
     let changed = settle::settle(&client, &context, plan.as_ref(), deadline, &scope).map_err(Failure::not_done)?;
-    let outcome = if changed == 0 && !job_memory::note_owed(&context) {
-        Ok(0) // every step reported itself; the note already says so
-    } else {
-        write_note(&client, &context, plan.as_ref(), deadline)
-    };
+    // Every step reported itself and the note owes nothing: the note is only checked (written
+    // if it is not right), not rewritten as the pipeline's last word; its line is printed all
+    // the same, so that every job log ends with the verdict and the note's address.
+    let last_word = changed > 0 || job_memory::note_owed(&context);
+    let outcome = write_note(&client, &context, plan.as_ref(), deadline, last_word);
     // The job is over: its steps have nothing more to tell each other.
     job_memory::forget(&context);
     outcome
@@ -95,7 +95,17 @@ fn setup(command: &str, env: &dyn Env) -> Result<Option<(Box<PublishContext>, Cl
     Ok(Some((context, client)))
 }
 
-fn write_note(client: &Client, context: &PublishContext, plan: Option<&Pipeline>, deadline: Instant) -> Outcome {
+/// Brings the note up to date and prints its one line: the verdict and the note's address. As
+/// the `last_word` (`herald note`, a `finalize` that changed something), it removes every
+/// duplicate, reads every status afresh and verifies for as long as the deadline allows;
+/// otherwise it is a step's write (the note is read, and written only if it is not right).
+fn write_note(
+    client: &Client,
+    context: &PublishContext,
+    plan: Option<&Pipeline>,
+    deadline: Instant,
+    last_word: bool,
+) -> Outcome {
     let Some(mut note) = NoteSync::new(client, context, plan) else {
         // Nothing to do; the line says which of the two things a note needs is missing.
         if context.dry_run {
@@ -107,16 +117,22 @@ fn write_note(client: &Client, context: &PublishContext, plan: Option<&Pipeline>
         }
         return Ok(0);
     };
-    // The final writer of a pipeline: clean up duplicates any writer left, and verify for as
-    // long as the deadline allows.
-    note.remove_all_duplicates();
-    note.read_everything();
-    let settled = note.settle(deadline, u32::MAX);
+    let rounds = if last_word {
+        // The final writer of a pipeline: clean up duplicates any writer left, and verify for
+        // as long as the deadline allows.
+        note.remove_all_duplicates();
+        note.read_everything();
+        u32::MAX
+    } else {
+        crate::publish::STEP_ROUNDS
+    };
+    let settled = note.settle(deadline, rounds);
     if settled.is_ok() {
         job_memory::note_paid(context);
     }
     match settled {
-        Ok(Synced::Written | Synced::Unchanged | Synced::Throttled(_)) => {
+        // Other writers kept writing: each verifies its own write; the verdict is still known.
+        Ok(Synced::Written | Synced::Unchanged | Synced::Throttled(_)) | Err(SyncError::NoAgreement(_)) => {
             if let Some(summary) = note.summary() {
                 say(&format!("herald: {summary}"));
             }

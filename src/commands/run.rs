@@ -30,7 +30,8 @@ pub fn run(args: RunRequest) -> Outcome {
 /// `setup` changes the step's environment and user (the executor keeps its token to itself and
 /// runs stages as their own user).
 pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &ChildSetup) -> StepOutcome {
-    let section = settings.in_gitlab_ci.then(|| LogSection::for_step(&settings.step, std::process::id()));
+    let section =
+        settings.in_gitlab_ci.then(|| LogSection::for_step(&settings.step, std::process::id(), &settings.secrets));
     if let Some(section) = &section {
         say(&section.start_marker(unix_now()));
     }
@@ -90,7 +91,7 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &
         };
         junit::append_or_warn(path, &case);
     }
-    let findings = (!settings.findings.is_empty()).then(|| publish_findings(settings, flush_timeout));
+    let findings = (!settings.findings.is_empty()).then(|| publish_findings_contained(settings, flush_timeout));
     match (publisher, &settings.publishing) {
         (Some(publisher), _) => {
             // The description says a summary exists, so that any note writer can find it in the
@@ -109,10 +110,22 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &
     outcome
 }
 
+/// `publish_findings`, with a panic in it (a bug) caught: the step's exit code and its final
+/// status come after it, whatever happened to its findings.
+fn publish_findings_contained(settings: &RunSettings, flush_timeout: Duration) -> Option<String> {
+    let publish = std::panic::AssertUnwindSafe(|| publish_findings(settings, flush_timeout));
+    std::panic::catch_unwind(publish).unwrap_or_else(|_| {
+        say("herald: findings: not published: an internal error (a bug, described above); the step's result stands");
+        None
+    })
+}
+
 /// `--findings`: the step's reports as threads on the merge request's changed lines, within half
 /// the flush timeout (the step's final status takes the rest); the summary for its description.
 fn publish_findings(settings: &RunSettings, flush_timeout: Duration) -> Option<String> {
-    let (found, tools) = match read_reports(&settings.findings, Format::Auto, &settings.project_dir) {
+    crate::fault_injection::maybe_panic("findings");
+    let secrets = crate::redact::Secrets::from_vars(&crate::env::Env::vars(&ProcessEnv));
+    let (found, tools) = match read_reports(&settings.findings, Format::Auto, &settings.project_dir, &secrets) {
         Ok(read) => read,
         Err(line) => {
             say(&format!("herald: findings: {line}; nothing published"));

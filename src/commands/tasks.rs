@@ -11,7 +11,11 @@ use crate::env::{Env, ProcessEnv};
 use crate::gitlab::Client;
 use crate::output::{Failure, Outcome};
 use crate::pipeline::fetch::GitLabFetch;
-use crate::pipeline::{self, Fetch, Origin};
+use crate::pipeline::{self, AllowFailure, Fetch, Job, Origin, When, Workflow};
+
+/// GitLab's longest job name (`Ci::Build` validates `name` to 255 characters); a longer one (a
+/// long matrix value, say) may make GitLab refuse the pipeline.
+const LONGEST_JOB_NAME: usize = 255;
 
 /// The assumed variables the text output names (the JSON output has them all).
 const ASSUMED_SHOWN: [&str; 4] = ["CI_PIPELINE_SOURCE", "CI_COMMIT_BRANCH", "CI_DEFAULT_BRANCH", "CI_PROJECT_PATH"];
@@ -63,13 +67,35 @@ pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> Outcome {
         Origin::Root => "(root)".to_owned(),
         Origin::Include { location, .. } => location.clone(),
     };
+    let too_long: Vec<&Job> = pipeline.jobs.iter().filter(|job| job.name.chars().count() > LONGEST_JOB_NAME).collect();
+    let warnings: Vec<String> = too_long
+        .iter()
+        .map(|job| {
+            let shown: String = job.name.chars().take(60).collect();
+            format!(
+                "job name of {} characters, over GitLab's limit of {LONGEST_JOB_NAME}: GitLab may refuse to create the pipeline: {shown}…",
+                job.name.chars().count()
+            )
+        })
+        .collect();
+    let workflow = match pipeline.workflow {
+        Workflow::Created => None,
+        Workflow::NotCreated => Some("no pipeline would be created: workflow:rules create none for these variables"),
+        Workflow::Unknown => {
+            Some("the pipeline may not be created: workflow:rules depend on what herald cannot know here")
+        }
+    };
     if json {
+        // Every job, those GitLab would not create included (`"when": "never"`, nothing planned).
         let jobs: Vec<_> = pipeline
-            .jobs
-            .iter()
+            .all_jobs()
+            .into_iter()
             .map(|job| {
+                let planned: &[String] = if job.when == When::Never { &[] } else { &job.steps };
                 let mut entry = json!({
-                    "name": job.name, "stage": job.stage, "origin": origin(&job.origin), "task": job.task, "steps": job.steps,
+                    "name": job.name, "stage": job.stage, "when": job.when.name(),
+                    "allow_failure": allow_failure(&job.allow_failure),
+                    "origin": origin(&job.origin), "task": job.task, "steps": planned,
                     "before_script": job.before_script, "script": job.script, "after_script": job.after_script,
                 });
                 if !job.missing.is_empty() {
@@ -78,24 +104,44 @@ pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> Outcome {
                 entry
             })
             .collect();
-        let mut report = json!({ "jobs": jobs, "unresolved_includes": pipeline.unresolved });
+        let created = match pipeline.workflow {
+            Workflow::Created => json!(true),
+            Workflow::NotCreated => json!(false),
+            Workflow::Unknown => json!("unknown"),
+        };
+        let mut report = json!({
+            "pipeline_created": created, "jobs": jobs, "unresolved_includes": pipeline.unresolved, "warnings": warnings,
+        });
         if !in_ci {
             report["assumed_variables"] = assumed.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         }
         return emit(&format!("{}\n", serde_json::to_string_pretty(&report).unwrap_or_default()));
     }
-    let rows: Vec<[String; 5]> = pipeline
+    let rows: Vec<[String; 6]> = pipeline
         .jobs
         .iter()
-        .map(|job| [job.name.clone(), job.stage.clone(), origin(&job.origin), job.task.clone(), job.steps.join(", ")])
+        .map(|job| {
+            let when = job.when.name().to_owned();
+            [job.name.clone(), job.stage.clone(), when, origin(&job.origin), job.task.clone(), job.steps.join(", ")]
+        })
         .collect();
-    let header = ["JOB", "STAGE", "ORIGIN", "TASK", "PLANNED STEPS"].map(String::from);
+    let header = ["JOB", "STAGE", "WHEN", "ORIGIN", "TASK", "PLANNED STEPS"].map(String::from);
     let widths: Vec<usize> =
-        (0..5).map(|i| rows.iter().chain([&header]).map(|row| row[i].chars().count()).max().unwrap_or(0)).collect();
+        (0..6).map(|i| rows.iter().chain([&header]).map(|row| row[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
+    if let Some(line) = workflow {
+        let _ = writeln!(out, "{line} (each job below as its own rules say)");
+    }
     for row in [&header].into_iter().chain(&rows) {
         let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
         let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    if !pipeline.not_created.is_empty() {
+        let names: Vec<&str> = pipeline.not_created.iter().map(|job| job.name.as_str()).collect();
+        let _ = writeln!(out, "not created for these variables (rules, only/except): {}", names.join(", "));
+    }
+    for warning in &warnings {
+        let _ = writeln!(out, "warning: {warning}");
     }
     for include in &pipeline.unresolved {
         let _ = writeln!(out, "not resolved (no token or API to fetch it, or it failed): {include}");
@@ -115,6 +161,16 @@ pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> Outcome {
             writeln!(out, "outside CI, assumed a push pipeline: {shown} (from git; --variable NAME=VALUE to change)");
     }
     emit(&out)
+}
+
+/// `allow_failure` as the JSON report gives it: true, false, "unknown", or {"exit_codes": [...]}.
+fn allow_failure(allowed: &AllowFailure) -> serde_json::Value {
+    match allowed {
+        AllowFailure::No => json!(false),
+        AllowFailure::Yes => json!(true),
+        AllowFailure::ExitCodes(codes) => json!({ "exit_codes": codes }),
+        AllowFailure::Unknown => json!("unknown"),
+    }
 }
 
 /// Writes the report to stdout. A reader that stopped reading (`herald tasks | head`) is not an

@@ -42,9 +42,9 @@ fn added_lines(diff: &str) -> BTreeSet<u64> {
             new_line = start.and_then(|s| s.split(',').next()?.parse().ok()).unwrap_or(1);
         } else if line.starts_with('+') {
             added.insert(new_line);
-            new_line += 1;
+            new_line = new_line.saturating_add(1);
         } else if !(line.starts_with('-') || line.starts_with('\\')) {
-            new_line += 1; // a context line
+            new_line = new_line.saturating_add(1); // a context line
         }
     }
     added
@@ -62,5 +62,11 @@ mod tests {
         assert_eq!(changed.first_in("app.py", 12, 20), Some(12));
         assert_eq!(changed.first_in("app.py", 1, 2), None, "context lines are not changed lines");
         assert_eq!(changed.first_in("other.py", 1, 100), None);
+    }
+
+    #[test]
+    fn a_hunk_at_the_largest_line_number_does_not_overflow() {
+        let changed = ChangedLines::of([("a.py", "@@ -1 +18446744073709551615 @@\n+a\n b\n+c\n")]);
+        assert_eq!(changed.first_in("a.py", u64::MAX, u64::MAX), Some(u64::MAX));
     }
 }

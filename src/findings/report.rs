@@ -39,26 +39,23 @@ pub struct Loaded {
     pub tools: std::collections::BTreeSet<String>,
 }
 
-/// Reads the report at `path` for the checkout at `root`.
+/// Reads the report at `path` for the checkout at `root`: a regular file, opened without
+/// blocking, at most `LARGEST_REPORT` bytes (findings/files.rs).
 pub fn load(path: &Path, format: Format, root: &Path) -> Result<Loaded, String> {
-    use std::io::Read;
     let label = path.display();
-    let file = std::fs::File::open(path).map_err(|e| format!("{label}: cannot read it: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("{label}: cannot read it: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{label}: not a regular file"));
-    }
-    if meta.len() > LARGEST_REPORT {
-        return Err(format!("{label}: {} bytes, more than the {LARGEST_REPORT} herald reads", meta.len()));
-    }
-    let mut text = String::new();
-    file.take(LARGEST_REPORT + 1).read_to_string(&mut text).map_err(|e| format!("{label}: cannot read it: {e}"))?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| format!("{label}: not JSON: {e}"))?;
+    let text = super::files::read_report(path, LARGEST_REPORT).map_err(|why| format!("{label}: {why}"))?;
     let tool_of_file = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    parse(&text, format, &tool_of_file, root).map_err(|why| format!("{label}: {why}"))
+}
+
+/// A report's text, for the checkout at `root`; `tool_of_file` names the tool of a Code Quality
+/// report that does not name it (`ruff` for `ruff.json`). Never panics, whatever the text.
+pub fn parse(text: &str, format: Format, tool_of_file: &str, root: &Path) -> Result<Loaded, String> {
+    let json: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let format = match (format, &json) {
         (Format::Auto, Value::Object(map)) if map.contains_key("runs") => Format::Sarif,
         (Format::Auto, Value::Array(_)) => Format::CodeQuality,
-        (Format::Auto, _) => return Err(format!("{label}: neither a Code Quality report (an array) nor SARIF (runs)")),
+        (Format::Auto, _) => return Err("neither a Code Quality report (an array) nor SARIF (runs)".into()),
         (format, _) => format,
     };
     let checkout = Checkout::new(root);
@@ -67,34 +64,67 @@ pub fn load(path: &Path, format: Format, root: &Path) -> Result<Loaded, String> 
         Format::Sarif => {
             let runs = json.get("runs").and_then(Value::as_array).into_iter().flatten();
             loaded.tools.extend(runs.map(run_tool));
-            sarif(&json, &checkout).map_err(|why| format!("{label}: {why}"))?
+            sarif(&json)?
         }
         _ => {
-            // A Code Quality report does not name its tool: its file does (`ruff.json`).
-            loaded.tools.insert(tool_of_file.clone());
-            code_quality(&json, &tool_of_file).map_err(|why| format!("{label}: {why}"))?
+            let found = code_quality(&json, tool_of_file)?;
+            // A Code Quality report names its tool per finding (`engine_name`), or its file does.
+            loaded.tools.extend(found.iter().map(|(f, _)| f.tool.clone()));
+            if found.is_empty() {
+                loaded.tools.insert(tool_of_file.to_owned());
+            }
+            found
         }
     };
-    for mut finding in raw {
+    for (mut finding, fix) in raw {
+        // The path is checked before anything it names is read.
         match checkout.relative(&finding.path) {
             Some(path) => {
                 finding.path = path;
+                if let Some(fix) = fix {
+                    finding.suggestion = suggestion(&fix, &finding, &checkout);
+                }
                 loaded.findings.push(finding);
             }
             None => loaded.outside += 1,
         }
     }
-    number_fingerprints(&mut loaded.findings);
+    super::assign_identities(&mut loaded.findings);
+    legacy_fingerprints(&mut loaded.findings);
     Ok(loaded)
 }
 
+/// The fingerprints herald gave findings without one of their own before it had identities:
+/// tool, rule, path and message, numbered among identical ones in report order.
+fn legacy_fingerprints(findings: &mut [Finding]) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for finding in findings.iter_mut().filter(|f| f.fingerprint.is_empty()) {
+        let key = format!(
+            "{}\n{}\n{}\n{}",
+            finding.tool,
+            finding.rule.as_deref().unwrap_or_default(),
+            finding.path,
+            finding.message
+        );
+        let count = seen.entry(key.clone()).or_default();
+        *count += 1;
+        finding.legacy_fingerprint =
+            format!("{:016x}", crate::persist::stable_hash(format!("{key}\n{count}").as_bytes()));
+    }
+}
+
+/// A finding read, with its fix's SARIF replacements still to be applied (once its path is known
+/// to be inside the checkout).
+type Unfixed = (Finding, Option<Vec<Value>>);
+
 /// Code Quality: `[{description, check_name, fingerprint, severity, location: {path, lines:
 /// {begin, end} | positions: {begin: {line}, end: {line}}}}]`.
-fn code_quality(json: &Value, tool: &str) -> Result<Vec<Finding>, String> {
+fn code_quality(json: &Value, tool_of_file: &str) -> Result<Vec<Unfixed>, String> {
     let Value::Array(items) = json else { return Err("a Code Quality report is a JSON array".into()) };
     let mut findings = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let text = |pointer: &str| item.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+        let tool = text("/engine_name").filter(|name| !name.trim().is_empty());
         let number = |pointer: &str| item.pointer(pointer).and_then(Value::as_u64);
         let path = text("/location/path").ok_or_else(|| format!("finding {i} has no location.path"))?;
         let line = number("/location/lines/begin")
@@ -116,17 +146,26 @@ fn code_quality(json: &Value, tool: &str) -> Result<Vec<Finding>, String> {
             Some("minor") => Severity::Minor,
             _ => Severity::Info,
         };
-        findings.push(Finding {
-            tool: tool.to_owned(),
-            rule,
-            message,
-            severity,
-            path,
-            line: line.max(1),
-            end_line: end_line.max(line).max(1),
-            fingerprint: text("/fingerprint").unwrap_or_default(),
-            suggestion: None,
-        });
+        // Code Quality has no field for the rule's documentation; some tools add one.
+        let link = ["/url", "/help_url", "/content/url", "/remediation_url"].iter().find_map(|p| text(p));
+        findings.push((
+            Finding {
+                tool: tool.unwrap_or_else(|| tool_of_file.to_owned()),
+                rule,
+                message,
+                severity,
+                path,
+                line: line.max(1),
+                end_line: end_line.max(line).max(1),
+                fingerprint: text("/fingerprint").unwrap_or_default(),
+                identity: String::new(),
+                legacy_fingerprint: String::new(),
+                link: link.filter(|url| is_link(url)),
+                suggestion: None,
+                fix_description: None,
+            },
+            None,
+        ));
     }
     Ok(findings)
 }
@@ -134,11 +173,20 @@ fn code_quality(json: &Value, tool: &str) -> Result<Vec<Finding>, String> {
 /// SARIF 2.1.0: `runs[].tool.driver.name`, `runs[].results[]` with `ruleId`, `message.text`,
 /// `level`, `locations[0].physicalLocation` (`artifactLocation.uri` and `uriBaseId`,
 /// `region.startLine`/`endLine`), `partialFingerprints`, and `fixes`.
-fn sarif(json: &Value, checkout: &Checkout) -> Result<Vec<Finding>, String> {
+/// Each with its fix's replacements, applied once the path is known to be in the checkout.
+fn sarif(json: &Value) -> Result<Vec<Unfixed>, String> {
     let runs = json.get("runs").and_then(Value::as_array).ok_or("SARIF has no runs")?;
     let mut findings = Vec::new();
     for run in runs {
         let tool = run_tool(run);
+        // Rules by id, for their documentation and default level.
+        let rules: HashMap<&str, &Value> = run
+            .pointer("/tool/driver/rules")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|rule| Some((rule.get("id")?.as_str()?, rule)))
+            .collect();
         let bases: HashMap<String, String> = run
             .get("originalUriBaseIds")
             .and_then(Value::as_object)
@@ -168,7 +216,14 @@ fn sarif(json: &Value, checkout: &Checkout) -> Result<Vec<Finding>, String> {
             let path = uri_path(&uri);
             let line = physical.pointer("/region/startLine").and_then(Value::as_u64).unwrap_or(1).max(1);
             let end_line = physical.pointer("/region/endLine").and_then(Value::as_u64).unwrap_or(line).max(line);
-            let severity = match result.get("level").and_then(Value::as_str) {
+            let rule_id = result.get("ruleId").and_then(Value::as_str);
+            let rule = rule_id.and_then(|id| rules.get(id));
+            // The result's own level, else its rule's default (SARIF §3.27.10).
+            let level = result
+                .get("level")
+                .and_then(Value::as_str)
+                .or_else(|| rule?.pointer("/defaultConfiguration/level")?.as_str());
+            let severity = match level {
                 Some("error") => Severity::Major,
                 Some("warning") | None => Severity::Minor,
                 _ => Severity::Info,
@@ -182,21 +237,27 @@ fn sarif(json: &Value, checkout: &Checkout) -> Result<Vec<Finding>, String> {
                     prints.get(*keys.first()?)?.as_str().map(str::to_owned)
                 })
                 .unwrap_or_default();
-            let mut finding = Finding {
+            let link = rule.and_then(|rule| rule.get("helpUri")?.as_str()).filter(|url| is_link(url));
+            let fix = result.pointer("/fixes/0").filter(|fix| offered_as_safe(fix));
+            let finding = Finding {
                 tool: tool.clone(),
-                rule: result.get("ruleId").and_then(Value::as_str).map(str::to_owned),
+                rule: rule_id.map(str::to_owned),
                 message: result.pointer("/message/text").and_then(Value::as_str).unwrap_or_default().to_owned(),
                 severity,
                 path,
                 line,
                 end_line,
                 fingerprint,
+                identity: String::new(),
+                legacy_fingerprint: String::new(),
+                link: link.map(str::to_owned),
                 suggestion: None,
+                fix_description: fix.and_then(|fix| fix.pointer("/description/text")?.as_str()).map(str::to_owned),
             };
-            finding.suggestion = result
-                .pointer("/fixes/0/artifactChanges/0/replacements")
-                .and_then(|replacements| suggestion(replacements.as_array()?, &finding, checkout));
-            findings.push(finding);
+            let replacements = fix
+                .filter(|fix| fix.pointer("/artifactChanges").and_then(Value::as_array).is_some_and(|c| c.len() == 1))
+                .and_then(|fix| fix.pointer("/artifactChanges/0/replacements")?.as_array().cloned());
+            findings.push((finding, replacements));
         }
     }
     Ok(findings)
@@ -207,7 +268,7 @@ fn sarif(json: &Value, checkout: &Checkout) -> Result<Vec<Finding>, String> {
 /// the checkout's copy of the file. Anything else (a fix elsewhere, a file that cannot be read)
 /// is no suggestion.
 fn suggestion(replacements: &[Value], finding: &Finding, checkout: &Checkout) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(checkout.root.join(&finding.path)).ok()?;
+    let text = super::files::read_in_checkout(&checkout.root, &finding.path)?;
     let lines: Vec<&str> = text.split('\n').collect();
     let first = finding.line as usize;
     let last = finding.end_line as usize;
@@ -271,16 +332,36 @@ fn run_tool(run: &Value) -> String {
     run.pointer("/tool/driver/name").and_then(Value::as_str).unwrap_or("sarif").to_lowercase()
 }
 
-/// `file:///builds/app/src/x.py` → `/builds/app/src/x.py`; percent-escapes decoded.
+/// Whether a tool offers this fix as safe to apply as it is. SARIF has no field for it; tools
+/// that say put it in the fix's property bag (`applicability`: `safe`, `unsafe`, `display-only`,
+/// as ruff's own format does; or `safe: false`). A fix that says nothing is offered.
+fn offered_as_safe(fix: &Value) -> bool {
+    let properties = fix.get("properties");
+    let applicability = properties.and_then(|p| p.get("applicability")).and_then(Value::as_str);
+    let safe = properties.and_then(|p| p.get("safe")).and_then(Value::as_bool);
+    applicability.is_none_or(|a| a.eq_ignore_ascii_case("safe") || a.eq_ignore_ascii_case("always"))
+        && safe != Some(false)
+}
+
+/// A link herald may publish: `https://`, without characters that would end a Markdown link.
+fn is_link(url: &str) -> bool {
+    url.starts_with("https://")
+        && url.len() <= 500
+        && url.chars().all(|c| c.is_ascii_graphic() && !"()<>[]\\\"'`".contains(c))
+}
+
+/// `file:///builds/app/src/x.py` → `/builds/app/src/x.py`; percent-escapes decoded (a `%` not
+/// followed by two hex digits is itself).
 fn uri_path(uri: &str) -> String {
     let path = uri.strip_prefix("file://").unwrap_or(uri);
     let bytes = path.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&path[i + 1..i + 3], 16) {
-                out.push(byte);
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((high * 16 + low) as u8);
                 i += 3;
                 continue;
             }
@@ -323,24 +404,6 @@ impl Checkout {
     }
 }
 
-/// Findings without a fingerprint of their own get one: tool, rule, path and message, numbered
-/// among identical ones in file order, never the line (an edit above must not make it new).
-fn number_fingerprints(findings: &mut [Finding]) {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for finding in findings.iter_mut().filter(|f| f.fingerprint.is_empty()) {
-        let key = format!(
-            "{}\n{}\n{}\n{}",
-            finding.tool,
-            finding.rule.as_deref().unwrap_or_default(),
-            finding.path,
-            finding.message
-        );
-        let count = seen.entry(key.clone()).or_default();
-        *count += 1;
-        finding.fingerprint = format!("{:016x}", crate::persist::stable_hash(format!("{key}\n{count}").as_bytes()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,7 +423,11 @@ mod tests {
             line,
             end_line: line,
             fingerprint: String::new(),
+            identity: String::new(),
+            legacy_fingerprint: String::new(),
+            link: None,
             suggestion: None,
+            fix_description: None,
         };
         let replacement = |json: &str| -> Vec<Value> { serde_json::from_str(json).unwrap() };
         let delete_line =
@@ -384,6 +451,35 @@ mod tests {
     }
 
     #[test]
+    fn severity_links_and_fix_safety_come_from_the_report() {
+        let sarif = r#"{"runs": [{"tool": {"driver": {"name": "Semgrep OSS", "rules": [
+            {"id": "R1", "helpUri": "https://semgrep.dev/r/R1", "defaultConfiguration": {"level": "error"}},
+            {"id": "R2", "helpUri": "javascript:alert(1)"}]}},
+          "results": [
+            {"ruleId": "R1", "message": {"text": "a"}, "locations": [{"physicalLocation": {"artifactLocation": {"uri": "a.py"}, "region": {"startLine": 1}}}]},
+            {"ruleId": "R2", "level": "note", "message": {"text": "b"}, "locations": [{"physicalLocation": {"artifactLocation": {"uri": "a.py"}, "region": {"startLine": 2}}}]}]}]}"#;
+        let loaded = parse(sarif, Format::Auto, "x", Path::new("/nonexistent")).unwrap();
+        let [a, b] = &loaded.findings[..] else { panic!("{loaded:?}") };
+        assert_eq!(
+            (a.severity, a.link.as_deref()),
+            (Severity::Major, Some("https://semgrep.dev/r/R1")),
+            "the rule's default level"
+        );
+        assert_eq!((b.severity, b.link.as_deref()), (Severity::Info, None), "only https links");
+        assert_eq!(loaded.tools.iter().collect::<Vec<_>>(), ["semgrep oss"]);
+        let unsafe_fix = serde_json::json!({"properties": {"applicability": "unsafe"}});
+        assert!(!offered_as_safe(&unsafe_fix));
+        assert!(!offered_as_safe(&serde_json::json!({"properties": {"safe": false}})));
+        assert!(offered_as_safe(&serde_json::json!({"description": {"text": "says nothing"}})));
+        let code_quality = r#"[{"engine_name": "eslint", "check_name": "no-undef", "description": "x", "url": "https://eslint.org/docs/rules/no-undef",
+            "severity": "critical", "location": {"path": "a.js", "lines": {"begin": 3}}}]"#;
+        let loaded = parse(code_quality, Format::Auto, "gl-code-quality-report", Path::new("/nonexistent")).unwrap();
+        let finding = &loaded.findings[0];
+        assert_eq!((finding.tool.as_str(), finding.severity), ("eslint", Severity::Critical));
+        assert_eq!(finding.link.as_deref(), Some("https://eslint.org/docs/rules/no-undef"));
+    }
+
+    #[test]
     fn paths_stay_in_the_checkout() {
         let checkout = Checkout { root: PathBuf::from("/builds/app") };
         assert_eq!(checkout.relative("src/x.py").as_deref(), Some("src/x.py"));
@@ -392,5 +488,8 @@ mod tests {
         assert_eq!(checkout.relative("/etc/passwd"), None);
         assert_eq!(checkout.relative("../other/x.py"), None);
         assert_eq!(uri_path("file:///builds/app/a%20b.py"), "/builds/app/a b.py");
+        // Once a panic: a byte slice through the `€` after `%x`.
+        assert_eq!(uri_path("app/a%x€.py"), "app/a%x€.py");
+        assert_eq!(uri_path("%€"), "%€");
     }
 }

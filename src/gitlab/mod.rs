@@ -281,6 +281,19 @@ pub fn job_log(client: &Client, project: &str, job_id: u64, timeout: Duration) -
     Ok(client.get(&format!("{}/jobs/{job_id}/trace", project_path(project)), timeout)?.text)
 }
 
+/// What herald reads of one job (`GET /projects/:id/jobs/:job_id`, gitlab.md §K's neighbour in
+/// `lib/api/jobs.rb`): whether GitLab lets it fail, as its configuration resolved it for this
+/// pipeline (`rules:` with `allow_failure` included).
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobFacts {
+    #[serde(default)]
+    pub allow_failure: bool,
+}
+
+pub fn job(client: &Client, project: &str, job_id: &str, timeout: Duration) -> Result<JobFacts, ApiError> {
+    parse(client.get(&format!("{}/jobs/{}", project_path(project), percent_encode(job_id)), timeout)?, "the job")
+}
+
 /// One CI job of `GET /projects/:id/pipelines/:id/jobs`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PipelineJob {
@@ -335,8 +348,9 @@ pub fn merge_request_pipelines(
     mr_iid: u64,
     timeout: Duration,
 ) -> Result<Vec<MergeRequestPipeline>, ApiError> {
-    let reply =
-        client.get(&format!("{}/merge_requests/{mr_iid}/pipelines?per_page=20", project_path(project)), timeout)?;
+    // The first page (20, newest first) is more than the note's history shows. No `per_page`:
+    // GitLab's API description has no parameter but the path's for this list.
+    let reply = client.get(&format!("{}/merge_requests/{mr_iid}/pipelines", project_path(project)), timeout)?;
     if reply.body.is_null() {
         return Ok(Vec::new()); // dry run
     }
@@ -541,6 +555,17 @@ pub fn resolve_discussion(
     timeout: Duration,
 ) -> Result<(), ApiError> {
     client.put(&discussion_path(project, mr_iid, discussion), &json!({ "resolved": true }), timeout).map(drop)
+}
+
+/// Opens a resolved thread again (a finding herald called fixed is reported again).
+pub fn unresolve_discussion(
+    client: &Client,
+    project: &str,
+    mr_iid: u64,
+    discussion: &str,
+    timeout: Duration,
+) -> Result<(), ApiError> {
+    client.put(&discussion_path(project, mr_iid, discussion), &json!({ "resolved": false }), timeout).map(drop)
 }
 
 /// Follows `x-next-page` through a list, 100 items a page (GitLab's maximum, §B.8).

@@ -25,7 +25,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::glob::{fnmatch, include_glob};
+use super::glob::include_glob;
+use super::rules::{self, Decision};
 use super::steps::{number_repeats, planned_steps};
 use super::yaml::{self, Node, Value};
 
@@ -91,9 +92,14 @@ pub struct Job {
     pub before_script: Vec<String>,
     pub script: Vec<String>,
     pub after_script: Vec<String>,
-    /// Whether the job may fail without failing the pipeline.
+    /// Whether the job may fail without failing the pipeline, its matching `rules:` entry's
+    /// `allow_failure` applied.
     #[serde(default)]
     pub allow_failure: AllowFailure,
+    /// When GitLab runs it, from its `rules:` (or `only`/`except`) and `when:`. `Never` jobs are
+    /// in `Pipeline::not_created`, never in `Pipeline::jobs`.
+    #[serde(default)]
+    pub when: When,
     /// What the job needs from an include that was not resolved (`extends` bases, `!reference`
     /// targets): the job is listed with what it has of its own, its name and stage still right
     /// when they are its own. Empty when the job is whole.
@@ -148,9 +154,82 @@ impl AllowFailure {
     }
 }
 
+/// A job's `when:` as GitLab settles it for this pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    #[default]
+    OnSuccess,
+    OnFailure,
+    Always,
+    Manual,
+    Delayed,
+    /// Not created: its rules, `only` or `except` exclude it.
+    Never,
+    /// Its rules depend on what herald cannot know here (`changes:`, another project's files):
+    /// kept, since GitLab may create it.
+    Unknown,
+}
+
+impl When {
+    pub fn name(self) -> &'static str {
+        match self {
+            When::OnSuccess => "on_success",
+            When::OnFailure => "on_failure",
+            When::Always => "always",
+            When::Manual => "manual",
+            When::Delayed => "delayed",
+            When::Never => "never",
+            When::Unknown => "unknown",
+        }
+    }
+
+    /// A `when:` value as written; None for one GitLab does not know.
+    fn written(node: &Node) -> Option<When> {
+        Some(match node.as_str()? {
+            "on_success" => When::OnSuccess,
+            "on_failure" => When::OnFailure,
+            "always" => When::Always,
+            "manual" => When::Manual,
+            "delayed" => When::Delayed,
+            "never" => When::Never,
+            _ => return None,
+        })
+    }
+}
+
+/// Whether GitLab would create the pipeline at all (`workflow:rules`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workflow {
+    /// No `workflow:rules`, or they create it.
+    #[default]
+    Created,
+    /// `workflow:rules` create no pipeline for these variables (no rule holds, or `when: never`).
+    NotCreated,
+    /// They depend on what herald cannot know here.
+    Unknown,
+}
+
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Pipeline {
+    /// The jobs GitLab creates, or may create (`When::Unknown`), in stage order (`.pre` first,
+    /// `.post` last), then in the order the merged configuration has them.
     pub jobs: Vec<Job>,
+    /// Jobs the configuration has that GitLab would not create for these variables (`rules:`,
+    /// `only`/`except`), in the same order. Never planned, never published.
+    #[serde(default)]
+    pub not_created: Vec<Job>,
+    /// What `workflow:rules` say. The jobs are evaluated either way: herald running inside a job
+    /// proves the pipeline exists, whatever herald's reading of the rules.
+    #[serde(default)]
+    pub workflow: Workflow,
+    /// The stages in GitLab's order, `.pre` first and `.post` last.
+    #[serde(default)]
+    pub stages: Vec<String>,
+    /// Every job's name, created or not, in stage order (`all_jobs`).
+    #[serde(default)]
+    pub order: Vec<String>,
     /// Includes not resolved here (no token or network, no such file, a variable not set), each
     /// with the reason.
     pub unresolved: Vec<String>,
@@ -159,6 +238,24 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn job(&self, name: &str) -> Option<&Job> {
         self.jobs.iter().find(|job| job.name == name)
+    }
+
+    /// A job of the configuration by name, whether or not herald's reading of its rules says
+    /// GitLab creates it: for a job GitLab has, GitLab is right, and the job's steps still hold.
+    pub fn configured(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().chain(&self.not_created).find(|job| job.name == name)
+    }
+
+    /// The same, by task (`ci/lint`), for a status of herald's.
+    pub fn configured_task(&self, task: &str) -> Option<&Job> {
+        self.jobs.iter().chain(&self.not_created).find(|job| job.task == task)
+    }
+
+    /// Every job of the configuration, created or not, in stage order.
+    pub fn all_jobs(&self) -> Vec<&Job> {
+        let mut all: Vec<&Job> = self.jobs.iter().chain(&self.not_created).collect();
+        all.sort_by_key(|job| self.order.iter().position(|name| *name == job.name).unwrap_or(usize::MAX));
+        all
     }
 }
 
@@ -186,11 +283,14 @@ pub fn load_from(
     fetch: Option<&dyn Fetch>,
     variables: &[(String, String)],
 ) -> Result<Pipeline, LoadError> {
-    let mut loader = Loader { source, fetch, variables, includes: 0, unresolved: Vec::new() };
+    let mut loader =
+        Loader { source, fetch, variables, includes: 0, unresolved: Vec::new(), files: RefCell::new(None) };
     let mut layers = Vec::new();
     let root = FileRef { place: Place::Checkout, path: config_path.trim_start_matches('/').to_owned() };
     loader.file(root, Origin::Root, None, &mut Vec::new(), &mut layers)?;
-    resolve(layers, loader.unresolved)
+    let unresolved = std::mem::take(&mut loader.unresolved);
+    // The checkout is listed only if a rule asks whether a file exists.
+    resolve(layers, unresolved, variables, &|patterns: &[String]| super::glob::exists(&loader.files(), patterns))
 }
 
 /// Brings included files that are not in the checkout (gitlab.md §I.1).
@@ -298,6 +398,8 @@ impl Source for InMemory {
 /// One file's content (without its `include:`), with the origin its jobs get.
 struct Layer {
     origin: Origin,
+    /// The file's label, for positions in messages.
+    label: String,
     entries: Vec<(String, Node)>,
 }
 
@@ -307,9 +409,22 @@ struct Loader<'s> {
     variables: &'s [(String, String)],
     includes: usize,
     unresolved: Vec<String>,
+    /// The checkout's files, sorted, listed once when a glob or `exists:` first needs them.
+    files: RefCell<Option<std::rc::Rc<Vec<String>>>>,
 }
 
 impl Loader<'_> {
+    fn files(&self) -> std::rc::Rc<Vec<String>> {
+        self.files
+            .borrow_mut()
+            .get_or_insert_with(|| {
+                let mut files = self.source.list();
+                files.sort();
+                std::rc::Rc::new(files)
+            })
+            .clone()
+    }
+
     /// Appends the layers of `file` (its includes first, then itself) to `layers`.
     fn file(
         &mut self,
@@ -394,8 +509,12 @@ impl Loader<'_> {
                 self.include(&file, &item, stack, layers)?;
             }
         }
-        stack.pop();
-        layers.push(Layer { origin, entries: entries.into_iter().filter(|(key, _)| key != "include").collect() });
+        let label = stack.pop().unwrap_or_default();
+        layers.push(Layer {
+            origin,
+            label,
+            entries: entries.into_iter().filter(|(key, _)| key != "include").collect(),
+        });
         Ok(())
     }
 
@@ -444,11 +563,11 @@ impl Loader<'_> {
         };
         if let Some(rules) = item.get("rules") {
             let variable = |name: &str| self.variables.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-            let exists = |pattern: &str| match from.place {
-                Place::Checkout => Some(exists_in(&self.source.list(), pattern)),
+            let exists = |patterns: &[String]| match from.place {
+                Place::Checkout => super::glob::exists(&self.files(), patterns),
                 _ => None, // `exists:` looks into the project of the file that has it
             };
-            if super::rules::decide(rules, &variable, &exists) == super::rules::Decision::Exclude {
+            if rules::decide(rules, &variable, &exists) == Decision::Exclude {
                 return Ok(());
             }
         }
@@ -540,6 +659,9 @@ impl Loader<'_> {
                 )));
             }
             let location = file.label();
+            if stack.contains(&location) {
+                return Err(LoadError(format!("{}: include cycle: {} → {location}", at(item), stack.join(" → "))));
+            }
             self.file(file, Origin::Include { name, location }, item.get("inputs"), stack, layers)?;
         }
         Ok(())
@@ -596,7 +718,7 @@ impl Loader<'_> {
             return Ok(vec![pattern.to_owned()]);
         }
         let mut matched: Vec<String> =
-            self.source.list().into_iter().filter(|path| include_glob(pattern, path)).collect();
+            self.files().iter().filter(|path| include_glob(pattern, path)).cloned().collect();
         matched.sort();
         if matched.is_empty() {
             return Err(format!("local include '{pattern}' matches no file"));
@@ -659,14 +781,6 @@ fn expand_variables(text: &str, variable: &dyn Fn(&str) -> Option<String>) -> Re
     Ok(out)
 }
 
-/// GitLab's `rules: exists` for one pattern over a project's files (gitlab.md §M): Ruby's
-/// fnmatch, and after 10,000 comparisons GitLab stops and counts it as a match.
-fn exists_in(files: &[String], pattern: &str) -> bool {
-    const MOST_COMPARISONS: usize = 10_000;
-    let pattern = pattern.trim_start_matches('/');
-    files.iter().take(MOST_COMPARISONS).any(|path| fnmatch(pattern, path)) || files.len() > MOST_COMPARISONS
-}
-
 /// A release tag's semantic version (`1.2.3`), None for pre-releases and other tags.
 fn release_version(tag: &str) -> Option<Vec<u64>> {
     let numbers: Vec<u64> = tag.split('.').map(|part| part.parse().ok()).collect::<Option<_>>()?;
@@ -690,35 +804,60 @@ fn stem(path: &str) -> String {
     file.strip_suffix(".yml").or_else(|| file.strip_suffix(".yaml")).unwrap_or(file).to_owned()
 }
 
-/// Merges the layers, then turns the result into jobs.
-fn resolve(layers: Vec<Layer>, unresolved: Vec<String>) -> Result<Pipeline, LoadError> {
+/// Merges the layers, then turns the result into jobs, each with what its `rules:` (or
+/// `only`/`except`) make of it for these variables.
+fn resolve(
+    layers: Vec<Layer>,
+    unresolved: Vec<String>,
+    variables: &[(String, String)],
+    exists: rules::Exists,
+) -> Result<Pipeline, LoadError> {
     let mut merged: Vec<(String, Node)> = Vec::new();
     let mut origins: Vec<(String, Origin)> = Vec::new();
+    let mut files: HashMap<String, String> = HashMap::new();
     for layer in layers {
         for (key, _) in &layer.entries {
             if !origins.iter().any(|(k, _)| k == key) {
                 origins.push((key.clone(), layer.origin.clone()));
             }
+            files.insert(key.clone(), layer.label.clone());
         }
         deep_merge(&mut merged, layer.entries);
     }
-    let default = merged.iter().find(|(k, _)| k == "default").map(|(_, v)| v.clone());
-    let resolver = Resolver::new(&merged, !unresolved.is_empty());
-    let mut jobs = Vec::new();
+    let global = |key: &str| merged.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v);
+    let default = global("default").cloned();
+    let global_variables = yaml_variables(global("variables"));
+    let stages = stage_order(global("stages").or_else(|| global("types")));
+    let resolver = Resolver::new(&merged, !unresolved.is_empty(), files);
+    let workflow_rules = global("workflow").and_then(|w| w.get("rules"));
+    let workflow = match workflow_rules.map(|rules| resolver.references(rules, 0, &mut Vec::new())) {
+        None => Workflow::Created,
+        Some(Ok(rules)) => {
+            let lookup = |name: &str| lookup(variables, &[], &global_variables, name);
+            match rules::decide(&rules, &lookup, exists) {
+                Decision::Include => Workflow::Created,
+                Decision::Exclude => Workflow::NotCreated,
+                Decision::Unknown => Workflow::Unknown,
+            }
+        }
+        Some(Err(_)) => Workflow::Unknown,
+    };
+    let mut all = Vec::new();
     for (name, node) in &merged {
         if name.starts_with('.') || GLOBAL_KEYWORDS.contains(&name.as_str()) {
             continue;
         }
         if !matches!(node.value, Value::Map(_)) {
-            return Err(LoadError(format!("job '{name}' (line {}) must be a mapping", node.at.line)));
+            return Err(LoadError(format!("{}: job '{name}' must be a mapping", resolver.place(name, None))));
         }
         // GitLab's order (gitlab.md §M): extends, then `default:`, then `!reference`, which
         // therefore sees what a job has through its `extends`.
         let mut missing = Vec::new();
         let mut job = resolver.extended(name, &mut Vec::new(), &mut missing)?;
         apply_default(&mut job, default.as_ref());
-        let job =
-            resolver.references(&job, 0, &mut missing).map_err(|why| LoadError(format!("job '{name}': {why}")))?;
+        let job = resolver
+            .references(&job, 0, &mut missing)
+            .map_err(|why| LoadError(format!("{}: job '{name}': {why}", resolver.place(name, None))))?;
         missing.dedup();
         let origin = origins.iter().find(|(k, _)| k == name).map(|(_, o)| o.clone()).unwrap_or(Origin::Root);
         let stage = job.get("stage").and_then(Node::scalar_text).unwrap_or_else(|| "test".into());
@@ -727,13 +866,23 @@ fn resolve(layers: Vec<Layer>, unresolved: Vec<String>) -> Result<Pipeline, Load
         let steps = number_repeats(
             before_script.iter().chain(&script).chain(&after_script).flat_map(|line| planned_steps(line)).collect(),
         );
-        let allow_failure = AllowFailure::of(&job);
-        for instance in parallel_names(name, job.get("parallel")) {
+        let job_variables = yaml_variables(job.get("variables"));
+        for (instance, matrix) in parallel_instances(name, job.get("parallel")) {
+            // Matrix values are job variables of their instance, above the job's own.
+            let own: Vec<(String, String)> = job_variables.iter().cloned().chain(matrix).collect();
+            let lookup = |name: &str| lookup(variables, &own, &global_variables, name);
+            let mut chosen = fate(&job, &lookup, exists, workflow_rules.is_some());
+            // The job herald runs in exists, whatever herald makes of its rules: GitLab's reading
+            // differed (a variable herald does not see), so any rule that creates it may be the one.
+            if chosen.0 == When::Never && lookup("CI_JOB_NAME").as_deref() == Some(instance.as_str()) {
+                chosen = fate_of_existing(&job);
+            }
+            let (when, allow_failure) = chosen;
             let task = match &origin {
                 Origin::Root => instance.clone(),
                 Origin::Include { name: include, .. } => format!("{include}/{instance}"),
             };
-            jobs.push(Job {
+            let entry = Job {
                 name: instance,
                 stage: stage.clone(),
                 origin: origin.clone(),
@@ -742,12 +891,155 @@ fn resolve(layers: Vec<Layer>, unresolved: Vec<String>) -> Result<Pipeline, Load
                 before_script: before_script.clone(),
                 script: script.clone(),
                 after_script: after_script.clone(),
-                allow_failure: allow_failure.clone(),
+                allow_failure,
+                when,
                 missing: missing.clone(),
-            });
+            };
+            all.push(entry);
         }
     }
-    Ok(Pipeline { jobs, unresolved })
+    sort_by_stage(&mut all, &stages);
+    let order = all.iter().map(|job| job.name.clone()).collect();
+    let (jobs, not_created) = all.into_iter().partition(|job| job.when != When::Never);
+    Ok(Pipeline { jobs, not_created, unresolved, workflow, stages, order })
+}
+
+/// Jobs in stage order, keeping the configuration's order within a stage. A stage not listed
+/// (most likely from an include herald could not resolve) keeps its job after the one before it.
+fn sort_by_stage(jobs: &mut Vec<Job>, stages: &[String]) {
+    let mut previous = 0;
+    let mut ranked: Vec<(usize, Job)> = std::mem::take(jobs)
+        .into_iter()
+        .map(|job| {
+            previous = stages.iter().position(|stage| *stage == job.stage).unwrap_or(previous);
+            (previous, job)
+        })
+        .collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    jobs.extend(ranked.into_iter().map(|(_, job)| job));
+}
+
+/// The stages in GitLab's order: `.pre`, the configuration's (or GitLab's default build, test,
+/// deploy), `.post`.
+fn stage_order(stages: Option<&Node>) -> Vec<String> {
+    let listed: Vec<String> = match stages.map(|s| &s.value) {
+        Some(Value::Seq(items)) => items.iter().filter_map(Node::scalar_text).collect(),
+        _ => ["build", "test", "deploy"].map(String::from).to_vec(),
+    };
+    let middle = listed.into_iter().filter(|stage| stage != ".pre" && stage != ".post");
+    [".pre".to_owned()].into_iter().chain(middle).chain([".post".to_owned()]).collect()
+}
+
+/// `variables:` as (name, value): `NAME: value` and `NAME: {value: ..., description: ...}`.
+fn yaml_variables(node: Option<&Node>) -> Vec<(String, String)> {
+    let Some(Value::Map(entries)) = node.map(|n| &n.value) else { return Vec::new() };
+    entries
+        .iter()
+        .filter_map(|(name, value)| {
+            let text = match &value.value {
+                Value::Map(_) => value.get("value").and_then(Node::scalar_text),
+                _ => value.scalar_text(),
+            };
+            Some((name.clone(), text?))
+        })
+        .collect()
+}
+
+/// A variable as a job's rules see it. The given CI/CD variables win (project, group and pipeline
+/// variables outrank the YAML's); then the job's own `variables:`, then the global ones.
+/// Inside a CI job the given ones also hold the running job's YAML variables: a rule of another
+/// job that tests a name both jobs set sees the running job's value.
+fn lookup(
+    given: &[(String, String)],
+    own: &[(String, String)],
+    global: &[(String, String)],
+    name: &str,
+) -> Option<String> {
+    let find = |list: &[(String, String)]| list.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    find(given).or_else(|| find(own)).or_else(|| find(global))
+}
+
+/// `fate` for a job known to exist although herald's reading of its rules drops it: any rule that
+/// creates it may be the one that matched; without rules, its own `when` and `allow_failure`.
+fn fate_of_existing(job: &Node) -> (When, AllowFailure) {
+    let own_when = job.get("when").and_then(When::written).unwrap_or(When::OnSuccess);
+    let own_allow_failure = AllowFailure::of(job);
+    let Some(Value::Seq(rules)) = job.get("rules").map(|r| &r.value) else {
+        return (own_when, own_allow_failure);
+    };
+    let outcomes: Vec<(When, AllowFailure)> = rules
+        .iter()
+        .map(|rule| {
+            let when = rule.get("when").and_then(When::written).unwrap_or(own_when);
+            let allowed =
+                if rule.get("allow_failure").is_some() { AllowFailure::of(rule) } else { own_allow_failure.clone() };
+            (when, allowed)
+        })
+        .filter(|(when, _)| *when != When::Never)
+        .collect();
+    agreed(&outcomes)
+}
+
+/// The one `when` and `allow_failure` all outcomes share, each `Unknown` where they differ.
+fn agreed(outcomes: &[(When, AllowFailure)]) -> (When, AllowFailure) {
+    let Some((when, allowed)) = outcomes.first() else { return (When::Unknown, AllowFailure::Unknown) };
+    let when = if outcomes.iter().all(|(w, _)| w == when) { *when } else { When::Unknown };
+    let allowed = if outcomes.iter().all(|(_, a)| a == allowed) { allowed.clone() } else { AllowFailure::Unknown };
+    (when, allowed)
+}
+
+/// When GitLab runs `job` and whether it may fail, from its `rules:` or `only`/`except`
+/// (docs: `rules`, `allow_failure`). Each rule that may be the first to hold is a possible
+/// outcome; when they do not all agree, the answer is `When::Unknown` / `AllowFailure::Unknown`.
+fn fate(job: &Node, variables: rules::Variables, exists: rules::Exists, workflow_rules: bool) -> (When, AllowFailure) {
+    let own_when = job.get("when").and_then(When::written).unwrap_or(When::OnSuccess);
+    let own_allow_failure = AllowFailure::of(job);
+    // None: not created.
+    let outcomes: Vec<Option<(When, AllowFailure)>> = match job.get("rules") {
+        Some(rules) => {
+            let Some(found) = rules::candidates(rules, variables, exists) else {
+                return (When::Unknown, AllowFailure::Unknown);
+            };
+            let chosen = found.rules.iter().map(|rule| {
+                let when = rule.get("when").and_then(When::written).unwrap_or(own_when);
+                // A rule's `allow_failure` wins; `when: manual` in a rule does not make the job
+                // allowed to fail (it does at the job level).
+                let allow_failure = match rule.get("allow_failure") {
+                    Some(_) => AllowFailure::of(rule),
+                    None => own_allow_failure.clone(),
+                };
+                (when != When::Never).then_some((when, allow_failure))
+            });
+            chosen.chain(found.none.then_some(None)).collect()
+        }
+        None => {
+            // Without `rules`, `only`/`except`; without those either, GitLab's default
+            // `only: [branches, tags]`, which `workflow:rules` turn off. Every pipeline is of a
+            // branch or a tag except a merge request's: that one is decided by the source alone
+            // (unknown outside CI without git: then the job is created, as in a push).
+            let (only, except) = (job.get("only"), job.get("except"));
+            let created = (own_when != When::Never).then_some((own_when, own_allow_failure));
+            let by_policy = if only.is_none() && except.is_none() {
+                let merge_request = variables("CI_PIPELINE_SOURCE").as_deref() == Some("merge_request_event");
+                Some(workflow_rules || !merge_request)
+            } else {
+                rules::only_except(only, except, variables)
+            };
+            match by_policy {
+                Some(true) => vec![created],
+                Some(false) => vec![None],
+                None => vec![created, None],
+            }
+        }
+    };
+    let created: Vec<(When, AllowFailure)> = outcomes.iter().flatten().cloned().collect();
+    // A job that is not created never fails.
+    if created.is_empty() {
+        return (When::Never, AllowFailure::No);
+    }
+    // Whether it may fail matters only if it runs: the outcomes that create it agree or not.
+    let (when, allow_failure) = agreed(&created);
+    (if outcomes.contains(&None) { When::Unknown } else { when }, allow_failure)
 }
 
 /// GitLab's deep merge: hashes merge key by key, anything else is replaced.
@@ -772,6 +1064,8 @@ struct Resolver<'a> {
     /// Where each name is in `all`.
     index: HashMap<&'a str, usize>,
     lenient: bool,
+    /// The file each top-level name was last set in, for positions in messages.
+    files: HashMap<String, String>,
     /// What `extended` made of each name: the node, how many levels of `extends` lie below it,
     /// and what it lacked. A base is merged once, however many jobs extend or reference it.
     done: RefCell<HashMap<String, Extended>>,
@@ -785,12 +1079,20 @@ struct Extended {
 }
 
 impl<'a> Resolver<'a> {
-    fn new(all: &'a [(String, Node)], lenient: bool) -> Resolver<'a> {
+    fn new(all: &'a [(String, Node)], lenient: bool, files: HashMap<String, String>) -> Resolver<'a> {
         let mut index = HashMap::new();
         for (at, (name, _)) in all.iter().enumerate() {
             index.entry(name.as_str()).or_insert(at);
         }
-        Resolver { all, index, lenient, done: RefCell::new(HashMap::new()) }
+        Resolver { all, index, lenient, files, done: RefCell::new(HashMap::new()) }
+    }
+
+    /// `file:line:column` of a job's `key` (or of the job itself), for messages.
+    fn place(&self, name: &str, key: Option<&str>) -> String {
+        let file = self.files.get(name).map_or("?", String::as_str);
+        let job = self.get(name);
+        let at = job.and_then(|job| key.and_then(|key| job.get(key))).or(job).map(|node| node.at).unwrap_or_default();
+        format!("{file}:{}:{}", at.line, at.column)
     }
 
     fn get(&self, name: &str) -> Option<&'a Node> {
@@ -809,11 +1111,18 @@ impl<'a> Resolver<'a> {
         chain: &mut Vec<String>,
         missing: &mut Vec<String>,
     ) -> Result<(Node, usize), LoadError> {
+        let here = |chain: &[String]| {
+            chain.last().map_or_else(|| self.place(name, None), |last| self.place(last, Some("extends")))
+        };
         let too_deep = |chain: &[String]| {
-            LoadError(format!("extends nested more than {MOST_EXTENDS} levels: {} → {name}", chain.join(" → ")))
+            LoadError(format!(
+                "{}: extends nested more than {MOST_EXTENDS} levels: {} → {name}",
+                here(chain),
+                chain.join(" → ")
+            ))
         };
         if chain.iter().any(|seen| seen == name) {
-            return Err(LoadError(format!("extends cycle: {} → {name}", chain.join(" → "))));
+            return Err(LoadError(format!("{}: extends cycle: {} → {name}", here(chain), chain.join(" → "))));
         }
         if chain.len() >= MOST_EXTENDS {
             return Err(too_deep(chain));
@@ -849,13 +1158,21 @@ impl<'a> Resolver<'a> {
                 missing.push(format!("extends '{name}'"));
                 return Ok((Node { value: Value::Map(Vec::new()), at: Default::default() }, 0));
             }
-            return Err(LoadError(format!("'{extender}' extends '{name}', which does not exist")));
+            return Err(LoadError(format!(
+                "{}: '{extender}' extends '{name}', which does not exist",
+                self.place(extender, Some("extends"))
+            )));
         };
         let bases: Vec<String> = match job.get("extends").map(|e| &e.value) {
             None => return Ok((job.clone(), 0)),
             Some(Value::Str(base)) => vec![base.clone()],
             Some(Value::Seq(items)) => items.iter().filter_map(Node::scalar_text).collect(),
-            Some(_) => return Err(LoadError(format!("job '{name}': extends must be a name or a list of names"))),
+            Some(_) => {
+                return Err(LoadError(format!(
+                    "{}: job '{name}': extends must be a name or a list of names",
+                    self.place(name, Some("extends"))
+                )))
+            }
         };
         chain.push(name.to_owned());
         let mut result: Vec<(String, Node)> = Vec::new();
@@ -962,19 +1279,22 @@ fn script_lines(node: &Node) -> Vec<String> {
     }
 }
 
-/// GitLab's names for `parallel:` instances: `job 1/3`, or `job: [a, b]` per matrix combination.
-fn parallel_names(name: &str, parallel: Option<&Node>) -> Vec<String> {
+/// GitLab's `parallel:` instances: `job 1/3`, or `job: [a, b]` per matrix combination with the
+/// combination's variables.
+fn parallel_instances(name: &str, parallel: Option<&Node>) -> Vec<(String, Vec<(String, String)>)> {
     match parallel.map(|p| &p.value) {
-        Some(Value::Int(count)) if *count >= 1 => (1..=*count).map(|i| format!("{name} {i}/{count}")).collect(),
+        Some(Value::Int(count)) if *count >= 1 => {
+            (1..=*count).map(|i| (format!("{name} {i}/{count}"), Vec::new())).collect()
+        }
         Some(Value::Map(_)) => {
             let Some(Value::Seq(entries)) = parallel.and_then(|p| p.get("matrix")).map(|m| &m.value) else {
-                return vec![name.to_owned()];
+                return vec![(name.to_owned(), Vec::new())];
             };
-            let mut names = Vec::new();
+            let mut instances = Vec::new();
             for entry in entries {
                 let Value::Map(variables) = &entry.value else { continue };
-                let mut combinations: Vec<Vec<String>> = vec![Vec::new()];
-                for (_, values) in variables {
+                let mut combinations: Vec<Vec<(String, String)>> = vec![Vec::new()];
+                for (variable, values) in variables {
                     let choices: Vec<String> = match &values.value {
                         Value::Seq(items) => items.iter().filter_map(Node::scalar_text).collect(),
                         _ => values.scalar_text().into_iter().collect(),
@@ -982,15 +1302,20 @@ fn parallel_names(name: &str, parallel: Option<&Node>) -> Vec<String> {
                     combinations = combinations
                         .into_iter()
                         .flat_map(|done| {
-                            choices.iter().map(move |choice| [done.clone(), vec![choice.clone()]].concat())
+                            choices
+                                .iter()
+                                .map(move |choice| [done.clone(), vec![(variable.clone(), choice.clone())]].concat())
                         })
                         .collect();
                 }
-                names.extend(combinations.into_iter().map(|values| format!("{name}: [{}]", values.join(", "))));
+                instances.extend(combinations.into_iter().map(|values| {
+                    let shown: Vec<&str> = values.iter().map(|(_, value)| value.as_str()).collect();
+                    (format!("{name}: [{}]", shown.join(", ")), values)
+                }));
             }
-            names
+            instances
         }
-        _ => vec![name.to_owned()],
+        _ => vec![(name.to_owned(), Vec::new())],
     }
 }
 
@@ -1027,9 +1352,108 @@ mod tests {
         assert_eq!(stem("templates/Auto-DevOps.gitlab-ci.yml"), "Auto-DevOps");
     }
 
+    fn plan(config: &str, variables: &[(&str, &str)]) -> Pipeline {
+        let files = InMemory(vec![(".gitlab-ci.yml".into(), config.as_bytes().to_vec())]);
+        let variables: Vec<(String, String)> = variables.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        load_from(&files, ".gitlab-ci.yml", None, &variables).unwrap()
+    }
+
+    const FEATURE: [(&str, &str); 2] = [("CI_PIPELINE_SOURCE", "push"), ("CI_COMMIT_BRANCH", "feature/x")];
+
+    /// Issue 25: the plan the publisher uses has no job GitLab would not create.
+    #[test]
+    fn the_plan_has_only_jobs_gitlab_creates() {
+        let config = "a:
+  script: [x]
+  rules:
+    - when: never
+b:
+  script: [x]
+  only: [main]
+c:
+  script: [x]
+";
+        let pipeline = plan(config, &FEATURE);
+        assert_eq!(pipeline.jobs.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(pipeline.not_created.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(pipeline.job("a").is_none() && pipeline.job("b").is_none());
+        // The job herald runs in exists: a reading that excludes it defers to GitLab.
+        let running: Vec<(&str, &str)> = FEATURE.iter().copied().chain([("CI_JOB_NAME", "b")]).collect();
+        let b = plan(config, &running).job("b").cloned().unwrap();
+        assert_eq!((b.when, b.allow_failure), (When::OnSuccess, AllowFailure::No), "no rules: its own");
+        let ruled = "r:\n  script: [x]\n  rules:\n    - if: $NOPE\n      allow_failure: true\n    - if: $NEITHER\n      when: manual\n";
+        let running: Vec<(&str, &str)> = FEATURE.iter().copied().chain([("CI_JOB_NAME", "r")]).collect();
+        let r = plan(ruled, &running).job("r").cloned().unwrap();
+        assert_eq!((r.when, r.allow_failure), (When::Unknown, AllowFailure::Unknown), "either rule may have matched");
+    }
+
+    /// Issue 25: `allow_failure` inside `rules:` is the job's; undecidable, it is GitLab's to say.
+    #[test]
+    fn allow_failure_in_rules_is_resolved() {
+        let config = "\
+            decided:\n  script: [x]\n  rules:\n    - if: $CI_COMMIT_BRANCH =~ /^feature/\n      allow_failure: true\n\
+            codes:\n  script: [x]\n  rules:\n    - allow_failure: {exit_codes: [3]}\n\
+            own:\n  script: [x]\n  allow_failure: true\n  rules:\n    - if: $CI_COMMIT_BRANCH\n\
+            undecided:\n  script: [x]\n  rules:\n    - changes: [src/**]\n      allow_failure: true\n    - when: on_success\n\
+            same-either-way:\n  script: [x]\n  rules:\n    - changes: [src/**]\n      allow_failure: true\n    - allow_failure: true\n\
+            manual-rule:\n  script: [x]\n  rules:\n    - when: manual\n\
+            manual-job:\n  script: [x]\n  when: manual\n";
+        let pipeline = plan(config, &FEATURE);
+        let allowed = |name: &str| pipeline.job(name).unwrap().allow_failure.clone();
+        assert_eq!(allowed("decided"), AllowFailure::Yes);
+        assert_eq!(allowed("codes"), AllowFailure::ExitCodes(vec![3]));
+        assert_eq!(allowed("own"), AllowFailure::Yes, "a rule without allow_failure keeps the job's");
+        assert_eq!(allowed("undecided"), AllowFailure::Unknown);
+        assert_eq!(allowed("same-either-way"), AllowFailure::Yes, "every candidate rule agrees");
+        assert_eq!(allowed("manual-rule"), AllowFailure::No, "when: manual in rules does not allow failure");
+        assert_eq!(allowed("manual-job"), AllowFailure::Yes);
+        assert_eq!(pipeline.job("undecided").unwrap().when, When::OnSuccess, "both candidates run on success");
+    }
+
+    /// Listing a checkout walks every file: done only when a glob or `exists:` needs it, once.
+    #[test]
+    fn the_checkout_is_listed_once_and_only_when_needed() {
+        struct Counted(InMemory, std::cell::Cell<usize>);
+        impl Source for Counted {
+            fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, String> {
+                self.0.read(path, limit)
+            }
+            fn list(&self) -> Vec<String> {
+                self.1.set(self.1.get() + 1);
+                self.0.list()
+            }
+        }
+        let listings = |config: &str| {
+            let files = InMemory(vec![(".gitlab-ci.yml".into(), config.as_bytes().to_vec())]);
+            let source = Counted(files, std::cell::Cell::new(0));
+            load_from(&source, ".gitlab-ci.yml", None, &[]).unwrap();
+            source.1.get()
+        };
+        assert_eq!(listings("a:\n  script: [x]\n  rules:\n    - if: $X\n"), 0);
+        let exists = "a:\n  script: [x]\n  rules:\n    - exists: [x]\nb:\n  script: [x]\n  rules:\n    - exists: [y]\n";
+        assert_eq!(listings(exists), 1);
+    }
+
+    /// Rules see the YAML's variables (global, the job's, a matrix instance's) below the CI/CD ones.
+    #[test]
+    fn job_rules_see_yaml_and_matrix_variables() {
+        let config = "variables:\n  DEPLOY: \"yes\"\n\
+            deploy:\n  script: [x]\n  rules:\n    - if: $DEPLOY == \"yes\"\n\
+            local:\n  variables: {DEPLOY: \"no\"}\n  script: [x]\n  rules:\n    - if: $DEPLOY == \"yes\"\n\
+            cloud:\n  script: [x]\n  parallel:\n    matrix:\n      - PROVIDER: [aws, gcp]\n  rules:\n    - if: $PROVIDER == \"aws\"\n";
+        let pipeline = plan(config, &FEATURE);
+        let names: Vec<&str> = pipeline.jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(names, ["deploy", "cloud: [aws]"]);
+        let given: Vec<(&str, &str)> = FEATURE.iter().copied().chain([("DEPLOY", "no")]).collect();
+        assert!(plan(config, &given).job("deploy").is_none(), "a CI/CD variable outranks the YAML's");
+    }
+
     #[test]
     fn matrix_and_count_names() {
         let parse = |text: &str| yaml::parse(text).unwrap().remove(0);
+        let parallel_names = |name: &str, node: Option<&Node>| -> Vec<String> {
+            parallel_instances(name, node).into_iter().map(|(name, _)| name).collect()
+        };
         assert_eq!(parallel_names("test", Some(&parse("3"))), ["test 1/3", "test 2/3", "test 3/3"]);
         assert_eq!(parallel_names("test", Some(&parse("1"))), ["test 1/1"], "GitLab names even one instance");
         let matrix = parse("matrix:\n  - OS: [linux, mac]\n    ARCH: amd64\n");

@@ -5,12 +5,15 @@ pub mod config;
 pub mod fetch;
 mod glob;
 mod inputs;
+mod libyaml;
 pub mod local;
 mod rules;
 pub mod steps;
 pub mod yaml;
 
-pub use config::{load, load_from, AllowFailure, Checkout, Fetch, InMemory, Job, LoadError, Origin, Pipeline, Source};
+pub use config::{
+    load, load_from, AllowFailure, Checkout, Fetch, InMemory, Job, LoadError, Origin, Pipeline, Source, When, Workflow,
+};
 
 /// The CI/CD variables include rules see: the process's, and the job's as the custom executor
 /// passes them (`CUSTOM_ENV_<NAME>`), which do not override the process's own.

@@ -77,8 +77,45 @@ pub struct YamlError {
     pub message: String,
 }
 
-/// Parses every document of `text` (GitLab files have one, or a `spec:` header, `---`, then one).
+/// Parses every document of `text` (GitLab files have one, or a `spec:` header, `---`, then one),
+/// as libyaml (GitLab's reader) reads it where it differs from YAML 1.2 (libyaml.rs).
 pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
+    if let Some((line, column)) = super::libyaml::refusal(text) {
+        return Err(YamlError {
+            at: Position { line, column },
+            message: "a tab after a block indicator ('-' or '?'): GitLab's YAML reader (libyaml) refuses it".into(),
+        });
+    }
+    let first = match parse_exactly(text) {
+        Ok(documents) => return Ok(documents),
+        Err(error) => error,
+    };
+    let Some(rewrite) = super::libyaml::lenient(text) else { return Err(first) };
+    // Positions in the rewritten text, mapped back to the file's.
+    let original = |at: Position| {
+        let shift = rewrite.shifts.get(at.line.wrapping_sub(1)).copied().unwrap_or(0);
+        Position { line: at.line, column: (at.column as isize - shift).max(1) as usize }
+    };
+    match parse_exactly(&rewrite.text) {
+        Ok(mut documents) => {
+            documents.iter_mut().for_each(|node| map_positions(node, &original));
+            Ok(documents)
+        }
+        Err(error) => Err(YamlError { at: original(error.at), ..error }),
+    }
+}
+
+fn map_positions(node: &mut Node, original: &dyn Fn(Position) -> Position) {
+    node.at = original(node.at);
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(|item| map_positions(item, original)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(_, value)| map_positions(value, original)),
+        _ => {}
+    }
+}
+
+/// saphyr's reading of `text`, YAML 1.2.
+fn parse_exactly(text: &str) -> Result<Vec<Node>, YamlError> {
     let mut builder = Builder { anchors: HashMap::new(), nodes: 0 };
     let mut events = Parser::new_from_str(text).peekable();
     let mut documents = Vec::new();

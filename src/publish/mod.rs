@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 use crate::context::PublishContext;
 use crate::gitlab::retry::{self, GaveUp};
 use crate::gitlab::{self, ApiError, Client, Posted, StatusPost, StatusState};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{AllowFailure, Pipeline};
 use crate::step::{StepName, StepOutcome};
-pub use note::{NoteSync, SyncError, Synced};
+pub use note::{NoteSync, SyncError, Synced, STEP_ROUNDS};
 pub use status::{allowed, final_status, is_allowed, status_name};
 pub use view::{build_view, job_name_of_status, Sources};
 
@@ -74,9 +74,11 @@ impl Look {
         Some(Look { started: Instant::now(), answer })
     }
 
-    /// Its answer, waiting for it until `until` at most; None if it failed or is not there yet.
-    fn answer(self, until: Instant) -> Option<note::Looked> {
-        self.answer.recv_timeout(until.saturating_duration_since(Instant::now())).ok()
+    /// Its answer and when it was asked, waiting for it until `until` at most; None if it
+    /// failed or is not there yet.
+    fn answer(self, until: Instant) -> Option<(Instant, note::Looked)> {
+        let looked = self.answer.recv_timeout(until.saturating_duration_since(Instant::now())).ok()?;
+        Some((self.started, looked))
     }
 }
 
@@ -131,7 +133,7 @@ impl Publisher {
             let taken: Vec<String> = job_memory::steps(&context).into_iter().map(|step| step.name).collect();
             let (step, name) = (1..)
                 .map(|occurrence| {
-                    let step = StepName::new(&crate::pipeline::steps::repeat_name(step.as_str(), occurrence));
+                    let step = step.numbered(occurrence);
                     let name = status_name(&context.status_prefix, &task, &step, alone && occurrence == 1);
                     (step, name)
                 })
@@ -262,7 +264,7 @@ impl Worker {
                 (wanted, deadline) = (ended, Some(at));
             }
             if let (Some(code), false) = (wanted.exit_code, recorded) {
-                wanted = self.allowed_by_the_job(wanted, code);
+                wanted = self.allowed_by_the_job(&client, wanted, code, deadline);
                 // The evidence `herald finalize` closes the step from if the post never lands.
                 job_memory::step_ended(context, &self.name, wanted.state.as_str(), &wanted.description);
                 // Whoever writes the note for this step (this process, the job's next step,
@@ -290,8 +292,8 @@ impl Worker {
                             Report::Done
                         }
                         (Some(note), Some(at)) => {
-                            if let Some(looked) = look.take().and_then(|look| look.answer(at)) {
-                                note.prefetched(looked);
+                            if let Some((sent, looked)) = look.take().and_then(|look| look.answer(at)) {
+                                note.prefetched(sent, looked);
                             }
                             note.expect_step(context, &self.step, wanted.state.as_str(), &wanted.description);
                             note.expect_summary(&self.name, wanted.summary.as_deref());
@@ -393,14 +395,45 @@ impl Worker {
 
     /// A failed step of a job that may fail (`allow_failure: true`, or `exit_codes` that hold
     /// its code) is posted as an allowed failure: a `failed` status would fail the pipeline that
-    /// GitLab itself lets pass (gitlab.md §J). Failures the configuration does not foresee
-    /// (`herald run -- x || true`) are settled by `herald finalize` and `herald note --final`.
-    fn allowed_by_the_job(&self, wanted: Wanted, exit_code: i32) -> Wanted {
+    /// GitLab itself lets pass (gitlab.md §J). The configuration answers when it can; when it
+    /// cannot (no readable `.gitlab-ci.yml`, the job not in it, or `rules:` whose `allow_failure`
+    /// depends on what herald does not know), GitLab is asked once, only now that a step failed:
+    /// the job's own `allow_failure` as GitLab resolved it for this pipeline. Failures the
+    /// configuration does not foresee (`herald run -- x || true`) are settled by `herald
+    /// finalize` and `herald note --final`.
+    fn allowed_by_the_job(&self, client: &Client, wanted: Wanted, exit_code: i32, deadline: Option<Instant>) -> Wanted {
+        if wanted.state != StatusState::Failed {
+            return wanted;
+        }
         let job = self.plan.as_ref().and_then(|plan| plan.job(&self.context.job_name));
-        if wanted.state == StatusState::Failed && job.is_some_and(|job| job.allow_failure.allows(exit_code)) {
+        let may_fail = match job.map(|job| &job.allow_failure) {
+            Some(AllowFailure::Unknown) | None => self.job_may_fail(client, deadline),
+            Some(configured) => configured.allows(exit_code),
+        };
+        if may_fail {
             Wanted { state: StatusState::Success, description: allowed(&wanted.description), ..wanted }
         } else {
             wanted
+        }
+    }
+
+    /// The job's `allow_failure` as GitLab has it, within half the time left for the step's
+    /// final post (the post itself needs the rest). Not known (no job id, no answer in time):
+    /// false, and the safety net (`herald finalize`, `herald note --final`) settles it.
+    fn job_may_fail(&self, client: &Client, deadline: Option<Instant>) -> bool {
+        let Some(job_id) = self.context.job_id.as_deref() else { return false };
+        let now = Instant::now();
+        let until = now + deadline.map_or(REFRESH_TIMEOUT, |at| at.saturating_duration_since(now) / 2);
+        let project = &self.context.project;
+        match retry::call(until, retry::sleep, |timeout| gitlab::job(client, project, job_id, timeout)) {
+            Ok(facts) => {
+                log!(Debug, "job {job_id}: GitLab says allow_failure is {}", facts.allow_failure);
+                facts.allow_failure
+            }
+            Err(error) => {
+                log!(Info, "job {job_id}: whether it may fail is not known ({error}); the status says failed");
+                false
+            }
         }
     }
 
@@ -439,8 +472,8 @@ impl Worker {
             self.stashed.borrow().is_some()
         };
         // The look made as the step started, if it has its answer: the live write's look.
-        if let Some(looked) = look.take().and_then(|look| look.answer(Instant::now())) {
-            note.prefetched(looked);
+        if let Some((sent, looked)) = look.take().and_then(|look| look.answer(Instant::now())) {
+            note.prefetched(sent, looked);
         }
         loop {
             let result = note.refresh(Instant::now() + REFRESH_TIMEOUT, &interrupted);
@@ -482,8 +515,12 @@ impl Worker {
         let result = note.settle(deadline, note::STEP_ROUNDS);
         log!(Info, "note, final write: {result:?}");
         self.remember_for_next_step(note);
-        if result.is_ok() {
-            job_memory::note_paid(&self.context);
+        match &result {
+            Ok(_) => job_memory::note_paid(&self.context),
+            // Not written for lack of time (a 429 storm, a short flush budget): the job owes
+            // it, and `herald finalize`, with time of its own, pays it.
+            Err(SyncError::OutOfTime | SyncError::Api(_)) => job_memory::owe_note(&self.context),
+            Err(_) => {}
         }
         match result {
             // Others kept writing after us; each of them verifies its own write.

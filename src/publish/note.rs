@@ -8,8 +8,8 @@
 //!    already final (`settled`; the rest are read newest first), and failure excerpts from
 //!    complete job logs and the MR's earlier pipelines (`carried`).
 //! 2. Find the note by herald's marker *and* the token's user as author; never adopt someone
-//!    else's note. None yet: claim it (create it with a short text and a nonce) before reading
-//!    the pipeline, then list again. Several of ours (writers claimed at once): keep the lowest
+//!    else's note. None yet: claim it (create it with a nonce, showing the pipeline's jobs and
+//!    statuses as GitLab has them: the version GitLab e-mails), then list again. Several of ours (writers claimed at once): keep the lowest
 //!    id; the others are deleted by their creators, by `herald note`, or by anyone once they are
 //!    old. A creator lists again before it writes again, even when the write that created the
 //!    note was cut off (its step ended): it never writes into its own duplicate. Only the keeper
@@ -41,7 +41,7 @@ use crate::report::{excerpt, joblog, summary};
 
 use super::carried::Carried;
 use super::settled::Settled;
-use super::view::{build_view, job_id_of_url, planned_view, project_url_of_job, Sources};
+use super::view::{build_view, job_id_of_url, project_url_of_job, Sources};
 use crate::gitlab::retry::{self, Backoff, GaveUp};
 
 /// Longest a single request may take.
@@ -55,6 +55,19 @@ const BUSY_WINDOW: Duration = Duration::from_secs(2);
 const BUSY_PAUSE: Duration = Duration::from_millis(500);
 /// A duplicate note of ours unchanged for this many seconds has no live creator to remove it.
 const OLD_DUPLICATE: f64 = 30.0;
+/// Writers that found no note look again after a random moment up to this long before creating
+/// one, so that of those that found none at once, the first one's note is seen by the others.
+const CLAIM_SPREAD: Duration = Duration::from_millis(200);
+/// A look at the note made on another thread is used only this soon after it was sent.
+const YOUNG_LOOK: Duration = Duration::from_secs(2);
+/// The share of the time left that a create may take: the rest is the budget of the list (and
+/// delete of a duplicate) that must follow it, so that a create slowed down by a 429 storm does
+/// not leave its duplicate behind for lack of time.
+const CREATE_SHARE: f64 = 0.4;
+/// Less time left than this, and no note is created: there would be no time to remove it again
+/// if it turned out a duplicate. A later writer, `herald finalize` (the job then owes the note)
+/// or `herald note` creates it.
+const LEAST_TIME_TO_CREATE: Duration = Duration::from_secs(2);
 /// Room left in a note besides its visible text and the settled statuses (GitLab counts
 /// characters, this counts bytes: there is room to spare).
 const SETTLED_MARGIN: usize = 10_000;
@@ -99,8 +112,11 @@ pub struct NoteSync<'c> {
     /// A second client, with its own connection: the note is looked up on it, so that the look
     /// can go out alongside a request on the first (see `alongside`). None: one connection.
     spare: Option<&'c Client>,
-    /// A look at the note made on another thread, the next `find`'s (`prefetched`).
-    prefetched: Option<Looked>,
+    /// A look at the note made on another thread, and when it was sent: the next `find`'s
+    /// (`prefetched`), if it is still young then.
+    prefetched: Option<(Instant, Looked)>,
+    /// When this process last sent a create: a look sent before it cannot show that note.
+    last_create: Option<Instant>,
     plan: Option<&'c Pipeline>,
     project: String,
     mr_iid: u64,
@@ -158,6 +174,7 @@ impl<'c> NoteSync<'c> {
             client,
             spare: None,
             prefetched: None,
+            last_create: None,
             plan,
             project: context.project.clone(),
             mr_iid: context.mr_iid?,
@@ -198,12 +215,15 @@ impl<'c> NoteSync<'c> {
         Lookup { project: self.project.clone(), mr_iid: self.mr_iid, note_id: self.known_id() }
     }
 
-    /// The answer to `lookup`: the next `find` takes it as its look, unless this process has
-    /// learnt a different way to look since (it created a note). Made before the final status
-    /// landed, it cannot show this step's final state; a busy note is looked at again after the
-    /// wait, as always.
-    pub fn prefetched(&mut self, looked: Looked) {
-        self.prefetched = Some(looked);
+    /// The answer to `lookup`, sent at `sent`: the next `find` takes it as its look, unless this
+    /// process has learnt a different way to look since, has created a note since it was sent
+    /// (the list after a create must be made after it), or it is older than `YOUNG_LOOK` by
+    /// then (a final post slowed down by a 429 storm: a list that old may miss a note another
+    /// writer created meanwhile, and this process would create one more). Made before the final
+    /// status landed, it cannot show this step's final state; a busy note is looked at again
+    /// after the wait, as always.
+    pub fn prefetched(&mut self, sent: Instant, looked: Looked) {
+        self.prefetched = Some((sent, looked));
     }
 
     /// Removes every duplicate note of ours when it finds them, whoever created them. Writers of
@@ -386,15 +406,37 @@ impl<'c> NoteSync<'c> {
                     return Ok(Synced::Throttled(wait));
                 }
             }
+            // The pipeline's state read for the claim, which the render then uses too.
+            let mut claimed_from: Option<(Vec<PipelineJob>, Vec<CommitStatus>)> = None;
             if note.is_none() {
-                // None of ours yet: claim it before reading the pipeline (see `view::claim`).
-                // Whoever holds the kept claim renders at once; a writer whose claim was a
-                // duplicate posted its status before the kept one was created, so the keeper's
-                // render shows it: waiting for that (below) is cheaper than rendering.
-                note = self.claim(&guard, me)?;
-                let kept_ours =
-                    note.as_ref().is_some_and(|kept| self.created_bodies.iter().any(|b| b == kept.body.trim_end()));
-                looks_left = if kept_ours { 0 } else { COVERED_LOOKS };
+                // None of ours yet: claim it (see `view::claim`), from the pipeline as GitLab has
+                // it: the claim is the version GitLab e-mails, so it shows GitLab's own jobs
+                // (manual, skipped, not yet created ones as they are), never one GitLab does not
+                // have, and the steps each will run, so that no later version shrinks.
+                // Whoever holds the kept claim renders at once, from the same reads; a writer
+                // whose claim was a duplicate posted its status before the kept one was created,
+                // so the keeper's render shows it: waiting for that (below) is cheaper than
+                // rendering.
+                let state = self.read_state(&guard, None)?;
+                // Those reads took a round trip, in which another writer may have claimed it:
+                // look again right before creating, so that the window in which two writers
+                // both create is one request wide, as without them. Writers that found no note
+                // at the same moment (jobs started together reach their live write together)
+                // look again at spread-out moments: the first one's note is there for the rest.
+                let spread = Backoff::starting_at(CLAIM_SPREAD * 2).next_wait(None).saturating_sub(CLAIM_SPREAD);
+                if Instant::now() + spread < deadline && !interrupted() {
+                    std::thread::sleep(spread);
+                }
+                note = self.find(&guard, me)?;
+                if note.is_none() {
+                    note = self.claim(&guard, me, &state.0, &state.1)?;
+                    let kept_ours =
+                        note.as_ref().is_some_and(|kept| self.created_bodies.iter().any(|b| b == kept.body.trim_end()));
+                    looks_left = if kept_ours { 0 } else { COVERED_LOOKS };
+                    claimed_from = kept_ours.then_some(state);
+                } else if let Some(newer) = self.newer_pipeline(note.as_ref()) {
+                    return Ok(Synced::NewerPipeline(newer));
+                }
             }
             // A step's final write: nothing to do if another writer has shown it already. While
             // the note is busy (written in the last BUSY_WINDOW), wait a moment and look again,
@@ -422,19 +464,10 @@ impl<'c> NoteSync<'c> {
             let body = match body {
                 Some(body) => body,
                 None => {
-                    // The jobs and the statuses do not depend on each other: read together.
-                    let known = self.settled_in(note.as_ref().map(|n| n.body.as_str()));
-                    let (read, statuses) = self.alongside(
-                        deadline,
-                        || {
-                            self.call(&guard, |c, t| {
-                                gitlab::pipeline_jobs_with_retries(c, &self.project, self.pipeline_id, t)
-                            })
-                        },
-                        self.spare,
-                        self.statuses_from(known.below),
-                    );
-                    let (read, statuses) = (read?, known.merge(statuses?));
+                    let (read, statuses) = match claimed_from.take() {
+                        Some(state) => state,
+                        None => self.read_state(&guard, note.as_ref())?,
+                    };
                     rendered_finals = Some(finals_of(&statuses));
                     let body = self.render(&guard, &read, note.as_ref(), statuses)?;
                     jobs = Some(read);
@@ -465,13 +498,11 @@ impl<'c> NoteSync<'c> {
                 None => {
                     // The claim came to nothing (GitLab answered 202, or it vanished at once).
                     log!(Debug, "note !{}: round {}, none of ours yet: creating it", self.mr_iid, round + 1);
-                    // Remembered before sending: a create whose answer is lost may still have
-                    // happened, and its retry then makes a second note; both are ours to remove.
-                    self.created_bodies.push(body.trim_end().to_owned());
-                    self.unchecked_create = true;
-                    let created =
-                        self.call(&guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, &body, t))?;
-                    self.note_id = created.map(|n| n.id);
+                    // A create whose answer is lost may still have happened, and its retry then
+                    // makes a second note; both are ours to remove.
+                    if self.create(&guard, me, &body)?.is_some() {
+                        continue; // another writer's appeared: the next round writes there
+                    }
                     self.fresh_until = Some(SystemTime::now() + self.min_interval);
                 }
             }
@@ -484,20 +515,138 @@ impl<'c> NoteSync<'c> {
         Err(SyncError::NoAgreement(rounds))
     }
 
+    /// The pipeline's jobs (earlier attempts included) and herald's statuses, those `note` knows
+    /// to be final merged with those read from where they end. The two reads do not depend on
+    /// each other: they go together, on both connections.
+    fn read_state(
+        &self,
+        guard: &Guard,
+        note: Option<&Note>,
+    ) -> Result<(Vec<PipelineJob>, Vec<CommitStatus>), SyncError> {
+        let known = self.settled_in(note.map(|n| n.body.as_str()));
+        let (read, statuses) = self.alongside(
+            guard.deadline,
+            || self.call(guard, |c, t| gitlab::pipeline_jobs_with_retries(c, &self.project, self.pipeline_id, t)),
+            self.spare,
+            self.statuses_from(known.below),
+        );
+        Ok((read?, known.merge(statuses?)))
+    }
+
     /// Creates the note with a claim and lists the notes again: another writer may have created one
-    /// at the same time. Returns the one kept (the oldest), whosever it is.
-    fn claim(&mut self, guard: &Guard, me: u64) -> Result<Option<Note>, SyncError> {
+    /// at the same time. Returns the one kept (the oldest), whosever it is. The claim shows the
+    /// pipeline's `jobs` and `statuses` as read (no excerpts, no history: those cost reads).
+    fn claim(
+        &mut self,
+        guard: &Guard,
+        me: u64,
+        jobs: &[PipelineJob],
+        statuses: &[CommitStatus],
+    ) -> Result<Option<Note>, SyncError> {
         let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let nonce = format!("{:x}-{:x}", std::process::id(), now.as_nanos());
-        let planned = planned_view(self.pipeline_id, &self.sha, self.job_url.as_deref(), self.plan);
-        let body = view::claim(&planned, &nonce);
+        let first = build_view(&Sources {
+            pipeline_id: self.pipeline_id,
+            sha: &self.sha,
+            prefix: &self.status_prefix,
+            jobs,
+            statuses,
+            plan: self.plan,
+            history: &[],
+            excerpts: &BTreeMap::new(),
+            summaries: &BTreeMap::new(),
+        });
+        let body = view::claim(&first, &nonce);
         log!(Debug, "note !{}: none of ours yet: claiming it", self.mr_iid);
+        match self.create(guard, me, &body)? {
+            // Not created: another writer's note appeared while GitLab refused ours.
+            Some(looked) => self.found(guard, me, looked),
+            None => self.find(guard, me),
+        }
+    }
+
+    /// Creates a note with `body`, within `CREATE_SHARE` of the time left: the list (and the
+    /// delete of a duplicate of ours) that must follow a create keeps the rest. When the create
+    /// fails in a way that may have left a note (a lost answer, time running out between
+    /// tries), that list is made here, within the rest, before the error is returned. Some(look):
+    /// no note was created, as another writer's appeared while GitLab refused ours.
+    fn create(&mut self, guard: &Guard, me: u64, body: &str) -> Result<Option<Looked>, SyncError> {
+        if guard.deadline.saturating_duration_since(Instant::now()) < LEAST_TIME_TO_CREATE {
+            log!(Debug, "note !{}: too little time left to create the note and check it", self.mr_iid);
+            return Err(SyncError::OutOfTime);
+        }
         // Remembered before sending: a create whose answer is lost may still have happened.
         self.created_bodies.push(body.trim_end().to_owned());
         self.unchecked_create = true;
-        let created = self.call(guard, |c, t| gitlab::create_note(c, &self.project, self.mr_iid, &body, t))?;
-        self.note_id = created.map(|n| n.id);
-        self.find(guard, me)
+        self.last_create = Some(Instant::now());
+        let left = guard.deadline.saturating_duration_since(Instant::now());
+        let create_guard =
+            Guard { deadline: Instant::now() + left.mul_f64(CREATE_SHARE), interrupted: guard.interrupted };
+        match self.create_unless_another_appears(&create_guard, me, body) {
+            Ok(Some(looked)) => Ok(Some(looked)),
+            Ok(None) => Ok(None),
+            // The step ended mid-create: its final write lists first (`unchecked_create`).
+            Err(SyncError::Interrupted) => Err(SyncError::Interrupted),
+            Err(error) => {
+                log!(Debug, "note !{}: the create failed ({error}); looking for a note it may have left", self.mr_iid);
+                let cleanup = Guard { deadline: guard.deadline, interrupted: &|| false };
+                if let Err(cleanup_error) = self.find(&cleanup, me) {
+                    log!(Debug, "note !{}: a duplicate of ours may be left: {cleanup_error}", self.mr_iid);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The create, tried again while GitLab refuses it in a way that applied nothing (a 429, a
+    /// 409), but only after a look: if another writer's note has appeared meanwhile, this one
+    /// creates none (each created note may e-mail every participant) and returns that look.
+    /// None when it created the note (`note_id`).
+    fn create_unless_another_appears(
+        &mut self,
+        guard: &Guard,
+        me: u64,
+        body: &str,
+    ) -> Result<Option<Looked>, SyncError> {
+        let mut backoff = Backoff::new();
+        loop {
+            if (guard.interrupted)() {
+                return Err(SyncError::Interrupted);
+            }
+            let left = guard.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(SyncError::OutOfTime);
+            }
+            let timeout = left.min(retry::REQUEST_TIMEOUT);
+            let error = match gitlab::create_note(self.client, &self.project, self.mr_iid, body, timeout) {
+                Ok(created) => {
+                    self.note_id = created.map(|n| n.id);
+                    return Ok(None);
+                }
+                Err(error) if error.is_retryable() => error,
+                Err(error) => return Err(SyncError::Api(error)),
+            };
+            let wait = backoff.next_wait(error.retry_after());
+            if Instant::now() + wait >= guard.deadline {
+                return Err(SyncError::Api(error));
+            }
+            log!(Debug, "note !{}: the create failed ({error}); trying again in {} ms", self.mr_iid, wait.as_millis());
+            std::thread::sleep(wait);
+            if error.may_have_applied() {
+                continue; // it may be there: the list after the create tells
+            }
+            let looked = self.look(guard)?;
+            let another = match &looked {
+                Looked::All(notes) => {
+                    notes.iter().any(|n| n.author.id == me && !n.system && view::pipeline_of(&n.body).is_some())
+                }
+                Looked::One(..) => false,
+            };
+            if another {
+                log!(Debug, "note !{}: another writer created the note meanwhile; ours is not made", self.mr_iid);
+                return Ok(Some(looked));
+            }
+        }
     }
 
     /// Removes the duplicate this process may have created when the write that created it was
@@ -580,9 +729,20 @@ impl<'c> NoteSync<'c> {
     /// After creating one, always by listing: what this process created may be a duplicate.
     fn find(&mut self, guard: &Guard, me: u64) -> Result<Option<Note>, SyncError> {
         let looked = match self.prefetched.take() {
-            // Made for what this process knows now (it has not created a note since).
-            Some(looked) if looked.id() == self.known_id() => looked,
-            _ => self.look(guard)?,
+            // Made for what this process knows now, after its last create, and young.
+            Some((sent, looked))
+                if looked.id() == self.known_id()
+                    && !self.unchecked_create
+                    && self.last_create.is_none_or(|created| sent > created)
+                    && sent.elapsed() < YOUNG_LOOK =>
+            {
+                looked
+            }
+            Some(_) => {
+                log!(Debug, "note !{}: the look made earlier is too old or predates our create", self.mr_iid);
+                self.look(guard)?
+            }
+            None => self.look(guard)?,
         };
         self.found(guard, me, looked)
     }
@@ -617,10 +777,13 @@ impl<'c> NoteSync<'c> {
             .collect();
         ours.sort_by_key(|n| n.id);
         // A duplicate is removed by whoever created it (it lists again after creating), by
-        // `herald note`, or by anyone once it is old (its creator died before cleaning up).
+        // `herald note`, by anyone while it is still a bare claim (nobody wrote into it: its
+        // creator, listing, will keep the lowest one), or by anyone once it is old (its creator
+        // died before cleaning up).
         let removable = |n: &Note| {
             self.all_duplicates
                 || self.created_bodies.iter().any(|body| body == n.body.trim_end())
+                || view::is_claim(&n.body)
                 || self.age(n).is_some_and(|age| age > OLD_DUPLICATE)
         };
         for extra in ours.iter().skip(1).filter(|n| removable(n)) {

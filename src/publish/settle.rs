@@ -184,7 +184,7 @@ pub(super) fn step_of(status_name: &str, prefix: &str, plan: Option<&Pipeline>) 
     let task_and_step = status_name.strip_prefix(prefix)?.strip_prefix('/')?;
     let step = match task_and_step.split_once(" › ") {
         Some((_, step)) => step.to_owned(),
-        None => plan?.jobs.iter().find(|job| job.task == task_and_step)?.steps.first()?.clone(),
+        None => plan?.configured_task(task_and_step)?.steps.first()?.clone(),
     };
     if let Some((base, number)) = step.strip_suffix(')').and_then(|s| s.rsplit_once(" (")) {
         if let Ok(occurrence) = number.parse::<usize>() {

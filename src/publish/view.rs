@@ -36,7 +36,7 @@ pub fn split_task(task_and_step: &str) -> (&str, Option<&str>) {
 /// (`ci/lint` → `lint`), else the task itself. For statuses without a job link (`target_url`).
 pub fn job_name_of_status<'a>(status_name: &'a str, prefix: &str, plan: Option<&'a Pipeline>) -> Option<&'a str> {
     let (task, _) = split_task(status_name.strip_prefix(prefix)?.strip_prefix('/')?);
-    let planned = plan.and_then(|plan| plan.jobs.iter().find(|job| job.task == task));
+    let planned = plan.and_then(|plan| plan.configured_task(task));
     Some(planned.map_or(task, |job| job.name.as_str()))
 }
 
@@ -88,7 +88,7 @@ pub fn build_view(sources: &Sources) -> NoteView {
     for status in ours {
         let task_and_step = &status.name[own_prefix.len()..];
         let (task, step) = split_task(task_and_step);
-        let planned = plan.and_then(|plan| plan.jobs.iter().find(|job| job.task == task));
+        let planned = plan.and_then(|plan| plan.configured_task(task));
         let job_name = planned.map_or(task, |job| job.name.as_str());
         // `<prefix>/<task>` alone is a job's single step: named as the plan names it.
         let step_name = match (step, planned) {
@@ -97,7 +97,23 @@ pub fn build_view(sources: &Sources) -> NoteView {
             (None, _) => task.to_owned(),
         };
         let description = status.description.clone().unwrap_or_else(|| status.status.clone());
-        let state = StepState::of_step(&status.status, &description);
+        // The job is the one the status links to (CI_JOB_URL), else the one its name names.
+        let by_url =
+            status.target_url.as_ref().and_then(|url| job_views.iter().position(|j| j.web_url.as_ref() == Some(url)));
+        let index = by_url.or_else(|| job_views.iter().position(|j| j.name == job_name));
+        // A step that ended badly in an earlier attempt of a job GitLab is running again is
+        // retrying, not failed, until the retry ends (its own statuses then replace it).
+        let earlier_attempt = by_url.is_none()
+            && status
+                .target_url
+                .as_deref()
+                .and_then(job_id_of_url)
+                .is_some_and(|id| all.iter().any(|job| job.id == id) && latest.iter().all(|job| job.id != id));
+        let retried = index.is_some_and(|index| is_active(&job_views[index].status));
+        let state = match StepState::of_step(&status.status, &description) {
+            StepState::Failed | StepState::Canceled if earlier_attempt && retried => StepState::Retrying,
+            state => state,
+        };
         let excerpt = match state {
             StepState::Failed => match sources.excerpts.get(&status.id) {
                 Some(excerpt) if !excerpt.is_empty() => excerpt.clone(),
@@ -113,10 +129,6 @@ pub fn build_view(sources: &Sources) -> NoteView {
             excerpt,
             summary: sources.summaries.get(&status.name).cloned(),
         };
-        // The job is the one the status links to (CI_JOB_URL), else the one its name names.
-        let by_url =
-            status.target_url.as_ref().and_then(|url| job_views.iter().position(|j| j.web_url.as_ref() == Some(url)));
-        let index = by_url.or_else(|| job_views.iter().position(|j| j.name == job_name));
         match index {
             Some(index) => job_views[index].steps.push(step),
             None => unattached.push(step),
@@ -127,7 +139,7 @@ pub fn build_view(sources: &Sources) -> NoteView {
     // runs, not run once it is over, so that a pipeline's total of steps never shrinks.
     if let Some(plan) = plan {
         for view in &mut job_views {
-            if let Some(job) = plan.job(&view.name) {
+            if let Some(job) = plan.configured(&view.name) {
                 let started: Vec<&str> = view.steps.iter().map(|step| step.name.as_str()).collect();
                 view.planned = job.steps.iter().filter(|step| !started.contains(&step.as_str())).cloned().collect();
             }
@@ -178,35 +190,9 @@ pub fn build_view(sources: &Sources) -> NoteView {
     }
 }
 
-/// What the note shows before the pipeline has been read (the claim, publish/note.rs): the jobs
-/// and steps the configuration plans, all still to come.
-pub fn planned_view(pipeline_id: u64, sha: &str, job_url: Option<&str>, plan: Option<&Pipeline>) -> NoteView {
-    let base = job_url.and_then(project_url_of_job);
-    let jobs = plan.map_or_else(Vec::new, |plan| {
-        plan.jobs
-            .iter()
-            .filter(|job| job.stage != ".post" || !job.steps.is_empty())
-            .map(|job| JobView {
-                name: job.name.clone(),
-                stage: job.stage.clone(),
-                status: "created".into(),
-                planned: job.steps.clone(),
-                ..JobView::default()
-            })
-            .collect()
-    });
-    NoteView {
-        pipeline: PipelineView {
-            id: pipeline_id,
-            status: "pending".into(),
-            web_url: base.as_ref().map(|base| format!("{base}/-/pipelines/{pipeline_id}")),
-            commit_url: base.as_ref().map(|base| format!("{base}/-/commit/{sha}")),
-            sha: sha.to_owned(),
-            ..PipelineView::default()
-        },
-        jobs,
-        ..NoteView::default()
-    }
+/// Whether a job's GitLab status says it will still run or is running.
+fn is_active(status: &str) -> bool {
+    matches!(status, "created" | "pending" | "running" | "waiting_for_resource" | "preparing" | "waiting_for_callback")
 }
 
 /// Where a stage comes in the pipeline: GitLab creates a pipeline's jobs stage by stage, so the
@@ -347,6 +333,25 @@ mod tests {
         // A failed step fails the pipeline even in a job that passed (`|| true`, not settled yet).
         let statuses = [status(5, "herald/test › unit", "failed", Some(1))];
         assert_eq!(view(&[job(1, "test", "test", "success")], &statuses).pipeline.status, "failed");
+    }
+
+    #[test]
+    fn a_failed_step_of_an_earlier_attempt_is_retrying_while_the_retry_runs() {
+        let statuses =
+            [status(5, "herald/unit › test", "failed", Some(1)), status(6, "herald/unit › lint", "failed", Some(1))];
+        for (retry, expected) in
+            [("pending", StepState::Retrying), ("running", StepState::Retrying), ("failed", StepState::Failed)]
+        {
+            let jobs = [job(1, "unit", "test", "failed"), job(2, "unit", "test", retry)];
+            let seen = view(&jobs, &statuses);
+            assert_eq!(seen.jobs.len(), 1, "the latest attempt only");
+            let states: Vec<StepState> = seen.jobs[0].steps.iter().map(|s| s.state).collect();
+            assert_eq!(states, [expected, expected], "retry {retry}");
+        }
+        let seen = view(&[job(1, "unit", "test", "failed"), job(2, "unit", "test", "running")], &statuses);
+        assert_eq!(seen.pipeline.status, "running", "not failed while the retry runs");
+        let text = crate::report::note::render(&seen);
+        assert!(text.contains("2 retrying") && !text.contains("failed ·"), "{text}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! script (`herald run -- jq . in.json > out.json`), and markers there would corrupt it. The runner
 //! merges both streams into the job log in the order they were written.
 
+use crate::redact::Secrets;
 use crate::step::{StepName, StepOutcome, Verdict};
 
 /// One step's section in the job log.
@@ -17,9 +18,15 @@ impl LogSection {
     /// Section names may only use `[A-Za-z0-9_.-]`, and GitLab folds case and punctuation, so the
     /// name is a lowercase slug of the step plus herald's pid, which keeps two steps of one job
     /// (even two with the same name) in separate sections.
-    pub fn for_step(step: &StepName, pid: u32) -> LogSection {
+    ///
+    /// GitLab masks variables in the log as they are written, case and all: a secret lower-cased
+    /// would pass. So `secrets` are masked before lower-casing, and the lower-cased secrets in
+    /// the lower-cased name after (a name that is a secret in capitals becomes one lower-cased).
+    pub fn for_step(step: &StepName, pid: u32, secrets: &Secrets) -> LogSection {
+        let shown = secrets.mask(step.as_str());
+        let lowered = secrets.lowercased().mask(&secrets.mask(&shown.to_lowercase()));
         let mut slug = String::new();
-        for c in step.as_str().chars().flat_map(char::to_lowercase) {
+        for c in lowered.chars().flat_map(char::to_lowercase) {
             if c.is_ascii_alphanumeric() {
                 slug.push(c);
             } else if !slug.is_empty() && !slug.ends_with('-') {
@@ -31,7 +38,7 @@ impl LogSection {
         }
         let slug = slug.trim_end_matches('-');
         let name = if slug.is_empty() { format!("herald-{pid}") } else { format!("herald-{slug}-{pid}") };
-        LogSection { name, header: format!("\x1b[36;1m▶ {step}\x1b[0m") }
+        LogSection { name, header: format!("\x1b[36;1m▶ {shown}\x1b[0m") }
     }
 
     pub fn name(&self) -> &str {
@@ -208,18 +215,19 @@ mod tests {
 
     #[test]
     fn section_names_are_safe_and_distinct() {
-        let hostile = LogSection::for_step(&StepName::new("../x: $(rm -rf) \u{1b}[2J ÜNICODE"), 42);
+        let hostile =
+            LogSection::for_step(&StepName::new("../x: $(rm -rf) \u{1b}[2J ÜNICODE"), 42, &Secrets::default());
         assert_eq!(hostile.name(), "herald-x-rm-rf-2j-nicode-42");
-        assert_eq!(LogSection::for_step(&StepName::new("???"), 7).name(), "herald-7");
+        assert_eq!(LogSection::for_step(&StepName::new("???"), 7, &Secrets::default()).name(), "herald-7");
         assert_ne!(
-            LogSection::for_step(&StepName::new("unit"), 1).name(),
-            LogSection::for_step(&StepName::new("unit"), 2).name()
+            LogSection::for_step(&StepName::new("unit"), 1, &Secrets::default()).name(),
+            LogSection::for_step(&StepName::new("unit"), 2, &Secrets::default()).name()
         );
     }
 
     #[test]
     fn markers_match_gitlabs_parser() {
-        let section = LogSection::for_step(&StepName::new("cargo test"), 9);
+        let section = LogSection::for_step(&StepName::new("cargo test"), 9, &Secrets::default());
         assert_eq!(
             section.start_marker(1700000000),
             "\x1b[0Ksection_start:1700000000:herald-cargo-test-9\r\x1b[0K\x1b[36;1m▶ cargo test\x1b[0m\n"
@@ -229,8 +237,8 @@ mod tests {
 
     #[test]
     fn a_steps_output_is_cut_from_the_job_log_at_its_markers() {
-        let unit = LogSection::for_step(&StepName::new("unit"), 7);
-        let lint = LogSection::for_step(&StepName::new("lint"), 8);
+        let unit = LogSection::for_step(&StepName::new("unit"), 7, &Secrets::default());
+        let lint = LogSection::for_step(&StepName::new("lint"), 8, &Secrets::default());
         let log = format!(
             "Running with gitlab-runner\n{}\x1b[32mcompiling\x1b[0m\n50%\r100%\nboom\n{}\x1b[31;1m✘ unit failed\x1b[0m\n{}2026-11-30T09:00:00.123456Z 00O lint says hi\n",
             unit.start_marker(1),
@@ -260,5 +268,16 @@ mod tests {
             summary_line(&StepName::new("unit"), &outcome),
             "\x1b[31;1m✘ unit failed (exit 2) after 4.1s\x1b[0m\n"
         );
+    }
+
+    #[test]
+    fn a_secret_is_masked_in_the_section_name_in_any_case() {
+        let secrets = Secrets::of(["Abc-Secret-Value-42".to_owned()]);
+        for name in ["Abc-Secret-Value-42", "ABC-SECRET-VALUE-42", "Abc-Secret-Value-42 tail"] {
+            let section = LogSection::for_step(&StepName::new(name), 3, &secrets);
+            let marker = section.start_marker(1);
+            assert!(!marker.contains("Abc-Secret-Value-42") && !marker.contains("abc-secret-value-42"), "{marker}");
+            assert!(section.name().starts_with("herald-masked"), "{}", section.name());
+        }
     }
 }

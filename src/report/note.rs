@@ -56,13 +56,21 @@ pub fn pipeline_of(body: &str) -> Option<u64> {
     rest[..rest.find(' ')?].parse().ok()
 }
 
-/// The body a writer creates the note with, before it has read the pipeline: what the
-/// configuration says the pipeline will run (`view`, from the plan alone), then the claim's nonce.
+/// The body a writer creates the note with: the pipeline as GitLab's jobs and herald's statuses
+/// show it, with the steps the configuration plans for those jobs (`view`; no excerpts or history
+/// yet), then the claim's nonce.
 /// Creating the note at once makes the window in which concurrent writers each create one a
 /// single request wide, and the nonce makes every writer's claim its own (so each removes only its
 /// own duplicate). It is also what GitLab's new-comment e-mail carries, so it has content.
 pub fn claim(view: &NoteView, nonce: &str) -> String {
-    format!("{}\n<!-- herald:claim {nonce} -->\n", render(view).trim_end())
+    format!("{}\n{CLAIM_MARK}{nonce} -->\n", render(view).trim_end())
+}
+
+const CLAIM_MARK: &str = "<!-- herald:claim ";
+
+/// Whether a note's body is still a bare claim: nobody has written the pipeline into it yet.
+pub fn is_claim(body: &str) -> bool {
+    body.contains(CLAIM_MARK)
 }
 
 /// What the note shows; built from GitLab's answers, never from the note's own text.
@@ -139,6 +147,9 @@ pub enum StepState {
     Failed,
     Canceled,
     Running,
+    /// Ended (failed or canceled) in an earlier attempt of a job that GitLab is running again:
+    /// not a failure while the retry may still pass.
+    Retrying,
     /// Created or pending: will run.
     #[default]
     Waiting,
@@ -179,6 +190,7 @@ impl StepState {
             StepState::Failed => "❌",
             StepState::Canceled => "⛔",
             StepState::Running => "🔵",
+            StepState::Retrying => "🔁",
             StepState::Waiting => "⏳",
             StepState::Manual => "⏸️",
             StepState::NotRun => "⏭️",
@@ -192,6 +204,7 @@ impl StepState {
             StepState::Failed => "failed",
             StepState::Canceled => "canceled",
             StepState::Running => "running",
+            StepState::Retrying => "retrying",
             StepState::Waiting => "waiting",
             StepState::Manual => "manual",
             StepState::NotRun => "not run",
@@ -268,6 +281,7 @@ pub fn render(view: &NoteView) -> String {
     let mut visible = Visible { text: String::new(), lines: head.lines().count() + 1, folded: Vec::new() };
     failures(&entries, &mut visible);
     listing(&entries, StepState::Running, "🔵 Running", &mut visible);
+    listing(&entries, StepState::Retrying, "🔁 Retrying", &mut visible);
     listing(&entries, StepState::Allowed, "⚠️ Allowed to fail", &mut visible);
     listing(&entries, StepState::Canceled, "⛔ Canceled", &mut visible);
     // Last, so that a summary never takes a failure's place above the fold.
@@ -342,8 +356,55 @@ fn header(view: &NoteView, entries: &[Entry]) -> String {
             .collect();
         facts.push(format!("before: {} → this one", earlier.join(" → ")));
     }
+    let findings = findings_line(entries);
     // Paragraphs, not lines: a single newline is no line break in GitLab's Markdown.
-    format!("{}\n### {icon} Pipeline {link} {word}\n{tally}\n\n<sub>{}</sub>\n", marker(pipeline.id), facts.join(" · "))
+    format!(
+        "{}\n### {icon} Pipeline {link} {word}\n{tally}{findings}\n\n<sub>{}</sub>\n",
+        marker(pipeline.id),
+        facts.join(" · ")
+    )
+}
+
+/// `\n\n🔎 **3 findings on changed lines** (2 new threads): [lint](…) › ruff`: what the steps
+/// that publish findings (`herald run --findings`) say in their descriptions
+/// (publish/findings.rs: `· 4 findings, 3 on changed lines (2 new threads…`), summed, each step
+/// linked to its job. Empty when no step reported findings on changed lines.
+fn findings_line(entries: &[Entry]) -> String {
+    let mut on_changed = 0u64;
+    let mut new = 0u64;
+    let mut steps = Vec::new();
+    for entry in entries {
+        let Some((changed, threads)) = findings_counts(&entry.result) else { continue };
+        if changed == 0 {
+            continue;
+        }
+        on_changed += changed;
+        new += threads;
+        steps.push(match entry.job {
+            Some(_) => format!("{} › {}", job_link(entry.job), cell(&entry.name)),
+            None => cell(&entry.name),
+        });
+    }
+    if on_changed == 0 {
+        return String::new();
+    }
+    let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let threads = if new > 0 { format!(" ({})", plural(new, "new thread")) } else { String::new() };
+    format!("\n\n🔎 **{} on changed lines**{threads}: {}", plural(on_changed, "finding"), steps.join(", "))
+}
+
+/// From a step's description, the findings on changed lines and the threads started for them.
+fn findings_counts(description: &str) -> Option<(u64, u64)> {
+    let (_, summary) = description.split_once(" · ")?;
+    let rest = summary.split_once(" finding, ").or_else(|| summary.split_once(" findings, "))?.1;
+    let (changed, rest) = rest.split_once(" on changed lines")?;
+    let changed = changed.parse().ok()?;
+    let new = rest
+        .strip_prefix(" (")
+        .and_then(|inside| inside.split_once(" new thread"))
+        .and_then(|(count, _)| count.parse().ok())
+        .unwrap_or(0);
+    Some((changed, new))
 }
 
 /// `**2 failed** · 10 passed · 12 steps in 8 jobs`: how many steps are in each state, the worst
@@ -355,6 +416,7 @@ fn tally(view: &NoteView, entries: &[Entry], bold: bool) -> String {
         StepState::Allowed,
         StepState::Canceled,
         StepState::Running,
+        StepState::Retrying,
         StepState::Passed,
         StepState::Waiting,
         StepState::Manual,
@@ -857,6 +919,39 @@ mod tests {
         assert_eq!(pipeline_of(&format!("{}\nrest", marker(1234))), Some(1234));
         assert_eq!(pipeline_of("<!-- something else -->"), None);
         assert_eq!(pipeline_of("text <!-- herald:note pipeline=5 -->"), None, "only at the very start");
+    }
+
+    #[test]
+    fn the_heading_counts_findings_on_changed_lines() {
+        assert_eq!(
+            findings_counts("passed in 1.0s · 4 findings, 3 on changed lines (2 new threads) — elsewhere a.py:1 X"),
+            Some((3, 2))
+        );
+        assert_eq!(findings_counts("failed (exit 1) after 2.0s · 1 finding, 1 on changed lines"), Some((1, 0)));
+        assert_eq!(findings_counts("passed in 1.0s"), None);
+        let job = JobView {
+            name: "lint".into(),
+            web_url: Some("https://gitlab.example.com/g/p/-/jobs/7".into()),
+            ..JobView::default()
+        };
+        let step = |name: &str, description: &str| Entry {
+            job: Some(&job),
+            name: name.into(),
+            state: StepState::Passed,
+            result: description.into(),
+            started_at: None,
+            excerpt: &[],
+        };
+        let entries = [
+            step("ruff", "passed in 1.0s · 4 findings, 3 on changed lines (2 new threads)"),
+            step("clippy", "passed in 1.0s · 1 finding, 1 on changed lines"),
+            step("test", "passed in 9.0s"),
+        ];
+        assert_eq!(
+            findings_line(&entries),
+            "\n\n🔎 **4 findings on changed lines** (2 new threads): [lint](https://gitlab.example.com/g/p/-/jobs/7) › ruff, [lint](https://gitlab.example.com/g/p/-/jobs/7) › clippy"
+        );
+        assert_eq!(findings_line(&entries[2..]), "");
     }
 
     #[test]

@@ -84,6 +84,12 @@ pub struct Outcome {
     pub note_correct_after_post: Option<bool>,
     /// herald notes on the MR once every job had ended (before the `.post` job): 1 is right.
     pub notes_left: usize,
+    /// herald notes created on the MR during the run (each may e-mail every participant): the
+    /// goal is 1.
+    pub notes_created: usize,
+    /// The first version's totals (`N steps in M jobs`, the version GitLab e-mails) equal the
+    /// last version's.
+    pub first_totals_kept: bool,
     /// Steps with more than one final status: a final state posted twice (its first answer lost),
     /// which marks the first one retried.
     pub duplicate_finals: usize,
@@ -248,6 +254,17 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
         outcome.answered_429 = world.answered_429;
         let notes = world.herald_notes(1);
         outcome.notes_left = notes.len();
+        let created: Vec<&String> = world
+            .notes_created_by_api
+            .iter()
+            .filter(|(iid, body)| *iid == 1 && body.starts_with("<!-- herald:note"))
+            .map(|(_, body)| body)
+            .collect();
+        outcome.notes_created = created.len();
+        outcome.first_totals_kept = match (created.first(), notes.first()) {
+            (Some(first), Some(last)) => totals(first).is_some() && totals(first) == totals(&last.body),
+            _ => false,
+        };
         let note = (notes.len() == 1).then(|| &notes[0]);
         let mut finals: BTreeMap<&str, usize> = BTreeMap::new();
         for status in world.jobs.iter().filter(|j| j.kind == JobKind::External && j.pipeline_id == PIPELINE_MERGED) {
@@ -300,6 +317,15 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
         forget_job(&api_url, &format!("{}-post", run_key(work)));
     }
     outcome
+}
+
+/// A note's `N steps in M jobs`.
+pub fn totals(body: &str) -> Option<(u64, u64)> {
+    let at = body.find(" steps in ").or_else(|| body.find(" step in "))?;
+    let steps = body[..at].rsplit([' ', '\n']).next()?.parse().ok()?;
+    let rest = &body[at..];
+    let jobs = rest.split(" in ").nth(1)?.split(' ').next()?.parse().ok()?;
+    Some((steps, jobs))
 }
 
 /// What is wrong with the note, if anything: not exactly one herald note, or a step not shown in

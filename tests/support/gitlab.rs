@@ -319,9 +319,22 @@ pub struct World {
     pub mr_diffs: Vec<FileDiff>,
     /// MR !1's discussions (threads), oldest first.
     pub discussions: Vec<Discussion>,
+    /// Violations: thread or reply bodies that held a secret-looking value (a token of this
+    /// world, or a string shaped like a GitLab token), as `(what, body)`. Should stay empty.
+    pub secrets_in_threads: Vec<(String, String)>,
     /// `notes_create` limit per user and minute (§D.1: 60 on GitLab.com, 300 self-managed).
     pub notes_create_per_minute: Option<usize>,
     notes_created: Vec<(u64, Instant)>,
+    /// Every note created through the API, in order: its merge request and first body (each
+    /// creation may e-mail the MR's participants).
+    pub notes_created_by_api: Vec<(u64, String)>,
+    /// Requests of herald's that GitLab's API description does not have (a method, path or
+    /// parameter name), and routes served that `ROUTES` does not list: the test fails when its
+    /// stand-in is dropped (see `GitLab`'s `Drop`).
+    pub api_violations: Vec<String>,
+    /// Answer every success with this status instead of the route's own: GitLab's description
+    /// lists 200 for a status post where GitLab answers 201, and herald takes any 2xx.
+    pub success_status: Option<u16>,
     pub faults: Faults,
     pub requests: Vec<Recorded>,
     /// How many answers were 429 (injected storms and the notes rate limit alike).
@@ -398,9 +411,13 @@ impl World {
             mr_versions: Vec::new(),
             mr_diffs: Vec::new(),
             discussions: Vec::new(),
+            secrets_in_threads: Vec::new(),
             templates: Vec::new(),
             notes_create_per_minute: None,
             notes_created: Vec::new(),
+            notes_created_by_api: Vec::new(),
+            api_violations: Vec::new(),
+            success_status: None,
             faults: Faults::default(),
             requests: Vec::new(),
             answered_429: 0,
@@ -664,7 +681,55 @@ impl Drop for GitLab {
         self.stopping.store(true, Ordering::SeqCst);
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect(self.address);
+        // Every request herald sent, in every test, is one GitLab's API description has.
+        let violations = std::mem::take(&mut self.world.lock().unwrap_or_else(|p| p.into_inner()).api_violations);
+        if !thread::panicking() {
+            assert!(violations.is_empty(), "not in GitLab's API description:\n{}", violations.join("\n"));
+        }
     }
+}
+
+/// Every route the stand-in serves (`route`), as `(method, path)` with parameters in braces:
+/// `tests/standin.rs` checks each against GitLab's API description, and the stand-in records a
+/// violation when it answers a request that none of these covers.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/user"),
+    ("GET", "/personal_access_tokens/self"),
+    ("GET", "/projects/{id}"),
+    ("POST", "/projects/{id}/statuses/{sha}"),
+    ("GET", "/projects/{id}/repository/commits/{sha}/statuses"),
+    ("GET", "/projects/{id}/pipelines/{pipeline_id}"),
+    ("GET", "/projects/{id}/pipelines/{pipeline_id}/jobs"),
+    ("GET", "/projects/{id}/jobs/{job_id}"),
+    ("GET", "/projects/{id}/jobs/{job_id}/trace"),
+    ("GET", "/projects/{id}/repository/files/{file_path}/raw"),
+    ("GET", "/projects/{id}/releases"),
+    ("PUT", "/projects/{id}/packages/generic/{package_name}/{package_version}/{file_name}"),
+    ("GET", "/projects/{id}/packages/generic/{package_name}/{package_version}/{file_name}"),
+    ("GET", "/templates/gitlab_ci_ymls/{key}"),
+    ("GET", "/projects/{id}/merge_requests/{merge_request_iid}/pipelines"),
+    ("GET", "/projects/{id}/merge_requests/{merge_request_iid}/versions"),
+    ("GET", "/projects/{id}/merge_requests/{merge_request_iid}/diffs"),
+    ("GET", "/projects/{id}/merge_requests/{merge_request_iid}/discussions"),
+    ("POST", "/projects/{id}/merge_requests/{merge_request_iid}/discussions"),
+    ("PUT", "/projects/{id}/merge_requests/{merge_request_iid}/discussions/{discussion_id}"),
+    ("POST", "/projects/{id}/merge_requests/{merge_request_iid}/discussions/{discussion_id}/notes"),
+    ("GET", "/projects/{id}/merge_requests/{merge_request_iid}/notes"),
+    ("POST", "/projects/{id}/merge_requests/{merge_request_iid}/notes"),
+    ("GET", "/projects/{id}/merge_requests/{merge_request_iid}/notes/{note_id}"),
+    ("PUT", "/projects/{id}/merge_requests/{merge_request_iid}/notes/{note_id}"),
+    ("DELETE", "/projects/{id}/merge_requests/{merge_request_iid}/notes/{note_id}"),
+];
+
+/// Whether `ROUTES` has a route for this request.
+fn listed_route(method: &str, path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    ROUTES.iter().any(|(m, template)| {
+        let wanted: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+        *m == method
+            && wanted.len() == segments.len()
+            && wanted.iter().zip(&segments).all(|(w, got)| w.starts_with('{') || w == got)
+    })
 }
 
 /// An HTTP answer.
@@ -747,6 +812,13 @@ fn answer(
     let fault = lock().faults.pick(&request.method, &request.path);
     request.fault = fault;
     lock().requests.push(request.clone());
+    if request.headers.get("user-agent").is_some_and(|agent| agent.starts_with("herald/")) {
+        if let Err(violation) =
+            super::api_description::check(&request.method, &request.path, &request.query, &request.body)
+        {
+            lock().api_violations.push(violation);
+        }
+    }
     let round_trip = lock().round_trip;
     thread::sleep(round_trip);
 
@@ -781,6 +853,15 @@ fn answer(
         }
         Some(Fault::CutBody) | None => route(&request, &mut lock()),
     };
+    let mut answer = answer;
+    if answer.status != 404 && answer.status != 429 && !listed_route(&request.method, &request.path) {
+        lock()
+            .api_violations
+            .push(format!("the stand-in served {} {}, which ROUTES lacks", request.method, request.path));
+    }
+    if let (Some(status), true) = (lock().success_status, (200..300).contains(&answer.status)) {
+        answer.status = status;
+    }
     if answer.status == 429 {
         lock().answered_429 += 1;
     }
@@ -1078,6 +1159,21 @@ fn route(request: &Recorded, world: &mut World) -> Answer {
                 let releases: Vec<&(String, String)> =
                     world.releases.iter().rev().filter(|(path, _)| *path == project.path).collect();
                 paginate(&releases, &params, |(_, tag)| json!({ "tag_name": tag, "name": tag }))
+            }
+            Err(answer) => answer,
+        },
+        // One job (`lib/api/jobs.rb`): the same entity as the pipeline's list.
+        ("GET", ["projects", project, "jobs", id]) => match visible_project(world, project, user_id) {
+            Ok(project) => {
+                let job = world.jobs.iter().find(|j| {
+                    j.id.to_string() == *id
+                        && j.kind == JobKind::Build
+                        && world.pipelines.iter().any(|p| p.id == j.pipeline_id && p.project_id == project.id)
+                });
+                match job {
+                    Some(job) => Answer::json(200, job_entity(job)),
+                    None => Answer::message(404, "404 Not found"),
+                }
             }
             Err(answer) => answer,
         },
@@ -1519,6 +1615,7 @@ fn notes(
                 return Answer::json(202, json!({ "commands_changes": {}, "summary": ["Commands applied"] }));
             }
             let id = world.add_note(iid, user_id, body);
+            world.notes_created_by_api.push((iid, body.clone()));
             let note = world.notes.iter().find(|n| n.id == id).unwrap().clone();
             Answer::json(201, note_entity(world, &note))
         }
@@ -1651,6 +1748,9 @@ fn diff_threads(
                 return refused;
             }
             let body = body.clone();
+            if let Some(secret) = secret_looking(world, &body) {
+                world.secrets_in_threads.push((secret, body.clone()));
+            }
             run_quick_actions(world, &body, user_id);
             let id = world.new_id();
             if let [discussion, _] = rest {
@@ -1703,6 +1803,30 @@ fn diff_threads(
         }
         _ => Answer::json(404, json!({ "error": "404 Not Found" })),
     }
+}
+
+/// The secret-looking value in `body`, if any: a token of the world, whole or its part after
+/// `test-token-` (`developer-0001`), or anything shaped like a GitLab token (`glpat-` and 20 or
+/// more token characters).
+fn secret_looking(world: &World, body: &str) -> Option<String> {
+    for token in world.tokens.keys() {
+        let tail = token.strip_prefix("test-token-").unwrap_or(token);
+        if body.contains(token.as_str()) || body.contains(tail) {
+            return Some(token.clone());
+        }
+    }
+    let bytes = body.as_bytes();
+    for (start, _) in body.match_indices("gl") {
+        let rest = &bytes[start + 2..];
+        let letters = rest.iter().take_while(|b| b.is_ascii_lowercase()).count();
+        if (2..=6).contains(&letters) && rest.get(letters) == Some(&b'-') {
+            let run = rest[letters + 1..].iter().take_while(|b| b.is_ascii_alphanumeric() || b"_-".contains(b)).count();
+            if run >= 20 {
+                return Some(String::from_utf8_lossy(&bytes[start..start + 3 + letters + run]).into_owned());
+            }
+        }
+    }
+    None
 }
 
 /// A diff position herald may post on: the newest version's SHAs, a file of its diff, and an added

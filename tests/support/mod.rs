@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: the herald binary, bounded runs (a hang fails the test
 //! instead of wedging the suite), and waiting for a step to reach a known point.
 
+pub mod api_description;
 pub mod campaign;
 pub mod gitlab;
 pub mod snapshot;
