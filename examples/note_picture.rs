@@ -5,7 +5,8 @@
 //!
 //!     cargo run --example note_picture -- <dir>
 //!
-//! writes <dir>/failing.md, <dir>/green.md, and <dir>/finding.md with <dir>/finding-lines.txt (the
+//! writes <dir>/failing.md, <dir>/green.md, <dir>/plan.md (a Terraform plan's summary, by
+//! `herald plan-summary`'s renderer from tests/fixtures/terraform/replace.json), and <dir>/finding.md with <dir>/finding-lines.txt (the
 //! diff lines the thread sits under).
 
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("the output directory");
     std::fs::write(dir.join("failing.md"), render(&pipeline(true))).expect("failing.md");
     std::fs::write(dir.join("green.md"), render(&pipeline(false))).expect("green.md");
+    std::fs::write(dir.join("plan.md"), render(&infrastructure())).expect("plan.md");
     finding(&dir);
 }
 
@@ -150,6 +152,42 @@ fn pipeline(failing: bool) -> NoteView {
             pipeline: 1836,
             web_url: Some(format!("{BASE}/-/pipelines/1836")),
         }),
+    }
+}
+
+/// An infrastructure repository's green pipeline: lint, a Terraform plan whose step wrote its
+/// summary (the real `plan-summary` of a real-shaped plan), a Python test with coverage's table.
+fn infrastructure() -> NoteView {
+    let passed = |name: &str, took: &str| step(name, StepState::Passed, &format!("passed in {took}"));
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/replace.json");
+    let plan_json = std::fs::read(fixture).expect("fixture");
+    let mut plan = passed("plan", "38.4s");
+    plan.summary = Some(herald::report::terraform::plan_summary(&plan_json).expect("a plan"));
+    let mut pytest = passed("pytest", "12.2s");
+    pytest.summary = Some(
+        "| Name | Stmts | Miss | Cover |\n|---|---:|---:|---:|\n| lambdas/rotate.py | 48 | 3 | 94% |\n\
+         | lambdas/notify.py | 31 | 0 | 100% |\n| **TOTAL** | **79** | **3** | **96%** |\n"
+            .into(),
+    );
+    let jobs = vec![
+        job(5101, "fmt", "lint", "success", vec![passed("terraform fmt", "0.9s")]),
+        job(5110, "terraform-plan", "plan", "success", vec![passed("init", "14.0s"), passed("validate", "1.2s"), plan]),
+        job(5120, "python-test", "test", "success", vec![passed("install", "8.0s"), pytest]),
+    ];
+    NoteView {
+        pipeline: PipelineView {
+            id: 2207,
+            status: "success".into(),
+            web_url: Some(format!("{BASE}/-/pipelines/2207")),
+            sha: "4e1d0c9b2a7f68e5d3c1b0a9f8e7d6c5b4a39281".into(),
+            commit_url: Some(format!("{BASE}/-/commit/4e1d0c9b2a7f68e5d3c1b0a9f8e7d6c5b4a39281")),
+            started_at: Some(NINE),
+            finished_at: Some(NINE + 95.0),
+            updated_at: Some(NINE + 95.0),
+        },
+        jobs,
+        unattached: Vec::new(),
+        history: Vec::new(),
     }
 }
 

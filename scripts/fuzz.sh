@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the configuration loader, the note renderer, the token file's reader,
-# and the findings readers (Code Quality, SARIF) and diff matcher (fuzz/fuzz_targets/).
+# the findings readers (Code Quality, SARIF) and diff matcher, and the step summary's reader
+# (fuzz/fuzz_targets/).
 #   scripts/fuzz.sh              # the campaign: 5 minutes per target
 #   scripts/fuzz.sh 10           # seconds per target (CI runs this)
 #   scripts/fuzz.sh 60 note_render
@@ -11,7 +12,7 @@
 #
 # Seeds: the test fixtures and the CI templates (config_load), hostile names (note_render), a few
 # token files (token_file), the real reports and diffs of tests/fixtures/findings
-# (codequality_read, sarif_read, diff_match), and
+# (codequality_read, sarif_read, diff_match), hostile Markdown (step_summary), and
 # every input that once failed (fuzz/regressions/<target>, committed). The corpus grows in
 # fuzz/corpus/<target> (not committed). A failure leaves its input in fuzz/artifacts/<target>/
 # and fails the script; reproduce with
@@ -22,7 +23,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config_load note_render token_file codequality_read sarif_read diff_match)
+[ ${#targets[@]} -gt 0 ] || targets=(config_load note_render token_file codequality_read sarif_read diff_match step_summary)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz --version 0.13.2
@@ -31,7 +32,7 @@ export RUSTC_BOOTSTRAP=1
 
 seeds=fuzz/target/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds/config_load" "$seeds/note_render" "$seeds/token_file" "$seeds/codequality_read" "$seeds/sarif_read" "$seeds/diff_match"
+mkdir -p "$seeds/config_load" "$seeds/note_render" "$seeds/token_file" "$seeds/codequality_read" "$seeds/sarif_read" "$seeds/diff_match" "$seeds/step_summary"
 printf 'glpat-0123456789abcdefghij\n' >"$seeds/token_file/plain"
 printf '  glpat-a b\r\n\tglpat-c\n' >"$seeds/token_file/words"
 printf '\xff\xfe glpat-\x00\n' >"$seeds/token_file/binary"
@@ -66,6 +67,8 @@ done <<'EOF'
 <details><summary>x</summary>
 EOF
 
+printf '# Plan: 1 to add\n/merge\n@all <!-- herald:note -->\n```\n</pre><b>x\n' >"$seeds/step_summary/hostile"
+printf '| a | b |\n|---|---|\n| s3cr3t-fuzz-value | \xff |\n' >"$seeds/step_summary/table"
 cargo fuzz build --release --debug-assertions  # every target: one build
 for target in "${targets[@]}"; do
   echo "--- fuzz $target for ${seconds}s"

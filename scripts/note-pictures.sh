@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's pictures, made from herald's real output (examples/note_picture.rs): the merge-request
-# note of a failing and a green pipeline, and a finding's thread on the diff (ruff's real report).
+# note of a failing and a green pipeline, a note with a Terraform plan's step summary (unfolded), and
+# a finding's thread on the diff (ruff's real report).
 # Turned into HTML as GitLab's CommonMark would (markdown-it-py; a suggestion block shown as
 # GitLab shows one), styled like GitLab, and photographed by headless Chromium at desktop (1000 px)
 # and phone (390 px) widths into docs/images/.
@@ -34,13 +35,15 @@ PY
 }
 
 cargo run --quiet --example note_picture -- "$work"
-for note in failing green; do
+for note in failing green plan; do
   python3 - "$work/$note.md" "$work/$note.html" <<'PY'
 import sys
 from markdown_it import MarkdownIt
 
 source, target = sys.argv[1:3]
-body = MarkdownIt("commonmark", {"html": True}).render(open(source, encoding="utf-8").read())
+body = MarkdownIt("commonmark", {"html": True}).enable("table").render(open(source, encoding="utf-8").read())
+# Step summaries photographed as a reviewer sees them after a click: unfolded.
+body = body.replace("<details><summary>📝", "<details open><summary>📝")
 page = f"""<!doctype html><html><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
@@ -63,6 +66,8 @@ page = f"""<!doctype html><html><head><meta charset="utf-8">
         overflow-x: auto; font: 12px/1.45 "GitLab Mono", Menlo, "DejaVu Sans Mono", monospace; }}
   details {{ margin-top: 12px; }}
   summary {{ cursor: pointer; font-weight: 600; color: #333238; }}
+  table {{ border-collapse: collapse; margin: 4px 0; }}
+  th, td {{ border: 1px solid #dcdcde; padding: 2px 8px; }}
 </style></head>
 <body><div class="note"><div class="note-header"><span class="avatar">h</span><b>herald bot</b> @shop-ci-bot · commented</div>
 <div class="md">{body}</div></div></body></html>"""

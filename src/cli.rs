@@ -58,6 +58,12 @@ enum Command {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Print a Terraform/OpenTofu plan (`terraform show -json` output) as Markdown for the step summary
+    PlanSummary {
+        /// The plan as JSON: `terraform show -json plan.tfplan > plan.json`
+        #[arg(value_name = "PLAN_JSON")]
+        plan: std::path::PathBuf,
+    },
     /// Check token, scopes, expiry, project role, MR context, API reach, CA file; one line per check
     #[command(after_help = DOCTOR_AFTER_HELP)]
     Doctor,
@@ -207,6 +213,7 @@ fn dispatch() -> Outcome {
         Command::Tasks { format, file, variables } => crate::commands::tasks::run(format == "json", file, &variables),
         Command::Findings { format, strict, files } => crate::commands::findings::run(&format, strict, &files),
         Command::Doctor => Ok(crate::commands::doctor::run()),
+        Command::PlanSummary { plan } => crate::commands::plan_summary::run(&plan),
         Command::Executor(ExecutorCommand::Config) => Ok(crate::commands::executor::config()),
         Command::Executor(ExecutorCommand::Prepare) => crate::commands::executor::prepare(),
         Command::Executor(ExecutorCommand::Run { script, stage }) => crate::commands::executor::run(&script, &stage),

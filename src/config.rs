@@ -48,12 +48,17 @@ pub struct RunSettings {
     /// `HERALD_FAILURE_TAIL`: how many of a failed step's last output lines to publish.
     pub failure_tail: Option<usize>,
     /// The secret values of the environment: masked in the step's name, in its job-log section's
-    /// name, and in the failure excerpt.
+    /// name, in the failure excerpt and in the step's summary (report/summary.rs).
     pub secrets: Secrets,
     /// Linter reports to publish as threads after the step (`--findings`).
     pub findings: Vec<PathBuf>,
     /// Where relative paths in those reports start: the checkout (`CI_PROJECT_DIR`, else here).
     pub project_dir: PathBuf,
+    /// The job set `GITHUB_STEP_SUMMARY` itself: left as it is (report/summary.rs).
+    pub github_summary_set: bool,
+    /// Show the step's summary in the job log (`GITLAB_CI=true`; the executor driver's stages
+    /// too, whose job log the runner frames itself).
+    pub summary_to_log: bool,
 }
 
 /// Most lines `HERALD_FAILURE_TAIL` may ask for.
@@ -103,6 +108,8 @@ impl RunSettings {
             named,
             limits: Limits { timeout: args.timeout, grace: args.grace.unwrap_or(Limits::DEFAULT_GRACE) },
             in_gitlab_ci: env.get("GITLAB_CI").as_deref() == Some(OsStr::new("true")),
+            summary_to_log: env.get("GITLAB_CI").as_deref() == Some(OsStr::new("true")),
+            github_summary_set: env.non_empty("GITHUB_STEP_SUMMARY").is_some(),
             junit: env.non_empty("HERALD_JUNIT").map(PathBuf::from),
             job_name,
             publishing,
@@ -151,9 +158,11 @@ mod tests {
     }
 
     #[test]
-    fn failure_tail_is_opt_in_and_secrets_are_collected() {
+    fn failure_tail_is_opt_in_and_secrets_are_always_collected() {
         let off = RunSettings::resolve(args(&["true"]), &env(&[("DEPLOY_TOKEN", "s3cr3t-value")])).unwrap();
         assert_eq!(off.failure_tail, None);
+        // Step summaries are masked with them whether or not there is an excerpt.
+        assert_eq!(off.secrets.mask("x s3cr3t-value"), "x [MASKED]");
         let on = RunSettings::resolve(
             args(&["true"]),
             &env(&[("HERALD_FAILURE_TAIL", "20"), ("DEPLOY_TOKEN", "s3cr3t-value")]),

@@ -37,14 +37,20 @@ impl Secrets {
     }
 
     /// The secret values among these environment variables: names like `*TOKEN*`, `*SECRET*`,
-    /// `*PASSWORD*`, `*KEY*`, `CI_JOB_TOKEN`, `CI_REGISTRY_PASSWORD`, and herald's own token under
-    /// whatever name `HERALD_TOKEN_VARIABLE` gives it.
+    /// `*PASSWORD*`, `*KEY*`, `CI_JOB_TOKEN`, `CI_REGISTRY_PASSWORD`, herald's own token under
+    /// whatever name `HERALD_TOKEN_VARIABLE` gives it, and every variable `HERALD_MASK` names
+    /// (a comma-separated list of names, for secrets whose names do not say so).
     pub fn from_vars(vars: &[(String, String)]) -> Secrets {
-        let token_variable = vars.iter().find(|(name, _)| name == "HERALD_TOKEN_VARIABLE").map(|(_, v)| v.trim());
+        let named = |key: &str| vars.iter().find(|(name, _)| name == key).map(|(_, value)| value.trim());
+        let token_variable = named("HERALD_TOKEN_VARIABLE");
+        let listed: Vec<&str> = named("HERALD_MASK")
+            .map(|list| list.split(',').map(str::trim).filter(|name| !name.is_empty()).collect())
+            .unwrap_or_default();
         Secrets::of(
             vars.iter()
                 .filter(|(name, value)| {
-                    (is_secret_name(name) || Some(name.as_str()) == token_variable) && value.len() >= SHORTEST_SECRET
+                    (is_secret_name(name) || Some(name.as_str()) == token_variable || listed.contains(&name.as_str()))
+                        && value.len() >= SHORTEST_SECRET
                 })
                 .map(|(_, value)| value.clone()),
         )
@@ -289,6 +295,19 @@ fn ceil_boundary(text: &str, mut at: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn herald_mask_names_more_secrets() {
+        let vars = vars(&[
+            ("HERALD_MASK", " DB_URL, ,SIGNING "),
+            ("DB_URL", "postgres://u:pw@db/x"),
+            ("SIGNING", "abcdef-signing"),
+            ("PLAIN", "not-a-secret-value"),
+        ]);
+        let secrets = Secrets::from_vars(&vars);
+        let masked = secrets.mask("postgres://u:pw@db/x abcdef-signing not-a-secret-value");
+        assert_eq!(masked, "[MASKED] [MASKED] not-a-secret-value");
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -275,7 +275,7 @@ fn every_template_loads_plans_its_steps_and_is_posix_sh() {
         return;
     }
     let dir = TempDir::new("templates");
-    let templates = ["herald", "rust", "node", "python", "go", "generic"];
+    let templates = ["herald", "rust", "node", "python", "go", "generic", "terraform"];
     let includes: String = templates
         .iter()
         .map(|name| {
@@ -321,7 +321,7 @@ fn every_template_loads_plans_its_steps_and_is_posix_sh() {
             (job["name"].as_str().unwrap(), (job["task"].as_str().unwrap().to_owned(), steps))
         })
         .collect();
-    let expected: [(&str, &str, &[&str]); 10] = [
+    let expected: [(&str, &str, &[&str]); 11] = [
         ("rust-lint", "rust/rust-lint", &["fmt", "clippy"]),
         ("rust-test", "rust/rust-test", &["test"]),
         ("node-lint", "node/node-lint", &["install", "lint"]),
@@ -332,6 +332,7 @@ fn every_template_loads_plans_its_steps_and_is_posix_sh() {
         ("go-test", "go/go-test", &["download", "test"]),
         ("checks", "generic/checks", &[]), // known only when the job runs
         ("herald-note", "herald/herald-note", &[]),
+        ("terraform-plan", "terraform/terraform-plan", &["init", "validate", "plan"]),
     ];
     for (job, task, steps) in expected {
         let (our_task, our_steps) = &plan[job];

@@ -593,3 +593,28 @@ fn a_job_cannot_send_the_runners_token_to_a_server_of_its_own() {
     assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
     assert!(evil.requests().is_empty(), "the job's server was sent {:?}", evil.requests());
 }
+
+/// Each stage gets its own step summary file, as `herald run` steps do; as another user too.
+#[test]
+fn a_stage_writes_its_step_summary_into_the_note() {
+    let gitlab = GitLab::start();
+    let mut job = RunnerJob::new(&gitlab, "build");
+    let body = r#"printf '# Built\nall %s\n' "$(id -u)" >> "$HERALD_STEP_SUMMARY"; [ "$GITHUB_STEP_SUMMARY" = "$HERALD_STEP_SUMMARY" ]"#;
+    let finished = job.stage("build_script", body, None);
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    let note = gitlab.with(|w| w.herald_notes(1)[0].body.clone());
+    assert!(note.contains("<details><summary>📝 build › script — Built</summary>"), "{note}");
+    if !as_root() {
+        return;
+    }
+    let prepare = run(job.command(&["prepare"], None).env("HERALD_EXECUTOR_USER", "65534:65534"));
+    assert_eq!(prepare.code, Some(0), "{}", prepare.stderr_text());
+    let script = job.script(body);
+    let finished = run(job
+        .command(&["run", script.to_str().unwrap(), "after_script"], None)
+        .env("HERALD_EXECUTOR_USER", "65534:65534"));
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+    let note = gitlab.with(|w| w.herald_notes(1)[0].body.clone());
+    assert!(note.contains("📝 build › after script — Built"), "{note}");
+    assert!(note.contains("all 65534"), "written by the stage user: {note}");
+}

@@ -22,6 +22,7 @@ mod pipeline_props;
 mod publish;
 mod real_world;
 mod standin;
+mod summaries;
 mod supervise;
 mod tasks;
 mod tls;

@@ -55,6 +55,7 @@ fn assert_inert(body: &str) {
     }
     assert!(body.match_indices('@').all(|(at, _)| body[at + 1..].starts_with('\u{200b}')), "live mention");
     let own = [
+        "<details open>",
         "<details>",
         "</details>",
         "<summary>",
@@ -327,4 +328,60 @@ fn ten_thousand_steps_stay_under_the_limit() {
     assert!(body.len() < GITLAB_NOTE_LIMIT, "{} characters", body.len());
     assert!(body.contains("the rest is not listed: the note would exceed GitLab's size limit"));
     assert!(visible_lines(&body) <= VISIBLE_LINES);
+}
+
+/// The lines a reviewer sees when every step has a summary: up to the folded part, each folded
+/// summary as its title line (and the blank line after it), an open one as all its lines.
+fn visible_with_summaries(body: &str) -> usize {
+    let mut lines = 0;
+    let mut folded = false;
+    for line in body.lines() {
+        if !folded && line.starts_with("<details><summary>") && !line.contains("📝") {
+            break; // everything else
+        }
+        if folded {
+            folded = !line.starts_with("</details>");
+            continue;
+        }
+        lines += 1;
+        folded = line.starts_with("<details><summary>📝");
+    }
+    lines
+}
+
+/// 200 jobs whose every step wrote a big summary (`<details open>` for the failed ones): the
+/// failures' excerpts stay above the fold, what is visible stays within `VISIBLE_LINES`, and the
+/// summaries' text stays within the note's budget for them.
+#[test]
+fn summaries_never_push_failures_out_of_sight_and_share_one_budget() {
+    let cargo = fixture_excerpt("cargo-test-failure.log");
+    let summary: String = (0..200).map(|i| format!("yyyy line {i} of a summary\n")).collect();
+    let jobs: Vec<JobView> = (0..200u64)
+        .map(|i| {
+            let mut unit = if i == 7 || i == 77 {
+                let mut failed = step("unit", StepState::Failed, "failed (exit 101) after 12.0s");
+                failed.excerpt = cargo.clone();
+                failed
+            } else {
+                step("unit", StepState::Passed, "passed in 9.0s")
+            };
+            unit.summary = Some(format!("# Tests of job {i}\n{summary}"));
+            let status = if i == 7 || i == 77 { "failed" } else { "success" };
+            job(9000 + i, &format!("matrix job {i}"), "test", status, vec![unit])
+        })
+        .collect();
+    let body = render(&NoteView { pipeline: pipeline("failed"), jobs, ..NoteView::default() });
+    assert_inert(&body);
+    let visible = visible_with_summaries(&body);
+    assert!(visible <= VISIBLE_LINES, "{visible} visible lines:\n{body}");
+    let first_summary = body.find("📝").unwrap();
+    let excerpts = &body[..first_summary];
+    assert!(excerpts.contains("[matrix job 7]") && excerpts.contains("[matrix job 77]"), "{excerpts}");
+    assert!(excerpts.contains("panicked at"), "the excerpt comes before any summary: {excerpts}");
+    let summary_bytes: usize = body.lines().filter(|line| line.starts_with("yyyy")).map(|line| line.len() + 1).sum();
+    assert!(summary_bytes <= 64 * 1024, "{summary_bytes} bytes of summaries");
+    assert!(body.contains("the note's room for summaries is used up"), "past the budget: a pointer to the log");
+    assert!(body.contains("<details open><summary>📝 matrix job 7 › unit — Tests of job 7</summary>"), "{body}");
+    // Each summary is under its job in the folded part when it is not above the fold.
+    assert!(body.contains("— ✅ unit passed in 9.0s\n\n<details><summary>📝 matrix job 150 › unit"), "{body}");
 }

@@ -6,5 +6,6 @@ pub mod doctor;
 pub mod executor;
 pub mod findings;
 pub mod note;
+pub mod plan_summary;
 pub mod run;
 pub mod tasks;

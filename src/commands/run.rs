@@ -1,5 +1,7 @@
 //! `herald run`: start the step at once, supervise it, show its outcome, exit with its code.
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::commands::findings::{count, publish, read_reports};
@@ -9,10 +11,11 @@ use crate::env::ProcessEnv;
 use crate::findings::report::Format;
 use crate::output::{say, Failure, Outcome};
 use crate::publish::{job_memory, Publisher};
-use crate::report::joblog::{summary_line, LogSection};
+use crate::report::joblog::{self, summary_line, LogSection};
 use crate::report::junit;
+use crate::report::summary::{self, Summary};
 use crate::step::{StepEnd, StepOutcome, Verdict};
-use crate::supervise::{ChildSetup, Supervisor};
+use crate::supervise::{ChildSetup, RunAs, Supervisor};
 
 pub fn run(args: RunRequest) -> Outcome {
     // Before anything else, so that a signal arriving from now on waits for the step.
@@ -32,6 +35,20 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &
     if let Some(section) = &section {
         say(&section.start_marker(unix_now()));
     }
+    // The step's own, empty summary file, named in its environment (report/summary.rs). Without
+    // one (no private directory could be made), the step runs all the same.
+    // Under the stage's own TMPDIR when the executor gives it one: a stage user may not be able to
+    // reach herald's.
+    let stage_tmp = setup.vars.iter().find(|(name, _)| name == "TMPDIR").map(|(_, dir)| PathBuf::from(dir));
+    let summary_file = SummaryFile::create(stage_tmp.unwrap_or_else(std::env::temp_dir), setup.run_as.as_ref());
+    let mut vars = setup.vars.clone();
+    if let Some(file) = &summary_file {
+        vars.push(("HERALD_STEP_SUMMARY".to_owned(), file.path.clone().into_os_string()));
+        if !settings.github_summary_set {
+            vars.push(("GITHUB_STEP_SUMMARY".to_owned(), file.path.clone().into_os_string()));
+        }
+    }
+    let setup = &ChildSetup { hidden_vars: setup.hidden_vars, vars, run_as: setup.run_as.clone() };
     let spawned = supervisor.spawn(&settings.command, settings.failure_tail, setup);
     // Only now, with the step already running, does anything touch the network.
     let (publisher, flush_timeout) = match &settings.publishing {
@@ -56,6 +73,10 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &
     };
     if let Some(section) = &section {
         say(&section.end_marker(unix_now()));
+    }
+    let summary = summary_file.as_ref().and_then(|file| step_summary(settings, file));
+    drop(summary_file);
+    if section.is_some() {
         say(&summary_line(&settings.step, &outcome));
     }
     // The local report first: it is instant, and the job may be killed during the network flush.
@@ -72,7 +93,16 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &
     }
     let findings = (!settings.findings.is_empty()).then(|| publish_findings_contained(settings, flush_timeout));
     match (publisher, &settings.publishing) {
-        (Some(publisher), _) => publisher.finish(&outcome, &excerpt, findings.flatten().as_deref(), flush_timeout),
+        (Some(publisher), _) => {
+            // The description says a summary exists, so that any note writer can find it in the
+            // job log (report/joblog.rs `summary_log`).
+            let also = match (findings.flatten(), &summary) {
+                (Some(findings), Some(_)) => Some(format!("{findings} · {}", joblog::SUMMARY_MARK)),
+                (None, Some(_)) => Some(joblog::SUMMARY_MARK.to_owned()),
+                (findings, None) => findings,
+            };
+            publisher.finish_with_summary(&outcome, &excerpt, also.as_deref(), summary, flush_timeout)
+        }
         // Why herald does not publish is the same on every step: said once per job.
         (None, Publishing::Off(Some(why))) if job_memory::first_telling(&ProcessEnv, why) => say(why),
         (None, _) => {}
@@ -115,6 +145,62 @@ fn publish_findings(settings: &RunSettings, flush_timeout: Duration) -> Option<S
             say(&format!("herald: findings: {line}"));
             None
         }
+    }
+}
+
+/// What the step wrote to its summary file, in the job log whole (a collapsed section) and, for the
+/// note, within the step's budget. A file herald refuses is one line, and the note says so.
+fn step_summary(settings: &RunSettings, file: &SummaryFile) -> Option<String> {
+    match summary::read(&file.path, &settings.secrets) {
+        Summary::Empty => None,
+        Summary::Text { text, size } => {
+            if settings.summary_to_log {
+                let section = joblog::summary_section(&settings.step, std::process::id(), unix_now(), &text);
+                say(section.trim_end());
+            }
+            Some(summary::for_note(&text, size, summary::STEP_BUDGET))
+        }
+        Summary::Refused(notice) => {
+            say(&format!("herald: step summary: {notice}"));
+            Some(format!("herald: {notice}."))
+        }
+    }
+}
+
+/// A step's summary file: `summary.md` in a new directory of its own under the temporary
+/// directory (0700, the file 0600, both the stage user's when the step runs as another), removed
+/// with everything in it once read. Nothing else is ever read from it.
+struct SummaryFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl SummaryFile {
+    fn create(base: PathBuf, owner: Option<&RunAs>) -> Option<SummaryFile> {
+        for attempt in 0..8u32 {
+            let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+            let dir = base.join(format!("herald-summary-{}-{nanos:x}{attempt}", std::process::id()));
+            // Fails when the name exists, whoever made it: then another name.
+            if std::fs::DirBuilder::new().mode(0o700).create(&dir).is_err() {
+                continue;
+            }
+            let file = SummaryFile { path: dir.join("summary.md"), dir };
+            let made = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&file.path);
+            let owned = made.is_ok()
+                && owner.is_none_or(|user| {
+                    std::os::unix::fs::chown(&file.path, Some(user.uid), Some(user.gid)).is_ok()
+                        && std::os::unix::fs::chown(&file.dir, Some(user.uid), Some(user.gid)).is_ok()
+                });
+            return owned.then_some(file);
+        }
+        log!(Debug, "no directory for the step's summary under {}", base.display());
+        None
+    }
+}
+
+impl Drop for SummaryFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

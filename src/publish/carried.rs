@@ -42,6 +42,10 @@ pub struct Carried {
     baseline_read: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     baseline: Option<Baseline>,
+    /// Step summaries (report/summary.rs) by status name: put in by the step's own job (job
+    /// memory), carried on by every other writer.
+    #[serde(default)]
+    summaries: BTreeMap<String, String>,
 }
 
 impl Carried {
@@ -95,25 +99,57 @@ impl Carried {
         self.excerpts.retain(|id, _| wanted(*id));
     }
 
-    /// The block for a note, at most `room` bytes (excerpts left out first when it does not fit).
+    pub fn summaries(&self) -> &BTreeMap<String, String> {
+        &self.summaries
+    }
+
+    /// The summary the status `name`'s step wrote (None: it wrote none, or none is known).
+    pub fn keep_summary(&mut self, name: &str, summary: Option<String>) {
+        match summary {
+            Some(text) => self.summaries.insert(name.to_owned(), text),
+            None => self.summaries.remove(name),
+        };
+    }
+
+    /// Forgets summaries of statuses no longer among the pipeline's.
+    pub fn retain_summaries(&mut self, wanted: impl Fn(&str) -> bool) {
+        self.summaries.retain(|name, _| wanted(name));
+    }
+
+    /// The block for a note, at most `room` bytes (excerpts left out first when it does not fit,
+    /// then summaries).
     pub fn block(&self, room: usize) -> String {
         let encode = |json: String| {
             json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('@', "\\u0040")
         };
         let mut carried = self.clone();
+        // Summaries beyond twice what a note shows of them (report/summary.rs NOTE_BUDGET) are
+        // kept as known but empty, the largest first: never shown whole anyway, and not read again
+        // from the job log (the mark says there is one) by every later writer.
+        let room_for_summaries = 2 * crate::report::summary::NOTE_BUDGET;
+        let mut total: usize = carried.summaries.values().map(String::len).sum();
+        while total > room_for_summaries {
+            let Some(largest) = carried.summaries.values_mut().max_by_key(|text| text.len()) else { break };
+            total -= largest.len();
+            largest.clear();
+        }
         loop {
             let line =
                 format!("{BLOCK_START}{}{BLOCK_END}\n", encode(serde_json::to_string(&carried).unwrap_or_default()));
             if line.len() <= room {
                 return line;
             }
-            match carried.excerpts.keys().next_back().copied() {
-                Some(newest) => {
-                    carried.excerpts.remove(&newest);
-                }
-                // Then the baseline: without it, no comparison (and nobody reads it again).
-                None if carried.baseline.is_some() => carried.baseline = None,
-                None => return String::new(),
+            if let Some(newest) = carried.excerpts.keys().next_back().copied() {
+                carried.excerpts.remove(&newest);
+                continue;
+            }
+            if let Some(last) = carried.summaries.keys().next_back().cloned() {
+                carried.summaries.remove(&last);
+                continue;
+            }
+            // Then the baseline: without it, no comparison (and nobody reads it again).
+            if carried.baseline.take().is_none() {
+                return String::new();
             }
         }
     }
@@ -137,6 +173,7 @@ mod tests {
             web_url: Some("https://x/-/pipelines/5".into()),
         }]);
         carried.keep_excerpt(41, vec!["--> <b>@all</b> & \"quoted\"".into(), "/merge".into()]);
+        carried.keep_summary("herald/plan", Some("# Plan\n--> <!-- herald:note pipeline=9 --> @all\n/merge".into()));
         let block = carried.block(10_000);
         assert!(!block[4..block.len() - 5].contains("-->") && !block.contains('@') && !block.contains("<b"), "{block}");
         let body = format!("<!-- herald:note pipeline=7 -->\nvisible\n{block}");
@@ -157,6 +194,19 @@ mod tests {
         carried.set_baseline(Some(baseline.clone()));
         let body = format!("<!-- herald:note pipeline=7 -->\nvisible\n{}", carried.block(10_000));
         assert_eq!(Carried::from_note(&body, 7).baseline(), Some(Some(&baseline)));
+    }
+
+    #[test]
+    fn summaries_past_their_room_are_kept_as_known_but_empty() {
+        let mut carried = Carried::new(7);
+        for i in 0..40 {
+            carried.keep_summary(&format!("herald/job {i}"), Some("s".repeat(8 * 1024)));
+        }
+        let block = carried.block(1_000_000);
+        let back = Carried::from_note(&format!("<!-- herald:note pipeline=7 -->\n{block}"), 7);
+        assert_eq!(back.summaries().len(), 40, "every summary is still known");
+        let kept: usize = back.summaries().values().map(String::len).sum();
+        assert!(kept <= 2 * crate::report::summary::NOTE_BUDGET, "{kept} bytes");
     }
 
     #[test]

@@ -115,6 +115,29 @@ pub fn step_ended(context: &PublishContext, name: &str, state: &str, description
     append_record(context, &format!("ended\t{}\t{state}\t{}\n", one_field(name), one_field(description)));
 }
 
+/// A step's summary for the note (report/summary.rs), by its status name; None: it wrote none.
+/// The job's later steps (and `herald finalize`), which may write the note in its place, render
+/// it from here; the note carries it on from then (carried.rs).
+pub fn keep_summary(context: &PublishContext, name: &str, summary: Option<&str>) {
+    let Some(path) = file(context, "summaries") else { return };
+    let mut kept = summaries(context);
+    match summary {
+        Some(text) => kept.insert(name.to_owned(), text.to_owned()),
+        None => kept.remove(name),
+    };
+    if let Ok(json) = serde_json::to_string(&kept) {
+        let _ = crate::persist::write_atomically(&path, json);
+    }
+}
+
+/// The summaries the job's steps kept, by status name.
+pub fn summaries(context: &PublishContext) -> std::collections::BTreeMap<String, String> {
+    file(context, "summaries")
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default()
+}
+
 /// One step of the job, as its herald recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRecord {
@@ -194,7 +217,7 @@ fn told_file(env: &dyn Env) -> Option<PathBuf> {
 
 /// Removes what the job's steps told each other (the job is over).
 pub fn forget(context: &PublishContext) {
-    for what in ["note-owed", "note-fresh", "note-written", "steps", "pipeline.json"] {
+    for what in ["note-owed", "note-fresh", "note-written", "steps", "pipeline.json", "summaries"] {
         if let Some(path) = file(context, what) {
             let _ = std::fs::remove_file(path);
         }

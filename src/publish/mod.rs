@@ -95,6 +95,8 @@ struct Wanted {
     description: String,
     /// The step's exit code, once it ended.
     exit_code: Option<i32>,
+    /// The step's summary for the note, once it ended (report/summary.rs).
+    summary: Option<String>,
 }
 
 enum Event {
@@ -170,12 +172,25 @@ impl Publisher {
     /// Publishes the step's end. `also`, when given, follows the outcome in the status's
     /// description (`failed (exit 1) after 2.0s · 4 findings, 1 on changed lines`).
     pub fn finish(self, outcome: &StepOutcome, excerpt: &[String], also: Option<&str>, flush_timeout: Duration) {
+        self.finish_with_summary(outcome, excerpt, also, None, flush_timeout);
+    }
+
+    /// `finish`, with the step's summary for the note (report/summary.rs: masked, within the
+    /// step's budget).
+    pub fn finish_with_summary(
+        self,
+        outcome: &StepOutcome,
+        excerpt: &[String],
+        also: Option<&str>,
+        summary: Option<String>,
+        flush_timeout: Duration,
+    ) {
         let (state, description) = final_status(outcome, excerpt, also);
         // The worker aims a little before the deadline, so that when it gives up, its report (with
         // the last error) still arrives within the flush timeout.
         let margin = (flush_timeout / 20).min(Duration::from_millis(250));
         let deadline = Instant::now() + flush_timeout - margin;
-        let wanted = Wanted { state, description, exit_code: Some(outcome.exit_code()) };
+        let wanted = Wanted { state, description, exit_code: Some(outcome.exit_code()), summary };
         let _ = self.events.send(Event::Ended { wanted, deadline });
         match self.reports.recv_timeout(flush_timeout) {
             Ok(Report::Done) => {}
@@ -251,7 +266,8 @@ impl Worker {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return Report::Done, // herald is exiting
         }
-        let mut wanted = Wanted { state: StatusState::Running, description: "running".into(), exit_code: None };
+        let mut wanted =
+            Wanted { state: StatusState::Running, description: "running".into(), exit_code: None, summary: None };
         let mut recorded = false;
         let mut deadline: Option<Instant> = None;
         let mut sent: Option<StatusState> = None;
@@ -268,6 +284,9 @@ impl Worker {
                 wanted = self.allowed_by_the_job(&client, wanted, code, deadline);
                 // The evidence `herald finalize` closes the step from if the post never lands.
                 job_memory::step_ended(context, &self.name, wanted.state.as_str(), &wanted.description);
+                // Whoever writes the note for this step (this process, the job's next step,
+                // `finalize`) renders its summary from here.
+                job_memory::keep_summary(context, &self.name, wanted.summary.as_deref());
                 recorded = true;
             }
             if let (Some(note), Some(spare), Some(at)) = (note.as_ref(), &spare, deadline) {
@@ -294,6 +313,7 @@ impl Worker {
                                 note.prefetched(sent, looked);
                             }
                             note.expect_step(context, &self.step, wanted.state.as_str(), &wanted.description);
+                            note.expect_summary(&self.name, wanted.summary.as_deref());
                             self.settle_note(note, at)
                         }
                         _ => Report::Done,

@@ -36,7 +36,7 @@ use crate::context::PublishContext;
 use crate::gitlab::{self, ApiError, Client, CommitStatus, Note, PipelineJob};
 use crate::pipeline::Pipeline;
 use crate::report::note::{self as view, PastPipeline};
-use crate::report::{excerpt, joblog};
+use crate::report::{excerpt, joblog, summary};
 
 use super::baseline::{self, Baseline};
 use super::carried::Carried;
@@ -151,6 +151,11 @@ pub struct NoteSync<'c> {
     job_wrote: Option<u64>,
     /// The verdict of the last render, for the one line `herald note` prints.
     verdict: std::cell::RefCell<Option<String>>,
+    /// Where this job's steps keep their summaries (job memory): rendered from there, carried on.
+    job: PublishContext,
+    /// This process's step's status name and summary: a note that shows the step without this
+    /// summary is not yet right.
+    own_summary: Option<(String, Option<String>)>,
 }
 
 /// A step's row as the note shows it (see `report::note::shows_step`).
@@ -192,6 +197,8 @@ impl<'c> NoteSync<'c> {
             fresh_until: None,
             job_wrote: None,
             verdict: std::cell::RefCell::new(None),
+            job: context.clone(),
+            own_summary: None,
         })
     }
 
@@ -555,6 +562,7 @@ impl<'c> NoteSync<'c> {
             history: &[],
             excerpts: &BTreeMap::new(),
             baseline: None,
+            summaries: &BTreeMap::new(),
         });
         let body = view::claim(&first, &nonce);
         log!(Debug, "note !{}: none of ours yet: claiming it", self.mr_iid);
@@ -704,9 +712,21 @@ impl<'c> NoteSync<'c> {
         at.is_some_and(|(at, _)| at + 1 < job.steps.len())
     }
 
-    /// Whether `note` shows this process's step in its final state (see `expect_step`).
+    /// The summary this process's step wrote (status `name`): the note must carry it too.
+    pub fn expect_summary(&mut self, name: &str, summary: Option<&str>) {
+        self.own_summary = Some((name.to_owned(), summary.map(str::to_owned)));
+    }
+
+    /// Whether `note` shows this process's step in its final state (see `expect_step`), with its
+    /// summary (see `expect_summary`).
     fn shows_own_step(&self, note: &Note) -> bool {
         let Some(own) = &self.own_step else { return false };
+        if let Some((name, summary)) = &self.own_summary {
+            let carried = Carried::from_note(&note.body, self.pipeline_id);
+            if carried.summaries().get(name) != summary.as_ref() {
+                return false;
+            }
+        }
         let shown = view::shows_step(
             Settled::visible(&note.body),
             &own.job_name,
@@ -871,9 +891,22 @@ impl<'c> NoteSync<'c> {
                 None => carried.set_baseline(self.baseline(guard.deadline)),
             }
         }
-        self.read_excerpts(guard, jobs, &statuses, &mut carried)?;
+        let mut logs: BTreeMap<u64, String> = BTreeMap::new();
+        self.read_excerpts(guard, jobs, &statuses, &mut carried, &mut logs)?;
         let excerpts: BTreeMap<u64, Vec<String>> =
             statuses.iter().filter_map(|s| Some((s.id, carried.excerpt(s.id)?.clone()))).collect();
+        // Summaries: this job's from job memory (the newest word on its own steps), the others'
+        // as the note carries them; only for statuses the pipeline still has.
+        for (name, summary) in super::job_memory::summaries(&self.job) {
+            carried.keep_summary(&name, Some(summary));
+        }
+        // This process's own (also when there is no job memory: no CI_JOB_ID, no private dir).
+        if let Some((name, Some(summary))) = &self.own_summary {
+            carried.keep_summary(name, Some(summary.clone()));
+        }
+        carried.retain_summaries(|name| statuses.iter().any(|s| s.name == name));
+        self.read_summaries(guard, jobs, &statuses, &mut carried, &mut logs)?;
+        let summaries = carried.summaries().clone();
         let view = build_view(&Sources {
             pipeline_id: self.pipeline_id,
             sha: &self.sha,
@@ -884,6 +917,7 @@ impl<'c> NoteSync<'c> {
             history: &history,
             excerpts: &excerpts,
             baseline: carried.baseline().flatten(),
+            summaries: &summaries,
         });
         let visible = view::render(&view);
         *self.verdict.borrow_mut() = Some(view::verdict_line(&view));
@@ -976,13 +1010,13 @@ impl<'c> NoteSync<'c> {
         jobs: &[PipelineJob],
         statuses: &[CommitStatus],
         carried: &mut Carried,
+        logs: &mut BTreeMap<u64, String>,
     ) -> Result<(), SyncError> {
         let own_prefix = format!("{}/", self.status_prefix);
         carried.retain_excerpts(|id| statuses.iter().any(|s| s.id == id));
         let over = |job_id: u64| {
             jobs.iter().any(|job| job.id == job_id && matches!(job.status.as_str(), "success" | "failed" | "canceled"))
         };
-        let mut logs: BTreeMap<u64, String> = BTreeMap::new();
         for status in statuses.iter().filter(|s| s.name.starts_with(&own_prefix) && s.status == "failed") {
             let Some(job_id) = status.target_url.as_deref().and_then(job_id_of_url) else { continue };
             if carried.excerpt(status.id).is_some() || !over(job_id) {
@@ -1006,6 +1040,49 @@ impl<'c> NoteSync<'c> {
             });
             // Kept even when empty: the log is complete, reading it again would find nothing more.
             carried.keep_excerpt(status.id, lines);
+        }
+        Ok(())
+    }
+
+    /// Summaries the note does not carry, of steps whose description says they wrote one, from
+    /// their job's log once the job is over (as excerpts are): so a summary lost to a concurrent
+    /// writer (which renders summaries from the note it read) comes back by the pipeline's end at
+    /// the latest (`herald note`). Kept once read, even as nothing, since the log is complete.
+    fn read_summaries(
+        &self,
+        guard: &Guard,
+        jobs: &[PipelineJob],
+        statuses: &[CommitStatus],
+        carried: &mut Carried,
+        logs: &mut BTreeMap<u64, String>,
+    ) -> Result<(), SyncError> {
+        let own_prefix = format!("{}/", self.status_prefix);
+        let over = |job_id: u64| {
+            jobs.iter().any(|job| job.id == job_id && matches!(job.status.as_str(), "success" | "failed" | "canceled"))
+        };
+        for status in statuses.iter().filter(|s| s.name.starts_with(&own_prefix)) {
+            let marked =
+                status.description.as_deref().is_some_and(|d| view::headline(d).ends_with(joblog::SUMMARY_MARK));
+            let Some(job_id) = status.target_url.as_deref().and_then(job_id_of_url) else { continue };
+            if !marked || carried.summaries().contains_key(&status.name) || !over(job_id) {
+                continue;
+            }
+            if let std::collections::btree_map::Entry::Vacant(entry) = logs.entry(job_id) {
+                entry.insert(match self.call(guard, |c, t| gitlab::job_log(c, &self.project, job_id, t)) {
+                    Ok(log) => log,
+                    Err(SyncError::Api(error)) if !error.is_retryable() => String::new(),
+                    Err(error) => return Err(error),
+                });
+            }
+            let step = super::settle::step_of(&status.name, &self.status_prefix, self.plan);
+            let found = step.and_then(|(step, occurrence)| joblog::summary_log(&logs[&job_id], &step, occurrence));
+            let text = found.map_or_else(String::new, |found| self.client.mask(&found.lines.join("\n")));
+            let summary = if text.trim().is_empty() {
+                "herald: the summary is not in the job log (cut, or removed); see the job.".to_owned()
+            } else {
+                summary::for_note(&text, text.len() as u64, summary::STEP_BUDGET)
+            };
+            carried.keep_summary(&status.name, Some(summary));
         }
         Ok(())
     }

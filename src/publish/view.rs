@@ -29,6 +29,8 @@ pub struct Sources<'a> {
     pub excerpts: &'a BTreeMap<u64, Vec<String>>,
     /// The target branch's pipeline to compare with (publish/baseline.rs), if any.
     pub baseline: Option<&'a Baseline>,
+    /// Step summaries by status name (report/summary.rs; carried.rs).
+    pub summaries: &'a BTreeMap<String, String>,
 }
 
 /// `lint/lint › fmt` → (`lint/lint`, Some(`fmt`)); a single unnamed step has no ` › ` part.
@@ -142,6 +144,7 @@ pub fn build_view(sources: &Sources) -> NoteView {
             excerpt,
             on_target: before.and_then(|(state, _)| on_target(state)),
             slower,
+            summary: sources.summaries.get(&status.name).cloned(),
         };
         match index {
             Some(index) => job_views[index].steps.push(step),
@@ -302,6 +305,7 @@ mod tests {
             history: &[],
             excerpts: &BTreeMap::new(),
             baseline: None,
+            summaries: &BTreeMap::new(),
         })
     }
 

@@ -55,6 +55,26 @@ impl LogSection {
     }
 }
 
+/// A step's summary (report/summary.rs) in the job log: a collapsed section `📝 summary of
+/// <step>` holding the whole (masked) text, so that the note's cut copy can point here. Escape
+/// and carriage-return characters are left out: the text cannot open, end or imitate a section.
+pub fn summary_section(step: &StepName, pid: u32, unix_secs: u64, text: &str) -> String {
+    let name = format!("herald-summary-{pid}");
+    let mut section = format!(
+        "\x1b[0Ksection_start:{unix_secs}:{name}[collapsed=true]\r\x1b[0K\x1b[36;1m📝 summary of {step}\x1b[0m\n"
+    );
+    for line in text.lines() {
+        section.extend(line.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }));
+        section.push('\n');
+    }
+    section.push_str(&format!("\x1b[0Ksection_end:{unix_secs}:{name}\r\x1b[0K\n"));
+    section
+}
+
+/// What a step's status description ends with when the step wrote a summary: note writers of
+/// other jobs read it from the job log (`summary_log`) when the note does not carry it.
+pub const SUMMARY_MARK: &str = "📝 summary";
+
 /// `✔ unit passed in 12.3s` in green, `✘ unit failed (exit 2) after 4.1s` in red, canceled steps in
 /// yellow. Printed after the section ends, so it stays visible when the section is collapsed.
 pub fn summary_line(step: &StepName, outcome: &StepOutcome) -> String {
@@ -101,6 +121,41 @@ pub fn step_log(trace: &str, step: &str, occurrence: usize) -> Option<StepLog> {
         seen += 1;
         if seen == occurrence {
             open = fields.splitn(3, ':').nth(2).map(|name| name.split('[').next().unwrap_or(name).to_owned());
+        }
+    }
+    open.map(|_| StepLog { lines, complete: false })
+}
+
+/// The summary (`summary_section`) of the `occurrence`-th step named `step` in a job log: the
+/// lines of the `📝 summary of <step>` section that follows that step's own section, before any
+/// other step's.
+pub fn summary_log(trace: &str, step: &str, occurrence: usize) -> Option<StepLog> {
+    let header = format!("▶ {step}");
+    let summary_header = format!("📝 summary of {step}");
+    let mut seen = 0;
+    let mut after_step = false;
+    let mut open: Option<String> = None;
+    let mut lines = Vec::new();
+    for raw in trace.split('\n') {
+        let raw = without_timestamp(raw);
+        if let Some(name) = &open {
+            if raw.contains("section_end:") && raw.contains(&format!(":{name}\r")) {
+                return Some(StepLog { lines, complete: true });
+            }
+            lines.push(plain_line(raw));
+            continue;
+        }
+        let Some(at) = raw.find("section_start:") else { continue };
+        let Some((fields, shown)) = raw[at..].split_once('\r') else { continue };
+        let shown = strip_ansi(shown);
+        let shown = shown.trim();
+        if shown == header {
+            seen += 1;
+            after_step = seen == occurrence;
+        } else if after_step && shown == summary_header {
+            open = fields.splitn(3, ':').nth(2).map(|name| name.split('[').next().unwrap_or(name).to_owned());
+        } else if shown.starts_with("▶ ") {
+            after_step = false;
         }
     }
     open.map(|_| StepLog { lines, complete: false })

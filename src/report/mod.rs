@@ -6,6 +6,8 @@ pub mod excerpt;
 pub mod joblog;
 pub mod junit;
 pub mod note;
+pub mod summary;
+pub mod terraform;
 
 /// The entity for a character that markup (HTML, XML) would read as its own: one table for the
 /// note and the JUnit report alike.

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::summary;
 use crate::duration::format_duration;
 
 /// GitLab refuses longer notes (gitlab.md §B); herald keeps a margin below it.
@@ -161,6 +162,9 @@ pub struct StepView {
     /// (seconds now, seconds in the baseline) when it is at least twice as slow there and at least
     /// 30 s slower (`SLOWER_FACTOR`, `SLOWER_SECONDS`).
     pub slower: Option<(f64, f64)>,
+    /// The Markdown the step wrote to `HERALD_STEP_SUMMARY`, masked and within its budget
+    /// (report/summary.rs); made inert here.
+    pub summary: Option<String>,
 }
 
 /// A step this many times as slow as in the baseline, and at least `SLOWER_SECONDS` slower, says
@@ -324,7 +328,9 @@ pub fn render(view: &NoteView) -> String {
     listing(&entries, StepState::Retrying, "🔁 Retrying", &mut visible);
     listing(&entries, StepState::Allowed, "⚠️ Allowed to fail", &mut visible);
     listing(&entries, StepState::Canceled, "⛔ Canceled", &mut visible);
-    let rest = everything_else(view, &entries, &visible.folded);
+    // Last, so that a summary never takes a failure's place above the fold.
+    let folded_summaries = step_summaries(view, &mut visible);
+    let rest = everything_else(view, &entries, &visible.folded, &folded_summaries);
     let mut body = format!("{head}{}{rest}", visible.text);
     if body.len() > BUDGET {
         let cut = cut_at_line(&rest, BUDGET.saturating_sub(head.len() + visible.text.len() + 200));
@@ -347,7 +353,11 @@ struct Visible<'e> {
 impl Visible<'_> {
     /// Adds `text` if it fits in the visible budget.
     fn fits(&mut self, text: &str) -> bool {
-        let lines = text.lines().count();
+        self.fits_as(text, text.lines().count())
+    }
+
+    /// Adds `text`, which a reader sees as `lines` lines (a folded `<details>` is one), if it fits.
+    fn fits_as(&mut self, text: &str, lines: usize) -> bool {
         if self.lines + lines > VISIBLE_LINES {
             return false;
         }
@@ -731,7 +741,12 @@ fn job_link(job: Option<&JobView>) -> String {
 
 /// The folded part: what needed attention but did not fit, then every job by stage, one line
 /// each, waiting jobs summarised per stage.
-fn everything_else(view: &NoteView, entries: &[Entry], folded: &[&Entry]) -> String {
+fn everything_else(
+    view: &NoteView,
+    entries: &[Entry],
+    folded: &[&Entry],
+    folded_summaries: &[(Option<u64>, String)],
+) -> String {
     let count = |state: StepState| entries.iter().filter(|e| e.state == state).count();
     let summary: Vec<String> = [StepState::Passed, StepState::Waiting, StepState::Manual, StepState::NotRun]
         .into_iter()
@@ -765,6 +780,10 @@ fn everything_else(view: &NoteView, entries: &[Entry], folded: &[&Entry]) -> Str
                 }
                 _ => text.push_str(&job_line(job, view.baseline.as_ref())),
             }
+            for (_, block) in folded_summaries.iter().filter(|(id, _)| *id == Some(job.id)) {
+                text.push('\n');
+                text.push_str(block);
+            }
         }
         for (state, jobs) in waiting {
             let names: Vec<String> = jobs.iter().take(10).map(|job| job_link(Some(job))).collect();
@@ -791,9 +810,92 @@ fn everything_else(view: &NoteView, entries: &[Entry], folded: &[&Entry]) -> Str
             let _ = writeln!(text, "- {} {} {}", step.state.icon(), cell(&step.name), cell(&step.description));
         }
         text.push('\n');
+        for (_, block) in folded_summaries.iter().filter(|(id, _)| id.is_none()) {
+            text.push_str(block);
+            text.push('\n');
+        }
     }
     text.push_str("</details>\n");
     text
+}
+
+/// Step summaries (report/summary.rs), each folded in a `<details>` titled with its job, step and
+/// gist, open for a failed step: above the fold while the visible budget lasts (a folded one
+/// costs its title line and a blank one, an open one its lines, or it is shown folded), failed steps' first; the others
+/// under their job in the folded part (returned, by job id). Within `summary::NOTE_BUDGET` bytes
+/// of summaries in all: past it, a summary is one line pointing to the job log.
+fn step_summaries(view: &NoteView, visible: &mut Visible) -> Vec<(Option<u64>, String)> {
+    let mut items: Vec<(Option<&JobView>, &StepView)> = view
+        .jobs
+        .iter()
+        .flat_map(|job| job.steps.iter().map(move |step| (Some(job), step)))
+        .chain(view.unattached.iter().map(|step| (None, step)))
+        .filter(|(_, step)| step.summary.as_deref().is_some_and(|text| !text.trim().is_empty()))
+        .collect();
+    if items.is_empty() {
+        return Vec::new();
+    }
+    // Failed steps first, in the pipeline's order otherwise (a stable sort).
+    items.sort_by_key(|(_, step)| step.state != StepState::Failed);
+    let mut room = summary::NOTE_BUDGET;
+    let mut folded = Vec::new();
+    let mut heading_shown = false;
+    for (job, step) in items {
+        let text = step.summary.as_deref().unwrap_or_default();
+        let shown = summary::for_note(text, text.len() as u64, summary::STEP_BUDGET);
+        let shown = if shown.len() <= room {
+            room -= shown.len();
+            shown
+        } else {
+            "_Not shown: the note's room for summaries is used up; the whole summary is in the job log._".to_owned()
+        };
+        let gist = summary::gist(text);
+        // The title is inside an HTML block, where Markdown is not read: HTML-escaped, not cell()'d.
+        let gist = if gist.is_empty() { String::new() } else { format!(" — {}", summary::html_text(&gist)) };
+        let job_name = job.map_or(String::new(), |job| format!("{} › ", summary::html_text(&job.name)));
+        let title = format!("📝 {job_name}{}{gist}", summary::html_text(&step.name));
+        let block = |open: bool, markdown: &str| {
+            let open = if open { " open" } else { "" };
+            format!(
+                "<details{open}><summary>{title}</summary>\n\n{}\n</details>\n\n",
+                summary::inert_markdown(markdown)
+            )
+        };
+        if !heading_shown && visible.lines + 3 <= VISIBLE_LINES {
+            heading_shown = visible.fits("\n#### 📝 Step summaries\n\n");
+        }
+        let failed = step.state == StepState::Failed;
+        if heading_shown && failed && open_summary_fits(visible, &shown, &block) {
+            continue;
+        }
+        // Its title line, and the blank line after it.
+        if heading_shown && visible.fits_as(&block(false, &shown), 2) {
+            continue;
+        }
+        folded.push((job.map(|job| job.id), block(failed, &shown)));
+    }
+    folded
+}
+
+/// A failed step's summary open above the fold: whole if it fits, else its first lines that fit
+/// and a line saying where the rest is. False when not even one line fits.
+fn open_summary_fits(visible: &mut Visible, shown: &str, block: &dyn Fn(bool, &str) -> String) -> bool {
+    if visible.fits(&block(true, shown)) {
+        return true;
+    }
+    let lines: Vec<&str> = shown.lines().collect();
+    for keep in (1..lines.len()).rev() {
+        let more = lines.len() - keep;
+        let cut = format!(
+            "{}\n\n_… {more} more lines: the whole summary is in the job log (section \"summary\")._",
+            lines[..keep].join("\n")
+        );
+        let candidate = block(true, &cut);
+        if visible.lines + candidate.lines().count() <= VISIBLE_LINES {
+            return visible.fits(&candidate);
+        }
+    }
+    false
 }
 
 /// `- ✅ [lint](url) — ✅ fmt passed in 1.2s · ✅ clippy passed in 41.0s`; a job that passed on a

@@ -537,6 +537,7 @@ fn naive_note(api_url: &str) -> Result<(), herald::gitlab::ApiError> {
         history: &[],
         excerpts: &Default::default(),
         baseline: None,
+        summaries: &Default::default(),
     });
     let body = herald::report::note::render(&view);
     match notes.iter().find(|note| herald::report::note::pipeline_of(&note.body).is_some()) {
