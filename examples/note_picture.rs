@@ -188,6 +188,7 @@ fn infrastructure() -> NoteView {
         jobs,
         unattached: Vec::new(),
         history: Vec::new(),
+        baseline: None,
     }
 }
 
