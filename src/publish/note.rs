@@ -1022,16 +1022,9 @@ impl<'c> NoteSync<'c> {
             if carried.excerpt(status.id).is_some() || !over(job_id) {
                 continue;
             }
-            if let std::collections::btree_map::Entry::Vacant(entry) = logs.entry(job_id) {
-                entry.insert(match self.call(guard, |c, t| gitlab::job_log(c, &self.project, job_id, t)) {
-                    Ok(log) => log,
-                    // No log to read (gone, or no permission): the description stands in.
-                    Err(SyncError::Api(error)) if !error.is_retryable() => String::new(),
-                    Err(error) => return Err(error),
-                });
-            }
+            let log = self.job_log(guard, logs, job_id)?;
             let step = super::settle::step_of(&status.name, &self.status_prefix, self.plan);
-            let found = step.and_then(|(step, occurrence)| joblog::step_log(&logs[&job_id], &step, occurrence));
+            let found = step.and_then(|(step, occurrence)| joblog::step_log(log, &step, occurrence));
             let lines: Vec<String> = found.map_or_else(Vec::new, |found| {
                 excerpt::anchored(&found.lines, excerpt::ANCHORED_LINES)
                     .iter()
@@ -1042,6 +1035,24 @@ impl<'c> NoteSync<'c> {
             carried.keep_excerpt(status.id, lines);
         }
         Ok(())
+    }
+
+    /// The log of a job that is over, read once per render for excerpts and summaries alike.
+    /// No log to read (gone, or no permission) is an empty one: the description stands in.
+    fn job_log<'l>(
+        &self,
+        guard: &Guard,
+        logs: &'l mut BTreeMap<u64, String>,
+        job_id: u64,
+    ) -> Result<&'l str, SyncError> {
+        if let std::collections::btree_map::Entry::Vacant(entry) = logs.entry(job_id) {
+            entry.insert(match self.call(guard, |c, t| gitlab::job_log(c, &self.project, job_id, t)) {
+                Ok(log) => log,
+                Err(SyncError::Api(error)) if !error.is_retryable() => String::new(),
+                Err(error) => return Err(error),
+            });
+        }
+        Ok(&logs[&job_id])
     }
 
     /// Summaries the note does not carry, of steps whose description says they wrote one, from
@@ -1067,15 +1078,9 @@ impl<'c> NoteSync<'c> {
             if !marked || carried.summaries().contains_key(&status.name) || !over(job_id) {
                 continue;
             }
-            if let std::collections::btree_map::Entry::Vacant(entry) = logs.entry(job_id) {
-                entry.insert(match self.call(guard, |c, t| gitlab::job_log(c, &self.project, job_id, t)) {
-                    Ok(log) => log,
-                    Err(SyncError::Api(error)) if !error.is_retryable() => String::new(),
-                    Err(error) => return Err(error),
-                });
-            }
+            let log = self.job_log(guard, logs, job_id)?;
             let step = super::settle::step_of(&status.name, &self.status_prefix, self.plan);
-            let found = step.and_then(|(step, occurrence)| joblog::summary_log(&logs[&job_id], &step, occurrence));
+            let found = step.and_then(|(step, occurrence)| joblog::summary_log(log, &step, occurrence));
             let text = found.map_or_else(String::new, |found| self.client.mask(&found.lines.join("\n")));
             let summary = if text.trim().is_empty() {
                 "herald: the summary is not in the job log (cut, or removed); see the job.".to_owned()
