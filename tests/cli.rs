@@ -56,38 +56,56 @@ fn usage_errors_exit_125_with_one_line() {
     assert!(finished.stderr_text().contains("use e.g. 90s"), "{}", finished.stderr_text());
 }
 
-/// The layers of docs/design.md §2: only `main` uses `cli`, and only `cli` (and the commands
-/// themselves) use `commands`; and the top-level modules' `crate::` references form no cycle, so
-/// every module has a place in one order from the entry points down to `step` and `output`.
-#[test]
-fn the_layers_do_not_reach_upward() {
-    fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                sources(&path, found);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                found.push(path);
-            }
+/// Every `.rs` file under `dir`, recursively.
+fn rust_sources(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(rust_sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
         }
     }
+    found
+}
+
+/// The layer order as docs/design.md §2 writes it, between the lines `<!-- layers -->` and
+/// `<!-- /layers -->`: one layer per line (`1. cli`, `5. gitlab, env, …`), from the top.
+fn design_layers() -> Vec<Vec<String>> {
+    let design =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/design.md")).unwrap();
+    let block = design.split("<!-- layers -->").nth(1).expect("docs/design.md has a <!-- layers --> block");
+    let block = &block[..block.find("<!-- /layers -->").expect("the layers block ends")];
+    let layers: Vec<Vec<String>> = block
+        .lines()
+        .filter_map(|line| line.trim().split_once(". "))
+        .map(|(_, modules)| modules.split(',').map(|m| m.trim().trim_matches('`').to_owned()).collect())
+        .collect();
+    assert!(layers.len() > 3, "the layers block lists the layers: {layers:?}");
+    layers
+}
+
+/// The layers of docs/design.md §2, as written there: every top-level module of `src/` has its
+/// layer, and each uses (`crate::x`, or `x` inside `use crate::{…}`) only modules of the layers
+/// below its own, so there is no cycle and nothing reaches upward. Only `main` uses `cli`.
+#[test]
+fn the_layers_are_the_order_docs_design_md_gives() {
+    let layers = design_layers();
+    let layer_of = |module: &str| layers.iter().position(|layer| layer.iter().any(|m| m == module));
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    sources(&src, &mut files);
-    // module → the modules it names (`crate::x`, or `x` inside `use crate::{…}`)
-    let mut uses: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
-    for file in files {
+    for file in rust_sources(&src) {
         let relative = file.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(&file).unwrap();
-        if relative != "main.rs" && relative != "cli.rs" {
-            assert!(!text.contains("crate::cli"), "{relative} reaches up into cli");
-        }
-        if relative != "cli.rs" && relative != "lib.rs" && !relative.starts_with("commands/") {
-            assert!(!text.contains("crate::commands"), "{relative} reaches up into commands");
-        }
         let module = relative.split('/').next().unwrap().trim_end_matches(".rs").to_owned();
-        let named = uses.entry(module.clone()).or_default();
+        if module == "main" || module == "lib" {
+            continue;
+        }
+        let Some(own) = layer_of(&module) else {
+            panic!("src/{relative}: the module `{module}` has no layer in docs/design.md §2")
+        };
+        let text = std::fs::read_to_string(&file).unwrap();
         let word = |s: &str| s.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect::<String>();
+        let mut named = std::collections::BTreeSet::new();
         for (at, _) in text.match_indices("crate::") {
             let rest = &text[at + "crate::".len()..];
             if let Some(group) = rest.strip_prefix('{') {
@@ -98,30 +116,71 @@ fn the_layers_do_not_reach_upward() {
             }
         }
         named.remove(&module);
-    }
-    // Depth-first: a module met again while still on the path closes a cycle.
-    fn visit<'a>(
-        module: &'a str,
-        uses: &'a std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
-        path: &mut Vec<&'a str>,
-        done: &mut std::collections::BTreeSet<&'a str>,
-    ) {
-        if let Some(at) = path.iter().position(|m| *m == module) {
-            panic!("the modules form a cycle: {}", [&path[at..], &[module]].concat().join(" → "));
+        for used in named {
+            let Some(theirs) = layer_of(&used) else {
+                panic!("src/{relative} uses `{used}`, which has no layer in docs/design.md §2")
+            };
+            assert!(
+                theirs > own,
+                "src/{relative} (layer {}, `{module}`) uses `{used}` (layer {}): a module uses only the layers below its own",
+                own + 1,
+                theirs + 1
+            );
         }
-        if !done.insert(module) {
-            return;
-        }
-        path.push(module);
-        for next in uses.get(module).into_iter().flatten() {
-            visit(next, uses, path, done);
-        }
-        path.pop();
     }
-    let mut done = Default::default();
-    for module in uses.keys() {
-        visit(module, &uses, &mut Vec::new(), &mut done);
+}
+
+/// The rooms stay small (issue #26): no source file in `src/` over 600 lines, and no function
+/// over 80 lines, counted from its `fn` line to its closing brace. A long function is found by
+/// its indentation: rustfmt closes every body at the indentation its `fn` line opened it.
+#[test]
+fn no_source_file_over_600_lines_and_no_function_over_80() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut too_big = Vec::new();
+    for file in rust_sources(&src) {
+        let relative = file.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.len() > 600 {
+            too_big.push(format!("src/{relative}: {} lines", lines.len()));
+        }
+        for (at, line) in lines.iter().enumerate() {
+            let code = line.trim_start();
+            let indent = &line[..line.len() - code.len()];
+            let signature = code
+                .trim_start_matches("pub ")
+                .trim_start_matches("pub(crate) ")
+                .trim_start_matches("pub(super) ")
+                .trim_start_matches("const ")
+                .trim_start_matches("unsafe ")
+                .trim_start_matches("extern \"C\" ");
+            if !signature.starts_with("fn ") {
+                continue;
+            }
+            // The body opens on the first line (of the signature) ending in `{`, unless the
+            // signature ends first (`;`: a declaration) or the body closes on the same line.
+            let Some(open) = (at..lines.len()).find(|&i| {
+                let l = lines[i].trim_end();
+                l.ends_with('{') || l.ends_with(';') || l.ends_with('}')
+            }) else {
+                continue;
+            };
+            if !lines[open].trim_end().ends_with('{') {
+                continue;
+            }
+            let close = format!("{indent}}}");
+            let end = (open + 1..lines.len()).find(|&i| lines[i].trim_end() == close).unwrap_or(lines.len() - 1);
+            let length = end - at + 1;
+            if length > 80 {
+                too_big.push(format!(
+                    "src/{relative}:{}: `{}` is {length} lines",
+                    at + 1,
+                    signature.trim_end_matches('{').trim()
+                ));
+            }
+        }
     }
+    assert!(too_big.is_empty(), "rooms too big (docs/design.md §2):\n{}", too_big.join("\n"));
 }
 
 /// The commands that exist only to publish say why they did nothing, in one line, and exit 0.
