@@ -14,31 +14,12 @@
 //! the runs; CAMPAIGN_LOGS=<dir>
 //! keeps every step's herald log (debug level) there, named by the time herald added to the step.
 
-#[allow(dead_code)]
-#[path = "../tests/support/gitlab.rs"]
-mod gitlab;
-
-#[allow(dead_code)]
-#[path = "../tests/support/tls.rs"]
-mod tls;
-
-#[allow(dead_code)]
-#[path = "../tests/support/api_description.rs"]
-mod api_description;
-
-#[allow(dead_code)]
-#[path = "../tests/support/campaign.rs"]
-mod campaign;
-
-#[allow(dead_code)]
-#[path = "../tests/support/trust_campaign.rs"]
-mod trust_campaign;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use campaign::{Design, Outcome, Scenario};
-use gitlab::{Fault, Faults};
+use herald_campaigns::pipeline::{self as campaign, Design, Outcome, Scenario};
+use herald_campaigns::{signals, trust as trust_campaign};
+use herald_standin::{Fault, Faults};
 
 fn main() {
     let herald = std::env::var_os("HERALD_BIN")
@@ -204,7 +185,7 @@ fn signals(herald: &std::path::Path, work: &std::path::Path, runs: usize) {
     for (name, signal) in
         [("TERM", libc::SIGTERM), ("INT", libc::SIGINT), ("HUP", libc::SIGHUP), ("QUIT", libc::SIGQUIT)]
     {
-        let outcome = campaign::signal_campaign(herald, work, signal, runs, signal as u64);
+        let outcome = signals::signal_campaign(herald, work, signal, runs, signal as u64);
         let problem = outcome.problem.map(|p| format!(" ({p})")).unwrap_or_default();
         let runs = outcome.runs - outcome.before_start;
         println!(

@@ -1,26 +1,13 @@
-//! The tests' GitLab stand-in (tests/support/gitlab.rs) as a program, for benchmarks:
+//! The tests' GitLab stand-in (the `herald-standin` crate, standin/) as a program, for benchmarks:
 //! prints its API URL, serves until its stdin closes, then prints what it received as JSON.
 //!
 //!     cargo run --release --example gitlab_standin < some-fifo
-
-// The benchmark uses a part of the stand-in; the rest serves the tests.
-#[allow(dead_code)]
-#[path = "../tests/support/gitlab.rs"]
-mod gitlab;
-
-#[allow(dead_code)]
-#[path = "../tests/support/tls.rs"]
-mod tls;
-
-#[allow(dead_code)]
-#[path = "../tests/support/api_description.rs"]
-mod api_description;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 fn main() {
-    let gitlab = gitlab::GitLab::start();
+    let gitlab = herald_standin::GitLab::start();
     println!("{}", gitlab.api_url());
     let _ = std::io::stdout().flush();
     let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());

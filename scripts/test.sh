@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: installs what the tests call, then runs cargo test.
+# The whole test suite, on a fresh machine: installs what the tests call, then runs cargo test on
+# the workspace.
 #   scripts/test.sh               # everything
 #   scripts/test.sh note_sync     # arguments go to cargo test
 #
@@ -42,4 +43,6 @@ fi
 # Everything is installed now: a test that finds a tool missing fails instead of skipping.
 export HERALD_TEST_EVERYTHING=1
 
-cargo test --locked "$@"
+# The workspace: herald's suite (tests/main.rs and its unit tests) and the stand-in's and the
+# campaigns' own unit tests (standin/, campaigns/).
+cargo test --locked --workspace "$@"

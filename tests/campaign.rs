@@ -95,7 +95,7 @@ fn an_unknown_api_host_is_not_retried_and_the_step_keeps_its_code() {
 fn signals_in_the_middle_of_steps_leave_nothing_behind() {
     let dir = TempDir::new("signals");
     for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
-        let outcome = campaign::signal_campaign(binary(), dir.path(), signal, 2, signal as u64);
+        let outcome = herald_campaigns::signals::signal_campaign(binary(), dir.path(), signal, 2, signal as u64);
         let runs = outcome.runs - outcome.before_start;
         assert_eq!(outcome.codes_right, runs, "signal {signal}: {:?}", outcome.problem);
         assert_eq!(outcome.canceled, runs, "signal {signal}: {:?}", outcome.problem);

@@ -16,7 +16,7 @@
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::context::PublishContext;
@@ -32,7 +32,7 @@ fn private_dir() -> Option<&'static PathBuf> {
     DIR.get_or_init(|| {
         // SAFETY: getuid cannot fail.
         let uid = unsafe { libc::getuid() };
-        let dir = std::env::temp_dir().join(format!("herald-{uid}"));
+        let dir = private_dir_in(&std::env::temp_dir(), uid);
         let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
         let meta = std::fs::symlink_metadata(&dir).ok()?;
         let private = meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0;
@@ -44,14 +44,31 @@ fn private_dir() -> Option<&'static PathBuf> {
     .as_ref()
 }
 
+/// The private directory of user `uid` in the temporary directory `tmp` (`private_dir` makes and
+/// checks it; public for the same reason as `file_in`).
+pub fn private_dir_in(tmp: &Path, uid: u32) -> PathBuf {
+    tmp.join(format!("herald-{uid}"))
+}
+
 /// A file of this job's state, named after the server, project, pipeline and job, so that no
 /// other job (of another GitLab, or another project with the same job id) ever reads it.
 pub fn file(context: &PublishContext, what: &str) -> Option<PathBuf> {
     let job = context.job_id.as_ref()?;
-    let pipeline = context.pipeline_id.map_or_else(String::new, |id| id.to_string());
-    let key = stable_hash(format!("{}\n{}\n{pipeline}\n{job}", context.api_url, context.project).as_bytes());
-    Some(private_dir()?.join(format!("job-{key:016x}-{what}")))
+    Some(file_in(private_dir()?, &context.api_url, &context.project, context.pipeline_id, job, what))
 }
+
+/// `file` for a job known by its keys, in `dir` (a user's private directory, `<tmp>/herald-<uid>`).
+/// Public so that whoever runs jobs through herald outside GitLab (the test campaigns) finds and
+/// removes their state by herald's own naming, never a copy of it that a changed key would
+/// silently leave behind.
+pub fn file_in(dir: &Path, api_url: &str, project: &str, pipeline: Option<u64>, job: &str, what: &str) -> PathBuf {
+    let pipeline = pipeline.map_or_else(String::new, |id| id.to_string());
+    let key = stable_hash(format!("{api_url}\n{project}\n{pipeline}\n{job}").as_bytes());
+    dir.join(format!("job-{key:016x}-{what}"))
+}
+
+/// Every file of a job's state that `forget` removes when the job is over.
+pub const JOB_FILES: [&str; 6] = ["note-owed", "note-fresh", "note-written", "steps", "pipeline.json", "summaries"];
 
 /// This step's final state is not in the note yet.
 pub fn owe_note(context: &PublishContext) {
@@ -217,7 +234,7 @@ fn told_file(env: &dyn Env) -> Option<PathBuf> {
 
 /// Removes what the job's steps told each other (the job is over).
 pub fn forget(context: &PublishContext) {
-    for what in ["note-owed", "note-fresh", "note-written", "steps", "pipeline.json", "summaries"] {
+    for what in JOB_FILES {
         if let Some(path) = file(context, what) {
             let _ = std::fs::remove_file(path);
         }

@@ -1,12 +1,13 @@
 //! Helpers shared by the integration tests: the herald binary, bounded runs (a hang fails the test
 //! instead of wedging the suite), and waiting for a step to reach a known point.
 
-pub mod api_description;
-pub mod campaign;
-pub mod gitlab;
 pub mod snapshot;
-pub mod tls;
-pub mod trust_campaign;
+
+/// The campaigns (campaigns/, the crate `herald_campaigns`): whole pipelines through the binary.
+pub use herald_campaigns::{pipeline as campaign, trust as trust_campaign};
+/// The GitLab stand-in (standin/, the crate `herald_standin`), by the name the tests know it by.
+pub use herald_standin as gitlab;
+pub use herald_standin::{api_description, tls};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -163,7 +164,7 @@ impl TempDir {
     }
 }
 
-pub use campaign::job_state;
+pub use herald_campaigns::job_state;
 
 /// Sends a signal to a process.
 pub fn send_signal(pid: u32, signal: i32) {

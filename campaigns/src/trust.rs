@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::gitlab::*;
+use herald_standin::*;
 
 /// Which part of the safety net closes what the lost final posts left open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,7 +235,7 @@ pub fn safety_net(
         if net == Net::NoteFinal {
             // The jobs' runners are gone, and with them what the jobs recorded.
             for (_, (id, _)) in JOBS.iter().zip(&jobs) {
-                super::campaign::forget_job(&gitlab.api_url(), &format!("{run_key}{id}"));
+                crate::forget_job(&gitlab.api_url(), &format!("{run_key}{id}"));
             }
         }
 
@@ -323,7 +323,7 @@ pub fn safety_net(
             }
         });
         for (_, (id, _)) in JOBS.iter().zip(&jobs) {
-            super::campaign::forget_job(&gitlab.api_url(), &format!("{run_key}{id}"));
+            crate::forget_job(&gitlab.api_url(), &format!("{run_key}{id}"));
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

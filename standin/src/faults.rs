@@ -1,0 +1,136 @@
+//! Faults injected for resilience tests, and GitLab's rate limits (§D): which requests get a
+//! fault (`Faults`), and the answers that stand for a broken or busy GitLab. How a fault acts on
+//! the connection (a reset, a hang, a cut body) is `server`'s part.
+
+use std::net::TcpStream;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::http::{Answer, Recorded};
+
+/// A fault to inject instead of (or around) the normal answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// Answer with this 5xx and a small HTML body.
+    ServerError(u16),
+    /// GitLab's exclusive-lease timeout: 409 `Another update to this commit status is in progress`.
+    Lock,
+    /// Rack::Attack: 429, plain-text `Retry later`, `Retry-After: n`, `RateLimit-*` headers.
+    RateLimited { retry_after_secs: u64 },
+    /// Close the connection with a TCP reset before the request takes effect.
+    Reset,
+    /// Apply the request, then reset the connection: the client never learns it worked.
+    ResetAfterApplying,
+    /// Never answer (until the stand-in is dropped).
+    Hang,
+    /// Answer after this delay.
+    Slow(Duration),
+    /// Send headers and half the body, then close.
+    CutBody,
+    /// 500 whose body lists the request headers, as some proxies' error pages do.
+    EchoHeaders,
+}
+
+/// Which requests get faults: `rate` of them at random (seeded), or all with `always`.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    pub rate: f64,
+    pub kinds: Vec<Fault>,
+    pub always: Option<Fault>,
+    /// Only requests whose method is this (e.g. "POST"); None for all.
+    pub method: Option<&'static str>,
+    /// Only requests whose path ends with this (e.g. "/notes"); None for all.
+    pub path_ends_with: Option<&'static str>,
+    random: u64,
+}
+
+impl Faults {
+    pub fn random(rate: f64, kinds: &[Fault], seed: u64) -> Faults {
+        Faults { rate, kinds: kinds.to_vec(), always: None, method: None, path_ends_with: None, random: seed | 1 }
+    }
+
+    pub fn always(fault: Fault) -> Faults {
+        Faults { always: Some(fault), ..Faults::default() }
+    }
+
+    /// Only for requests of this method whose path ends so.
+    pub fn only(self, method: &'static str, path_ends_with: &'static str) -> Faults {
+        Faults { method: Some(method), path_ends_with: Some(path_ends_with), ..self }
+    }
+
+    pub(crate) fn pick(&mut self, method: &str, path: &str) -> Option<Fault> {
+        if self.method.is_some_and(|only| only != method) || self.path_ends_with.is_some_and(|end| !path.ends_with(end))
+        {
+            return None;
+        }
+        if self.always.is_some() {
+            return self.always;
+        }
+        if self.kinds.is_empty() || self.rate <= 0.0 {
+            return None;
+        }
+        let roll = self.next();
+        if roll >= self.rate {
+            return None;
+        }
+        let index = (self.next() * self.kinds.len() as f64) as usize;
+        Some(self.kinds[index.min(self.kinds.len() - 1)])
+    }
+
+    fn next(&mut self) -> f64 {
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 7;
+        self.random ^= self.random << 17;
+        (self.random >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The answer a fault gives instead of the route's, for the faults that are an answer at all.
+pub(crate) fn answer_instead(fault: Fault, request: &Recorded) -> Option<Answer> {
+    match fault {
+        Fault::ServerError(status) => Some(Answer::typed(
+            status,
+            "text/html",
+            format!("<html><body><h1>{status}</h1>We're sorry, something went wrong.</body></html>").into(),
+        )),
+        Fault::Lock => Some(Answer::message(409, "Another update to this commit status is in progress")),
+        Fault::RateLimited { retry_after_secs } => Some(rack_attack_429(retry_after_secs)),
+        Fault::EchoHeaders => Some(Answer::typed(
+            500,
+            "text/plain",
+            format!("upstream error, request headers: {:?}", request.headers).into(),
+        )),
+        Fault::Reset | Fault::ResetAfterApplying | Fault::Hang | Fault::Slow(_) | Fault::CutBody => None,
+    }
+}
+
+fn rack_attack_429(retry_after_secs: u64) -> Answer {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let mut answer = Answer::typed(429, "text/plain", "Retry later\n".into());
+    answer.headers.extend([
+        ("Retry-After".into(), retry_after_secs.to_string()),
+        ("RateLimit-Name".into(), "throttle_authenticated_api".into()),
+        ("RateLimit-Limit".into(), "2000".into()),
+        ("RateLimit-Observed".into(), "2001".into()),
+        ("RateLimit-Remaining".into(), "0".into()),
+        ("RateLimit-Reset".into(), (now + retry_after_secs).to_string()),
+    ]);
+    answer
+}
+
+/// Closes with RST instead of FIN: what a crashed proxy or a dropped connection looks like.
+/// Returns false: the connection ends (the caller drops it, and with it the socket).
+pub(crate) fn reset(connection: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt with a valid socket and a correctly sized linger struct.
+    unsafe {
+        libc::setsockopt(
+            connection.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    false
+}

@@ -1,0 +1,128 @@
+//! CI jobs (`Ci::Build`) and the commit statuses posted through the API (`GenericCommitStatus`),
+//! which GitLab keeps side by side as a pipeline's jobs: a pipeline's CI jobs, one job, and its
+//! log (§K).
+
+use serde_json::{json, Value};
+
+use crate::auth::visible_project;
+use crate::http::{paginate, Answer, Call};
+use crate::pipelines::pipeline_of;
+use crate::world::{World, PROJECT_PATH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A real CI job (Ci::Build).
+    Build,
+    /// A commit status posted through the API (GenericCommitStatus).
+    External,
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: u64,
+    pub pipeline_id: u64,
+    pub kind: JobKind,
+    /// CI jobs' stage; statuses are in GitLab's `external` stage.
+    pub stage: String,
+    pub name: String,
+    pub status: String,
+    pub reference: String,
+    pub sha: String,
+    pub user_id: u64,
+    pub description: Option<String>,
+    pub target_url: Option<String>,
+    pub retried: bool,
+    /// CI jobs: may fail without failing the pipeline.
+    pub allow_failure: bool,
+    /// CI jobs: the log GitLab holds (gitlab.md §K).
+    pub trace: String,
+}
+
+/// The web URL of a job, as GitLab builds it.
+pub fn job_url(id: u64) -> String {
+    format!("https://gitlab.example.com/{PROJECT_PATH}/-/jobs/{id}")
+}
+
+/// `GET /projects/:id/pipelines/:pipeline_id/jobs`, `GET /projects/:id/jobs/:job_id` and its
+/// `/trace`.
+pub(crate) fn route(call: &Call, world: &mut World) -> Option<Answer> {
+    let answer = match (call.method, call.path().as_slice()) {
+        ("GET", ["projects", project, "pipelines", id, "jobs"]) => {
+            match pipeline_of(world, project, id, call.user_id) {
+                Ok(pipeline) => {
+                    let retried_too = call.params.get("include_retried").is_some_and(|v| v == "true");
+                    let jobs: Vec<&Job> = world
+                        .jobs
+                        .iter()
+                        .filter(|j| j.pipeline_id == pipeline.id && j.kind == JobKind::Build)
+                        .filter(|j| !j.retried || retried_too)
+                        .collect();
+                    paginate(&jobs, &call.params, |job| job_entity(job))
+                }
+                Err(answer) => answer,
+            }
+        }
+        // One job (`lib/api/jobs.rb`): the same entity as the pipeline's list.
+        ("GET", ["projects", project, "jobs", id]) => match ci_job(world, project, id, call.user_id) {
+            Ok(job) => Answer::json(200, job_entity(job)),
+            Err(answer) => answer,
+        },
+        ("GET", ["projects", project, "jobs", id, "trace"]) => match ci_job(world, project, id, call.user_id) {
+            Ok(job) => Answer::typed(200, "text/plain", job.trace.clone().into()),
+            Err(answer) => answer,
+        },
+        _ => return None,
+    };
+    Some(answer)
+}
+
+/// A CI job of a project the user can see, or GitLab's 404.
+fn ci_job<'w>(world: &'w World, project: &str, id: &str, user_id: u64) -> Result<&'w Job, Answer> {
+    let project = visible_project(world, project, user_id)?;
+    world
+        .jobs
+        .iter()
+        .find(|j| {
+            j.id.to_string() == id
+                && j.kind == JobKind::Build
+                && world.pipelines.iter().any(|p| p.id == j.pipeline_id && p.project_id == project.id)
+        })
+        .ok_or_else(|| Answer::message(404, "404 Not found"))
+}
+
+fn job_entity(job: &Job) -> Value {
+    json!({
+        "id": job.id, "name": job.name, "stage": job.stage, "status": job.status, "ref": job.reference,
+        "allow_failure": job.allow_failure, "web_url": job_url(job.id), "pipeline": { "id": job.pipeline_id },
+        "started_at": null, "finished_at": null, "duration": null,
+    })
+}
+
+impl World {
+    /// Adds a CI job to a pipeline; returns its id and web URL (what `CI_JOB_URL` would be).
+    pub fn add_job(&mut self, pipeline_id: u64, name: &str, stage: &str, status: &str) -> (u64, String) {
+        let id = self.new_id();
+        let pipeline = self.pipelines.iter().find(|p| p.id == pipeline_id).expect("pipeline").clone();
+        self.jobs.push(Job {
+            id,
+            pipeline_id,
+            kind: JobKind::Build,
+            stage: stage.into(),
+            name: name.into(),
+            status: status.into(),
+            reference: pipeline.reference,
+            sha: pipeline.sha,
+            user_id: 102,
+            description: None,
+            target_url: None,
+            retried: false,
+            allow_failure: false,
+            trace: String::new(),
+        });
+        (id, job_url(id))
+    }
+
+    pub fn set_job_status(&mut self, job_id: u64, status: &str) {
+        self.jobs.iter_mut().filter(|j| j.id == job_id).for_each(|j| j.status = status.into());
+    }
+}
