@@ -74,7 +74,7 @@ for name in "true" "tini" "tini-static" "dumb-init" "herald" "herald-glibc"; do
   done
 done
 
-# Publishing: herald as a CI job would run it, against the stand-in (tests/support/gitlab.rs).
+# Publishing: herald as a CI job would run it, against the stand-in (standin/, run by examples/gitlab_standin.rs).
 publish_runs=${PUBLISH_RUNS:-300}
 cargo build --quiet --release --example gitlab_standin
 mkfifo "$out/standin-stdin"

@@ -157,23 +157,7 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
         None => GitLab::start(),
     };
     gitlab.with(|w| w.round_trip = scenario.round_trip);
-    let mut random = scenario.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let (low, high) = scenario.step_ms;
-    let jobs: Vec<Job> = (0..scenario.jobs)
-        .map(|j| {
-            let name = format!("job-{j}");
-            let (_, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, &name, "test", "running"));
-            let steps = (0..scenario.steps)
-                .map(|s| Step {
-                    name: format!("step-{s}"),
-                    sleep: Duration::from_millis(low + xorshift(&mut random) % (high - low + 1)),
-                    // Every fifth job's last step fails.
-                    code: if j % 5 == 4 && s + 1 == scenario.steps { 3 } else { 0 },
-                })
-                .collect();
-            Job { name, url, steps }
-        })
-        .collect();
+    let jobs = plan_jobs(&gitlab, scenario);
     gitlab.with(|w| {
         w.notes_create_per_minute = scenario.notes_per_minute;
         if let Some(faults) = &scenario.faults {
@@ -181,18 +165,7 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
         }
     });
     let api_url = scenario.api_url.clone().unwrap_or_else(|| gitlab.api_url());
-    std::fs::create_dir_all(work).unwrap();
-    // The pipeline's configuration, as the jobs' checkout has it: herald plans each job's steps
-    // from it (and leaves the note to a job's next step when one follows).
-    let config: String = jobs
-        .iter()
-        .map(|job| {
-            let lines: String =
-                job.steps.iter().map(|step| format!("    - herald run --name {} -- ./step.sh\n", step.name)).collect();
-            format!("{}:\n  script:\n{lines}", job.name)
-        })
-        .collect();
-    std::fs::write(work.join(".gitlab-ci.yml"), config).unwrap();
+    write_configuration(work, &jobs);
 
     // Per step: what run_step found.
     let results: Vec<Vec<StepRun>> = thread::scope(|scope| {
@@ -215,50 +188,99 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
         forget_job(&api_url, &job_id(work, scenario, job));
     }
     let mut outcome = Outcome { steps: scenario.jobs * scenario.steps, ..Outcome::default() };
-    let mut added: Vec<Duration> = Vec::new();
-    let (mut before, mut middle, mut last) = (Vec::new(), Vec::new(), Vec::new());
-    for job in results {
-        let count = job.len();
-        for (index, run) in job.into_iter().enumerate() {
-            outcome.exit_codes_kept += usize::from(run.kept);
-            added.push(run.added);
-            before.extend(run.before_start);
-            if index + 1 == count { &mut last } else { &mut middle }.extend(run.after_end);
-            if outcome.problem.is_none() {
-                outcome.problem = run.problem;
-            }
-        }
-    }
-    outcome.before_start = Percentiles::of(before);
-    outcome.after_end_middle = Percentiles::of(middle);
-    outcome.after_end_last = Percentiles::of(last);
-    added.sort();
-    outcome.added_median = added.get(added.len() / 2).copied().unwrap_or_default();
-    outcome.added_max = added.last().copied().unwrap_or_default();
-
+    outcome.add_step_runs(results);
     let last_step_end = jobs
         .iter()
         .flat_map(|job| job.steps.iter().map(move |step| marker(work, job, step)))
         .filter_map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
         .max()
         .map(|at| at.duration_since(UNIX_EPOCH).unwrap().as_secs_f64());
+    gitlab.with(|world| outcome.add_what_gitlab_saw(world, &jobs, last_step_end));
+    if scenario.design == Design::Herald && scenario.api_url.is_none() {
+        outcome.note_correct_after_post = post_job(herald, work, scenario, &gitlab, &api_url, &jobs);
+    }
+    outcome
+}
 
-    gitlab.with(|world| {
-        outcome.requests = world.requests.len();
-        for request in &world.requests {
-            *outcome.by_route.entry(route_of(request)).or_default() += 1;
+/// The pipeline's jobs, each a CI job of the stand-in's, and their steps: seeded sleeps in the
+/// scenario's range; every fifth job's last step fails.
+fn plan_jobs(gitlab: &GitLab, scenario: &Scenario) -> Vec<Job> {
+    let mut random = scenario.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let (low, high) = scenario.step_ms;
+    (0..scenario.jobs)
+        .map(|j| {
+            let name = format!("job-{j}");
+            let (_, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, &name, "test", "running"));
+            let steps = (0..scenario.steps)
+                .map(|s| Step {
+                    name: format!("step-{s}"),
+                    sleep: Duration::from_millis(low + xorshift(&mut random) % (high - low + 1)),
+                    code: if j % 5 == 4 && s + 1 == scenario.steps { 3 } else { 0 },
+                })
+                .collect();
+            Job { name, url, steps }
+        })
+        .collect()
+}
+
+/// The pipeline's configuration, as the jobs' checkout has it: herald plans each job's steps
+/// from it (and leaves the note to a job's next step when one follows).
+fn write_configuration(work: &Path, jobs: &[Job]) {
+    let config: String = jobs
+        .iter()
+        .map(|job| {
+            let lines: String =
+                job.steps.iter().map(|step| format!("    - herald run --name {} -- ./step.sh\n", step.name)).collect();
+            format!("{}:\n  script:\n{lines}", job.name)
+        })
+        .collect();
+    std::fs::write(work.join(".gitlab-ci.yml"), config).unwrap();
+}
+
+impl Outcome {
+    /// What the steps' runs found: exit codes kept, the time herald added, and when it started
+    /// and ended around each step.
+    fn add_step_runs(&mut self, results: Vec<Vec<StepRun>>) {
+        let mut added: Vec<Duration> = Vec::new();
+        let (mut before, mut middle, mut last) = (Vec::new(), Vec::new(), Vec::new());
+        for job in results {
+            let count = job.len();
+            for (index, run) in job.into_iter().enumerate() {
+                self.exit_codes_kept += usize::from(run.kept);
+                added.push(run.added);
+                before.extend(run.before_start);
+                if index + 1 == count { &mut last } else { &mut middle }.extend(run.after_end);
+                if self.problem.is_none() {
+                    self.problem = run.problem;
+                }
+            }
         }
-        outcome.answered_429 = world.answered_429;
+        self.before_start = Percentiles::of(before);
+        self.after_end_middle = Percentiles::of(middle);
+        self.after_end_last = Percentiles::of(last);
+        added.sort();
+        self.added_median = added.get(added.len() / 2).copied().unwrap_or_default();
+        self.added_max = added.last().copied().unwrap_or_default();
+    }
+
+    /// What the stand-in saw: requests, notes, statuses; whether the note is right, and how long
+    /// after the last step's end (Unix seconds) it was last written.
+    fn add_what_gitlab_saw(&mut self, world: &World, jobs: &[Job], last_step_end: Option<f64>) {
+        self.requests = world.requests.len();
+        for request in &world.requests {
+            *self.by_route.entry(route_of(request)).or_default() += 1;
+        }
+        self.answered_429 = world.answered_429;
         let notes = world.herald_notes(1);
-        outcome.notes_left = notes.len();
+        self.notes_left = notes.len();
         let created: Vec<&String> = world
             .notes_created_by_api
             .iter()
             .filter(|(iid, body)| *iid == 1 && body.starts_with("<!-- herald:note"))
             .map(|(_, body)| body)
             .collect();
-        outcome.notes_created = created.len();
-        outcome.first_totals_kept = match (created.first(), notes.first()) {
+        self.notes_created = created.len();
+        self.first_totals_kept = match (created.first(), notes.first()) {
             (Some(first), Some(last)) => totals(first).is_some() && totals(first) == totals(&last.body),
             _ => false,
         };
@@ -269,51 +291,58 @@ pub fn run_pipeline(herald: &Path, work: &Path, scenario: &Scenario) -> Outcome 
                 *finals.entry(status.name.as_str()).or_default() += 1;
             }
         }
-        outcome.duplicate_finals = finals.values().filter(|count| **count > 1).count();
-        outcome.note_bytes = note.map_or(0, |n| n.body.len());
+        self.duplicate_finals = finals.values().filter(|count| **count > 1).count();
+        self.note_bytes = note.map_or(0, |n| n.body.len());
         let statuses = world.statuses(PIPELINE_MERGED);
-        for job in &jobs {
+        for job in jobs {
             for step in &job.steps {
                 let state = if step.code == 0 { "success" } else { "failed" };
                 let status = statuses.get(&format!("herald/{} › {}", job.name, step.name));
-                outcome.statuses_final += usize::from(status.is_some_and(|s| s.status == state));
+                self.statuses_final += usize::from(status.is_some_and(|s| s.status == state));
             }
         }
-        let problem = note_problem(world, &jobs);
+        let problem = note_problem(world, jobs);
         let note_correct = problem.is_none();
-        if outcome.problem.is_none() {
-            outcome.problem = problem;
+        if self.problem.is_none() {
+            self.problem = problem;
         }
-        outcome.note_correct = note_correct;
+        self.note_correct = note_correct;
         if let (Some(note), Some(end), true) = (note, last_step_end, note_correct) {
-            outcome.note_final_after = Some(Duration::from_secs_f64((note.updated_at - end).max(0.0)));
+            self.note_final_after = Some(Duration::from_secs_f64((note.updated_at - end).max(0.0)));
+        }
+    }
+}
+
+/// The `.post` job: GitLab has ended every job of the pipeline, and `herald note --final` runs
+/// as the CI template's `herald-note` job does. Whether the note is right afterwards; None when
+/// herald did not run.
+fn post_job(
+    herald: &Path,
+    work: &Path,
+    scenario: &Scenario,
+    gitlab: &GitLab,
+    api_url: &str,
+    jobs: &[Job],
+) -> Option<bool> {
+    gitlab.with(|world| {
+        for job in jobs {
+            let failed = job.steps.iter().any(|step| step.code != 0);
+            for ci_job in world.jobs.iter_mut().filter(|j| j.kind == JobKind::Build && j.name == job.name) {
+                ci_job.status = if failed { "failed".into() } else { "success".into() };
+            }
         }
     });
-
-    if scenario.design == Design::Herald && scenario.api_url.is_none() {
-        // By the time the `.post` job runs, GitLab has ended every job of the pipeline.
-        gitlab.with(|world| {
-            for job in &jobs {
-                let failed = job.steps.iter().any(|step| step.code != 0);
-                for ci_job in world.jobs.iter_mut().filter(|j| j.kind == JobKind::Build && j.name == job.name) {
-                    ci_job.status = if failed { "failed".into() } else { "success".into() };
-                }
-            }
-        });
-        let finished = Command::new(herald)
-            .env_clear()
-            .envs(job_env(work, &api_url, scenario, "herald-note", None, &format!("{}-post", run_key(work))))
-            .args(["note", "--final"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if finished.is_ok() {
-            outcome.note_correct_after_post = Some(gitlab.with(|world| note_problem(world, &jobs)).is_none());
-        }
-        forget_job(&api_url, &format!("{}-post", run_key(work)));
-    }
-    outcome
+    let finished = Command::new(herald)
+        .env_clear()
+        .envs(job_env(work, api_url, scenario, "herald-note", None, &format!("{}-post", run_key(work))))
+        .args(["note", "--final"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let correct = finished.is_ok().then(|| gitlab.with(|world| note_problem(world, jobs)).is_none());
+    forget_job(api_url, &format!("{}-post", run_key(work)));
+    correct
 }
 
 /// A note's `N steps in M jobs`.
