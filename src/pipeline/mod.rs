@@ -2,11 +2,14 @@
 //! resolves them, for task names and planned steps (docs/design.md §7, gitlab.md §I, §M).
 
 pub mod config;
+mod fate;
 pub mod fetch;
 mod glob;
+mod include;
 mod inputs;
 mod libyaml;
 pub mod local;
+mod resolve;
 mod rules;
 pub mod steps;
 pub mod yaml;
