@@ -204,7 +204,9 @@ pub fn load_from(
     resolve(layers, unresolved, variables, &|patterns: &[String]| glob::exists(&loader.files(), patterns))
 }
 
-/// Brings included files that are not in the checkout (gitlab.md §I.1).
+/// Brings included files that are not in the checkout (gitlab.md §I.1). An error is the reason the
+/// include is unresolved, shown in `Pipeline::unresolved`; nothing decides on its kind, so it is
+/// text.
 pub trait Fetch {
     /// A file of a project (id or path) at a ref (None: its default branch).
     fn project_file(&self, project: &str, reference: Option<&str>, path: &str) -> Result<Vec<u8>, String>;
@@ -219,6 +221,7 @@ pub trait Fetch {
 /// Where the configuration's files come from.
 pub trait Source {
     /// The file at `path` (relative to the project root), refusing one larger than `limit` bytes.
+    /// The error only travels up, after the file's name, into a `LoadError`: text.
     fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, String>;
     /// Every file of the project, relative to its root, for globs.
     fn list(&self) -> Vec<String>;

@@ -335,6 +335,7 @@ impl<'s> Loader<'s> {
     /// The release a component's version names (gitlab.md §M): `~latest` is the highest
     /// released semantic version, a partial one (`1`, `1.2`) the highest release that matches;
     /// pre-releases never count. Anything else (a full version, a tag, a SHA) is used as it is.
+    /// The error is the reason shown for the unresolved include: text.
     fn component_version(&self, project: &str, version: &str) -> Result<String, String> {
         let partial = version.split('.').count() < 3 && version.split('.').all(|part| part.parse::<u64>().is_ok());
         if version != "~latest" && !partial {
@@ -363,6 +364,7 @@ impl<'s> Loader<'s> {
     }
 
     /// The files a `local:` include names: one path, or a glob (`*` within a folder, `**` across).
+    /// The error is printed after the include's position (a `LoadError`): text.
     fn local_paths(&self, pattern: &str) -> Result<Vec<String>, String> {
         let pattern = pattern.trim_start_matches('/');
         if !(pattern.ends_with(".yml") || pattern.ends_with(".yaml")) {
@@ -382,7 +384,8 @@ impl<'s> Loader<'s> {
 }
 
 /// `$NAME`, `${NAME}` and `%NAME%` replaced by the variables' values, as GitLab expands an
-/// include's location; Err names the first variable `variable` does not know.
+/// include's location; Err names the first variable `variable` does not know, the reason shown
+/// for the unresolved include (text: nothing decides on it).
 fn expand_variables(text: &str, variable: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut out = String::new();

@@ -391,9 +391,9 @@ impl<'a> Resolver<'a> {
     /// The node with every `!reference` replaced by what it points at; in sequences, a
     /// referenced sequence is spliced in (scripts are flattened, as GitLab does). A missing
     /// target (see `Resolver`) leaves nothing in its place.
-    fn references(&self, node: &Node, depth: usize, missing: &mut Vec<String>) -> Result<Node, String> {
+    fn references(&self, node: &Node, depth: usize, missing: &mut Vec<String>) -> Result<Node, ReferenceError> {
         if depth > MOST_REFERENCE_DEPTH {
-            return Err(format!("!reference nested more than {MOST_REFERENCE_DEPTH} levels"));
+            return Err(ReferenceError::TooDeep);
         }
         let value = match &node.value {
             Value::Reference(path) => {
@@ -415,10 +415,11 @@ impl<'a> Resolver<'a> {
                 Value::Seq(out)
             }
             Value::Map(entries) => Value::Map(
-                entries
-                    .iter()
-                    .map(|(k, v)| Ok((k.clone(), self.references(v, depth, missing)?)))
-                    .collect::<Result<_, String>>()?,
+                entries.iter().map(|(k, v)| Ok((k.clone(), self.references(v, depth, missing)?))).collect::<Result<
+                    _,
+                    ReferenceError,
+                >>(
+                )?,
             ),
             other => other.clone(),
         };
@@ -427,9 +428,9 @@ impl<'a> Resolver<'a> {
 
     /// What `!reference [job, key, ...]` points at, in the job as its `extends` make it; None
     /// when it is missing (see `Resolver`).
-    fn lookup(&self, path: &[String], missing: &mut Vec<String>) -> Result<Option<Node>, String> {
-        let (job, keys) = path.split_first().ok_or("an empty !reference")?;
-        let not_there = |missing: &mut Vec<String>, why: String| {
+    fn lookup(&self, path: &[String], missing: &mut Vec<String>) -> Result<Option<Node>, ReferenceError> {
+        let (job, keys) = path.split_first().ok_or(ReferenceError::Empty)?;
+        let not_there = |missing: &mut Vec<String>, why: ReferenceError| {
             if self.lenient {
                 missing.push(format!("!reference [{}]", path.join(", ")));
                 Ok(None)
@@ -438,17 +439,35 @@ impl<'a> Resolver<'a> {
             }
         };
         if self.get(job).is_none() {
-            return not_there(missing, format!("!reference to unknown job '{job}'"));
+            return not_there(missing, ReferenceError::UnknownJob(job.clone()));
         }
-        let mut node = self.extended(job, &mut Vec::new(), missing).map_err(|error| error.0)?;
+        let mut node = self.extended(job, &mut Vec::new(), missing).map_err(ReferenceError::Extends)?;
         for key in keys {
             match node.get(key) {
                 Some(found) => node = found.clone(),
-                None => return not_there(missing, format!("!reference [{}]: no '{key}'", path.join(", "))),
+                None => return not_there(missing, ReferenceError::NoKey { path: path.join(", "), key: key.clone() }),
             }
         }
         Ok(Some(node))
     }
+}
+
+/// Why a `!reference` cannot be resolved. Its callers decide differently: a job's becomes a load
+/// error naming the job, while `workflow:rules` that cannot be resolved make the pipeline's
+/// creation unknown (`Workflow::Unknown`), never an error.
+#[derive(Debug, thiserror::Error)]
+enum ReferenceError {
+    #[error("!reference nested more than {MOST_REFERENCE_DEPTH} levels")]
+    TooDeep,
+    #[error("an empty !reference")]
+    Empty,
+    #[error("!reference to unknown job '{0}'")]
+    UnknownJob(String),
+    #[error("!reference [{path}]: no '{key}'")]
+    NoKey { path: String, key: String },
+    /// The referenced job's own `extends` cannot be resolved.
+    #[error("{0}")]
+    Extends(LoadError),
 }
 
 /// `default:` keys the job lacks, unless `inherit: default:` says otherwise.
@@ -527,19 +546,4 @@ fn parallel_instances(name: &str, parallel: Option<&Node>) -> Vec<(String, Vec<(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pipeline::yaml;
-
-    #[test]
-    fn matrix_and_count_names() {
-        let parse = |text: &str| yaml::parse(text).unwrap().remove(0);
-        let parallel_names = |name: &str, node: Option<&Node>| -> Vec<String> {
-            parallel_instances(name, node).into_iter().map(|(name, _)| name).collect()
-        };
-        assert_eq!(parallel_names("test", Some(&parse("3"))), ["test 1/3", "test 2/3", "test 3/3"]);
-        assert_eq!(parallel_names("test", Some(&parse("1"))), ["test 1/1"], "GitLab names even one instance");
-        let matrix = parse("matrix:\n  - OS: [linux, mac]\n    ARCH: amd64\n");
-        assert_eq!(parallel_names("build", Some(&matrix)), ["build: [linux, amd64]", "build: [mac, amd64]"]);
-    }
-}
+mod tests;
