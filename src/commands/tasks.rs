@@ -53,14 +53,14 @@ pub fn run(json: bool, file: Option<PathBuf>, overrides: &[String]) -> Outcome {
     let assumed: Vec<(String, String)> = if in_ci {
         Vec::new()
     } else {
-        let own = pipeline::ci_variables();
+        let own = crate::env::ci_variables(env);
         pipeline::local::assumed_variables(&dir)
             .into_iter()
             .filter(|(name, _)| !own.iter().any(|(n, _)| n == name) && !given.iter().any(|(n, _)| n == name))
             .collect()
     };
     let variables: Vec<(String, String)> =
-        assumed.iter().cloned().chain(pipeline::ci_variables()).chain(given.iter().cloned()).collect();
+        assumed.iter().cloned().chain(crate::env::ci_variables(env)).chain(given.iter().cloned()).collect();
     let pipeline = pipeline::load(&dir, &config, fetch.as_ref().map(|f| f as &dyn Fetch), &variables)
         .map_err(|error| Failure::setup(format!("herald tasks: {error}")))?;
     let origin = |origin: &Origin| match origin {

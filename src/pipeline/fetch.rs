@@ -22,7 +22,8 @@ impl<'c> GitLabFetch<'c> {
         GitLabFetch { client, deadline: Instant::now() + INCLUDES_TIME }
     }
 
-    /// One request through `gitlab::retry`, within the time left for all includes.
+    /// One request through `gitlab::retry`, within the time left for all includes. The error is the
+    /// reason shown for the unresolved include (`Fetch`): text.
     fn call<T>(&self, request: impl FnMut(Duration) -> Result<T, ApiError>) -> Result<T, String> {
         retry::call(self.deadline, retry::sleep, request).map_err(|gave_up| match gave_up {
             GaveUp::OutOfTime => "out of time: GitLab allows 30 s for all includes".to_owned(),

@@ -9,7 +9,8 @@
 
 use super::yaml::{Node, Value};
 
-/// The value of each declared input: given, or its default.
+/// The value of each declared input: given, or its default. Errors here and in `interpolate`
+/// are printed after the file's name (a `LoadError`); nothing decides on them, so they are text.
 pub fn values(declared: &Node, given: Option<&Node>) -> Result<Vec<(String, Node)>, String> {
     let Value::Map(declared) = &declared.value else { return Err("spec: inputs must be a mapping".into()) };
     let given: &[(String, Node)] = match given.map(|g| &g.value) {

@@ -138,17 +138,8 @@ fn scan_line(index: usize, chars: &[char], indent: usize, context: &mut Context,
     let mut i = if context.quote.is_some() { 0 } else { indent };
     while i < chars.len() {
         let c = chars[i];
-        if let Some((quote, _)) = context.quote {
-            match (quote, c) {
-                ('\'', '\'') if chars.get(i + 1) == Some(&'\'') => i += 1,
-                ('"', '\\') => i += 1,
-                (q, c) if q == c => {
-                    context.quote = None;
-                    previous = c;
-                }
-                _ => {}
-            }
-            i += 1;
+        if context.quote.is_some() {
+            i = in_quote(chars, i, context, &mut previous);
             continue;
         }
         if matches!(c, ' ' | '\t') {
@@ -159,25 +150,15 @@ fn scan_line(index: usize, chars: &[char], indent: usize, context: &mut Context,
             return;
         }
         if context.flow_depth > 0 {
-            match c {
-                '[' | '{' => context.flow_depth += 1,
-                ']' | '}' => context.flow_depth -= 1,
-                '"' | '\'' if matches!(previous, '[' | '{' | ',' | ':' | '?') => context.quote = Some((c, i)),
-                _ => {}
-            }
-            previous = c;
+            in_flow(c, i, context, &mut previous);
             i += 1;
             continue;
         }
         if node_start {
             match c {
                 '-' | '?' if space(i + 1) => {
-                    let run = chars[i + 1..].iter().take_while(|c| matches!(c, ' ' | '\t')).count();
-                    if let Some(tab) = chars[i + 1..i + 1 + run].iter().position(|c| *c == '\t') {
-                        report(Event::TabAfterIndicator(index, i + 1 + tab));
-                    }
                     parent = i;
-                    i += 1 + run;
+                    i = after_indicator(index, chars, i, report);
                     key = i;
                     continue;
                 }
@@ -201,9 +182,7 @@ fn scan_line(index: usize, chars: &[char], indent: usize, context: &mut Context,
                 }
                 '&' | '!' => {
                     // An anchor or a tag: the node follows it.
-                    while i < chars.len() && !matches!(chars[i], ' ' | '\t') {
-                        i += 1;
-                    }
+                    i += chars[i..].iter().take_while(|c| !matches!(c, ' ' | '\t')).count();
                     continue;
                 }
                 _ => {
@@ -221,6 +200,44 @@ fn scan_line(index: usize, chars: &[char], indent: usize, context: &mut Context,
         }
         i += 1;
     }
+}
+
+/// Inside a quoted scalar: the position after the character at `i` (an escape or a doubled
+/// `''` is taken whole), closing the scalar at its quote.
+fn in_quote(chars: &[char], i: usize, context: &mut Context, previous: &mut char) -> usize {
+    let Some((quote, _)) = context.quote else { return i + 1 };
+    match (quote, chars[i]) {
+        ('\'', '\'') if chars.get(i + 1) == Some(&'\'') => return i + 2,
+        ('"', '\\') => return i + 2,
+        (q, c) if q == c => {
+            context.quote = None;
+            *previous = c;
+        }
+        _ => {}
+    }
+    i + 1
+}
+
+/// In flow context (`[...]`, `{...}`): brackets nest, and a quote after an indicator opens a
+/// quoted scalar.
+fn in_flow(c: char, i: usize, context: &mut Context, previous: &mut char) {
+    match c {
+        '[' | '{' => context.flow_depth += 1,
+        ']' | '}' => context.flow_depth -= 1,
+        '"' | '\'' if matches!(previous, '[' | '{' | ',' | ':' | '?') => context.quote = Some((c, i)),
+        _ => {}
+    }
+    *previous = c;
+}
+
+/// The position of the node after a `-` or `?` block indicator at `i` and the blanks after it;
+/// a tab among those blanks is reported (libyaml refuses it).
+fn after_indicator(index: usize, chars: &[char], i: usize, report: &mut dyn FnMut(Event)) -> usize {
+    let run = chars[i + 1..].iter().take_while(|c| matches!(c, ' ' | '\t')).count();
+    if let Some(tab) = chars[i + 1..i + 1 + run].iter().position(|c| *c == '\t') {
+        report(Event::TabAfterIndicator(index, i + 1 + tab));
+    }
+    i + 1 + run
 }
 
 #[cfg(test)]

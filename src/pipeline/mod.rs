@@ -2,11 +2,14 @@
 //! resolves them, for task names and planned steps (docs/design.md §7, gitlab.md §I, §M).
 
 pub mod config;
+mod fate;
 pub mod fetch;
 mod glob;
+mod include;
 mod inputs;
 mod libyaml;
 pub mod local;
+mod resolve;
 mod rules;
 pub mod steps;
 pub mod yaml;
@@ -15,13 +18,31 @@ pub use config::{
     load, load_from, AllowFailure, Checkout, Fetch, InMemory, Job, LoadError, Origin, Pipeline, Source, When, Workflow,
 };
 
-/// The CI/CD variables include rules see: the process's, and the job's as the custom executor
-/// passes them (`CUSTOM_ENV_<NAME>`), which do not override the process's own.
-pub fn ci_variables() -> Vec<(String, String)> {
-    let own: Vec<(String, String)> = std::env::vars_os()
-        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
-        .collect();
-    let job = own.iter().filter_map(|(k, v)| Some((k.strip_prefix("CUSTOM_ENV_")?.to_owned(), v.clone())));
-    // Later entries win in lookups: the job's first, then the process's own.
-    job.collect::<Vec<_>>().into_iter().chain(own.iter().cloned()).collect()
+/// pipeline/ is pure (docs/design.md §2): it reads no environment, its callers pass the
+/// variables (`env::ci_variables`). Checked on the source, since a read would pass every test
+/// that runs with the variables it expects.
+#[cfg(test)]
+#[test]
+fn the_pipeline_reads_no_environment() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/pipeline");
+    let mut sources = vec![dir.clone()];
+    let mut readers = Vec::new();
+    while let Some(path) = sources.pop() {
+        if path.is_dir() {
+            sources.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Spelled in parts, so that this test does not find itself.
+            let words = [
+                concat!("std", "::env"),
+                concat!("env", "::var"),
+                concat!("crate", "::env"),
+                concat!("Process", "Env"),
+            ];
+            readers.extend(
+                words.iter().filter(|word| text.contains(*word)).map(|word| format!("{}: {word}", path.display())),
+            );
+        }
+    }
+    assert!(readers.is_empty(), "{readers:?}");
 }

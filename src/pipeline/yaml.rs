@@ -190,79 +190,74 @@ impl Builder {
                 (Node { value, at }, anchor)
             }
             Event::SequenceStart(anchor, tag) => {
-                let mut items = Vec::new();
-                loop {
-                    let (event, span) = next(events)?;
-                    if matches!(event, Event::SequenceEnd) {
-                        break;
-                    }
-                    items.push(self.node(event, span, events, depth + 1)?);
-                }
                 let is_reference = tag.as_ref().is_some_and(|t| format!("{}{}", t.handle, t.suffix) == "!reference");
-                let value = if is_reference {
-                    let path: Option<Vec<String>> = items.iter().map(Node::scalar_text).collect();
-                    Value::Reference(
-                        path.filter(|p| !p.is_empty())
-                            .ok_or_else(|| error("!reference takes names: !reference [job, key]"))?,
-                    )
-                } else {
-                    Value::Seq(items)
-                };
-                (Node { value, at }, anchor)
+                (Node { value: self.sequence(is_reference, at, events, depth)?, at }, anchor)
             }
-            Event::MappingStart(anchor, _) => {
-                let mut entries: Vec<(String, Node)> = Vec::new();
-                let mut merged: Vec<(String, Node)> = Vec::new();
-                loop {
-                    let (event, span) = next(events)?;
-                    if matches!(event, Event::MappingEnd) {
-                        break;
-                    }
-                    let key_node = self.node(event, span, events, depth + 1)?;
-                    let (event, span) = next(events)?;
-                    let value = self.node(event, span, events, depth + 1)?;
-                    let Some(key) =
-                        key_node.scalar_text().or_else(|| matches!(key_node.value, Value::Null).then(|| "null".into()))
-                    else {
-                        return Err(YamlError {
-                            at: key_node.at,
-                            message: "a mapping key must be a plain value".into(),
-                        });
-                    };
-                    if key == "<<" {
-                        // Merge keys: the mapping's own keys win over merged ones, earlier merges over later.
-                        let sources = match value.value {
-                            Value::Seq(items) => items,
-                            _ => vec![value],
-                        };
-                        for source in sources {
-                            let Value::Map(source_entries) = source.value else {
-                                return Err(YamlError { at: source.at, message: "<< merges mappings only".into() });
-                            };
-                            for (key, value) in source_entries {
-                                if !merged.iter().any(|(k, _)| *k == key) {
-                                    merged.push((key, value));
-                                }
-                            }
-                        }
-                    } else {
-                        entries.retain(|(k, _)| *k != key);
-                        entries.push((key, value));
-                    }
-                }
-                for (key, value) in merged {
-                    if !entries.iter().any(|(k, _)| *k == key) {
-                        entries.push((key, value));
-                    }
-                }
-                (Node { value: Value::Map(entries), at }, anchor)
-            }
+            Event::MappingStart(anchor, _) => (Node { value: self.mapping(events, depth)?, at }, anchor),
             _ => return Err(error("unexpected YAML structure")),
         };
         if anchor > 0 {
             self.anchors.insert(anchor, node.clone());
         }
         Ok(node)
+    }
+
+    /// A sequence's items up to its end; a `!reference` one is a path of names.
+    fn sequence<'a>(
+        &mut self,
+        is_reference: bool,
+        at: Position,
+        events: &mut Events<'a>,
+        depth: usize,
+    ) -> Result<Value, YamlError> {
+        let mut items = Vec::new();
+        loop {
+            let (event, span) = next(events)?;
+            if matches!(event, Event::SequenceEnd) {
+                break;
+            }
+            items.push(self.node(event, span, events, depth + 1)?);
+        }
+        if !is_reference {
+            return Ok(Value::Seq(items));
+        }
+        let path: Option<Vec<String>> = items.iter().map(Node::scalar_text).collect();
+        let path = path.filter(|p| !p.is_empty());
+        path.map(Value::Reference)
+            .ok_or_else(|| YamlError { at, message: "!reference takes names: !reference [job, key]".into() })
+    }
+
+    /// A mapping's entries up to its end: a repeated key's last value wins, and `<<` merge keys
+    /// fill in what the mapping does not set itself.
+    fn mapping<'a>(&mut self, events: &mut Events<'a>, depth: usize) -> Result<Value, YamlError> {
+        let mut entries: Vec<(String, Node)> = Vec::new();
+        let mut merged: Vec<(String, Node)> = Vec::new();
+        loop {
+            let (event, span) = next(events)?;
+            if matches!(event, Event::MappingEnd) {
+                break;
+            }
+            let key_node = self.node(event, span, events, depth + 1)?;
+            let (event, span) = next(events)?;
+            let value = self.node(event, span, events, depth + 1)?;
+            let Some(key) =
+                key_node.scalar_text().or_else(|| matches!(key_node.value, Value::Null).then(|| "null".into()))
+            else {
+                return Err(YamlError { at: key_node.at, message: "a mapping key must be a plain value".into() });
+            };
+            if key == "<<" {
+                merge_key(value, &mut merged)?;
+            } else {
+                entries.retain(|(k, _)| *k != key);
+                entries.push((key, value));
+            }
+        }
+        for (key, value) in merged {
+            if !entries.iter().any(|(k, _)| *k == key) {
+                entries.push((key, value));
+            }
+        }
+        Ok(Value::Map(entries))
     }
 
     fn count(&mut self, nodes: usize, at: Position) -> Result<(), YamlError> {
@@ -275,6 +270,26 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// Adds what a `<<` merge key brings (a mapping, or a list of them) to `merged`: the mapping's own
+/// keys win over merged ones, earlier merges over later.
+fn merge_key(value: Node, merged: &mut Vec<(String, Node)>) -> Result<(), YamlError> {
+    let sources = match value.value {
+        Value::Seq(items) => items,
+        _ => vec![value],
+    };
+    for source in sources {
+        let Value::Map(source_entries) = source.value else {
+            return Err(YamlError { at: source.at, message: "<< merges mappings only".into() });
+        };
+        for (key, value) in source_entries {
+            if !merged.iter().any(|(k, _)| *k == key) {
+                merged.push((key, value));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn size(node: &Node) -> usize {

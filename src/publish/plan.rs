@@ -22,7 +22,12 @@ pub fn for_job(context: &PublishContext) -> Option<Pipeline> {
     let client = (!context.dry_run).then(|| super::client(context).ok()).flatten();
     let fetch = client.as_ref().map(GitLabFetch::new);
     let fetch = fetch.as_ref().map(|f| f as &dyn Fetch);
-    let loaded = match pipeline::load(&location.project_dir, &location.config_path, fetch, &pipeline::ci_variables()) {
+    let loaded = match pipeline::load(
+        &location.project_dir,
+        &location.config_path,
+        fetch,
+        &crate::env::ci_variables(&crate::env::ProcessEnv),
+    ) {
         Ok(pipeline) => Some(pipeline),
         Err(error) => {
             crate::output::say(&format!("herald: task names fall back to job names: {error}"));
