@@ -235,7 +235,7 @@ pub fn run(script: &Path, stage: &str) -> Outcome {
         vars: stage_dir.iter().map(|dir| ("TMPDIR".to_owned(), dir.path.clone().into_os_string())).collect(),
         run_as: user,
     };
-    let outcome = crate::commands::run::run_step(&supervisor, &settings, &setup);
+    let outcome = crate::lifecycle::run_step(&supervisor, &settings, &setup);
     drop(stage_dir);
     match outcome.end {
         // Why it did not start was said already.
@@ -257,7 +257,7 @@ pub fn run(script: &Path, stage: &str) -> Outcome {
 /// exit code never changes the job's result; problems go to the runner's log.
 pub fn cleanup() -> i32 {
     // Problems are said (to the runner's log); the code is not the job's business.
-    let _ = crate::output::exit_code(crate::commands::note::finalize_in("herald executor cleanup", &hold_token()));
+    let _ = crate::output::exit_code(crate::lifecycle::job_end::finalize("herald executor cleanup", &hold_token()));
     0
 }
 
