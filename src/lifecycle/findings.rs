@@ -15,7 +15,8 @@ use crate::publish::findings;
 use crate::redact::Secrets;
 
 /// Reads every report: the findings and the tools that reported (a tool with no finding left
-/// is one whose earlier threads are fixed). The first report that cannot be read is the error.
+/// is one whose earlier threads are fixed). The first report that cannot be read is the error:
+/// one masked line, which callers print (whatever it says, nothing is published), so a string.
 pub(crate) fn read_reports(
     files: &[PathBuf],
     format: Format,
@@ -76,7 +77,8 @@ fn masked(finding: Finding, secrets: &Secrets) -> Finding {
 }
 
 /// Publishes to the pipeline's merge request; the one-line summary (`4 findings, 1 on changed
-/// lines (1 new thread)`).
+/// lines (1 new thread)`). The error is the line callers print (a step's result stands, and
+/// `herald findings` exits 1 whatever the cause), so a string.
 pub(crate) fn publish(
     context: &PublishContext,
     found: &[Finding],

@@ -262,7 +262,9 @@ pub fn cleanup() -> i32 {
 }
 
 /// `HERALD_EXECUTOR_USER` (the runner's setting, never the job's), resolved; None when unset, or
-/// when it is herald's own user (then there is nothing to switch to).
+/// when it is herald's own user (then there is nothing to switch to). The error is the line the
+/// runner shows as a system failure; every case ends the same way, so it stays a string (as do
+/// `make_directories_usable`'s and `make_usable`'s).
 fn stage_user(env: &dyn Env) -> Result<Option<RunAs>, String> {
     let Some(spec) = env.non_empty("HERALD_EXECUTOR_USER") else { return Ok(None) };
     let user = RunAs::resolve(&spec.to_string_lossy())
