@@ -130,6 +130,55 @@ fn the_layers_are_the_order_docs_design_md_gives() {
     }
 }
 
+/// Commands are leaves (docs/design.md §2): no file of `src/commands/` uses another command's
+/// module, by `crate::commands::x` or, from inside `commands/`, `super::x` (`super::super::x` one
+/// folder down). What several commands share lives in a layer below (`lifecycle`), or in
+/// `commands/mod.rs` when only commands need it.
+#[test]
+fn no_command_uses_another_commands_module() {
+    let commands = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/commands");
+    let shared = std::fs::read_to_string(commands.join("mod.rs")).unwrap();
+    let command_modules: Vec<String> = shared
+        .lines()
+        .filter_map(|line| line.trim().trim_start_matches("pub ").strip_prefix("mod "))
+        .map(|name| name.trim_end_matches(';').trim().to_owned())
+        .collect();
+    assert!(command_modules.len() > 3, "commands/mod.rs declares the commands: {command_modules:?}");
+    let word = |s: &str| s.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect::<String>();
+    let mut crossings = Vec::new();
+    for file in rust_sources(&commands) {
+        let relative = file.strip_prefix(&commands).unwrap().to_string_lossy().into_owned();
+        let own = relative.split('/').next().unwrap().trim_end_matches(".rs");
+        if own == "mod" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let up = if relative.contains('/') { "super::super::" } else { "super::" };
+        let mut named = std::collections::BTreeSet::new();
+        for prefix in ["crate::commands::", up] {
+            for (at, _) in text.match_indices(prefix) {
+                // `super::super::x` also contains `super::x`: only the whole prefix counts.
+                if prefix == "super::" && text[..at].ends_with("super::") {
+                    continue;
+                }
+                let rest = &text[at + prefix.len()..];
+                match rest.strip_prefix('{') {
+                    Some(group) => named.extend(
+                        group[..group.find('}').unwrap_or(group.len())].split(',').map(|part| word(part.trim())),
+                    ),
+                    None => {
+                        named.insert(word(rest));
+                    }
+                }
+            }
+        }
+        for used in named.into_iter().filter(|used| used != own && command_modules.contains(used)) {
+            crossings.push(format!("src/commands/{relative} uses the command `{used}`"));
+        }
+    }
+    assert!(crossings.is_empty(), "commands are leaves (docs/design.md §2):\n{}", crossings.join("\n"));
+}
+
 /// The rooms stay small (issue #26): no source file in `src/` (nor in the workspace's stand-in and
 /// campaigns) over 600 lines, and no function over 80 lines, counted from its `fn` line to its
 /// closing brace. A long function is found by

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::context::{self, AsIfPublishing, Publishing};
+use crate::context::{self, AsIfPublishing, PublishContext, Publishing};
 use std::os::unix::fs::MetadataExt;
 
 use crate::env::{Env, ProcessEnv};
@@ -72,6 +72,35 @@ impl Checks {
 
 pub fn run() -> i32 {
     let mut checks = Checks::default();
+    // Each check that fails so that nothing after it can be checked ends the list (None).
+    let _ = check_in_order(&mut checks);
+    exit_code(&checks)
+}
+
+/// The checks, in the order a user fixes them: settings, the token, the way to GitLab, what
+/// GitLab says of the token, then where herald publishes.
+fn check_in_order(checks: &mut Checks) -> Option<()> {
+    mode(checks);
+    token_file_and_executor_user(checks).then_some(())?;
+    let context = publishing_context(checks)?;
+    ca_file(checks, &context);
+    let client = reachable_client(checks, &context)?;
+    token_user(checks, &client, &context)?;
+    token_scopes_and_expiry(checks, &client, &context.token_variable);
+    role(checks, &client, &context);
+    match context.mr_iid {
+        Some(iid) => checks.ok("merge request", &format!("!{iid}")),
+        None => checks.warn(
+            "merge request",
+            "none in this pipeline; statuses are still posted (set HERALD_MR_IID to report a local run to an MR)",
+        ),
+    }
+    finding_threads(checks, &client, &context);
+    Some(())
+}
+
+/// Whether `herald run` publishes here as things are, and when not, whether the mode is why.
+fn mode(checks: &mut Checks) {
     match context::resolve(&ProcessEnv) {
         Err(error) => checks.fail("configuration", &error.to_string()),
         Ok(Publishing::On(_)) => checks.ok("mode", "herald run publishes here"),
@@ -86,24 +115,28 @@ pub fn run() -> i32 {
             None => checks.ok("mode", "HERALD_MODE lets herald run publish here (once the context check passes)"),
         },
     }
-    if !token_file_and_executor_user(&mut checks) {
-        return exit_code(&checks);
-    }
+}
+
+/// Where `herald run` would publish if the mode let it, and which token it holds; None when
+/// something it needs is missing (said) or the configuration is wrong (said by `mode`).
+fn publishing_context(checks: &mut Checks) -> Option<Box<PublishContext>> {
     let context = match context::resolve(&AsIfPublishing(&ProcessEnv)) {
         Ok(Publishing::On(context)) => context,
         Ok(Publishing::Off(why)) => {
             let why = why.unwrap_or_default();
             checks.fail("context", why.trim_start_matches("herald: not publishing: "));
-            return exit_code(&checks);
+            return None;
         }
-        Err(_) => return exit_code(&checks), // already reported above
+        Err(_) => return None, // already reported by `mode`
     };
-    let token_variable = &context.token_variable;
     match std::env::var_os("HERALD_TOKEN_FILE").filter(|path| !path.is_empty()) {
         Some(_) => checks.ok("token", "read from HERALD_TOKEN_FILE"),
-        None => checks.ok("token", &format!("{token_variable} is set")),
+        None => checks.ok("token", &format!("{} is set", context.token_variable)),
     }
+    Some(context)
+}
 
+fn ca_file(checks: &mut Checks, context: &PublishContext) {
     match &context.ca_file {
         None => checks.ok("ca file", "none set; using Mozilla's root certificates"),
         Some(path) => match gitlab::count_certificates(path) {
@@ -112,21 +145,31 @@ pub fn run() -> i32 {
             Err(why) => checks.fail("ca file", &why),
         },
     }
-    // doctor asks GitLab for real, whatever HERALD_DRY_RUN says: that is what it is for.
-    let live = crate::context::PublishContext { dry_run: false, ..(*context).clone() };
+}
+
+/// A client that really sends (doctor asks GitLab for real, whatever HERALD_DRY_RUN says: that is
+/// what it is for), once any proxy on the way accepts connections.
+fn reachable_client(checks: &mut Checks, context: &PublishContext) -> Option<gitlab::Client> {
+    let live = PublishContext { dry_run: false, ..context.clone() };
     let client = match crate::publish::client(&live) {
         Ok(client) => client,
         Err(why) => {
             checks.fail("api", &why);
-            return exit_code(&checks);
+            return None;
         }
     };
-
     if let Some(problem) = dead_proxy(&context.api_url) {
         checks.fail("api", &problem);
-        return exit_code(&checks);
+        return None;
     }
-    match ask(|timeout| gitlab::current_user(&client, timeout)) {
+    Some(client)
+}
+
+/// Whether the API answers, and whose the token is; None when either fails (nothing more can be
+/// asked).
+fn token_user(checks: &mut Checks, client: &gitlab::Client, context: &PublishContext) -> Option<()> {
+    let token_variable = &context.token_variable;
+    match ask(|timeout| gitlab::current_user(client, timeout)) {
         Err(ApiError::Transport { reason, .. }) => {
             let through = gitlab::proxy_for(&context.api_url)
                 .map(|(variable, proxy)| format!(" through the proxy {proxy} (from {variable})"))
@@ -138,7 +181,7 @@ pub fn run() -> i32 {
                     context.api_url
                 ),
             );
-            return exit_code(&checks);
+            None
         }
         Err(ApiError::Http { status: 401, message, .. }) => {
             checks.ok("api", &format!("{} answers", context.api_url));
@@ -150,56 +193,62 @@ pub fn run() -> i32 {
                 &format!("GitLab does not know this token: check the {token_variable} variable (and that it is not a CI job token)")
             };
             checks.fail("user", &format!("GitLab rejected the token (401: {message}); {cause}"));
-            return exit_code(&checks);
+            None
         }
         Err(error) => {
             checks.fail("api", &error.to_string());
-            return exit_code(&checks);
+            None
         }
         Ok(user) => {
             checks.ok("api", &format!("{} answers", context.api_url));
             let kind = if user.bot { " (project or group access token)" } else { "" };
             checks.ok("user", &format!("@{}{kind}", user.username));
+            Some(())
         }
     }
+}
 
-    match ask(|timeout| gitlab::token_info(&client, timeout)) {
-        Ok(info) => {
-            if info.scopes.iter().any(|s| s == "api") {
-                checks.ok("scopes", &info.scopes.join(", "));
-            } else {
-                checks.fail(
-                    "scopes",
-                    &format!(
-                        "{}; herald needs api to post statuses and notes: create a token with the api scope",
-                        info.scopes.join(", ")
-                    ),
-                );
-            }
-            if !info.active || info.revoked {
-                checks.fail("token", "inactive or revoked: create a new one");
-            }
-            match info.expires_at.as_deref().map(days_until) {
-                None => checks.ok("expiry", "never expires"),
-                Some(None) => checks.warn("expiry", "unreadable expiry date"),
-                Some(Some(days)) if days < 0 => checks.fail("expiry", "the token has expired: create a new one"),
-                Some(Some(days)) if days <= EXPIRY_WARNING_DAYS => checks.warn(
-                    "expiry",
-                    &format!(
-                        "expires {} (in {days} day(s)); rotate it and update {token_variable} before then",
-                        info.expires_at.unwrap_or_default()
-                    ),
-                ),
-                Some(Some(days)) => checks.ok("expiry", &format!("in {days} days")),
-            }
-        }
+/// The token's scopes, whether it is active, and when it expires (a warning a week before).
+fn token_scopes_and_expiry(checks: &mut Checks, client: &gitlab::Client, token_variable: &str) {
+    let info = match ask(|timeout| gitlab::token_info(client, timeout)) {
+        Ok(info) => info,
         Err(ApiError::Http { status: 400, .. }) => {
-            checks.warn("scopes", "not checkable: not a personal, project or group access token")
+            return checks.warn("scopes", "not checkable: not a personal, project or group access token")
         }
-        Err(error) => checks.warn("scopes", &format!("not checkable: {error}")),
+        Err(error) => return checks.warn("scopes", &format!("not checkable: {error}")),
+    };
+    if info.scopes.iter().any(|s| s == "api") {
+        checks.ok("scopes", &info.scopes.join(", "));
+    } else {
+        checks.fail(
+            "scopes",
+            &format!(
+                "{}; herald needs api to post statuses and notes: create a token with the api scope",
+                info.scopes.join(", ")
+            ),
+        );
     }
+    if !info.active || info.revoked {
+        checks.fail("token", "inactive or revoked: create a new one");
+    }
+    match info.expires_at.as_deref().map(days_until) {
+        None => checks.ok("expiry", "never expires"),
+        Some(None) => checks.warn("expiry", "unreadable expiry date"),
+        Some(Some(days)) if days < 0 => checks.fail("expiry", "the token has expired: create a new one"),
+        Some(Some(days)) if days <= EXPIRY_WARNING_DAYS => checks.warn(
+            "expiry",
+            &format!(
+                "expires {} (in {days} day(s)); rotate it and update {token_variable} before then",
+                info.expires_at.unwrap_or_default()
+            ),
+        ),
+        Some(Some(days)) => checks.ok("expiry", &format!("in {days} days")),
+    }
+}
 
-    match ask(|timeout| gitlab::project(&client, &context.project, timeout)) {
+/// The token user's role on the project: Developer posts statuses, the note and finding threads.
+fn role(checks: &mut Checks, client: &gitlab::Client, context: &PublishContext) {
+    match ask(|timeout| gitlab::project(client, &context.project, timeout)) {
         Ok(project) => match project.access_level() {
             Some(level) if level >= 30 => {
                 let role = gitlab::role_name(level);
@@ -232,16 +281,6 @@ pub fn run() -> i32 {
         ),
         Err(error) => checks.fail("project", &error.to_string()),
     }
-
-    match context.mr_iid {
-        Some(iid) => checks.ok("merge request", &format!("!{iid}")),
-        None => checks.warn(
-            "merge request",
-            "none in this pipeline; statuses are still posted (set HERALD_MR_IID to report a local run to an MR)",
-        ),
-    }
-    finding_threads(&mut checks, &client, &context);
-    exit_code(&checks)
 }
 
 /// The token file's mode and owner (`HERALD_TOKEN_FILE`) and the executor's stage user
@@ -296,7 +335,7 @@ fn token_file_and_executor_user(checks: &mut Checks) -> bool {
 /// What `herald findings` and `run --findings` need on the merge request: reading its threads
 /// (to find herald's own), starting threads, and resolving fixed ones, which takes Developer or
 /// higher (or being the MR's author, gitlab.md §B.6), whatever statuses need.
-fn finding_threads(checks: &mut Checks, client: &gitlab::Client, context: &crate::context::PublishContext) {
+fn finding_threads(checks: &mut Checks, client: &gitlab::Client, context: &PublishContext) {
     let Some(iid) = context.mr_iid else { return };
     if let Err(error) = ask(|timeout| gitlab::list_discussions(client, &context.project, iid, timeout)) {
         checks.fail("finding threads", &format!("cannot read the threads of !{iid}: {error}"));

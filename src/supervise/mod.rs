@@ -184,7 +184,8 @@ pub struct RunAs {
 
 impl RunAs {
     /// `spec` is a user name, a uid, or `uid:gid`. A name or a bare uid must have an account on
-    /// this host; `uid:gid` need not (then its only group is `gid`). The error is one line.
+    /// this host; `uid:gid` need not (then its only group is `gid`). The error is one line, and a
+    /// string: its callers (the executor, `herald doctor`) only print it, whatever the case.
     pub fn resolve(spec: &str) -> Result<RunAs, String> {
         let spec = spec.trim();
         let number = |text: &str| text.parse::<u32>().ok().filter(|_| text.bytes().all(|b| b.is_ascii_digit()));

@@ -235,7 +235,7 @@ pub fn run(script: &Path, stage: &str) -> Outcome {
         vars: stage_dir.iter().map(|dir| ("TMPDIR".to_owned(), dir.path.clone().into_os_string())).collect(),
         run_as: user,
     };
-    let outcome = crate::commands::run::run_step(&supervisor, &settings, &setup);
+    let outcome = crate::lifecycle::run_step(&supervisor, &settings, &setup);
     drop(stage_dir);
     match outcome.end {
         // Why it did not start was said already.
@@ -257,12 +257,14 @@ pub fn run(script: &Path, stage: &str) -> Outcome {
 /// exit code never changes the job's result; problems go to the runner's log.
 pub fn cleanup() -> i32 {
     // Problems are said (to the runner's log); the code is not the job's business.
-    let _ = crate::output::exit_code(crate::commands::note::finalize_in("herald executor cleanup", &hold_token()));
+    let _ = crate::output::exit_code(crate::lifecycle::job_end::finalize("herald executor cleanup", &hold_token()));
     0
 }
 
 /// `HERALD_EXECUTOR_USER` (the runner's setting, never the job's), resolved; None when unset, or
-/// when it is herald's own user (then there is nothing to switch to).
+/// when it is herald's own user (then there is nothing to switch to). The error is the line the
+/// runner shows as a system failure; every case ends the same way, so it stays a string (as do
+/// `make_directories_usable`'s and `make_usable`'s).
 fn stage_user(env: &dyn Env) -> Result<Option<RunAs>, String> {
     let Some(spec) = env.non_empty("HERALD_EXECUTOR_USER") else { return Ok(None) };
     let user = RunAs::resolve(&spec.to_string_lossy())
