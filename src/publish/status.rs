@@ -130,7 +130,7 @@ impl FinalStatus {
         FinalStatus::from_posted(&status.status, status.description.as_deref().unwrap_or_default())
     }
 
-    /// The inverse of `posted`: GitLab's state word and the description.
+    /// The inverse of `posted_state` and `description`: GitLab's state word and the description.
     pub fn from_posted(state: &str, description: &str) -> Option<FinalStatus> {
         let status = match (state, description.strip_prefix(ALLOWED)) {
             ("success", Some(said)) => FinalStatus::new(FinalState::Allowed, said),
@@ -166,6 +166,12 @@ impl FinalStatus {
             _ => self.said.clone(),
         }
     }
+}
+
+/// What a description read back says of the step's outcome, without the `allowed: ` an allowed
+/// failure's begins with (`allowed: failed (exit 3) after 1.0s` → `failed (exit 3) after 1.0s`).
+pub fn outcome_said(description: &str) -> &str {
+    description.strip_prefix(ALLOWED).unwrap_or(description)
 }
 
 #[cfg(test)]

@@ -71,6 +71,11 @@ impl Claim {
         *self = Claim::Unchecked(self.id());
     }
 
+    /// GitLab answered the create: the note it made (None: accepted without one, a 202).
+    fn created(&mut self, id: Option<u64>) {
+        *self = Claim::Unchecked(id);
+    }
+
     /// A list showed which note of ours is kept (None: there is none).
     fn listed(&mut self, kept: Option<u64>) {
         *self = kept.map_or(Claim::Unknown, Claim::Found);
@@ -253,7 +258,7 @@ impl NoteSync<'_> {
             let timeout = left.min(retry::REQUEST_TIMEOUT);
             let error = match gitlab::create_note(self.client, &self.job.project, self.mr_iid, body, timeout) {
                 Ok(created) => {
-                    self.locator.claim = Claim::Unchecked(created.map(|n| n.id));
+                    self.locator.claim.created(created.map(|n| n.id));
                     return Ok(None);
                 }
                 Err(error) if error.is_retryable() => error,
@@ -442,5 +447,30 @@ impl Looked {
             Looked::One(id, _) => Some(*id),
             Looked::All(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Claim;
+
+    #[test]
+    fn a_created_note_is_looked_up_by_id_only_once_a_list_has_kept_it() {
+        let mut claim = Claim::default();
+        claim.creating();
+        claim.created(Some(7));
+        assert!(claim.is_unchecked(), "it may be a duplicate");
+        assert_eq!((claim.known_id(), claim.id()), (None, Some(7)), "listed, not looked up by id");
+        claim.listed(Some(5));
+        assert_eq!((claim.known_id(), claim.is_unchecked()), (Some(5), false), "another writer's was kept");
+        claim.lost();
+        assert_eq!(claim, Claim::Unknown);
+        claim.listed(Some(5));
+        claim.creating();
+        assert_eq!((claim.known_id(), claim.id()), (None, Some(5)), "a create makes the id uncertain");
+        claim.lost();
+        assert_eq!(claim, Claim::Unchecked(None), "still to be checked for a duplicate");
+        claim.listed(None);
+        assert_eq!(claim, Claim::Unknown);
     }
 }

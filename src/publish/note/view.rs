@@ -11,7 +11,7 @@ use crate::report::note::{
 };
 
 use crate::publish::baseline::{seconds_taken, Baseline};
-use crate::publish::status::StatusName;
+use crate::publish::status::{outcome_said, StatusName};
 
 /// Everything a render is made from.
 pub struct Sources<'a> {
@@ -26,7 +26,7 @@ pub struct Sources<'a> {
     pub plan: Option<&'a Pipeline>,
     /// The merge request's earlier pipelines, oldest first.
     pub history: &'a [PastPipeline],
-    /// Failure excerpts by status id (from the job logs, publish/note.rs).
+    /// Failure excerpts by status id (from the job logs, render.rs).
     pub excerpts: &'a BTreeMap<u64, Vec<String>>,
     /// The target branch's pipeline to compare with (publish/baseline.rs), if any.
     pub baseline: Option<&'a Baseline>,
@@ -238,7 +238,7 @@ fn stage_rank(jobs: &[&PipelineJob], stage: &str) -> u64 {
 /// The excerpt a status description carries (`HERALD_FAILURE_TAIL`: `failed (exit 2) after
 /// 4.1s: line ⏎ line`), as lines: the fallback when the job log has none yet.
 fn excerpt_of_description(description: &str) -> Vec<String> {
-    let description = description.strip_prefix(crate::step::ALLOWED).unwrap_or(description);
+    let description = outcome_said(description);
     match description.split_once(": ") {
         Some((_, tail)) => tail.split(" ⏎ ").map(str::to_owned).collect(),
         None => Vec::new(),
