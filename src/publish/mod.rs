@@ -4,11 +4,12 @@
 //! (docs/design.md §5, §6) — unless the step passed and the job's plan has more steps, whose herald
 //! then writes the note for both (`job_memory`).
 //!
-//! Publishing happens on one background thread, started after the step's process, so the step
-//! never waits for the network; the HTTP client and TLS roots are built on that thread too. The
-//! thread always works towards the newest state wanted: if the step ends before `running` went
-//! out, `running` is skipped, and `running` waits `RUNNING_DELAY` for that chance. A state GitLab already has is never posted again (a terminal state
-//! posted twice would create a second status). Retryable failures (409 lock, 429, 5xx, no answer)
+//! Publishing happens on one background thread (worker.rs), started after the step's process, so
+//! the step never waits for the network; the HTTP client and TLS roots are built on that thread
+//! too. The thread always works towards the newest state wanted: if the step ends before
+//! `running` went out, `running` is skipped, and `running` waits `RUNNING_DELAY` for that chance.
+//! A state GitLab already has is never posted again (a terminal state posted twice would create a
+//! second status). Retryable failures (409 lock, 429, 5xx, no answer)
 //! are retried with jittered backoff; once the step has ended, everything must be done within
 //! `HERALD_FLUSH_TIMEOUT`, after which herald exits with the step's code regardless.
 
@@ -34,7 +35,8 @@ pub use status::{status_name, FinalState, FinalStatus, StatusName};
 use worker::{Ended, Event, Report, Worker};
 
 /// The client for publishing to `context`: the one place a context becomes a client (its API, token,
-/// private CA, and dry run).
+/// private CA, and dry run). The error is a line to print (a String: every caller prints it, none
+/// tells one failure from another).
 pub fn client(context: &PublishContext) -> Result<Client, String> {
     Client::new(&context.api_url, context.token.clone(), context.ca_file.as_deref(), context.dry_run)
 }

@@ -131,7 +131,8 @@ impl Inbox {
 
 /// What the worker is bringing the status to, and how far it got.
 struct Posting {
-    /// The newest state wanted: `running`, then the step's final status.
+    /// How the step ended, once it has, and when publishing it must be done: until then the
+    /// state wanted is `running`.
     ended: Option<(Ended, Instant)>,
     /// The final status decided (the job's `allow_failure` applied) and recorded in job memory.
     decided: Option<FinalStatus>,
