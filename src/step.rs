@@ -101,14 +101,30 @@ impl StepName {
     }
 
     /// The name of its `occurrence`-th use in a job: `sh`, `sh (2)`, … as the plan numbers it
-    /// (`pipeline::steps::repeat_name`). Never cut again: a name already at the limit would lose
+    /// (`numbered_name`, as `pipeline::steps` numbers the plan). Never cut again: a name already at the limit would lose
     /// its number and be the same name once more.
     pub fn numbered(&self, occurrence: usize) -> StepName {
-        if occurrence <= 1 {
-            self.clone()
-        } else {
-            StepName(format!("{} ({occurrence})", self.0))
-        }
+        StepName(numbered_name(&self.0, occurrence))
+    }
+}
+
+/// The name of the `occurrence`-th step of a job called `step` (counting from 1): `sh`,
+/// `sh (2)`, `sh (3)`. Every step stays visible; the plan (`pipeline::steps`) and `herald run`
+/// number them alike.
+pub fn numbered_name(step: &str, occurrence: usize) -> String {
+    if occurrence <= 1 {
+        step.to_owned()
+    } else {
+        format!("{step} ({occurrence})")
+    }
+}
+
+/// The inverse of `numbered_name`: `sh (2)` → (`sh`, 2), `sh` → (`sh`, 1).
+pub fn split_occurrence(name: &str) -> (&str, usize) {
+    let numbered = name.strip_suffix(')').and_then(|s| s.rsplit_once(" ("));
+    match numbered.and_then(|(base, number)| Some((base, number.parse::<usize>().ok()?))) {
+        Some((base, occurrence)) => (base, occurrence),
+        None => (name, 1),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 
-use crate::step::{shell_words, StepName};
+use crate::step::{numbered_name, shell_words, StepName};
 
 /// A job's step names with repeats told apart as `herald run` tells them apart when they run:
 /// the second `sh` of a job is `sh (2)`, the third `sh (3)`. Every step stays visible.
@@ -11,18 +11,9 @@ pub fn number_repeats(steps: Vec<String>) -> Vec<String> {
     let mut numbered: Vec<String> = Vec::with_capacity(steps.len());
     for (at, step) in steps.iter().enumerate() {
         let seen = steps[..at].iter().filter(|earlier| *earlier == step).count();
-        numbered.push(repeat_name(step, seen + 1));
+        numbered.push(numbered_name(step, seen + 1));
     }
     numbered
-}
-
-/// The name of the `occurrence`-th step of a job called `step` (counting from 1).
-pub fn repeat_name(step: &str, occurrence: usize) -> String {
-    if occurrence <= 1 {
-        step.to_owned()
-    } else {
-        format!("{step} ({occurrence})")
-    }
 }
 
 /// The step names of the `herald run` commands in one shell line (`a && herald run -- make`).

@@ -9,7 +9,7 @@
 //! not known yet.
 //!
 //! Read once per pipeline, by the writer that first renders the note in full, and carried in the
-//! note's hidden block (publish/carried.rs) for every later writer: at most `MOST_REQUESTS`
+//! note's hidden block (publish/note/carried.rs) for every later writer: at most `MOST_REQUESTS`
 //! requests, one try each, within `BUDGET`. Anything that goes wrong (no target branch, no
 //! finished pipeline, a 403 of a token without access, a timeout) means no baseline: the note
 //! compares nothing and says nothing about it.
@@ -88,7 +88,7 @@ impl Baseline {
 /// 4.1s`), measured by the step's supervisor; else from GitLab's start and end times.
 pub fn seconds_taken(status: &CommitStatus) -> Option<f64> {
     let described = status.description.as_deref().and_then(|description| {
-        let description = description.strip_prefix(crate::step::ALLOWED).unwrap_or(description);
+        let description = super::status::outcome_said(description);
         let (_, rest) = description.split_once(" in ").or_else(|| description.split_once(" after "))?;
         let took = rest.split([' ', ':', '(', '·']).next()?;
         crate::duration::parse_duration(took).ok().map(|d| d.as_secs_f64())

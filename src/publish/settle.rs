@@ -20,13 +20,13 @@ use std::time::Instant;
 
 use crate::context::PublishContext;
 use crate::gitlab::retry::{self, GaveUp};
-use crate::gitlab::{self, Client, CommitStatus, StatusPost, StatusState};
+use crate::gitlab::{self, Client, CommitStatus, PipelineJob, StatusPost};
 use crate::pipeline::{AllowFailure, Pipeline};
 use crate::report::joblog::strip_ansi;
 
+use super::explain;
 use super::job_memory::StepRecord;
-use super::status::{allowed, is_allowed};
-use super::{explain, job_name_of_status};
+use super::status::{FinalState, FinalStatus, StatusName};
 
 /// How the job ended, as far as the command knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,8 @@ pub enum Scope {
     EndedJobs,
 }
 
-/// Settles herald's statuses in `scope`; returns how many it posted, or the line to print.
+/// Settles herald's statuses in `scope`; returns how many it posted, or the line to print (a
+/// String: every caller prints it and stops, none tells one failure from another).
 pub fn settle(
     client: &Client,
     context: &PublishContext,
@@ -70,133 +71,151 @@ pub fn settle(
         gitlab::pipeline_statuses(client, &context.project, &context.sha, pipeline_id, t)
     })
     .map_err(fail)?;
-    let own_prefix = format!("{}/", context.status_prefix);
-    let task_prefix = format!("{}/{}", context.status_prefix, context.job_name);
-    let this_job = |status: &CommitStatus| match (&status.target_url, &context.job_url) {
-        (Some(url), Some(ours)) => url == ours,
-        _ => status.name == task_prefix || status.name.starts_with(&format!("{task_prefix} › ")),
-    };
-    let mut logs: HashMap<u64, Option<String>> = HashMap::new();
+    let mut evidence = Evidence { client, context, plan, deadline, logs: HashMap::new() };
     let mut posted = 0;
     for status in &statuses {
         let mine = status.author.as_ref().is_none_or(|author| author.id == me);
-        if !mine || !status.name.starts_with(&own_prefix) {
-            continue;
-        }
+        let Some(name) = StatusName::parse(&status.name, &context.status_prefix).filter(|_| mine) else { continue };
         // The job the status links to; else (no usable CI_JOB_URL, or a runner whose URL is not the
         // API's web_url) the newest job of the name its task gives: a retried job keeps its name.
         let by_url =
             status.target_url.as_ref().and_then(|url| jobs.iter().find(|job| job.web_url.as_ref() == Some(url)));
         let job = by_url.or_else(|| {
-            job_name_of_status(&status.name, &context.status_prefix, plan)
-                .and_then(|name| jobs.iter().filter(|job| job.name == name).max_by_key(|job| job.id))
+            let job_name = name.job_name(plan);
+            jobs.iter().filter(|job| job.name == job_name).max_by_key(|job| job.id)
         });
-        let (end, may_fail, records) = match scope {
-            Scope::ThisJob { end, records } if this_job(status) => {
-                let configured = plan.and_then(|plan| plan.job(&context.job_name)).map(|job| &job.allow_failure);
-                let may_fail = configured == Some(&AllowFailure::Yes) || job.is_some_and(|job| job.allow_failure);
-                (*end, may_fail, Some(records))
-            }
-            Scope::ThisJob { .. } => continue,
-            Scope::EndedJobs => match job.map(|job| (job.status.as_str(), job.allow_failure)) {
-                Some(("success", may_fail)) => (JobEnd::Passed, may_fail, None),
-                Some(("failed", may_fail)) => (JobEnd::Failed, may_fail, None),
-                Some(("canceled", may_fail)) => (JobEnd::Canceled, may_fail, None),
-                Some(("skipped", may_fail)) => (JobEnd::Unknown, may_fail, None),
-                _ => continue, // still running, or not started: not ours to settle
-            },
+        let this_job = match (&status.target_url, &context.job_url) {
+            (Some(url), Some(ours)) => url == ours,
+            _ => name.task == context.job_name,
         };
-        let open = matches!(status.status.as_str(), "running" | "pending" | "created");
-        let (state, description) = if open {
-            let recorded = records.and_then(|records| recorded_end(records, &status.name));
-            let logged = || {
-                let job_id = job.map(|job| job.id).or_else(|| context.job_id.as_deref()?.parse().ok())?;
-                let log = logs.entry(job_id).or_insert_with(|| {
-                    retry::call(deadline, retry::sleep, |t| gitlab::job_log(client, &context.project, job_id, t)).ok()
-                });
-                let (step, occurrence) = step_of(&status.name, &context.status_prefix, plan)?;
-                from_log(log.as_deref()?, &step, occurrence)
-            };
-            recorded.or_else(logged).unwrap_or_else(|| without_evidence(end))
-        } else {
-            match status.status.as_str() {
-                "failed" => (StatusState::Failed, status.description.clone().unwrap_or_default()),
-                "canceled" => (StatusState::Canceled, status.description.clone().unwrap_or_default()),
-                _ => continue, // success (or skipped): nothing to settle
-            }
-        };
-        let verdict_allows = end == JobEnd::Passed || (end == JobEnd::Failed && may_fail);
-        let (state, description) = if state != StatusState::Success && verdict_allows && !is_allowed(&description) {
-            (StatusState::Success, allowed(&description))
-        } else if open {
-            (state, description)
-        } else {
-            continue; // a final state that stands
-        };
+        let Some(judged) = judge(scope, context, plan, job, this_job) else { continue };
+        let Some(closed) = evidence.closing(status, job, &judged) else { continue };
+        let description = closed.description();
         let post = StatusPost {
             project: &context.project,
             sha: &context.sha,
             pipeline_id: Some(pipeline_id),
             status_ref: context.status_ref.as_deref(),
             name: &status.name,
-            state,
+            state: closed.posted_state(),
             description: &description,
             target_url: status.target_url.as_deref(),
         };
         retry::call(deadline, retry::sleep, |t| gitlab::post_status(client, &post, t)).map_err(fail)?;
-        crate::output::say(&format!("herald: closed '{}' as {}: {description}", status.name, state.as_str()));
+        crate::output::say(&format!("herald: closed '{}' as {}: {description}", status.name, post.state.as_str()));
         posted += 1;
     }
     Ok(posted)
 }
 
+/// How a status's job ended, whether it may fail, and the job's own records (`herald finalize`).
+struct Judged<'s> {
+    end: JobEnd,
+    may_fail: bool,
+    records: Option<&'s [StepRecord]>,
+}
+
+/// How the job of a status in `scope` ended; None: not ours to settle (another job's, for
+/// `herald finalize`; a job still running or not started, for `herald note --final`).
+fn judge<'s>(
+    scope: &'s Scope,
+    context: &PublishContext,
+    plan: Option<&Pipeline>,
+    job: Option<&PipelineJob>,
+    this_job: bool,
+) -> Option<Judged<'s>> {
+    Some(match scope {
+        Scope::ThisJob { end, records } if this_job => {
+            let configured = plan.and_then(|plan| plan.job(&context.job_name)).map(|job| &job.allow_failure);
+            let may_fail = configured == Some(&AllowFailure::Yes) || job.is_some_and(|job| job.allow_failure);
+            Judged { end: *end, may_fail, records: Some(records) }
+        }
+        Scope::ThisJob { .. } => return None,
+        Scope::EndedJobs => {
+            let job = job?;
+            let end = match job.status.as_str() {
+                "success" => JobEnd::Passed,
+                "failed" => JobEnd::Failed,
+                "canceled" => JobEnd::Canceled,
+                "skipped" => JobEnd::Unknown,
+                _ => return None,
+            };
+            Judged { end, may_fail: job.allow_failure, records: None }
+        }
+    })
+}
+
+/// Where the evidence of how a step ended is read from: job memory, then the job's log (read
+/// once per job).
+struct Evidence<'a> {
+    client: &'a Client,
+    context: &'a PublishContext,
+    plan: Option<&'a Pipeline>,
+    deadline: Instant,
+    logs: HashMap<u64, Option<String>>,
+}
+
+impl Evidence<'_> {
+    /// The final status `status` is to be posted in, if it needs one: an open one is closed from
+    /// evidence; a failed or canceled one in a job whose verdict allows it becomes an allowed
+    /// failure; a final state that stands needs nothing.
+    fn closing(&mut self, status: &CommitStatus, job: Option<&PipelineJob>, judged: &Judged) -> Option<FinalStatus> {
+        let open = matches!(status.status.as_str(), "running" | "pending" | "created");
+        let found = if open {
+            let recorded = judged.records.and_then(|records| recorded_end(records, &status.name));
+            recorded.or_else(|| self.logged(status, job)).unwrap_or_else(|| without_evidence(judged.end))
+        } else {
+            // Success (or skipped): nothing to settle.
+            FinalStatus::read(status)
+                .filter(|found| matches!(found.state, FinalState::Failed | FinalState::Canceled))?
+        };
+        let verdict_allows = judged.end == JobEnd::Passed || (judged.end == JobEnd::Failed && judged.may_fail);
+        if verdict_allows && matches!(found.state, FinalState::Failed | FinalState::Canceled) {
+            Some(found.allow())
+        } else {
+            open.then_some(found)
+        }
+    }
+
+    /// herald's summary line for the step in its job's log.
+    fn logged(&mut self, status: &CommitStatus, job: Option<&PipelineJob>) -> Option<FinalStatus> {
+        let job_id = job.map(|job| job.id).or_else(|| self.context.job_id.as_deref()?.parse().ok())?;
+        let (client, project, deadline) = (self.client, &self.context.project, self.deadline);
+        let log = self.logs.entry(job_id).or_insert_with(|| {
+            retry::call(deadline, retry::sleep, |t| gitlab::job_log(client, project, job_id, t)).ok()
+        });
+        let name = StatusName::parse(&status.name, &self.context.status_prefix)?;
+        let (step, occurrence) = name.step_of(self.plan)?;
+        from_log(log.as_deref()?, &step, occurrence)
+    }
+}
+
 /// The final state the job's own record gives for a status name: the last step of that name
 /// that ended.
-fn recorded_end(records: &[StepRecord], name: &str) -> Option<(StatusState, String)> {
+fn recorded_end(records: &[StepRecord], name: &str) -> Option<FinalStatus> {
     let step = records.iter().rev().find(|step| step.name == name && step.ended.is_some())?;
     let (state, description) = step.ended.as_ref()?;
-    let state = match state.as_str() {
-        "success" => StatusState::Success,
-        "failed" => StatusState::Failed,
-        "canceled" => StatusState::Canceled,
-        _ => return None,
-    };
-    Some((state, description.clone()))
+    FinalStatus::from_posted(state, description)
 }
 
 /// The state that cannot make the pipeline's verdict worse than the job's own, for a step that
 /// left no evidence of how it ended.
-fn without_evidence(end: JobEnd) -> (StatusState, String) {
+fn without_evidence(end: JobEnd) -> FinalStatus {
     match end {
-        JobEnd::Passed => (StatusState::Success, "no result recorded; the job passed".into()),
-        JobEnd::Canceled => (StatusState::Canceled, "canceled: the job was canceled".into()),
-        JobEnd::Failed => (StatusState::Failed, "no result recorded; the job failed while the step was open".into()),
+        JobEnd::Passed => FinalStatus::new(FinalState::Passed, "no result recorded; the job passed"),
+        JobEnd::Canceled => FinalStatus::new(FinalState::Canceled, "canceled: the job was canceled"),
+        JobEnd::Failed => {
+            FinalStatus::new(FinalState::Failed, "no result recorded; the job failed while the step was open")
+        }
         JobEnd::Unknown => {
-            (StatusState::Failed, "no result recorded; the job ended before the step reported one".into())
+            FinalStatus::new(FinalState::Failed, "no result recorded; the job ended before the step reported one")
         }
     }
-}
-
-/// The step a status is for, as its summary line names it, and which of the job's steps of
-/// that name it is: `herald/test › sh (2)` → (`sh`, 2). A job's single unnamed step has the
-/// task's name only; its step comes from the plan.
-pub(super) fn step_of(status_name: &str, prefix: &str, plan: Option<&Pipeline>) -> Option<(String, usize)> {
-    let task_and_step = status_name.strip_prefix(prefix)?.strip_prefix('/')?;
-    let step = match task_and_step.split_once(" › ") {
-        Some((_, step)) => step.to_owned(),
-        None => plan?.configured_task(task_and_step)?.steps.first()?.clone(),
-    };
-    if let Some((base, number)) = step.strip_suffix(')').and_then(|s| s.rsplit_once(" (")) {
-        if let Ok(occurrence) = number.parse::<usize>() {
-            return Some((base.to_owned(), occurrence));
-        }
-    }
-    Some((step, 1))
 }
 
 /// herald's summary line for the `occurrence`-th step named `step` in a job log
 /// (`✔ unit passed in 1.2s`, `✘ unit failed (exit 2) after 4.1s`), as state and description.
-fn from_log(log: &str, step: &str, occurrence: usize) -> Option<(StatusState, String)> {
+fn from_log(log: &str, step: &str, occurrence: usize) -> Option<FinalStatus> {
     let mut seen = 0;
     for line in log.lines() {
         // The summary follows the section's end marker on the same line, after a `\r`.
@@ -204,20 +223,20 @@ fn from_log(log: &str, step: &str, occurrence: usize) -> Option<(StatusState, St
         let Some(rest) = plain.strip_prefix("✔ ").or_else(|| plain.strip_prefix("✘ ")) else { continue };
         let Some(outcome) = rest.strip_prefix(step).and_then(|r| r.strip_prefix(' ')) else { continue };
         let state = if outcome.starts_with("passed in ") {
-            StatusState::Success
+            FinalState::Passed
         } else if outcome.starts_with("canceled (") {
-            StatusState::Canceled
+            FinalState::Canceled
         } else if ["failed (", "timed out after ", "killed by ", "could not start"]
             .iter()
             .any(|s| outcome.starts_with(s))
         {
-            StatusState::Failed
+            FinalState::Failed
         } else {
             continue;
         };
         seen += 1;
         if seen == occurrence {
-            return Some((state, format!("{} (from the job log)", outcome.trim_end())));
+            return Some(FinalStatus::new(state, &format!("{} (from the job log)", outcome.trim_end())));
         }
     }
     None
@@ -236,24 +255,18 @@ mod tests {
 
     #[test]
     fn reads_a_steps_end_from_the_job_log() {
-        assert_eq!(from_log(LOG, "unit", 1), Some((StatusState::Success, "passed in 1.2s (from the job log)".into())));
-        assert_eq!(from_log(LOG, "unit", 2).map(|e| e.0), Some(StatusState::Failed));
-        assert_eq!(from_log(LOG, "unit test", 1).map(|e| e.0), Some(StatusState::Failed));
+        let passed = FinalStatus::new(FinalState::Passed, "passed in 1.2s (from the job log)");
+        assert_eq!(from_log(LOG, "unit", 1), Some(passed));
+        assert_eq!(from_log(LOG, "unit", 2).map(|e| e.state), Some(FinalState::Failed));
+        assert_eq!(from_log(LOG, "unit test", 1).map(|e| e.state), Some(FinalState::Failed));
         assert_eq!(from_log(LOG, "unit", 3), None);
         assert_eq!(from_log(LOG, "lint", 1), None);
     }
 
     #[test]
-    fn names_the_step_of_a_status() {
-        assert_eq!(step_of("herald/test › sh (2)", "herald", None), Some(("sh".into(), 2)));
-        assert_eq!(step_of("herald/ci/lint › cargo test", "herald", None), Some(("cargo test".into(), 1)));
-        assert_eq!(step_of("other/test › x", "herald", None), None);
-    }
-
-    #[test]
     fn without_evidence_the_verdict_is_never_made_worse() {
-        assert_eq!(without_evidence(JobEnd::Passed).0, StatusState::Success);
-        assert_eq!(without_evidence(JobEnd::Canceled).0, StatusState::Canceled);
-        assert_eq!(without_evidence(JobEnd::Failed).0, StatusState::Failed);
+        assert_eq!(without_evidence(JobEnd::Passed).state, FinalState::Passed);
+        assert_eq!(without_evidence(JobEnd::Canceled).state, FinalState::Canceled);
+        assert_eq!(without_evidence(JobEnd::Failed).state, FinalState::Failed);
     }
 }

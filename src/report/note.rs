@@ -1,7 +1,7 @@
 //! The merge-request note: one Markdown body that tells a reviewer, in five seconds, what needs
 //! attention in the pipeline, at any size. Pure: the same state always renders to the same text
 //! (no clock is read here; every time shown comes from GitLab's state), which is what lets many
-//! writers agree on what the note should say (publish/note.rs).
+//! writers agree on what the note should say (publish/note/).
 //!
 //! Layout, top to bottom:
 //! - **Header**: the verdict in GitLab's words (passed, passed with warnings, failed, running,

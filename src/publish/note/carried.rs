@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::baseline::Baseline;
+use crate::publish::baseline::Baseline;
 use crate::report::note::PastPipeline;
 
 const BLOCK_START: &str = "<!-- herald:carried ";

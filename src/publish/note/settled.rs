@@ -2,7 +2,7 @@
 //! writer reads only the statuses that can still change: in a pipeline of 1,000 steps, a render
 //! reads the newest page or two of statuses instead of ten (docs/benchmarks.md, "Scale").
 //!
-//! Why it is safe to take them from the note, when the rest of the note never is (note.rs, rule 1):
+//! Why it is safe to take them from the note, when the rest of the note never is (mod.rs, rule 1):
 //! - A commit status in a final state never changes. Posting to its name again makes a new status
 //!   with a new id and marks the old one retried (gitlab.md §A.1), and that new one is read fresh.
 //! - GitLab creates the statuses of one commit one at a time (an exclusive lease per project and

@@ -10,7 +10,8 @@ use crate::report::note::{
     headline, is_slower, JobView, NoteView, OnTarget, PastPipeline, PipelineView, StepState, StepView,
 };
 
-use super::baseline::{seconds_taken, Baseline};
+use crate::publish::baseline::{seconds_taken, Baseline};
+use crate::publish::status::{outcome_said, StatusName};
 
 /// Everything a render is made from.
 pub struct Sources<'a> {
@@ -25,25 +26,12 @@ pub struct Sources<'a> {
     pub plan: Option<&'a Pipeline>,
     /// The merge request's earlier pipelines, oldest first.
     pub history: &'a [PastPipeline],
-    /// Failure excerpts by status id (from the job logs, publish/note.rs).
+    /// Failure excerpts by status id (from the job logs, render.rs).
     pub excerpts: &'a BTreeMap<u64, Vec<String>>,
     /// The target branch's pipeline to compare with (publish/baseline.rs), if any.
     pub baseline: Option<&'a Baseline>,
     /// Step summaries by status name (report/summary.rs; carried.rs).
     pub summaries: &'a BTreeMap<String, String>,
-}
-
-/// `lint/lint › fmt` → (`lint/lint`, Some(`fmt`)); a single unnamed step has no ` › ` part.
-pub fn split_task(task_and_step: &str) -> (&str, Option<&str>) {
-    task_and_step.split_once(" › ").map_or((task_and_step, None), |(task, step)| (task, Some(step)))
-}
-
-/// The name of the job a status of herald's belongs to, from its name: the task's job in the plan
-/// (`ci/lint` → `lint`), else the task itself. For statuses without a job link (`target_url`).
-pub fn job_name_of_status<'a>(status_name: &'a str, prefix: &str, plan: Option<&'a Pipeline>) -> Option<&'a str> {
-    let (task, _) = split_task(status_name.strip_prefix(prefix)?.strip_prefix('/')?);
-    let planned = plan.and_then(|plan| plan.configured_task(task));
-    Some(planned.map_or(task, |job| job.name.as_str()))
 }
 
 /// The project's web address from one of its job URLs: `https://host/group/app/-/jobs/5` →
@@ -57,8 +45,9 @@ pub fn job_id_of_url(url: &str) -> Option<u64> {
     url.rsplit_once("/-/jobs/")?.1.split(['/', '?', '#']).next()?.parse().ok()
 }
 
+/// What the note shows for the pipeline as `sources` have it: its jobs by stage (the latest
+/// attempt of each), herald's steps in each, the steps still planned, and the pipeline's line.
 pub fn build_view(sources: &Sources) -> NoteView {
-    let Sources { pipeline_id, sha, prefix, plan, .. } = *sources;
     // The latest attempt of each job name; the earlier ones are its attempts.
     let mut all: Vec<&PipelineJob> = sources.jobs.iter().collect();
     all.sort_by_key(|job| job.id);
@@ -68,45 +57,20 @@ pub fn build_view(sources: &Sources) -> NoteView {
         latest.push(job);
     }
     latest.sort_by_key(|job| (stage_rank(&all, &job.stage), job.id));
-    let mut job_views: Vec<JobView> = latest
-        .iter()
-        .map(|job| JobView {
-            id: job.id,
-            name: job.name.clone(),
-            stage: job.stage.clone(),
-            status: job.status.clone(),
-            web_url: job.web_url.clone(),
-            allow_failure: job.allow_failure,
-            steps: Vec::new(),
-            planned: Vec::new(),
-            attempts: all
-                .iter()
-                .filter(|attempt| attempt.name == job.name && attempt.id < job.id)
-                .map(|attempt| (attempt.status.clone(), attempt.web_url.clone()))
-                .collect(),
-            on_target: sources.baseline.and_then(|baseline| on_target(baseline.job(&job.name)?)),
-        })
-        .collect();
+    let mut job_views: Vec<JobView> = latest.iter().map(|job| job_view(job, &all, sources.baseline)).collect();
 
-    let own_prefix = format!("{prefix}/");
-    let mut ours: Vec<&CommitStatus> = sources.statuses.iter().filter(|s| s.name.starts_with(&own_prefix)).collect();
-    ours.sort_by_key(|status| status.id);
+    let mut ours: Vec<(&CommitStatus, StatusName)> = sources
+        .statuses
+        .iter()
+        .filter_map(|status| Some((status, StatusName::parse(&status.name, sources.prefix)?)))
+        .collect();
+    ours.sort_by_key(|(status, _)| status.id);
     let mut unattached = Vec::new();
-    for status in ours {
-        let task_and_step = &status.name[own_prefix.len()..];
-        let (task, step) = split_task(task_and_step);
-        let planned = plan.and_then(|plan| plan.configured_task(task));
-        let job_name = planned.map_or(task, |job| job.name.as_str());
-        // `<prefix>/<task>` alone is a job's single step: named as the plan names it.
-        let step_name = match (step, planned) {
-            (Some(step), _) => step.to_owned(),
-            (None, Some(job)) if job.steps.len() == 1 => job.steps[0].clone(),
-            (None, _) => task.to_owned(),
-        };
-        let description = status.description.clone().unwrap_or_else(|| status.status.clone());
+    for (status, name) in ours {
         // The job is the one the status links to (CI_JOB_URL), else the one its name names.
         let by_url =
             status.target_url.as_ref().and_then(|url| job_views.iter().position(|j| j.web_url.as_ref() == Some(url)));
+        let job_name = name.job_name(sources.plan);
         let index = by_url.or_else(|| job_views.iter().position(|j| j.name == job_name));
         // A step that ended badly in an earlier attempt of a job GitLab is running again is
         // retrying, not failed, until the retry ends (its own statuses then replace it).
@@ -116,36 +80,8 @@ pub fn build_view(sources: &Sources) -> NoteView {
                 .as_deref()
                 .and_then(job_id_of_url)
                 .is_some_and(|id| all.iter().any(|job| job.id == id) && latest.iter().all(|job| job.id != id));
-        let retried = index.is_some_and(|index| is_active(&job_views[index].status));
-        let state = match StepState::of_step(&status.status, &description) {
-            StepState::Failed | StepState::Canceled if earlier_attempt && retried => StepState::Retrying,
-            state => state,
-        };
-        let excerpt = match state {
-            StepState::Failed => match sources.excerpts.get(&status.id) {
-                Some(excerpt) if !excerpt.is_empty() => excerpt.clone(),
-                _ => excerpt_of_description(&description),
-            },
-            _ => Vec::new(),
-        };
-        // The same status name in the baseline: a renamed step has none, and is not compared.
-        let before = sources.baseline.and_then(|baseline| baseline.step(&status.name));
-        let slower = match (before, state) {
-            (Some(("success" | "failed", Some(then))), StepState::Passed | StepState::Failed | StepState::Allowed) => {
-                seconds_taken(status).filter(|now| is_slower(*now, then)).map(|now| (now, then))
-            }
-            _ => None,
-        };
-        let step = StepView {
-            name: step_name,
-            state,
-            description: headline(&description).to_owned(),
-            started_at: status.started_at.as_deref().and_then(parse_iso8601),
-            excerpt,
-            on_target: before.and_then(|(state, _)| on_target(state)),
-            slower,
-            summary: sources.summaries.get(&status.name).cloned(),
-        };
+        let retrying = earlier_attempt && index.is_some_and(|index| is_active(&job_views[index].status));
+        let step = step_view(sources, status, name, retrying);
         match index {
             Some(index) => job_views[index].steps.push(step),
             None => unattached.push(step),
@@ -154,7 +90,7 @@ pub fn build_view(sources: &Sources) -> NoteView {
 
     // The steps the configuration plans that have not started: still to come while the job
     // runs, not run once it is over, so that a pipeline's total of steps never shrinks.
-    if let Some(plan) = plan {
+    if let Some(plan) = sources.plan {
         for view in &mut job_views {
             if let Some(job) = plan.configured(&view.name) {
                 let started: Vec<&str> = view.steps.iter().map(|step| step.name.as_str()).collect();
@@ -168,12 +104,87 @@ pub fn build_view(sources: &Sources) -> NoteView {
     let post_jobs: Vec<u64> = latest.iter().filter(|job| job.stage == ".post").map(|job| job.id).collect();
     job_views.retain(|view| !(post_jobs.contains(&view.id) && view.steps.is_empty() && view.planned.is_empty()));
 
-    let base = latest.iter().find_map(|job| project_url_of_job(job.web_url.as_deref()?));
-    let counted: Vec<&PipelineJob> = latest.iter().copied().filter(|job| job.stage != ".post").collect();
-    let mut status = pipeline_status(&counted);
     // A failed status of herald's fails the pipeline (gitlab.md §J), whatever its job did.
     let failed_step =
         job_views.iter().flat_map(|job| &job.steps).chain(&unattached).any(|s| s.state == StepState::Failed);
+    NoteView {
+        pipeline: pipeline_view(sources, &latest, failed_step),
+        jobs: job_views,
+        unattached,
+        history: sources.history.to_vec(),
+        baseline: sources.baseline.map(Baseline::reference),
+    }
+}
+
+/// A job's row, its steps still to be added.
+fn job_view(job: &PipelineJob, all: &[&PipelineJob], baseline: Option<&Baseline>) -> JobView {
+    JobView {
+        id: job.id,
+        name: job.name.clone(),
+        stage: job.stage.clone(),
+        status: job.status.clone(),
+        web_url: job.web_url.clone(),
+        allow_failure: job.allow_failure,
+        steps: Vec::new(),
+        planned: Vec::new(),
+        attempts: all
+            .iter()
+            .filter(|attempt| attempt.name == job.name && attempt.id < job.id)
+            .map(|attempt| (attempt.status.clone(), attempt.web_url.clone()))
+            .collect(),
+        on_target: baseline.and_then(|baseline| on_target(baseline.job(&job.name)?)),
+    }
+}
+
+/// The row of one of herald's statuses (`name`, parsed); `retrying`: a step that ended badly in
+/// an earlier attempt of a job GitLab is running again.
+fn step_view(sources: &Sources, status: &CommitStatus, name: StatusName, retrying: bool) -> StepView {
+    let planned = sources.plan.and_then(|plan| plan.configured_task(name.task));
+    // `<prefix>/<task>` alone is a job's single step: named as the plan names it.
+    let step_name = match (name.step, planned) {
+        (Some(step), _) => step.to_owned(),
+        (None, Some(job)) if job.steps.len() == 1 => job.steps[0].clone(),
+        (None, _) => name.task.to_owned(),
+    };
+    let description = status.description.clone().unwrap_or_else(|| status.status.clone());
+    let state = match StepState::of_step(&status.status, &description) {
+        StepState::Failed | StepState::Canceled if retrying => StepState::Retrying,
+        state => state,
+    };
+    let excerpt = match state {
+        StepState::Failed => match sources.excerpts.get(&status.id) {
+            Some(excerpt) if !excerpt.is_empty() => excerpt.clone(),
+            _ => excerpt_of_description(&description),
+        },
+        _ => Vec::new(),
+    };
+    // The same status name in the baseline: a renamed step has none, and is not compared.
+    let before = sources.baseline.and_then(|baseline| baseline.step(&status.name));
+    let slower = match (before, state) {
+        (Some(("success" | "failed", Some(then))), StepState::Passed | StepState::Failed | StepState::Allowed) => {
+            seconds_taken(status).filter(|now| is_slower(*now, then)).map(|now| (now, then))
+        }
+        _ => None,
+    };
+    StepView {
+        name: step_name,
+        state,
+        description: headline(&description).to_owned(),
+        started_at: status.started_at.as_deref().and_then(parse_iso8601),
+        excerpt,
+        on_target: before.and_then(|(state, _)| on_target(state)),
+        slower,
+        summary: sources.summaries.get(&status.name).cloned(),
+    }
+}
+
+/// The pipeline's line: its state as GitLab composes it from the `latest` jobs (failed when a
+/// step of herald's failed), its links and times.
+fn pipeline_view(sources: &Sources, latest: &[&PipelineJob], failed_step: bool) -> PipelineView {
+    let Sources { pipeline_id, sha, prefix, .. } = *sources;
+    let base = latest.iter().find_map(|job| project_url_of_job(job.web_url.as_deref()?));
+    let counted: Vec<&PipelineJob> = latest.iter().copied().filter(|job| job.stage != ".post").collect();
+    let mut status = pipeline_status(&counted);
     if status == "success" && failed_step {
         status = "failed".into();
     }
@@ -182,6 +193,7 @@ pub fn build_view(sources: &Sources) -> NoteView {
     };
     let started = times(|job| job.started_at.as_ref());
     let finished = times(|job| job.finished_at.as_ref());
+    let own_prefix = format!("{prefix}/");
     let status_times = sources
         .statuses
         .iter()
@@ -190,21 +202,15 @@ pub fn build_view(sources: &Sources) -> NoteView {
         .flatten()
         .filter_map(parse_iso8601);
     let over = !matches!(status.as_str(), "running" | "pending");
-    NoteView {
-        pipeline: PipelineView {
-            id: pipeline_id,
-            web_url: base.as_ref().map(|base| format!("{base}/-/pipelines/{pipeline_id}")),
-            commit_url: base.as_ref().map(|base| format!("{base}/-/commit/{sha}")),
-            sha: sha.to_owned(),
-            started_at: started.iter().copied().reduce(f64::min),
-            finished_at: if over { finished.iter().copied().reduce(f64::max) } else { None },
-            updated_at: started.iter().chain(&finished).copied().chain(status_times).reduce(f64::max),
-            status,
-        },
-        jobs: job_views,
-        unattached,
-        history: sources.history.to_vec(),
-        baseline: sources.baseline.map(Baseline::reference),
+    PipelineView {
+        id: pipeline_id,
+        web_url: base.as_ref().map(|base| format!("{base}/-/pipelines/{pipeline_id}")),
+        commit_url: base.as_ref().map(|base| format!("{base}/-/commit/{sha}")),
+        sha: sha.to_owned(),
+        started_at: started.iter().copied().reduce(f64::min),
+        finished_at: if over { finished.iter().copied().reduce(f64::max) } else { None },
+        updated_at: started.iter().chain(&finished).copied().chain(status_times).reduce(f64::max),
+        status,
     }
 }
 
@@ -232,7 +238,7 @@ fn stage_rank(jobs: &[&PipelineJob], stage: &str) -> u64 {
 /// The excerpt a status description carries (`HERALD_FAILURE_TAIL`: `failed (exit 2) after
 /// 4.1s: line ⏎ line`), as lines: the fallback when the job log has none yet.
 fn excerpt_of_description(description: &str) -> Vec<String> {
-    let description = description.strip_prefix(crate::step::ALLOWED).unwrap_or(description);
+    let description = outcome_said(description);
     match description.split_once(": ") {
         Some((_, tail)) => tail.split(" ⏎ ").map(str::to_owned).collect(),
         None => Vec::new(),
