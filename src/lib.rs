@@ -24,3 +24,4 @@ pub mod redact;
 pub mod report;
 pub mod step;
 pub mod supervise;
+pub mod untrusted_file;

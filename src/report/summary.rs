@@ -12,12 +12,10 @@
 //! points to the job log, and up to `NOTE_BUDGET` (64 KiB) of summaries in all (report/note.rs), a
 //! small share of GitLab's 1,000,000-character limit.
 
-use std::fs::File;
-use std::io::Read as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::redact::Secrets;
+use crate::untrusted_file::{self, Links, Refused};
 
 /// Most bytes of one summary read, and shown in the job log.
 pub const LOG_LIMIT: usize = 1024 * 1024;
@@ -66,31 +64,19 @@ pub fn from_bytes(bytes: &[u8], size: u64, secrets: &Secrets) -> Summary {
 }
 
 /// At most `limit` bytes of the regular file at `path` (named `what` in messages) and its size,
-/// opened without following a link and without blocking; a missing file is empty. Refusals are
-/// one line that never quotes the file.
+/// opened without following a link and without blocking (untrusted_file.rs); a missing file is
+/// empty. Refusals are one line that never quotes the file; they are only shown, never decided
+/// on, so they stay text.
 pub fn read_bounded(path: &Path, limit: usize, what: &str) -> Result<(Vec<u8>, u64), String> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(path);
-    let file: File = match file {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(format!("{what} was replaced by a symbolic link: not read"))
-        }
-        Err(error) => return Err(format!("{what} cannot be read: {}", error.kind())),
-    };
-    let meta = file.metadata().map_err(|error| format!("{what} cannot be read: {}", error.kind()))?;
-    if !meta.file_type().is_file() {
-        return Err(format!("{what} is not a regular file: not read"));
+    let read = untrusted_file::open(path, Links::Refuse).and_then(|opened| opened.read_head(limit as u64));
+    match read {
+        Ok(read) => Ok(read),
+        Err(refused) if refused.is_missing() => Ok((Vec::new(), 0)),
+        Err(Refused::Link) => Err(format!("{what} was replaced by a symbolic link: not read")),
+        Err(Refused::NotRegular(_)) => Err(format!("{what} is not a regular file: not read")),
+        Err(Refused::Open(error) | Refused::Read(error)) => Err(format!("{what} cannot be read: {}", error.kind())),
+        Err(refused @ Refused::TooLarge { .. }) => Err(format!("{what} {refused}")),
     }
-    let mut bytes = Vec::with_capacity((meta.len() as usize).min(limit));
-    file.take(limit as u64)
-        .read_to_end(&mut bytes)
-        .map_err(|error| format!("{what} cannot be read: {}", error.kind()))?;
-    let size = meta.len().max(bytes.len() as u64);
-    Ok((bytes, size))
 }
 
 /// The text the note shows of a summary: at most `budget` bytes, cut at a line boundary, with a
