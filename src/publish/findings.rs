@@ -35,7 +35,7 @@ use crate::findings::diff::ChangedLines;
 use crate::findings::{tool_key, Finding, Severity};
 use crate::gitlab::retry::{self, GaveUp};
 use crate::gitlab::{self, ApiError, Client, Discussion};
-use crate::report::note::cell;
+use crate::report::markdown::cell;
 
 /// Threads herald starts per pipeline, at most (see the module's doc for concurrent jobs).
 pub const CAP: usize = 25;
