@@ -1,7 +1,7 @@
 //! Markdown and HTML made inert, for everything herald writes into GitLab's Markdown (the note,
 //! findings' threads): names, output and step summaries cannot mention anyone, reference an
 //! issue, run a quick action, open a tag or imitate herald's hidden blocks. Separate from the
-//! note's layout because the findings' threads (publish/findings.rs) use the same escaping.
+//! note's layout because the findings' threads (publish/findings/) use the same escaping.
 //!
 //! Two kinds of text: a name or a line of output, which must render as itself (`cell`,
 //! `pre_text`, `url_cell`), and a step's summary, which may render as Markdown but nothing more

@@ -134,7 +134,7 @@ pub(super) fn comparison(on_target: Option<OnTarget>, baseline: Option<&Baseline
 
 /// `\n\n🔎 **3 findings on changed lines** (2 new threads): [lint](…) › ruff`: what the steps
 /// that publish findings (`herald run --findings`) say in their descriptions
-/// (publish/findings.rs: `· 4 findings, 3 on changed lines (2 new threads…`), summed, each step
+/// (publish/findings/: `· 4 findings, 3 on changed lines (2 new threads…`), summed, each step
 /// linked to its job. Empty when no step reported findings on changed lines.
 pub(super) fn findings_line(entries: &[Entry]) -> String {
     let mut on_changed = 0u64;
