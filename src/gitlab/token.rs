@@ -27,7 +27,8 @@ impl Token {
     /// first answer. The file must be a regular file (a symbolic link is not followed), owned by
     /// herald's own user, with no permission for group or others (mode 0600 or 0400), and hold
     /// one token on one line. Anything else is refused with one line that names the file and the
-    /// fix, never its contents.
+    /// fix, never its contents. Callers print that line (doctor, the run's setup failure) or
+    /// drop it; none tells reasons apart, so it is text.
     pub fn from_file(path: &Path) -> Result<Token, String> {
         static READ: Mutex<Vec<(PathBuf, Result<Token, String>)>> = Mutex::new(Vec::new());
         let mut read = READ.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -100,7 +101,8 @@ fn read_token_file(path: &Path) -> Result<Token, String> {
 
 impl Token {
     /// The token a token file holds: one word of text, surrounding blanks and newlines ignored,
-    /// at most `MOST_TOKEN_FILE_BYTES`. The error never quotes the contents (fuzz/token_file).
+    /// at most `MOST_TOKEN_FILE_BYTES`. The error never quotes the contents (fuzz/token_file);
+    /// it is `from_file`'s line, printed, so it is text.
     pub fn from_file_contents(bytes: &[u8]) -> Result<Token, String> {
         if bytes.len() as u64 > MOST_TOKEN_FILE_BYTES {
             return Err(format!("holds more than {MOST_TOKEN_FILE_BYTES} bytes: not a token file"));
