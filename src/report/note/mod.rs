@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use super::markdown::{cell, html_text, inert_markdown, no_line_starts_with_slash, pre_text, url_cell};
 use super::summary;
+use crate::duration::format_duration;
 use attention::{failures, job_link, listing};
 use folded::{everything_else, step_part, step_summaries};
 use header::header;
@@ -45,7 +46,6 @@ mod folded;
 mod header;
 #[cfg(test)]
 mod tests;
-use crate::duration::format_duration;
 
 /// GitLab refuses longer notes (gitlab.md §B); herald keeps a margin below it.
 pub const GITLAB_NOTE_LIMIT: usize = 1_000_000;
