@@ -25,3 +25,4 @@ pub mod redact;
 pub mod report;
 pub mod step;
 pub mod supervise;
+pub mod untrusted_file;

@@ -4,7 +4,8 @@
 #![no_main]
 
 use herald::redact::Secrets;
-use herald::report::summary::{for_note, from_bytes, gist, inert_markdown, Summary, STEP_BUDGET};
+use herald::report::markdown::inert_markdown;
+use herald::report::summary::{for_note, from_bytes, gist, Summary, STEP_BUDGET};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "s3cr3t-fuzz-value";

@@ -8,46 +8,36 @@
 //!   every symlink resolved, starts with the checkout's real path; it is then opened by that real
 //!   path with `O_NOFOLLOW`, so a link swapped in after the check is not followed either.
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use crate::untrusted_file::{self, Links, Refused};
 
 /// The largest source file a suggestion is made from.
 pub const LARGEST_SOURCE: u64 = 4 * 1024 * 1024;
 
-/// Opens `path` without blocking; follows a symlink unless `no_follow`.
-fn open(path: &Path, no_follow: bool) -> std::io::Result<File> {
-    let flags = libc::O_NONBLOCK | if no_follow { libc::O_NOFOLLOW } else { 0 };
-    std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path)
+/// Why a report was not read. `Display` is one line without the path; the caller only prints it
+/// (prefixed with the report's name), so the variants are the reader's own, worded for reports.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReportRefused {
+    #[error("cannot read it: {0}")]
+    Unreadable(String),
+    #[error("{0}, not a regular file: not read")]
+    NotRegular(&'static str),
+    #[error("more than the {0} bytes herald reads, or not UTF-8")]
+    TooLargeOrNotText(u64),
 }
 
-/// What kind of file this is, in a reader's words.
-fn kind(meta: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let file_type = meta.file_type();
-    if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_fifo() {
-        "a FIFO"
-    } else if file_type.is_char_device() || file_type.is_block_device() {
-        "a device"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
-    }
-}
-
-/// A report the user named: a regular file of at most `limit` bytes, as text; else why not
-/// (one line's worth, without the path).
-pub fn read_report(path: &Path, limit: u64) -> Result<String, String> {
-    let file = open(path, false).map_err(|e| format!("cannot read it: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("cannot read it: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{}, not a regular file: not read", kind(&meta)));
-    }
-    read_bounded(file, limit).ok_or_else(|| format!("more than the {limit} bytes herald reads, or not UTF-8"))
+/// A report the user named: a regular file of at most `limit` bytes, as text (a link is
+/// followed: the user named it); else why not.
+pub fn read_report(path: &Path, limit: u64) -> Result<String, ReportRefused> {
+    let bytes = untrusted_file::read(path, Links::Follow, limit).map_err(|refused| match refused {
+        Refused::Open(error) | Refused::Read(error) => ReportRefused::Unreadable(error.to_string()),
+        Refused::NotRegular(kind) => ReportRefused::NotRegular(kind.in_words()),
+        Refused::TooLarge { .. } => ReportRefused::TooLargeOrNotText(limit),
+        // Links are followed here: never met.
+        Refused::Link => ReportRefused::Unreadable(refused.to_string()),
+    })?;
+    String::from_utf8(bytes).map_err(|_| ReportRefused::TooLargeOrNotText(limit))
 }
 
 /// A file of the checkout at `relative` (already checked to stay inside it by name), when it is
@@ -58,20 +48,7 @@ pub fn read_in_checkout(root: &Path, relative: &str) -> Option<String> {
     if !real.starts_with(root) || real == root {
         return None;
     }
-    let file = open(&real, true).ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    read_bounded(file, LARGEST_SOURCE)
-}
-
-/// At most `limit` bytes of `file` as UTF-8; None when there are more, or they are not text.
-fn read_bounded(file: File, limit: u64) -> Option<String> {
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes).ok()?;
-    if bytes.len() as u64 > limit {
-        return None;
-    }
+    let bytes = untrusted_file::read(&real, Links::Refuse, LARGEST_SOURCE).ok()?;
     String::from_utf8(bytes).ok()
 }
 
@@ -104,12 +81,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("herald-fifo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let fifo = dir.join("ruff.json");
-        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
-        assert_eq!(read_report(&fifo, 100), Err("a FIFO, not a regular file: not read".into()));
-        assert_eq!(read_report(Path::new("/dev/zero"), 100), Err("a device, not a regular file: not read".into()));
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let refused = |path: &Path| read_report(path, 100).unwrap_err().to_string();
+        assert_eq!(refused(&fifo), "a FIFO, not a regular file: not read");
+        assert_eq!(refused(Path::new("/dev/zero")), "a device, not a regular file: not read");
         std::fs::write(dir.join("big.json"), "[]".repeat(60)).unwrap();
-        assert!(read_report(&dir.join("big.json"), 100).unwrap_err().starts_with("more than the 100 bytes"));
+        assert!(refused(&dir.join("big.json")).starts_with("more than the 100 bytes"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

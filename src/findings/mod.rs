@@ -1,5 +1,5 @@
 //! Linters' findings, read from the reports they already write, for threads on the merge
-//! request's changed lines (publish/findings.rs). Pure: reports and diffs in, findings out.
+//! request's changed lines (publish/findings/). Pure: reports and diffs in, findings out.
 //!
 //! - `report.rs`: GitLab's Code Quality report (CodeClimate JSON: ruff, eslint, golangci-lint,
 //!   rubocop, phpstan, pylint…) and SARIF 2.1.0 (clippy via clippy-sarif, semgrep, hadolint,

@@ -40,7 +40,9 @@ pub struct Loaded {
 }
 
 /// Reads the report at `path` for the checkout at `root`: a regular file, opened without
-/// blocking, at most `LARGEST_REPORT` bytes (findings/files.rs).
+/// blocking, at most `LARGEST_REPORT` bytes (findings/files.rs). The error is one line naming
+/// the report, which the command only masks and prints: no caller tells reasons apart, so it is
+/// text (as are `parse`'s and the readers' below it).
 pub fn load(path: &Path, format: Format, root: &Path) -> Result<Loaded, String> {
     let label = path.display();
     let text = super::files::read_report(path, LARGEST_REPORT).map_err(|why| format!("{label}: {why}"))?;
@@ -178,16 +180,32 @@ fn sarif(json: &Value) -> Result<Vec<Unfixed>, String> {
     let runs = json.get("runs").and_then(Value::as_array).ok_or("SARIF has no runs")?;
     let mut findings = Vec::new();
     for run in runs {
-        let tool = run_tool(run);
-        // Rules by id, for their documentation and default level.
-        let rules: HashMap<&str, &Value> = run
+        let facts = SarifRun::of(run);
+        for (i, result) in run.get("results").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            findings.extend(facts.finding(i, result)?);
+        }
+    }
+    Ok(findings)
+}
+
+/// What a SARIF run says for all its results: the tool, its rules by id (for their documentation
+/// and default level), and the bases its URIs may be relative to (`originalUriBaseIds`).
+struct SarifRun<'r> {
+    tool: String,
+    rules: HashMap<&'r str, &'r Value>,
+    bases: HashMap<String, String>,
+}
+
+impl<'r> SarifRun<'r> {
+    fn of(run: &'r Value) -> SarifRun<'r> {
+        let rules = run
             .pointer("/tool/driver/rules")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(|rule| Some((rule.get("id")?.as_str()?, rule)))
             .collect();
-        let bases: HashMap<String, String> = run
+        let bases = run
             .get("originalUriBaseIds")
             .and_then(Value::as_object)
             .map(|bases| {
@@ -197,75 +215,80 @@ fn sarif(json: &Value) -> Result<Vec<Unfixed>, String> {
                     .collect()
             })
             .unwrap_or_default();
-        let resolve = |location: &Value| -> Option<String> {
-            let uri = location.get("uri")?.as_str()?;
-            let base = location.get("uriBaseId").and_then(Value::as_str).and_then(|id| bases.get(id));
-            Some(match base {
-                Some(base) if !uri.contains("://") && !uri.starts_with('/') => {
-                    format!("{}/{uri}", base.trim_end_matches('/'))
-                }
-                _ => uri.to_owned(),
-            })
-        };
-        for (i, result) in run.get("results").and_then(Value::as_array).into_iter().flatten().enumerate() {
-            let Some(physical) = result.pointer("/locations/0/physicalLocation") else { continue };
-            let uri = physical
-                .get("artifactLocation")
-                .and_then(resolve)
-                .ok_or_else(|| format!("result {i} has no artifact URI"))?;
-            let path = uri_path(&uri);
-            let line = physical.pointer("/region/startLine").and_then(Value::as_u64).unwrap_or(1).max(1);
-            let end_line = physical.pointer("/region/endLine").and_then(Value::as_u64).unwrap_or(line).max(line);
-            let rule_id = result.get("ruleId").and_then(Value::as_str);
-            let rule = rule_id.and_then(|id| rules.get(id));
-            // The result's own level, else its rule's default (SARIF §3.27.10).
-            let level = result
-                .get("level")
-                .and_then(Value::as_str)
-                .or_else(|| rule?.pointer("/defaultConfiguration/level")?.as_str());
-            let severity = match level {
-                Some("error") => Severity::Major,
-                Some("warning") | None => Severity::Minor,
-                _ => Severity::Info,
-            };
-            let fingerprint = result
-                .get("partialFingerprints")
-                .and_then(Value::as_object)
-                .and_then(|prints| {
-                    let mut keys: Vec<&String> = prints.keys().collect();
-                    keys.sort();
-                    prints.get(*keys.first()?)?.as_str().map(str::to_owned)
-                })
-                .unwrap_or_default();
-            let link = rule.and_then(|rule| rule.get("helpUri")?.as_str()).filter(|url| is_link(url));
-            // A fix is offered on the finding's own file only: one aimed at another file (or
-            // naming none) would rewrite the wrong lines with one click.
-            let fix = result.pointer("/fixes/0").filter(|fix| offered_as_safe(fix)).filter(|fix| {
-                let target = fix.pointer("/artifactChanges/0/artifactLocation").and_then(resolve);
-                target.is_some_and(|target| uri_path(&target) == path)
-            });
-            let finding = Finding {
-                tool: tool.clone(),
-                rule: rule_id.map(str::to_owned),
-                message: result.pointer("/message/text").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                severity,
-                path,
-                line,
-                end_line,
-                fingerprint,
-                identity: String::new(),
-                legacy_fingerprint: String::new(),
-                link: link.map(str::to_owned),
-                suggestion: None,
-                fix_description: fix.and_then(|fix| fix.pointer("/description/text")?.as_str()).map(str::to_owned),
-            };
-            let replacements = fix
-                .filter(|fix| fix.pointer("/artifactChanges").and_then(Value::as_array).is_some_and(|c| c.len() == 1))
-                .and_then(|fix| fix.pointer("/artifactChanges/0/replacements")?.as_array().cloned());
-            findings.push((finding, replacements));
-        }
+        SarifRun { tool: run_tool(run), rules, bases }
     }
-    Ok(findings)
+
+    /// An `artifactLocation`'s URI, joined to its base when it names one and is relative.
+    fn resolve(&self, location: &Value) -> Option<String> {
+        let uri = location.get("uri")?.as_str()?;
+        let base = location.get("uriBaseId").and_then(Value::as_str).and_then(|id| self.bases.get(id));
+        Some(match base {
+            Some(base) if !uri.contains("://") && !uri.starts_with('/') => {
+                format!("{}/{uri}", base.trim_end_matches('/'))
+            }
+            _ => uri.to_owned(),
+        })
+    }
+
+    /// The `i`-th result as a finding with its fix's replacements; None for a result without a
+    /// physical location.
+    fn finding(&self, i: usize, result: &Value) -> Result<Option<Unfixed>, String> {
+        let Some(physical) = result.pointer("/locations/0/physicalLocation") else { return Ok(None) };
+        let uri = physical
+            .get("artifactLocation")
+            .and_then(|location| self.resolve(location))
+            .ok_or_else(|| format!("result {i} has no artifact URI"))?;
+        let path = uri_path(&uri);
+        let line = physical.pointer("/region/startLine").and_then(Value::as_u64).unwrap_or(1).max(1);
+        let end_line = physical.pointer("/region/endLine").and_then(Value::as_u64).unwrap_or(line).max(line);
+        let rule_id = result.get("ruleId").and_then(Value::as_str);
+        let rule = rule_id.and_then(|id| self.rules.get(id));
+        // The result's own level, else its rule's default (SARIF §3.27.10).
+        let level = result
+            .get("level")
+            .and_then(Value::as_str)
+            .or_else(|| rule?.pointer("/defaultConfiguration/level")?.as_str());
+        let severity = match level {
+            Some("error") => Severity::Major,
+            Some("warning") | None => Severity::Minor,
+            _ => Severity::Info,
+        };
+        let fingerprint = result
+            .get("partialFingerprints")
+            .and_then(Value::as_object)
+            .and_then(|prints| {
+                let mut keys: Vec<&String> = prints.keys().collect();
+                keys.sort();
+                prints.get(*keys.first()?)?.as_str().map(str::to_owned)
+            })
+            .unwrap_or_default();
+        let link = rule.and_then(|rule| rule.get("helpUri")?.as_str()).filter(|url| is_link(url));
+        // A fix is offered on the finding's own file only: one aimed at another file (or naming
+        // none) would rewrite the wrong lines with one click.
+        let fix = result.pointer("/fixes/0").filter(|fix| offered_as_safe(fix)).filter(|fix| {
+            let target = fix.pointer("/artifactChanges/0/artifactLocation").and_then(|location| self.resolve(location));
+            target.is_some_and(|target| uri_path(&target) == path)
+        });
+        let finding = Finding {
+            tool: self.tool.clone(),
+            rule: rule_id.map(str::to_owned),
+            message: result.pointer("/message/text").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            severity,
+            path,
+            line,
+            end_line,
+            fingerprint,
+            identity: String::new(),
+            legacy_fingerprint: String::new(),
+            link: link.map(str::to_owned),
+            suggestion: None,
+            fix_description: fix.and_then(|fix| fix.pointer("/description/text")?.as_str()).map(str::to_owned),
+        };
+        let replacements = fix
+            .filter(|fix| fix.pointer("/artifactChanges").and_then(Value::as_array).is_some_and(|c| c.len() == 1))
+            .and_then(|fix| fix.pointer("/artifactChanges/0/replacements")?.as_array().cloned());
+        Ok(Some((finding, replacements)))
+    }
 }
 
 /// A SARIF fix as a GitLab suggestion: the finding's whole lines as they would read after the

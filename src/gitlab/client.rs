@@ -119,7 +119,8 @@ impl Client {
         crate::redact::Secrets::default().mask(&self.token.redact(text))
     }
 
-    /// Builds the client; fails only on an unusable CA file.
+    /// Builds the client; fails only on an unusable CA file. The error is one line that callers
+    /// print (or drop: no client, nothing to read); none tells reasons apart, so it is text.
     pub fn new(api_url: &str, token: Token, ca_file: Option<&Path>, dry_run: bool) -> Result<Client, String> {
         let mut tls = TlsConfig::builder();
         if let Some(path) = ca_file {
@@ -289,7 +290,8 @@ fn roots_with(path: &Path) -> Result<RootCerts, String> {
     Ok(RootCerts::Specific(Arc::new(mozilla.chain(extra).collect())))
 }
 
-/// The number of CA certificates in a PEM file, for `herald doctor`.
+/// The number of CA certificates in a PEM file, for `herald doctor`, which prints the error line
+/// as the check's failure (so it is text).
 pub fn count_certificates(path: &Path) -> Result<usize, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut count = 0;

@@ -3,10 +3,11 @@
 //! prints it, because servers and proxies do echo request headers back in error pages.
 
 use std::fmt;
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use crate::untrusted_file::{self, Links, Refused};
 
 pub use crate::redact::MASK;
 
@@ -26,7 +27,8 @@ impl Token {
     /// first answer. The file must be a regular file (a symbolic link is not followed), owned by
     /// herald's own user, with no permission for group or others (mode 0600 or 0400), and hold
     /// one token on one line. Anything else is refused with one line that names the file and the
-    /// fix, never its contents.
+    /// fix, never its contents. Callers print that line (doctor, the run's setup failure) or
+    /// drop it; none tells reasons apart, so it is text.
     pub fn from_file(path: &Path) -> Result<Token, String> {
         static READ: Mutex<Vec<(PathBuf, Result<Token, String>)>> = Mutex::new(Vec::new());
         let mut read = READ.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -54,20 +56,19 @@ impl Token {
     }
 }
 
+/// The token file's checks, in order; the refusal is one line without the path (`from_file`
+/// adds it). Errors here only travel up to be printed (doctor, the run's setup line), so they
+/// stay text.
 fn read_token_file(path: &Path) -> Result<Token, String> {
-    // O_NOFOLLOW: a link is refused rather than followed (ELOOP); O_NONBLOCK: a FIFO put in its
-    // place cannot block herald.
-    let mut file =
-        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).map_err(
-            |error| match error.raw_os_error() {
-                Some(libc::ELOOP) => "is a symbolic link; name the file itself".to_owned(),
-                _ => format!("cannot be opened: {error}"),
-            },
-        )?;
-    let meta = file.metadata().map_err(|error| format!("cannot be read: {error}"))?;
-    if !meta.file_type().is_file() {
-        return Err("is not a regular file".to_owned());
-    }
+    // A link is refused rather than followed; a FIFO put in its place cannot block herald.
+    let file = untrusted_file::open(path, Links::Refuse).map_err(|refused| match refused {
+        Refused::Link => "is a symbolic link; name the file itself".to_owned(),
+        Refused::Open(error) => format!("cannot be opened: {error}"),
+        Refused::Read(error) => format!("cannot be read: {error}"),
+        Refused::NotRegular(_) => "is not a regular file".to_owned(),
+        Refused::TooLarge { .. } => refused.to_string(),
+    })?;
+    let meta = file.metadata();
     // O_NOFOLLOW covers the last name only: a linked directory on the way would let whoever
     // controls the link choose the file. The path must be the file's real one.
     let real = std::fs::canonicalize(path).map_err(|error| format!("cannot be resolved: {error}"))?;
@@ -77,8 +78,7 @@ fn read_token_file(path: &Path) -> Result<Token, String> {
             real.display()
         ));
     }
-    // SAFETY: geteuid cannot fail and touches no memory.
-    let own_uid = unsafe { libc::geteuid() };
+    let own_uid = untrusted_file::effective_user_id();
     if meta.uid() != own_uid {
         return Err(format!(
             "is owned by uid {}, not by herald's user (uid {own_uid}); chown it to the user herald runs as",
@@ -92,17 +92,17 @@ fn read_token_file(path: &Path) -> Result<Token, String> {
     if meta.len() > MOST_TOKEN_FILE_BYTES {
         return Err(format!("holds more than {MOST_TOKEN_FILE_BYTES} bytes: not a token file"));
     }
-    let mut bytes = Vec::new();
-    file.by_ref()
-        .take(MOST_TOKEN_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|error| format!("cannot be read: {error}"))?;
+    let bytes = file.read_whole(MOST_TOKEN_FILE_BYTES).map_err(|refused| match refused {
+        Refused::TooLarge { .. } => format!("holds more than {MOST_TOKEN_FILE_BYTES} bytes: not a token file"),
+        refused => refused.to_string(),
+    })?;
     Token::from_file_contents(&bytes)
 }
 
 impl Token {
     /// The token a token file holds: one word of text, surrounding blanks and newlines ignored,
-    /// at most `MOST_TOKEN_FILE_BYTES`. The error never quotes the contents (fuzz/token_file).
+    /// at most `MOST_TOKEN_FILE_BYTES`. The error never quotes the contents (fuzz/token_file);
+    /// it is `from_file`'s line, printed, so it is text.
     pub fn from_file_contents(bytes: &[u8]) -> Result<Token, String> {
         if bytes.len() as u64 > MOST_TOKEN_FILE_BYTES {
             return Err(format!("holds more than {MOST_TOKEN_FILE_BYTES} bytes: not a token file"));
@@ -193,8 +193,7 @@ mod tests {
 
     #[test]
     fn a_token_file_of_another_owner_is_refused() {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if untrusted_file::effective_user_id() != 0 {
             eprintln!("skipped: changing a file's owner needs root");
             return;
         }

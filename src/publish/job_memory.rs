@@ -30,8 +30,7 @@ use crate::persist::stable_hash;
 fn private_dir() -> Option<&'static PathBuf> {
     static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        // SAFETY: getuid cannot fail.
-        let uid = unsafe { libc::getuid() };
+        let uid = crate::untrusted_file::real_user_id();
         let dir = private_dir_in(&std::env::temp_dir(), uid);
         let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
         let meta = std::fs::symlink_metadata(&dir).ok()?;

@@ -101,29 +101,13 @@ pub struct StepLog {
 pub fn step_log(trace: &str, step: &str, occurrence: usize) -> Option<StepLog> {
     let header = format!("▶ {step}");
     let mut seen = 0;
-    let mut open: Option<String> = None;
-    let mut lines = Vec::new();
-    for raw in trace.split('\n') {
-        let raw = without_timestamp(raw);
-        if let Some(name) = &open {
-            if raw.contains("section_end:") && raw.contains(&format!(":{name}\r")) {
-                return Some(StepLog { lines, complete: true });
-            }
-            lines.push(plain_line(raw));
-            continue;
-        }
-        let Some(at) = raw.find("section_start:") else { continue };
-        let marker = &raw[at..];
-        let Some((fields, shown)) = marker.split_once('\r') else { continue };
-        if strip_ansi(shown).trim() != header {
-            continue;
+    section_lines(trace, |shown| {
+        if shown != header {
+            return false;
         }
         seen += 1;
-        if seen == occurrence {
-            open = fields.splitn(3, ':').nth(2).map(|name| name.split('[').next().unwrap_or(name).to_owned());
-        }
-    }
-    open.map(|_| StepLog { lines, complete: false })
+        seen == occurrence
+    })
 }
 
 /// The summary (`summary_section`) of the `occurrence`-th step named `step` in a job log: the
@@ -134,6 +118,23 @@ pub fn summary_log(trace: &str, step: &str, occurrence: usize) -> Option<StepLog
     let summary_header = format!("📝 summary of {step}");
     let mut seen = 0;
     let mut after_step = false;
+    section_lines(trace, |shown| {
+        if shown == header {
+            seen += 1;
+            after_step = seen == occurrence;
+        } else if after_step && shown == summary_header {
+            return true;
+        } else if shown.starts_with("▶ ") {
+            after_step = false;
+        }
+        false
+    })
+}
+
+/// The one scanner of job-log sections: offers each section's header, as a reader sees it (no
+/// ANSI, trimmed), to `pick` in the log's order, and returns the lines of the first section
+/// picked, up to its end (`complete`) or the end of the log.
+fn section_lines(trace: &str, mut pick: impl FnMut(&str) -> bool) -> Option<StepLog> {
     let mut open: Option<String> = None;
     let mut lines = Vec::new();
     for raw in trace.split('\n') {
@@ -147,15 +148,8 @@ pub fn summary_log(trace: &str, step: &str, occurrence: usize) -> Option<StepLog
         }
         let Some(at) = raw.find("section_start:") else { continue };
         let Some((fields, shown)) = raw[at..].split_once('\r') else { continue };
-        let shown = strip_ansi(shown);
-        let shown = shown.trim();
-        if shown == header {
-            seen += 1;
-            after_step = seen == occurrence;
-        } else if after_step && shown == summary_header {
+        if pick(strip_ansi(shown).trim()) {
             open = fields.splitn(3, ':').nth(2).map(|name| name.split('[').next().unwrap_or(name).to_owned());
-        } else if shown.starts_with("▶ ") {
-            after_step = false;
         }
     }
     open.map(|_| StepLog { lines, complete: false })
@@ -256,6 +250,30 @@ mod tests {
         );
         assert_eq!(step_log(&log, "unit", 2), None);
         assert_eq!(step_log(&log, "other", 1), None);
+    }
+
+    #[test]
+    fn a_steps_summary_is_the_summary_section_after_its_own_section() {
+        let unit = LogSection::for_step(&StepName::new("unit"), 7, &Secrets::default());
+        let lint = LogSection::for_step(&StepName::new("lint"), 8, &Secrets::default());
+        let log = format!(
+            "{}out\n{}\n{}{}{}{}",
+            unit.start_marker(1),
+            unit.end_marker(2),
+            summary_section(&StepName::new("unit"), 7, 2, "# Unit\n\x1b[31mall\x1b[0m passed"),
+            lint.start_marker(3),
+            lint.end_marker(4),
+            unit.start_marker(5),
+        );
+        assert_eq!(
+            summary_log(&log, "unit", 1),
+            Some(StepLog { lines: vec!["# Unit".into(), " [31mall [0m passed".into()], complete: true }),
+            "escape characters became spaces when it was written"
+        );
+        assert_eq!(summary_log(&log, "lint", 1), None, "the summary after unit's section is not lint's");
+        assert_eq!(summary_log(&log, "unit", 2), None, "the second unit wrote none");
+        let cut = &log[..log.find("section_end:2:herald-summary").unwrap()];
+        assert_eq!(summary_log(cut, "unit", 1).map(|found| found.complete), Some(false));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod excerpt;
 pub mod joblog;
 pub mod junit;
+pub mod markdown;
 pub mod note;
 pub mod summary;
 pub mod terraform;

@@ -9,15 +9,13 @@
 //!
 //! Budgets (docs/design.md §6): the job log gets up to `LOG_LIMIT` (1 MiB); the note gets up to
 //! `STEP_BUDGET` (8 KiB) of each step's summary, cut at a line boundary with a line that says so and
-//! points to the job log, and up to `NOTE_BUDGET` (64 KiB) of summaries in all (report/note.rs), a
+//! points to the job log, and up to `NOTE_BUDGET` (64 KiB) of summaries in all (report/note/folded.rs), a
 //! small share of GitLab's 1,000,000-character limit.
 
-use std::fs::File;
-use std::io::Read as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::redact::Secrets;
+use crate::untrusted_file::{self, Links, Refused};
 
 /// Most bytes of one summary read, and shown in the job log.
 pub const LOG_LIMIT: usize = 1024 * 1024;
@@ -66,31 +64,19 @@ pub fn from_bytes(bytes: &[u8], size: u64, secrets: &Secrets) -> Summary {
 }
 
 /// At most `limit` bytes of the regular file at `path` (named `what` in messages) and its size,
-/// opened without following a link and without blocking; a missing file is empty. Refusals are
-/// one line that never quotes the file.
+/// opened without following a link and without blocking (untrusted_file.rs); a missing file is
+/// empty. Refusals are one line that never quotes the file; they are only shown, never decided
+/// on, so they stay text.
 pub fn read_bounded(path: &Path, limit: usize, what: &str) -> Result<(Vec<u8>, u64), String> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(path);
-    let file: File = match file {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(format!("{what} was replaced by a symbolic link: not read"))
-        }
-        Err(error) => return Err(format!("{what} cannot be read: {}", error.kind())),
-    };
-    let meta = file.metadata().map_err(|error| format!("{what} cannot be read: {}", error.kind()))?;
-    if !meta.file_type().is_file() {
-        return Err(format!("{what} is not a regular file: not read"));
+    let read = untrusted_file::open(path, Links::Refuse).and_then(|opened| opened.read_head(limit as u64));
+    match read {
+        Ok(read) => Ok(read),
+        Err(refused) if refused.is_missing() => Ok((Vec::new(), 0)),
+        Err(Refused::Link) => Err(format!("{what} was replaced by a symbolic link: not read")),
+        Err(Refused::NotRegular(_)) => Err(format!("{what} is not a regular file: not read")),
+        Err(Refused::Open(error) | Refused::Read(error)) => Err(format!("{what} cannot be read: {}", error.kind())),
+        Err(refused @ Refused::TooLarge { .. }) => Err(format!("{what} {refused}")),
     }
-    let mut bytes = Vec::with_capacity((meta.len() as usize).min(limit));
-    file.take(limit as u64)
-        .read_to_end(&mut bytes)
-        .map_err(|error| format!("{what} cannot be read: {}", error.kind()))?;
-    let size = meta.len().max(bytes.len() as u64);
-    Ok((bytes, size))
 }
 
 /// The text the note shows of a summary: at most `budget` bytes, cut at a line boundary, with a
@@ -138,100 +124,10 @@ pub fn gist(text: &str) -> String {
     gist
 }
 
-/// A summary's Markdown made inert for the note: it renders as Markdown (headings, lists, tables,
-/// emphasis, links), but no HTML, no mention, no reference that notifies, no quick action and
-/// nothing that could imitate or end herald's own blocks:
-/// - `<` and `&` are entities everywhere (no tag, comment or entity can form: herald's hidden
-///   `<!-- herald:… -->` markers cannot be written, nor `</details>`);
-/// - `@` is followed by a zero-width space, as are `#`, `!` and `&` before a number (`#12`, `!3`,
-///   `&4`: references that leave a "mentioned in" note where they point);
-/// - a line starting with `/` gets a zero-width space before it (GitLab's quick actions);
-/// - fenced code blocks become `<pre>` blocks of escaped text, closed at the end even when the
-///   summary left one open, so a fence cannot swallow what follows.
-pub fn inert_markdown(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut fence: Option<String> = None;
-    for line in text.lines() {
-        let trimmed = line.trim_start_matches(' ');
-        let indent = line.len() - trimmed.len();
-        let marker: String = trimmed.chars().take_while(|&c| c == '`' || c == '~').collect();
-        let is_fence = indent <= 3 && marker.len() >= 3 && marker.chars().all(|c| c == marker.as_bytes()[0] as char);
-        match &fence {
-            Some(open)
-                if is_fence && marker.starts_with(open.as_str()) && trimmed[marker.len()..].trim().is_empty() =>
-            {
-                fence = None;
-                out.push_str("</pre>\n");
-            }
-            Some(_) => {
-                out.push_str(&inline(line, true));
-                out.push('\n');
-            }
-            None if is_fence => {
-                fence = Some(marker);
-                out.push_str("<pre>");
-            }
-            None => {
-                out.push_str(&inline(line, false));
-                out.push('\n');
-            }
-        }
-    }
-    if fence.is_some() {
-        out.push_str("</pre>\n");
-    }
-    out
-}
-
-/// Text for inside an HTML block (a `<summary>` title): no Markdown is read there, so only HTML,
-/// mentions, references and control characters are neutralised (see `inert_markdown`).
-pub fn html_text(text: &str) -> String {
-    inline(text, true)
-}
-
-/// One line, neutralised (see `inert_markdown`); inside `<pre>` brackets are entities too.
-fn inline(line: &str, in_pre: bool) -> String {
-    let mut out = String::with_capacity(line.len() + 8);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '&' => {
-                out.push_str("&amp;");
-                // `&12` is an epic's reference.
-                if chars.peek().is_some_and(char::is_ascii_digit) {
-                    out.push('\u{200b}');
-                }
-            }
-            '>' if in_pre => out.push_str("&gt;"),
-            '[' if in_pre => out.push_str("&#91;"),
-            ']' if in_pre => out.push_str("&#93;"),
-            '@' => out.push_str("@\u{200b}"),
-            // `#12` and `!3` (also `group/project#12`) are references GitLab cross-links, leaving a
-            // "mentioned in" note on the issue or merge request. A link's `#anchor` is left alone.
-            '#' | '!' => {
-                out.push(c);
-                if chars.peek().is_some_and(char::is_ascii_digit) {
-                    out.push('\u{200b}');
-                }
-            }
-            '\t' => out.push_str("    "),
-            c if c.is_control() => out.push(' '),
-            // Unicode's invisible line and paragraph separators: some renderers break lines there.
-            '\u{2028}' | '\u{2029}' | '\u{85}' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    // Checked on what is written, once control characters became spaces.
-    if out.trim_start().starts_with('/') {
-        out.insert(0, '\u{200b}');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::markdown::inert_markdown;
 
     #[test]
     fn hostile_markdown_is_inert() {

@@ -79,7 +79,7 @@ impl Action {
 type Changed = (String, Option<String>);
 
 /// The Markdown summary of a plan in `terraform show -json` form, or one line saying why the
-/// bytes are not one.
+/// bytes are not one (`herald plan-summary` prints it: no caller tells reasons apart, so text).
 pub fn plan_summary(json: &[u8]) -> Result<String, String> {
     let plan: Plan =
         serde_json::from_slice(json).map_err(|error| format!("not a plan in `terraform show -json` form: {error}"))?;
