@@ -232,29 +232,22 @@ pub struct Checkout(pub PathBuf);
 
 impl Source for Checkout {
     /// Only regular files, opened without blocking and read to at most `limit` bytes: a FIFO
-    /// would block the read forever, and a link to `/dev/zero` never ends.
+    /// would block the read forever, and a link to `/dev/zero` never ends (`untrusted_file`, the
+    /// one reader of files herald does not trust). Links are followed: a checkout may link its
+    /// own files, and `local:` paths are kept inside it by name before this is asked.
     fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, String> {
-        use std::io::Read;
-        use std::os::unix::fs::OpenOptionsExt;
-        let full = self.0.join(path);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&full)
-            .map_err(|e| format!("cannot read it: {e}"))?;
-        let meta = file.metadata().map_err(|e| format!("cannot read it: {e}"))?;
-        if !meta.is_file() {
-            return Err("not a regular file".into());
+        use crate::untrusted_file::{self, Links, Refused};
+        let said = |refused: Refused| match refused {
+            Refused::Open(e) | Refused::Read(e) => format!("cannot read it: {e}"),
+            Refused::NotRegular(_) | Refused::Link => "not a regular file".to_owned(),
+            Refused::TooLarge { limit } => format!("more than the {limit} bytes herald reads"),
+        };
+        let file = untrusted_file::open(&self.0.join(path), Links::Follow).map_err(said)?;
+        let size = file.metadata().len();
+        if size > limit {
+            return Err(format!("{size} bytes, more than the {limit} herald reads"));
         }
-        if meta.len() > limit {
-            return Err(format!("{} bytes, more than the {limit} herald reads", meta.len()));
-        }
-        let mut bytes = Vec::new();
-        file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read it: {e}"))?;
-        if bytes.len() as u64 > limit {
-            return Err(format!("more than the {limit} bytes herald reads"));
-        }
-        Ok(bytes)
+        file.read_whole(limit).map_err(said)
     }
 
     fn list(&self) -> Vec<String> {
