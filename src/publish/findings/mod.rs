@@ -378,25 +378,8 @@ fn named(finding: &Finding) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::thread::tests::finding;
     use super::*;
-
-    fn finding() -> Finding {
-        Finding {
-            tool: "ruff".into(),
-            rule: Some("E722".into()),
-            message: "Do not use bare `except` @all /merge <b>".into(),
-            severity: Severity::Major,
-            path: "app.py".into(),
-            line: 15,
-            end_line: 15,
-            fingerprint: "c639593d83c7c0d6".into(),
-            identity: "0123456789abcdef".into(),
-            legacy_fingerprint: String::new(),
-            link: Some("https://docs.astral.sh/ruff/rules/bare-except".into()),
-            suggestion: Some(vec!["    except ValueError:".into()]),
-            fix_description: None,
-        }
-    }
 
     #[test]
     fn summaries_count_what_matters_and_survive_the_notes_headline() {

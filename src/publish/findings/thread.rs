@@ -161,11 +161,12 @@ fn suggestable(lines: &[String]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::findings::Severity;
 
-    fn finding() -> Finding {
+    /// A ruff finding with a fix, also the publishing run's tests' (findings/mod.rs).
+    pub(in crate::publish::findings) fn finding() -> Finding {
         Finding {
             tool: "ruff".into(),
             rule: Some("E722".into()),
