@@ -3,7 +3,7 @@
 //! whether `workflow:rules` create the pipeline. Where herald cannot know (`changes:`, a variable
 //! it does not see), the answer says so (`Unknown`) rather than guess.
 
-use super::config::{AllowFailure, When, Workflow};
+use super::model::{AllowFailure, When, Workflow};
 use super::rules::{self, Decision};
 use super::yaml::{Node, Value};
 

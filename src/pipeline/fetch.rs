@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::gitlab::retry::{self, GaveUp};
 use crate::gitlab::{percent_encode, project_path, ApiError, Client};
 
-use super::config::Fetch;
+use super::source::Fetch;
 
 /// GitLab resolves all includes of a pipeline within this (gitlab.md §I.2).
 const INCLUDES_TIME: Duration = Duration::from_secs(30);

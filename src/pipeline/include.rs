@@ -15,9 +15,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::config::{Fetch, LoadError, Origin, Source};
 use super::glob::{self, include_glob};
+use super::model::{LoadError, Origin};
 use super::rules::{self, Decision};
+use super::source::{Fetch, Source};
 use super::yaml::{self, Node, Value};
 
 /// GitLab's limit (gitlab.md §I.2), counting nested includes and duplicates.

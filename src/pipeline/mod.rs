@@ -9,14 +9,16 @@ mod include;
 mod inputs;
 mod libyaml;
 pub mod local;
+mod model;
 mod resolve;
 mod rules;
+mod source;
 pub mod steps;
 pub mod yaml;
 
-pub use config::{
-    load, load_from, AllowFailure, Checkout, Fetch, InMemory, Job, LoadError, Origin, Pipeline, Source, When, Workflow,
-};
+pub use config::{load, load_from};
+pub use model::{AllowFailure, Job, LoadError, Origin, Pipeline, When, Workflow};
+pub use source::{Checkout, Fetch, InMemory, Source};
 
 /// pipeline/ is pure (docs/design.md §2): it reads no environment, its callers pass the
 /// variables (`env::ci_variables`). Checked on the source, since a read would pass every test

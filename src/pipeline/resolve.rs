@@ -15,9 +15,9 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use super::config::{Job, LoadError, Origin, Pipeline, When, Workflow};
 use super::fate::{fate, fate_of_existing, lookup, workflow};
 use super::include::Layer;
+use super::model::{Job, LoadError, Origin, Pipeline, When, Workflow};
 use super::rules;
 use super::steps::{number_repeats, planned_steps};
 use super::yaml::{Node, Value};

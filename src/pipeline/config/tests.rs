@@ -2,6 +2,7 @@
 //! what loading costs (config.rs's `load_from`, through the loader, the resolver and the fate).
 
 use super::*;
+use crate::pipeline::{AllowFailure, InMemory, When};
 
 fn plan(config: &str, variables: &[(&str, &str)]) -> Pipeline {
     let files = InMemory(vec![(".gitlab-ci.yml".into(), config.as_bytes().to_vec())]);
