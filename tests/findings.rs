@@ -174,7 +174,7 @@ fn a_step_publishes_its_report_and_its_status_says_so() {
     assert!(description.starts_with("passed in "), "{description}");
     assert!(description.ends_with("s · 4 findings, 4 on changed lines (4 new threads)"), "{description}");
     // The note's heading counts them (the step's job is not among the stand-in pipeline's jobs:
-    // no job link here; the unit test in report/note.rs has one).
+    // no job link here; the unit tests in report/note/tests.rs have one).
     let notes = gitlab.with(|w| w.herald_notes(1));
     let note = &notes.last().expect("the step wrote the note").body;
     assert!(note.contains("\n🔎 **4 findings on changed lines** (4 new threads): clippy\n"), "{note}");

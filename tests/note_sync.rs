@@ -15,7 +15,7 @@ struct TestJob {
     steps: Vec<(String, i32)>,
 }
 
-/// Whether the note shows `step` of `job` with this icon (report/note.rs: one line per job).
+/// Whether the note shows `step` of `job` with this icon (report/note/: one line per job).
 fn shows(body: &str, icon: &str, job: &TestJob, step: &str) -> bool {
     crate::support::campaign::note_shows(body, icon, &job.name, &job.url, step, "")
 }

@@ -1,6 +1,6 @@
 //! What the note shows, built from GitLab's answers and the configuration's plan (steps not
 //! started yet, task names back to jobs, stages). Pure, so that every writer, given the same
-//! state, renders the same note (report/note.rs renders it).
+//! state, renders the same note (report/note/ renders it).
 
 use std::collections::BTreeMap;
 
