@@ -5,7 +5,8 @@
 use serde_json::json;
 
 use crate::clock::date_in_days;
-use crate::http::{Answer, Call, Recorded};
+use crate::http::{Answer, Call};
+use crate::request::Recorded;
 use crate::world::{Project, TokenRecord, World};
 
 /// The request's user and token, once its token is known, valid and of a scope that allows the

@@ -11,44 +11,8 @@ use serde_json::{json, Value};
 use crate::http::{paginate, Answer, Call};
 use crate::merge_requests::merge_request_access;
 use crate::notes::{notes_create_limit, run_quick_actions};
+use crate::records::{Discussion, DiscussionNote};
 use crate::world::World;
-
-/// A version of a merge request's diff: the SHAs a diff position names.
-#[derive(Debug, Clone)]
-pub struct DiffVersion {
-    pub id: u64,
-    pub head_commit_sha: String,
-    pub base_commit_sha: String,
-    pub start_commit_sha: String,
-}
-
-/// One changed file of a merge request, with its unified diff.
-#[derive(Debug, Clone)]
-pub struct FileDiff {
-    pub old_path: String,
-    pub new_path: String,
-    pub new_file: bool,
-    pub deleted_file: bool,
-    pub diff: String,
-}
-
-/// A thread on a merge request: its notes, and whether it is resolved.
-#[derive(Debug, Clone)]
-pub struct Discussion {
-    /// 40 hex characters, as GitLab's.
-    pub id: String,
-    pub notes: Vec<DiscussionNote>,
-    pub resolved: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct DiscussionNote {
-    pub id: u64,
-    pub author_id: u64,
-    pub body: String,
-    /// The diff position of the thread's first note: (new_path, new_line).
-    pub position: Option<(String, u64)>,
-}
 
 /// `/projects/:id/merge_requests/:iid/versions`, `/diffs`, `/discussions` and below.
 pub(crate) fn route(call: &Call, world: &mut World) -> Option<Answer> {

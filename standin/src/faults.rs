@@ -1,11 +1,8 @@
 //! Faults injected for resilience tests, and GitLab's rate limits (§D): which requests get a
-//! fault (`Faults`), and the answers that stand for a broken or busy GitLab. How a fault acts on
-//! the connection (a reset, a hang, a cut body) is `server`'s part.
+//! fault (`Faults`). The answers that stand for a broken or busy GitLab are `fault_answers`'; how a
+//! fault acts on the connection (a reset, a hang, a cut body) is `server`'s part.
 
-use std::net::TcpStream;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use crate::http::{Answer, Recorded};
+use std::time::Duration;
 
 /// A fault to inject instead of (or around) the normal answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,55 +79,4 @@ impl Faults {
         self.random ^= self.random << 17;
         (self.random >> 11) as f64 / (1u64 << 53) as f64
     }
-}
-
-/// The answer a fault gives instead of the route's, for the faults that are an answer at all.
-pub(crate) fn answer_instead(fault: Fault, request: &Recorded) -> Option<Answer> {
-    match fault {
-        Fault::ServerError(status) => Some(Answer::typed(
-            status,
-            "text/html",
-            format!("<html><body><h1>{status}</h1>We're sorry, something went wrong.</body></html>").into(),
-        )),
-        Fault::Lock => Some(Answer::message(409, "Another update to this commit status is in progress")),
-        Fault::RateLimited { retry_after_secs } => Some(rack_attack_429(retry_after_secs)),
-        Fault::EchoHeaders => Some(Answer::typed(
-            500,
-            "text/plain",
-            format!("upstream error, request headers: {:?}", request.headers).into(),
-        )),
-        Fault::Reset | Fault::ResetAfterApplying | Fault::Hang | Fault::Slow(_) | Fault::CutBody => None,
-    }
-}
-
-fn rack_attack_429(retry_after_secs: u64) -> Answer {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let mut answer = Answer::typed(429, "text/plain", "Retry later\n".into());
-    answer.headers.extend([
-        ("Retry-After".into(), retry_after_secs.to_string()),
-        ("RateLimit-Name".into(), "throttle_authenticated_api".into()),
-        ("RateLimit-Limit".into(), "2000".into()),
-        ("RateLimit-Observed".into(), "2001".into()),
-        ("RateLimit-Remaining".into(), "0".into()),
-        ("RateLimit-Reset".into(), (now + retry_after_secs).to_string()),
-    ]);
-    answer
-}
-
-/// Closes with RST instead of FIN: what a crashed proxy or a dropped connection looks like.
-/// Returns false: the connection ends (the caller drops it, and with it the socket).
-pub(crate) fn reset(connection: &TcpStream) -> bool {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: setsockopt with a valid socket and a correctly sized linger struct.
-    unsafe {
-        libc::setsockopt(
-            connection.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-    false
 }

@@ -7,36 +7,8 @@ use serde_json::{json, Value};
 use crate::auth::visible_project;
 use crate::http::{paginate, Answer, Call};
 use crate::pipelines::pipeline_of;
+use crate::records::{Job, JobKind};
 use crate::world::{World, PROJECT_PATH};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    /// A real CI job (Ci::Build).
-    Build,
-    /// A commit status posted through the API (GenericCommitStatus).
-    External,
-}
-
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub id: u64,
-    pub pipeline_id: u64,
-    pub kind: JobKind,
-    /// CI jobs' stage; statuses are in GitLab's `external` stage.
-    pub stage: String,
-    pub name: String,
-    pub status: String,
-    pub reference: String,
-    pub sha: String,
-    pub user_id: u64,
-    pub description: Option<String>,
-    pub target_url: Option<String>,
-    pub retried: bool,
-    /// CI jobs: may fail without failing the pipeline.
-    pub allow_failure: bool,
-    /// CI jobs: the log GitLab holds (gitlab.md §K).
-    pub trace: String,
-}
 
 /// The web URL of a job, as GitLab builds it.
 pub fn job_url(id: u64) -> String {

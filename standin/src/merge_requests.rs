@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{level, visible_project};
 use crate::http::{paginate, Answer, Call};
-use crate::pipelines::Pipeline;
+use crate::records::Pipeline;
 use crate::world::World;
 
 /// A merge request of a project the user can see: its iid and the user's access level, or the

@@ -11,21 +11,8 @@ use serde_json::{json, Value};
 use crate::clock::{iso8601, unix_now};
 use crate::http::{paginate, Answer, Call};
 use crate::merge_requests::merge_request_access;
+use crate::records::Note;
 use crate::world::World;
-
-/// A note on a merge request.
-#[derive(Debug, Clone)]
-pub struct Note {
-    pub id: u64,
-    pub mr_iid: u64,
-    pub body: String,
-    pub author_id: u64,
-    pub system: bool,
-    /// Logical clock of the last change (GitLab keeps `updated_at` when a PUT changes nothing).
-    pub updated: u64,
-    /// `updated_at`, in Unix seconds.
-    pub updated_at: f64,
-}
 
 const TOO_LONG: &str = "400 Bad request - Note {:note=>[\"is too long (maximum is 1000000 characters)\"]}";
 

@@ -2,7 +2,8 @@
 //! and downloads without a token from a public project.
 
 use crate::auth::{level, visible_project};
-use crate::http::{Answer, Call, Recorded};
+use crate::http::{Answer, Call};
+use crate::request::Recorded;
 use crate::world::World;
 
 /// `PUT` and `GET /projects/:id/packages/generic/:name/:version/:file`.

@@ -7,16 +7,8 @@ use serde_json::{json, Value};
 
 use crate::auth::{level, visible_project};
 use crate::http::{paginate, Answer, Call};
-use crate::jobs::{Job, JobKind};
+use crate::records::{Job, JobKind, Pipeline};
 use crate::world::{World, PROJECT_ID, PROJECT_PATH};
-
-#[derive(Debug, Clone)]
-pub struct Pipeline {
-    pub id: u64,
-    pub project_id: u64,
-    pub sha: String,
-    pub reference: String,
-}
 
 /// `GET /projects/:id/pipelines`, `GET /projects/:id/pipelines/:pipeline_id`.
 pub(crate) fn route(call: &Call, world: &mut World) -> Option<Answer> {

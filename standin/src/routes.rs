@@ -2,7 +2,8 @@
 //! in turn is offered the call and answers the routes it models; a route no area has is Grape's
 //! 404. `ROUTES` lists every route served, for the check against GitLab's API description.
 
-use crate::http::{Answer, Call, Recorded};
+use crate::http::{Answer, Call};
+use crate::request::Recorded;
 use crate::world::World;
 use crate::{auth, discussions, jobs, merge_requests, notes, packages, pipelines, repository, statuses};
 

@@ -11,8 +11,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::clock::{http_date, unix_now};
-use crate::faults::{self, Fault};
-use crate::http::{read_request, reason, Answer, Recorded};
+use crate::fault_answers;
+use crate::faults::Fault;
+use crate::http::{read_request, reason, Answer};
+use crate::request::Recorded;
 use crate::routes::{listed_route, route};
 use crate::tls::Certificates;
 use crate::world::World;
@@ -187,7 +189,7 @@ fn answer(
         bytes.extend_from_slice(&answer.body[..answer.body.len() / 2]);
         let _ = connection.write_all(&bytes);
         let _ = connection.flush();
-        return faults::reset(socket);
+        return fault_answers::reset(socket);
     }
     bytes.extend_from_slice(&answer.body);
     connection.write_all(&bytes).and_then(|()| connection.flush()).is_ok()
@@ -203,7 +205,7 @@ fn faulted_or_routed(
 ) -> Option<Answer> {
     match request.fault {
         Some(Fault::Reset) => {
-            faults::reset(socket);
+            fault_answers::reset(socket);
             None
         }
         Some(Fault::Hang) => {
@@ -215,14 +217,16 @@ fn faulted_or_routed(
         }
         Some(Fault::ResetAfterApplying) => {
             route(request, &mut lock(world));
-            faults::reset(socket);
+            fault_answers::reset(socket);
             None
         }
         Some(Fault::Slow(delay)) => {
             thread::sleep(delay);
             Some(route(request, &mut lock(world)))
         }
-        Some(fault) => Some(faults::answer_instead(fault, request).unwrap_or_else(|| route(request, &mut lock(world)))),
+        Some(fault) => {
+            Some(fault_answers::answer_instead(fault, request).unwrap_or_else(|| route(request, &mut lock(world))))
+        }
         None => Some(route(request, &mut lock(world))),
     }
 }

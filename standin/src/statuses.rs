@@ -8,8 +8,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{level, visible_project};
 use crate::http::{paginate, Answer, Call};
-use crate::jobs::{Job, JobKind};
-use crate::pipelines::Pipeline;
+use crate::records::{Job, JobKind, Pipeline};
 use crate::world::{Project, World};
 
 /// `POST /projects/:id/statuses/:sha`, `GET /projects/:id/repository/commits/:sha/statuses`.

@@ -5,12 +5,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::discussions::{DiffVersion, Discussion, FileDiff};
 use crate::faults::Faults;
-use crate::http::Recorded;
-use crate::jobs::Job;
-use crate::notes::Note;
-use crate::pipelines::Pipeline;
+use crate::records::{DiffVersion, Discussion, FileDiff, Job, Note, Pipeline};
+use crate::request::Recorded;
 
 pub const PROJECT_ID: u64 = 42;
 pub const PROJECT_PATH: &str = "group/app";
