@@ -8,12 +8,7 @@ use crate::auth::visible_project;
 use crate::http::{paginate, Answer, Call};
 use crate::pipelines::pipeline_of;
 use crate::records::{Job, JobKind};
-use crate::world::{World, PROJECT_PATH};
-
-/// The web URL of a job, as GitLab builds it.
-pub fn job_url(id: u64) -> String {
-    format!("https://gitlab.example.com/{PROJECT_PATH}/-/jobs/{id}")
-}
+use crate::world::{job_url, World};
 
 /// `GET /projects/:id/pipelines/:pipeline_id/jobs`, `GET /projects/:id/jobs/:job_id` and its
 /// `/trace`.
@@ -68,33 +63,4 @@ fn job_entity(job: &Job) -> Value {
         "allow_failure": job.allow_failure, "web_url": job_url(job.id), "pipeline": { "id": job.pipeline_id },
         "started_at": null, "finished_at": null, "duration": null,
     })
-}
-
-impl World {
-    /// Adds a CI job to a pipeline; returns its id and web URL (what `CI_JOB_URL` would be).
-    pub fn add_job(&mut self, pipeline_id: u64, name: &str, stage: &str, status: &str) -> (u64, String) {
-        let id = self.new_id();
-        let pipeline = self.pipelines.iter().find(|p| p.id == pipeline_id).expect("pipeline").clone();
-        self.jobs.push(Job {
-            id,
-            pipeline_id,
-            kind: JobKind::Build,
-            stage: stage.into(),
-            name: name.into(),
-            status: status.into(),
-            reference: pipeline.reference,
-            sha: pipeline.sha,
-            user_id: 102,
-            description: None,
-            target_url: None,
-            retried: false,
-            allow_failure: false,
-            trace: String::new(),
-        });
-        (id, job_url(id))
-    }
-
-    pub fn set_job_status(&mut self, job_id: u64, status: &str) {
-        self.jobs.iter_mut().filter(|j| j.id == job_id).for_each(|j| j.status = status.into());
-    }
 }

@@ -27,13 +27,20 @@
 //! - `faults`: rate limits (§D: Rack::Attack's 429, plain text, `Retry-After`, `RateLimit-*`
 //!   headers) and faults for resilience tests: 5xx, 409 lock, 429 storms, connection resets before
 //!   and after the request took effect, hangs, slow answers, bodies cut off mid-way, and a 500 that
-//!   echoes the request headers (the token among them).
+//!   echoes the request headers (the token among them). `faults` says which requests get one,
+//!   `fault_answers` what a fault answers instead.
 //! - `server`: connections, kept alive for as many requests as the client sends, as GitLab's
 //!   front end does (§O; a fault that resets or hangs ends its connection); distance: HTTPS
 //!   (`GitLab::start_tls`, certificates from `tls`), and `World::round_trip`, which makes each
 //!   answer wait a round trip and each new connection one more for TCP and one for TLS.
 //! - `routes`: which area answers a request, and `ROUTES`, every route served, each checked
 //!   against GitLab's own API description (`api_description`), as every request of herald's is.
+//!
+//! Data flows one way, from the bottom up: the data (`world`, holding `records` and each
+//! `request` as received, and `faults`), then HTTP as the areas see it (`http`: `Answer`, `Call`,
+//! `paginate`), then `auth`, then the areas, each using only what is below it (`jobs` uses
+//! `pipelines`, `notes` and `discussions` use `merge_requests`, `discussions` uses `notes`), then
+//! `routes` and `server`.
 //!
 //! Every request is recorded for assertions (`GitLab::requests`); `GitLab::with` reads or changes
 //! the `World`. Where it simplifies GitLab, it says so inline.
@@ -61,7 +68,6 @@ mod world;
 
 pub use discussions::added_lines;
 pub use faults::{Fault, Faults};
-pub use jobs::job_url;
 pub use records::{DiffVersion, Discussion, DiscussionNote, FileDiff, Job, JobKind, Note, Pipeline};
 pub use request::Recorded;
 pub use routes::ROUTES;

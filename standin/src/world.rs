@@ -1,12 +1,13 @@
 //! Everything the stand-in knows (`World`), and the standard world every test starts from: one
 //! private project with three commits and four pipelines, its members and their tokens. The
-//! areas (statuses, notes, …) add the methods that read and change their part of it.
+//! areas (statuses, notes, …) add the methods that read and change their part of it; adding a CI
+//! job is here, below them, because the standard world itself runs one per pipeline.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::faults::Faults;
-use crate::records::{DiffVersion, Discussion, FileDiff, Job, Note, Pipeline};
+use crate::records::{DiffVersion, Discussion, FileDiff, Job, JobKind, Note, Pipeline};
 use crate::request::Recorded;
 
 pub const PROJECT_ID: u64 = 42;
@@ -231,6 +232,33 @@ impl World {
         self.clock
     }
 
+    /// Adds a CI job to a pipeline; returns its id and web URL (what `CI_JOB_URL` would be).
+    pub fn add_job(&mut self, pipeline_id: u64, name: &str, stage: &str, status: &str) -> (u64, String) {
+        let id = self.new_id();
+        let pipeline = self.pipelines.iter().find(|p| p.id == pipeline_id).expect("pipeline").clone();
+        self.jobs.push(Job {
+            id,
+            pipeline_id,
+            kind: JobKind::Build,
+            stage: stage.into(),
+            name: name.into(),
+            status: status.into(),
+            reference: pipeline.reference,
+            sha: pipeline.sha,
+            user_id: 102,
+            description: None,
+            target_url: None,
+            retried: false,
+            allow_failure: false,
+            trace: String::new(),
+        });
+        (id, job_url(id))
+    }
+
+    pub fn set_job_status(&mut self, job_id: u64, status: &str) {
+        self.jobs.iter_mut().filter(|j| j.id == job_id).for_each(|j| j.status = status.into());
+    }
+
     /// Adds a project readable by every user (for `include: project` and components).
     pub fn add_public_project(&mut self, id: u64, path: &str) {
         let members = self.users.iter().map(|u| (u.id, 20)).collect();
@@ -244,4 +272,9 @@ impl World {
             public: true,
         });
     }
+}
+
+/// The web URL of a job, as GitLab builds it.
+pub fn job_url(id: u64) -> String {
+    format!("https://gitlab.example.com/{PROJECT_PATH}/-/jobs/{id}")
 }
