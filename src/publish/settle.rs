@@ -86,7 +86,7 @@ pub fn settle(
         });
         let this_job = match (&status.target_url, &context.job_url) {
             (Some(url), Some(ours)) => url == ours,
-            _ => name.task == context.job_name,
+            _ => StatusName::is_of_task(&status.name, &context.status_prefix, &context.job_name),
         };
         let Some(judged) = judge(scope, context, plan, job, this_job) else { continue };
         let Some(closed) = evidence.closing(status, job, &judged) else { continue };

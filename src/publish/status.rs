@@ -56,6 +56,13 @@ impl<'a> StatusName<'a> {
         Some(StatusName { task, step })
     }
 
+    /// Whether the status is one of `task`'s: exactly its name, or one of its steps. Compared on
+    /// the whole task, not on `self.task`, since a job's name may itself hold the separator.
+    pub fn is_of_task(name: &str, prefix: &str, task: &str) -> bool {
+        let own = format!("{prefix}/{task}");
+        name == own || name.strip_prefix(&own).is_some_and(|rest| rest.starts_with(STEP_SEPARATOR))
+    }
+
     /// The name of the job the status belongs to: the task's job in the plan (`ci/lint` →
     /// `lint`), else the task itself. For statuses without a job link (`target_url`).
     pub fn job_name(&self, plan: Option<&'a Pipeline>) -> &'a str {
@@ -135,8 +142,9 @@ impl FinalStatus {
         let status = match (state, description.strip_prefix(ALLOWED)) {
             ("success", Some(said)) => FinalStatus::new(FinalState::Allowed, said),
             ("success", None) => FinalStatus::new(FinalState::Passed, description),
-            ("failed", _) => FinalStatus::new(FinalState::Failed, description),
-            ("canceled", _) => FinalStatus::new(FinalState::Canceled, description),
+            // herald never posts these with `allowed: `; another tool might: read what it says.
+            ("failed", said) => FinalStatus::new(FinalState::Failed, said.unwrap_or(description)),
+            ("canceled", said) => FinalStatus::new(FinalState::Canceled, said.unwrap_or(description)),
             _ => return None,
         };
         Some(status)
@@ -176,6 +184,20 @@ pub fn outcome_said(description: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_status_belongs_to_its_task_even_when_the_jobs_name_holds_the_separator() {
+        assert!(StatusName::is_of_task("herald/a › b", "herald", "a › b"), "the job's single step");
+        assert!(StatusName::is_of_task("herald/a › b › sh", "herald", "a › b"), "a step of it");
+        assert!(StatusName::is_of_task("herald/a › b", "herald", "a"), "a step b of job a, as before");
+        assert!(!StatusName::is_of_task("herald/ab", "herald", "a"), "another job");
+    }
+
+    #[test]
+    fn a_failed_status_that_says_allowed_is_allowed_once() {
+        let read = FinalStatus::from_posted("failed", "allowed: failed (exit 3)").unwrap();
+        assert_eq!(read.allow().description(), "allowed: failed (exit 3)");
+    }
+
     use super::*;
 
     #[test]
