@@ -29,6 +29,10 @@ pub struct Job {
     pub allow_failure: bool,
     /// CI jobs: the log GitLab holds (gitlab.md §K).
     pub trace: String,
+    /// Unix seconds, GitLab's clock: set on entering `running` (§A.1 "Timestamps").
+    pub started_at: Option<f64>,
+    /// Unix seconds: set on entering `success`, `failed` or `canceled`.
+    pub finished_at: Option<f64>,
 }
 
 #[derive(Debug, Clone)]

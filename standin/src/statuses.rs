@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{json, Value};
 
 use crate::auth::{level, visible_project};
+use crate::clock::{iso8601, unix_now};
 use crate::http::{paginate, Answer, Call};
 use crate::records::{Job, JobKind, Pipeline};
 use crate::world::{Project, World};
@@ -183,11 +184,19 @@ fn status_moved(
                 retried: false,
                 allow_failure: false,
                 trace: String::new(),
+                started_at: None,
+                finished_at: None,
             });
             world.jobs.len() - 1
         }
     };
-    world.jobs[index].status = next.into();
+    let job = &mut world.jobs[index];
+    job.status = next.into();
+    match next {
+        "running" => job.started_at = Some(unix_now()),
+        "success" | "failed" | "canceled" => job.finished_at = Some(unix_now()),
+        _ => {}
+    }
     Ok(index)
 }
 
@@ -229,7 +238,8 @@ fn status_entity(world: &World, job: &Job) -> Value {
     json!({
         "id": job.id, "sha": job.sha, "ref": job.reference, "status": job.status, "name": job.name,
         "target_url": job.target_url, "description": job.description,
-        "created_at": "2026-11-21T00:00:00.000Z", "started_at": null, "finished_at": null,
+        "created_at": "2026-11-21T00:00:00.000Z",
+        "started_at": job.started_at.map(iso8601), "finished_at": job.finished_at.map(iso8601),
         "allow_failure": false, "coverage": null, "pipeline_id": job.pipeline_id,
         "author": { "id": author.id, "username": author.username, "name": author.username, "state": "active", "bot": author.bot },
     })
@@ -293,8 +303,17 @@ impl World {
             retried: false,
             allow_failure: false,
             trace: String::new(),
+            started_at: Some(unix_now()),
+            finished_at: ["success", "failed", "canceled"].contains(&status).then(unix_now),
         });
         id
+    }
+
+    /// Moves the end of status `id` by `seconds` on GitLab's clock (`finished_at`): as if it had
+    /// landed that much later (or earlier, negative).
+    pub fn shift_finished_at(&mut self, id: u64, seconds: f64) {
+        let status = self.jobs.iter_mut().find(|j| j.id == id).expect("status");
+        status.finished_at = Some(status.finished_at.unwrap_or_else(unix_now) + seconds);
     }
 
     /// The external statuses (latest, not retried) of a pipeline, by name.

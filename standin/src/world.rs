@@ -251,6 +251,8 @@ impl World {
             retried: false,
             allow_failure: false,
             trace: String::new(),
+            started_at: None,
+            finished_at: None,
         });
         (id, job_url(id))
     }
