@@ -805,6 +805,47 @@ fn a_jobs_last_step_ends_in_four_round_trips() {
     assert_eq!(sizes(&waves)[1..], [2, 1, 2], "{waves:?}");
 }
 
+/// A job's last step leaves its write to another step whose final state landed after its own
+/// (GitLab's `finished_at`, in the statuses it reads after its post) and whose writer renders
+/// at once: that writer reads the statuses after its own post, so after this one's (issue #27:
+/// one render per job was most of a big pipeline's requests). Not when that step ended earlier,
+/// nor when this step has a summary only its job knows.
+#[test]
+fn a_last_step_leaves_its_write_to_a_step_that_ended_after_it() {
+    for (other_ended, summary, leaves) in [(60.0, false, true), (-60.0, false, false), (60.0, true, false)] {
+        let gitlab = GitLab::start();
+        let step = |job: &str, command: &str| {
+            let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, job, "test", "running"));
+            let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+                .env("CI_JOB_NAME", job)
+                .env("HERALD_MIN_UPDATE_INTERVAL", "60s")
+                .env("HERALD_LOG", "debug")
+                .env("CI_JOB_ID", format!("{id}{}", std::process::id()))
+                .env("CI_JOB_URL", url)
+                .args(["run", "--name", job, "--", "sh", "-c", command]));
+            assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+            finished.stderr_text()
+        };
+        step("setup", "true");
+        // Another job's last step ended `other_ended` seconds from now by GitLab's clock; its
+        // writer is still at work.
+        gitlab.with(|w| {
+            let id = w.add_status(PIPELINE_MERGED, "herald/other", "success", &job_url(9999));
+            w.shift_finished_at(id, other_ended);
+        });
+        let before = gitlab.requests().len();
+        let command = if summary { r#"echo '# Built' >> "$HERALD_STEP_SUMMARY""# } else { "true" };
+        let log = step("last", command);
+        let writes =
+            gitlab.requests()[before..].iter().filter(|r| r.path.contains("/notes/") && r.method == "PUT").count();
+        let note = &gitlab.with(|w| w.herald_notes(1))[0].body;
+        let case = format!("the other ended {other_ended} s from now, summary: {summary}\n{log}\n{note}");
+        assert_eq!(writes, usize::from(!leaves), "{case}");
+        assert_eq!(log.contains("left to the writer of 'herald/other'"), leaves, "{case}");
+        assert_eq!(note.contains("✅ last passed in"), !leaves, "{case}");
+    }
+}
+
 /// A step that is not its job's last and ends at once (10 ms) posts only its final state: one
 /// round trip after it ends. `running` waits a moment for that chance, on the publisher's
 /// thread: the step itself started without waiting (issue #27: the `running` post in flight

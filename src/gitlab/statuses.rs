@@ -57,8 +57,9 @@ pub struct StatusPost<'a> {
 /// What became of a status post that GitLab answered.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Posted {
-    /// Accepted; the author's user id, when GitLab said.
-    Created { author_id: Option<u64> },
+    /// Accepted; the author's user id, and when the status ended by GitLab's clock (ISO 8601,
+    /// for a final state), when GitLab said.
+    Created { author_id: Option<u64>, finished_at: Option<String> },
     /// GitLab already had this state ("Cannot transition … from :<same>"): nothing to do.
     AlreadyThere,
 }
@@ -77,9 +78,10 @@ pub fn post_status(client: &Client, post: &StatusPost<'_>, timeout: Duration) ->
     }
     let path = format!("{}/statuses/{}", project_path(post.project), percent_encode(post.sha));
     match client.post(&path, &body, timeout) {
-        Ok(reply) => {
-            Ok(Posted::Created { author_id: reply.body.pointer("/author/id").and_then(serde_json::Value::as_u64) })
-        }
+        Ok(reply) => Ok(Posted::Created {
+            author_id: reply.body.pointer("/author/id").and_then(serde_json::Value::as_u64),
+            finished_at: reply.body.pointer("/finished_at").and_then(serde_json::Value::as_str).map(str::to_owned),
+        }),
         Err(ApiError::Http { status: 400, message, .. }) if is_same_state(&message, post.state) => {
             Ok(Posted::AlreadyThere)
         }

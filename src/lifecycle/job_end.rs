@@ -106,7 +106,8 @@ pub(crate) fn write_note(
     }
     match settled {
         // Other writers kept writing: each verifies its own write; the verdict is still known.
-        Ok(Synced::Written | Synced::Unchanged | Synced::Throttled(_)) | Err(SyncError::NoAgreement(_)) => {
+        Ok(Synced::Written | Synced::Unchanged | Synced::Throttled(_) | Synced::LeftToLaterWriter)
+        | Err(SyncError::NoAgreement(_)) => {
             if let Some(summary) = note.summary() {
                 say(&format!("herald: {summary}"));
             }

@@ -141,6 +141,8 @@ struct Posting {
     last_error: Option<ApiError>,
     /// A pause GitLab asked for (a 429's Retry-After) that the step's end cut short.
     not_before: Option<Instant>,
+    /// When the final state landed, by GitLab's clock (its `finished_at`), when GitLab said.
+    landed_at: Option<String>,
 }
 
 impl Posting {
@@ -218,7 +220,8 @@ impl Worker {
         {
             return Report::Done; // herald is exiting
         }
-        let mut posting = Posting { ended: None, decided: None, sent: None, last_error: None, not_before: None };
+        let mut posting =
+            Posting { ended: None, decided: None, sent: None, last_error: None, not_before: None, landed_at: None };
         loop {
             // The newest wish wins.
             while let Some(Event::Ended { ended, deadline }) = self.inbox.poll() {
@@ -246,8 +249,11 @@ impl Worker {
                 Tried::Posted(posted) => {
                     log!(Info, "status '{}' is {}", self.name, posting.state().as_str());
                     posting.sent = Some(posting.state());
-                    if let (Some(note), Posted::Created { author_id: Some(me) }) = (note.as_mut(), posted) {
-                        note.know_me(me);
+                    if let Posted::Created { author_id, finished_at } = posted {
+                        if let (Some(note), Some(me)) = (note.as_mut(), author_id) {
+                            note.know_me(me);
+                        }
+                        posting.landed_at = finished_at;
                     }
                     if let (Some(note), StatusState::Running) = (note.as_mut(), posting.state()) {
                         self.live_update(note, &mut look);
@@ -307,6 +313,7 @@ impl Worker {
             note.prefetched(sent, looked);
         }
         note.expect_step(&self.context, &self.step, decided.posted_state().as_str(), &decided.description());
+        note.landed_at(posting.landed_at.as_deref());
         note.expect_summary(&self.name, ended.summary.as_deref());
         self.settle_note(note, at)
     }

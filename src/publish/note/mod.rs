@@ -72,6 +72,9 @@ pub enum Synced {
     Written,
     /// The note shows a newer pipeline; left alone.
     NewerPipeline(u64),
+    /// Nothing written: another step's final state landed after this one's, and its writer,
+    /// which renders at once, reads the statuses after ours (write.rs, `left_to_a_later_writer`).
+    LeftToLaterWriter,
     /// A live write skipped: the note changed less than `HERALD_MIN_UPDATE_INTERVAL` ago. Try
     /// again after this long.
     Throttled(Duration),
@@ -266,7 +269,10 @@ impl<'c> NoteSync<'c> {
             }
             let body = match body.take() {
                 Some(body) => body,
-                None => self.render_now(&guard, note.as_ref(), claimed_from, &mut progress)?,
+                None => match self.render_now(&guard, note.as_ref(), claimed_from, &mut progress)? {
+                    Some(body) => body,
+                    None => return Ok(Synced::LeftToLaterWriter),
+                },
             };
             match self.put(&guard, me, note.as_ref(), &body, round)? {
                 write::Put::AlreadyRight if progress.written.is_some() => return Ok(Synced::Written),

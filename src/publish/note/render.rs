@@ -28,22 +28,32 @@ pub(super) type PipelineState = (Vec<PipelineJob>, Vec<CommitStatus>);
 
 impl NoteSync<'_> {
     /// Renders the body from the state the claim read (`claimed_from`), else from the state read
-    /// now, and remembers what it was rendered from (`progress`) for the verification.
+    /// now, and remembers what it was rendered from (`progress`) for the verification. None: a
+    /// step's first write is left to a later writer the state shows (`left_to_a_later_writer`).
     pub(super) fn render_now(
         &self,
         guard: &Guard,
         note: Option<&Note>,
         claimed_from: Option<PipelineState>,
         progress: &mut Progress,
-    ) -> Result<String, SyncError> {
+    ) -> Result<Option<String>, SyncError> {
         let (jobs, statuses) = match claimed_from {
             Some(state) => state,
-            None => self.read_state(guard, note)?,
+            None => {
+                let (jobs, statuses) = self.read_state(guard, note)?;
+                if progress.written.is_none() {
+                    if let Some(later) = self.left_to_a_later_writer(&statuses) {
+                        log!(Debug, "note: left to the writer of '{}', which ended after this step", later.name);
+                        return Ok(None);
+                    }
+                }
+                (jobs, statuses)
+            }
         };
         progress.rendered_finals = Some(finals_of(&statuses));
         let body = self.render(guard, &jobs, note, statuses)?;
         progress.jobs = Some(jobs);
-        Ok(body)
+        Ok(Some(body))
     }
 
     /// The pipeline's jobs (earlier attempts included) and herald's statuses, those `note` knows

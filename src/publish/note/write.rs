@@ -88,6 +88,8 @@ pub(super) struct Expected {
     /// This step's status name and summary: a note that shows the step without this summary is
     /// not yet right.
     pub(super) summary: Option<(String, Option<String>)>,
+    /// When this step's final state landed, by GitLab's clock (Unix seconds, its `finished_at`).
+    landed_at: Option<f64>,
 }
 
 /// A step's row as the note shows it (see `report::note::shows_step`).
@@ -110,6 +112,13 @@ impl NoteSync<'_> {
             state: state.to_owned(),
             description: description.to_owned(),
         });
+    }
+
+    /// When this process's final status landed, as GitLab's answer to the post said
+    /// (`finished_at`): a writer whose own final status landed later reads the statuses after
+    /// it (see `left_to_a_later_writer`).
+    pub fn landed_at(&mut self, finished_at: Option<&str>) {
+        self.expected.landed_at = finished_at.and_then(gitlab::parse_iso8601);
     }
 
     /// The summary this process's step wrote (status `name`): the note must carry it too.
@@ -250,6 +259,34 @@ impl NoteSync<'_> {
         }
         self.freshness.until = Some(SystemTime::now() + self.job.min_update_interval);
         Ok(Put::Done)
+    }
+
+    /// The step's final write is left to another writer known to come after it (issue #27): the
+    /// statuses, read after this step's final state landed, show another step's final state
+    /// that landed later (GitLab's `finished_at`), whose writer renders the note at once: it
+    /// failed, or no planned step follows it (not one that leaves its write to its job's next
+    /// step). That writer reads the statuses after its own post landed, so after ours, and
+    /// verifies what it wrote like every final writer (mod.rs, 4.), a round trip and a pause
+    /// later still: if it is itself left to a later one, the last of them renders. Not for a
+    /// step that carries a summary: only this job knows it (job memory) until the job is over.
+    /// Returns the later status, for the log.
+    pub(super) fn left_to_a_later_writer<'s>(&self, statuses: &'s [CommitStatus]) -> Option<&'s CommitStatus> {
+        let (Some(landed_at), Some((own_name, own_summary))) = (self.expected.landed_at, &self.expected.summary) else {
+            return None;
+        };
+        if self.expected.step.is_none()
+            || own_summary.is_some()
+            || !crate::publish::job_memory::summaries(&self.job).is_empty()
+        {
+            return None;
+        }
+        let own_prefix = format!("{}/", self.job.status_prefix);
+        statuses.iter().find(|status| {
+            let Some(read) = FinalStatus::read(status) else { return false };
+            let later = status.finished_at.as_deref().and_then(gitlab::parse_iso8601).is_some_and(|at| at > landed_at);
+            let renders = !(read.state == FinalState::Passed && self.more_steps_follow(&status.name));
+            status.name.starts_with(&own_prefix) && status.name != *own_name && later && renders
+        })
     }
 
     /// The final statuses among `statuses` that call for writing again over a write rendered
