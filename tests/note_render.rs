@@ -3,7 +3,8 @@
 
 use herald::report::excerpt::{anchored, ANCHORED_LINES};
 use herald::report::note::{
-    render, JobView, NoteView, PastPipeline, PipelineView, StepState, StepView, GITLAB_NOTE_LIMIT, VISIBLE_LINES,
+    render, running_steps, JobView, NoteView, PastPipeline, PipelineView, StepState, StepView, GITLAB_NOTE_LIMIT,
+    VISIBLE_LINES,
 };
 
 use crate::support::snapshot::assert_snapshot;
@@ -261,6 +262,17 @@ fn two_hundred_jobs_stay_within_the_visible_budget() {
     let mid_run = render(&pipeline_of(false));
     assert!(mid_run.contains("jobs waiting"), "waiting jobs are summarised per stage: {mid_run}");
     assert!(mid_run.contains("… and "), "running steps beyond the budget are counted, not listed: {mid_run}");
+    // How many writers are still to come, as a writer reads it back (publish/note: issue #27).
+    let running = pipeline_of(false)
+        .jobs
+        .iter()
+        .flat_map(|job| &job.steps)
+        .filter(|step| step.state == StepState::Running)
+        .count();
+    assert!(running > 10);
+    assert_eq!(running_steps(&mid_run), running, "{mid_run}");
+    assert_eq!(running_steps(&render(&pipeline_of(true))), 0);
+    assert_eq!(running_steps("no note at all"), 0);
 }
 
 #[test]

@@ -812,8 +812,13 @@ fn a_jobs_last_step_ends_in_four_round_trips() {
 /// nor when this step has a summary only its job knows.
 #[test]
 fn a_last_step_leaves_its_write_to_a_step_that_ended_after_it() {
-    for (other_ended, summary, leaves) in [(60.0, false, true), (-60.0, false, false), (60.0, true, false)] {
+    let cases = [(60.0, false, 0, true), (60.0, false, 12, true), (-60.0, false, 12, false), (60.0, true, 0, false)];
+    for (other_ended, summary, running, leaves) in cases {
         let gitlab = GitLab::start();
+        // `running` other steps still at work, which the note shows.
+        for i in 0..running {
+            gitlab.with(|w| w.add_status(PIPELINE_MERGED, &format!("herald/busy-{i}"), "running", &job_url(9000 + i)));
+        }
         let step = |job: &str, command: &str| {
             let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, job, "test", "running"));
             let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)

@@ -25,6 +25,11 @@ const BUSY_PAUSE: Duration = Duration::from_millis(500);
 /// step, before rendering itself.
 pub(super) const COVERED_LOOKS: u32 = 4;
 
+/// Steps running, as the note shows them, from which a busy note is taken for many steps ending
+/// (`many_ending`): with fewer, a later writer's final state rarely lands in the round trip
+/// before the render's reads, and reading the jobs after the statuses would cost that trip.
+const MANY_RUNNING: usize = 10;
+
 /// The final statuses of a render, (id, state) by id.
 type Finals = Vec<(u64, String)>;
 
@@ -340,6 +345,14 @@ impl NoteSync<'_> {
             log!(Debug, "note !{}#{}: already shows this step as {}", self.mr_iid, note.id, own.state);
         }
         shown
+    }
+
+    /// Whether many steps are ending now, as `note` tells: other writers changed it within
+    /// `BUSY_WINDOW`, and it shows at least `MANY_RUNNING` steps running, whose writers are still
+    /// to come. Then a step's final write is likely left to one of them (`left_to_a_later_writer`),
+    /// and the render reads the statuses before the jobs. Only the order of reads depends on it.
+    pub(super) fn many_ending(&self, note: &Note) -> bool {
+        self.expected.landed_at.is_some() && self.is_busy(note) && view::running_steps(&note.body) >= MANY_RUNNING
     }
 
     /// Whether other writers are at work: the note changed within `BUSY_WINDOW`, by GitLab's clock,

@@ -211,6 +211,14 @@ fn tally(view: &NoteView, entries: &[Entry], bold: bool) -> String {
     }
 }
 
+/// How many steps the note `body` counts as running, from its heading's tally (`tally`): the
+/// writers still to come as of its last render. 0 when it says none, or is not a note.
+pub fn running_steps(body: &str) -> usize {
+    let suffix = format!(" {}", StepState::Running.word());
+    let tally = body.lines().skip_while(|line| !line.starts_with("### ")).nth(1).unwrap_or_default();
+    tally.split(" · ").find_map(|part| part.strip_suffix(suffix.as_str())?.parse().ok()).unwrap_or(0)
+}
+
 /// One plain line for a job log: `pipeline #1003 failed: 2 failed · 10 passed · 12 steps in 8 jobs`.
 pub fn verdict_line(view: &NoteView) -> String {
     let entries = entries(view);

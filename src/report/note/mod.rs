@@ -39,7 +39,7 @@ use crate::duration::format_duration;
 use attention::{failures, job_link, listing};
 use folded::{everything_else, step_part, step_summaries};
 use header::header;
-pub use header::verdict_line;
+pub use header::{running_steps, verdict_line};
 
 mod attention;
 mod folded;
