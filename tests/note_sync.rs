@@ -841,13 +841,52 @@ fn a_last_step_leaves_its_write_to_a_step_that_ended_after_it() {
         let before = gitlab.requests().len();
         let command = if summary { r#"echo '# Built' >> "$HERALD_STEP_SUMMARY""# } else { "true" };
         let log = step("last", command);
-        let writes =
-            gitlab.requests()[before..].iter().filter(|r| r.path.contains("/notes/") && r.method == "PUT").count();
+        let after = gitlab.requests().split_off(before);
+        let writes = after.iter().filter(|r| r.path.contains("/notes/") && r.method == "PUT").count();
+        let job_pages = after.iter().filter(|r| r.path.contains("/jobs")).count();
         let note = &gitlab.with(|w| w.herald_notes(1))[0].body;
-        let case = format!("the other ended {other_ended} s from now, summary: {summary}\n{log}\n{note}");
+        let case =
+            format!("the other ended {other_ended} s from now, {running} running, summary: {summary}\n{log}\n{note}");
+        // Many steps running in a note just written by another job: the statuses are read
+        // first, and the jobs only when this step's write is not left to another.
+        if running > 0 {
+            assert_eq!(job_pages, usize::from(!leaves), "{case}");
+        }
         assert_eq!(writes, usize::from(!leaves), "{case}");
         assert_eq!(log.contains("left to the writer of 'herald/other'"), leaves, "{case}");
         assert_eq!(note.contains("✅ last passed in"), !leaves, "{case}");
+    }
+}
+
+/// When a pipeline starts, its jobs reach their first live write together: only the first job
+/// of the configuration (with steps) claims the note at once, the next one a turn (1 s) later,
+/// and so on, each looking again first (issue #27: dozens of claims, each reading the whole
+/// pipeline). A final write claims at once.
+#[test]
+fn live_writes_take_turns_to_claim_the_note_by_the_configurations_order() {
+    let checkout = crate::support::TempDir::new("turns");
+    let config = "first:\n  script:\n    - herald run --name a -- make\n\
+                  second:\n  script:\n    - herald run --name b -- make\n";
+    std::fs::write(checkout.join(".gitlab-ci.yml"), config).unwrap();
+    for (job, claims_while_running) in [("first", true), ("second", false)] {
+        let gitlab = GitLab::start();
+        let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, job, "test", "running"));
+        let step = if job == "first" { "a" } else { "b" };
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+            .env("CI_JOB_NAME", job)
+            .env("CI_JOB_ID", format!("{id}{}", std::process::id()))
+            .env("CI_JOB_URL", url)
+            .env("CI_PROJECT_DIR", checkout.path())
+            .env("HERALD_LOG", "debug")
+            .args(["run", "--name", step, "--", "sleep", "1.6"]));
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+        let requests = gitlab.requests();
+        let created = requests.iter().position(|r| r.method == "POST" && r.path.ends_with("/notes")).expect("a note");
+        let final_post = requests.iter().rposition(|r| r.method == "POST" && r.path.contains("/statuses/")).unwrap();
+        let case = format!("{job}: {}", finished.stderr_text());
+        assert_eq!(created < final_post, claims_while_running, "{case}");
+        assert_eq!(requests.iter().filter(|r| r.method == "POST" && r.path.ends_with("/notes")).count(), 1, "{case}");
+        assert!(gitlab.with(|w| w.herald_notes(1))[0].body.contains(&format!("✅ {step} passed in")), "{case}");
     }
 }
 

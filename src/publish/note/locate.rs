@@ -19,6 +19,10 @@ const OLD_DUPLICATE: f64 = 30.0;
 /// Writers that found no note look again after a random moment up to this long before creating
 /// one, so that of those that found none at once, the first one's note is seen by the others.
 const CLAIM_SPREAD: Duration = Duration::from_millis(200);
+/// How long each place in the configuration's order waits for the jobs before it to claim the
+/// note in a live write (`claim_turn`), and after how many places they all wait the same.
+const CLAIM_TURN: Duration = Duration::from_secs(1);
+const CLAIM_TURNS: usize = 8;
 /// A look at the note made on another thread is used only this soon after it was sent.
 const YOUNG_LOOK: Duration = Duration::from_secs(2);
 /// The share of the time left that a create may take: the rest is the budget of the list (and
@@ -101,6 +105,8 @@ pub(super) struct Locator {
     /// A look at the note made on another thread, and when it was sent: the next `find`'s, if it
     /// is still young then.
     prefetched: Option<(Instant, Looked)>,
+    /// A live write found no note and waited its turn to claim it (`claim_turn`).
+    waited_turn: bool,
 }
 
 impl Locator {
@@ -155,6 +161,40 @@ impl NoteSync<'_> {
     /// verification (`sync`) catches what changed meanwhile.
     pub fn prefetched(&mut self, sent: Instant, looked: Looked) {
         self.locator.prefetched = Some((sent, looked));
+    }
+
+    /// How long a live write that found no note waits before claiming it (None: claim now).
+    /// When a pipeline starts, its jobs reach their first live write together, and each that
+    /// found no note would read the whole pipeline for its claim (issue #27: 30–100 claims of
+    /// 200 jobs, a sixth of their requests). So they take turns by their place in the
+    /// configuration: its first job with steps claims at once, the next ones a `CLAIM_TURN` later
+    /// each, the rest after `CLAIM_TURNS` turns and a random part of one; each looks again first.
+    /// Once: after its wait, a writer claims. A final write never waits (its state must show),
+    /// nor a job the configuration does not place.
+    pub(super) fn claim_turn(&mut self) -> Option<Duration> {
+        use crate::pipeline::When;
+        // Every job of the configuration, whatever herald's reading of the rules says of the
+        // others (in a merge request pipeline, jobs without rules are not created; a job sees
+        // itself created, since it runs): the order must be the same in every job.
+        let starts = |job: &&crate::pipeline::Job| {
+            !job.steps.is_empty() && !matches!(job.when, When::Manual | When::Delayed | When::OnFailure)
+        };
+        let place = self.plan?.all_jobs().into_iter().filter(starts).position(|job| job.name == self.job.job_name)?;
+        if place == 0 || std::mem::replace(&mut self.locator.waited_turn, true) {
+            return None;
+        }
+        let turns = place.min(CLAIM_TURNS) as u32;
+        let spread = if place >= CLAIM_TURNS {
+            Backoff::starting_at(CLAIM_TURN * 2).next_wait(None).saturating_sub(CLAIM_TURN)
+        } else {
+            Duration::ZERO
+        };
+        log!(
+            Debug,
+            "note !{}: none yet; the configuration's job #{place} claims it only after {turns} turns",
+            self.mr_iid
+        );
+        Some(CLAIM_TURN * turns + spread)
     }
 
     /// None of ours yet: claim it (see `view::claim`), from the pipeline as GitLab has it: the

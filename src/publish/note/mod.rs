@@ -256,6 +256,9 @@ impl<'c> NoteSync<'c> {
             // The pipeline's state read for the claim, which the render then uses too.
             let mut claimed_from = None;
             if note.is_none() {
+                if let Some(wait) = (rounds == 1).then(|| self.claim_turn()).flatten() {
+                    return Ok(Synced::Throttled(wait));
+                }
                 match self.claim(&guard, me, &mut progress)? {
                     locate::Claimed::Newer(newer) => return Ok(Synced::NewerPipeline(newer)),
                     locate::Claimed::Note(kept, ours_from) => (note, claimed_from) = (kept, ours_from),
