@@ -232,15 +232,25 @@ fn notes_of_others_are_never_adopted_and_our_duplicates_are_removed() {
 /// to remove it, as under a 429 storm with a short flush budget) is removed by whoever lists it,
 /// as long as it is not the lowest; a written duplicate is left to its creator while young.
 #[test]
-fn any_writer_removes_a_bare_claim_that_is_not_the_lowest() {
+fn any_writer_removes_a_bare_claim_that_is_not_the_lowest_once_its_creator_had_time() {
     let gitlab = GitLab::start();
     let kept = gitlab.with(|w| w.add_note(1, 100, "<!-- herald:note pipeline=1003 -->\nwritten"));
     let claim = gitlab.with(|w| w.add_note(1, 100, "<!-- herald:note pipeline=1003 -->\nx\n<!-- herald:claim 1-2 -->"));
+    let young_claim =
+        gitlab.with(|w| w.add_note(1, 100, "<!-- herald:note pipeline=1003 -->\ny\n<!-- herald:claim 3-4 -->"));
     let written = gitlab.with(|w| w.add_note(1, 100, "<!-- herald:note pipeline=1003 -->\nwritten too"));
+    // Its creator, which lists right after creating, had six seconds to remove it (5 s grace).
+    gitlab.with(|w| w.age_note(claim, 6.0));
     run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
         .args(["run", "--name", "unit", "--", "true"]));
     let ids: Vec<u64> = gitlab.with(|w| w.herald_notes(1).iter().map(|n| n.id).collect());
-    assert_eq!(ids, [kept, written], "the bare claim {claim} is gone; the young written one is its creator's");
+    assert_eq!(
+        ids,
+        [kept, young_claim, written],
+        "the bare claim {claim} is gone; the young claim and the young written one are their creators'"
+    );
+    let deletes = gitlab.requests().iter().filter(|r| r.method == "DELETE").count();
+    assert_eq!(deletes, 1, "nobody else deletes a claim its creator is about to delete");
 }
 
 /// A look at the note made early is not used once it is old: here a short step's look, made as
