@@ -866,6 +866,24 @@ fn a_last_step_leaves_its_write_to_a_step_that_ended_after_it() {
         assert_eq!(log.contains("left to the writer of 'herald/other'"), leaves, "{case}");
         assert_eq!(note.contains("✅ last passed in"), !leaves, "{case}");
     }
+    // No note yet: the claim is left to that writer too (jobs ending together all find none, and
+    // every note created is e-mailed to every participant).
+    for (other_ended, leaves) in [(60.0, true), (-60.0, false)] {
+        let gitlab = GitLab::start();
+        gitlab.with(|w| {
+            let id = w.add_status(PIPELINE_MERGED, "herald/other", "success", &job_url(9999));
+            w.shift_finished_at(id, other_ended);
+        });
+        let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, "last", "test", "running"));
+        let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+            .env("CI_JOB_NAME", "last")
+            .env("CI_JOB_ID", format!("{id}{}", std::process::id()))
+            .env("CI_JOB_URL", url)
+            .args(["run", "--name", "last", "--", "true"]));
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+        let created = gitlab.requests().iter().filter(|r| r.method == "POST" && r.path.ends_with("/notes")).count();
+        assert_eq!(created, usize::from(!leaves), "the other ended {other_ended} s from now");
+    }
 }
 
 /// When a pipeline starts, its jobs reach their first live write together: only the first job

@@ -28,6 +28,10 @@
 //!    state (another writer rendered it after the status was posted): then there is nothing to
 //!    write. It does not wait for a busy note (written in the last two seconds) to cover it:
 //!    that wait held every job's end for half a second and rarely saved the write (issue #27).
+//!    It leaves the write to a later writer when the statuses it reads show another step's final
+//!    state that landed after its own and whose writer renders at once: that writer reads the
+//!    statuses after its own post, so after this one's, and verifies (4.); the last of such a
+//!    chain renders (write.rs, `left_to_a_later_writer`).
 
 //!
 //! Where each part lives: `locate.rs` finds the note, claims it and removes duplicates (the
@@ -261,6 +265,7 @@ impl<'c> NoteSync<'c> {
                 }
                 match self.claim(&guard, me, &mut progress)? {
                     locate::Claimed::Newer(newer) => return Ok(Synced::NewerPipeline(newer)),
+                    locate::Claimed::LeftToLaterWriter => return Ok(Synced::LeftToLaterWriter),
                     locate::Claimed::Note(kept, ours_from) => (note, claimed_from) = (kept, ours_from),
                 }
             }

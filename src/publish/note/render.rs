@@ -88,7 +88,7 @@ impl NoteSync<'_> {
 
     /// Whether this step's write is left to a later writer (`left_to_a_later_writer`), said in
     /// the log.
-    fn leaves_it_to_a_later_writer(&self, statuses: &[CommitStatus]) -> bool {
+    pub(super) fn leaves_it_to_a_later_writer(&self, statuses: &[CommitStatus]) -> bool {
         let later = self.left_to_a_later_writer(statuses);
         if let Some(later) = later {
             log!(Debug, "note: left to the writer of '{}', which ended after this step", later.name);
