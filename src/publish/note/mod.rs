@@ -32,7 +32,6 @@
 //!    state that landed after its own and whose writer renders at once: that writer reads the
 //!    statuses after its own post, so after this one's, and verifies (4.); the last of such a
 //!    chain renders (write.rs, `left_to_a_later_writer`).
-
 //!
 //! Where each part lives: `locate.rs` finds the note, claims it and removes duplicates (the
 //! claim's lifecycle is `locate::Claim`); `render.rs` reads the pipeline's state and renders the
