@@ -819,11 +819,24 @@ fn a_jobs_last_step_ends_in_four_round_trips() {
 /// (GitLab's `finished_at`, in the statuses it reads after its post) and whose writer renders
 /// at once: that writer reads the statuses after its own post, so after this one's (issue #27:
 /// one render per job was most of a big pipeline's requests). Not when that step ended earlier,
-/// nor when this step has a summary only its job knows.
+/// nor when this step has a summary only its job knows, nor when that step passed and this
+/// writer has no plan to tell whether it was its job's last (a middle one leaves the note to the
+/// next step, 5.).
 #[test]
 fn a_last_step_leaves_its_write_to_a_step_that_ended_after_it() {
-    let cases = [(60.0, false, 0, true), (60.0, false, 12, true), (-60.0, false, 12, false), (60.0, true, 0, false)];
-    for (other_ended, summary, running, leaves) in cases {
+    let checkout = crate::support::TempDir::new("later");
+    let config = "setup:\n  script:\n    - herald run --name setup -- true\n\
+                  last:\n  script:\n    - herald run --name last -- true\n\
+                  other:\n  script:\n    - herald run --name other -- true\n";
+    std::fs::write(checkout.join(".gitlab-ci.yml"), config).unwrap();
+    let cases = [
+        (60.0, false, 0, true, true),
+        (60.0, false, 12, true, true),
+        (-60.0, false, 12, true, false),
+        (60.0, true, 0, true, false),
+        (60.0, false, 0, false, false),
+    ];
+    for (other_ended, summary, running, planned, leaves) in cases {
         let gitlab = GitLab::start();
         // `running` other steps still at work, which the note shows.
         for i in 0..running {
@@ -831,7 +844,11 @@ fn a_last_step_leaves_its_write_to_a_step_that_ended_after_it() {
         }
         let step = |job: &str, command: &str| {
             let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, job, "test", "running"));
-            let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
+            let mut herald = herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER);
+            if planned {
+                herald.env("CI_PROJECT_DIR", checkout.path());
+            }
+            let finished = run(herald
                 .env("CI_JOB_NAME", job)
                 .env("HERALD_MIN_UPDATE_INTERVAL", "60s")
                 .env("HERALD_LOG", "debug")
@@ -855,8 +872,9 @@ fn a_last_step_leaves_its_write_to_a_step_that_ended_after_it() {
         let writes = after.iter().filter(|r| r.path.contains("/notes/") && r.method == "PUT").count();
         let job_pages = after.iter().filter(|r| r.path.contains("/jobs")).count();
         let note = &gitlab.with(|w| w.herald_notes(1))[0].body;
-        let case =
-            format!("the other ended {other_ended} s from now, {running} running, summary: {summary}\n{log}\n{note}");
+        let case = format!(
+            "the other ended {other_ended} s from now, {running} running, summary: {summary}, planned: {planned}\n{log}\n{note}"
+        );
         // Many steps running in a note just written by another job: the statuses are read
         // first, and the jobs only when this step's write is not left to another.
         if running > 0 {
@@ -867,11 +885,12 @@ fn a_last_step_leaves_its_write_to_a_step_that_ended_after_it() {
         assert_eq!(note.contains("✅ last passed in"), !leaves, "{case}");
     }
     // No note yet: the claim is left to that writer too (jobs ending together all find none, and
-    // every note created is e-mailed to every participant).
+    // every note created is e-mailed to every participant). A step that failed renders at once,
+    // plan or not.
     for (other_ended, leaves) in [(60.0, true), (-60.0, false)] {
         let gitlab = GitLab::start();
         gitlab.with(|w| {
-            let id = w.add_status(PIPELINE_MERGED, "herald/other", "success", &job_url(9999));
+            let id = w.add_status(PIPELINE_MERGED, "herald/other", "failed", &job_url(9999));
             w.shift_finished_at(id, other_ended);
         });
         let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, "last", "test", "running"));

@@ -269,8 +269,8 @@ impl NoteSync<'_> {
     /// The step's final write is left to another writer known to come after it (issue #27): the
     /// statuses, read after this step's final state landed, show another step's final state
     /// that landed later (GitLab's `finished_at`), whose writer renders the note at once: it
-    /// failed, or no planned step follows it (not one that leaves its write to its job's next
-    /// step). That writer reads the statuses after its own post landed, so after ours, and
+    /// did not pass, or it is its job's last planned step (not one that leaves its write to its
+    /// job's next step). That writer reads the statuses after its own post landed, so after ours, and
     /// verifies what it wrote like every final writer (mod.rs, 4.), a round trip and a pause
     /// later still: if it is itself left to a later one, the last of them renders. Not for a
     /// step that carries a summary: only this job knows it (job memory) until the job is over.
@@ -289,7 +289,10 @@ impl NoteSync<'_> {
         statuses.iter().find(|status| {
             let Some(read) = FinalStatus::read(status) else { return false };
             let later = status.finished_at.as_deref().and_then(gitlab::parse_iso8601).is_some_and(|at| at > landed_at);
-            let renders = !(read.state == FinalState::Passed && self.more_steps_follow(&status.name));
+            // One that passed renders only as its job's last planned step, which this writer's
+            // plan must know: a job without a checkout has none, and its guess would be wrong
+            // for a middle step, whose writer leaves the note to the next (5.).
+            let renders = read.state != FinalState::Passed || self.steps_after(&status.name) == Some(0);
             status.name.starts_with(&own_prefix) && status.name != *own_name && later && renders
         })
     }
@@ -314,13 +317,18 @@ impl NoteSync<'_> {
 
     /// Whether the plan has steps after the one the status `name` is for, in its job.
     fn more_steps_follow(&self, name: &str) -> bool {
-        let Some(plan) = self.plan else { return false };
-        let Some(parsed) = StatusName::parse(name, &self.job.status_prefix) else { return false };
-        let Some(job) = plan.configured_task(parsed.task) else { return false };
-        let Some((step, occurrence)) = parsed.step_of(self.plan) else { return false };
+        self.steps_after(name).is_some_and(|after| after > 0)
+    }
+
+    /// How many steps the plan has after the one the status `name` is for, in its job; None
+    /// when the plan does not know that step (no plan here, another job's step it lacks).
+    fn steps_after(&self, name: &str) -> Option<usize> {
+        let parsed = StatusName::parse(name, &self.job.status_prefix)?;
+        let job = self.plan?.configured_task(parsed.task)?;
+        let (step, occurrence) = parsed.step_of(self.plan)?;
         let at =
             job.steps.iter().enumerate().filter(|(_, planned)| **planned == step).nth(occurrence.saturating_sub(1));
-        at.is_some_and(|(at, _)| at + 1 < job.steps.len())
+        at.map(|(at, _)| job.steps.len() - at - 1)
     }
 
     /// Whether `note` shows this process's step in its final state (see `expect_step`), with its
