@@ -147,9 +147,11 @@ fn a_merge_request_pipeline_of_the_templates_publishes_every_step_and_one_note()
         ("CI_PIPELINE_SOURCE", "merge_request_event".into()),
         ("CI_MERGE_REQUEST_IID", MR_IID.to_string()),
         ("GITLAB_CI", "true".into()),
-        ("SAMPLE_BOT_TOKEN", TOKEN_DEVELOPER.into()),
         ("SAMPLE_HERALD_RELEASES", releases.display().to_string()),
     ];
+    // The token goes in a variables file, not on gitlab-ci-local's command line, which every
+    // process on the machine can read (the executor's tests look for it there, at the same time).
+    std::fs::write(home.join("secret-variables.yml"), format!("SAMPLE_BOT_TOKEN: {TOKEN_DEVELOPER}\n")).unwrap();
     let gitlab_ci_local = |args: &[&str]| {
         let mut command = Command::new(&gitlab_ci_local);
         for (key, _) in std::env::vars_os() {
@@ -167,6 +169,8 @@ fn a_merge_request_pipeline_of_the_templates_publishes_every_step_and_one_note()
         for (key, value) in &variables {
             command.arg("--variable").arg(format!("{key}={value}"));
         }
+        // Relative: gitlab-ci-local joins it to the project directory.
+        command.arg("--variables-file").arg("../home/secret-variables.yml");
         command
     };
 
