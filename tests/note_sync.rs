@@ -906,19 +906,20 @@ fn a_last_step_leaves_its_write_to_a_step_that_ended_after_it() {
 }
 
 /// When a pipeline starts, its jobs reach their first live write together: only the first job
-/// of the configuration (with steps) claims the note at once, the next one a turn (1 s) later,
-/// and so on, each looking again first (issue #27: dozens of claims, each reading the whole
+/// of the configuration (with steps) claims the note at once, the next ones a turn (0.5 s) later
+/// each, and so on, each looking again first (issue #27: dozens of claims, each reading the whole
 /// pipeline). A final write claims at once.
 #[test]
 fn live_writes_take_turns_to_claim_the_note_by_the_configurations_order() {
     let checkout = crate::support::TempDir::new("turns");
     let config = "first:\n  script:\n    - herald run --name a -- make\n\
-                  second:\n  script:\n    - herald run --name b -- make\n";
+                  second:\n  script:\n    - herald run --name b -- make\n\
+                  third:\n  script:\n    - herald run --name c -- make\n";
     std::fs::write(checkout.join(".gitlab-ci.yml"), config).unwrap();
-    for (job, claims_while_running) in [("first", true), ("second", false)] {
+    // The third waits two turns after its live write's look at 1 s: its step has ended by then.
+    for (job, step, claims_while_running) in [("first", "a", true), ("third", "c", false)] {
         let gitlab = GitLab::start();
         let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, job, "test", "running"));
-        let step = if job == "first" { "a" } else { "b" };
         let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
             .env("CI_JOB_NAME", job)
             .env("CI_JOB_ID", format!("{id}{}", std::process::id()))

@@ -23,9 +23,11 @@ const OLD_DUPLICATE: f64 = 30.0;
 /// one, so that of those that found none at once, the first one's note is seen by the others.
 const CLAIM_SPREAD: Duration = Duration::from_millis(200);
 /// How long each place in the configuration's order waits for the jobs before it to claim the
-/// note in a live write (`claim_turn`), and after how many places they all wait the same.
-const CLAIM_TURN: Duration = Duration::from_secs(1);
-const CLAIM_TURNS: usize = 8;
+/// note in a live write (`claim_turn`): longer than a claim takes (its reads and create, a few
+/// round trips), and after how many places they all wait the same: the note of a pipeline
+/// whose first jobs make no live write appears at most 3 s later than it would have.
+const CLAIM_TURN: Duration = Duration::from_millis(500);
+const CLAIM_TURNS: usize = 6;
 /// A look at the note made on another thread is used only this soon after it was sent.
 const YOUNG_LOOK: Duration = Duration::from_secs(2);
 /// The share of the time left that a create may take: the rest is the budget of the list (and
