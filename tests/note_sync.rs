@@ -20,6 +20,15 @@ fn shows(body: &str, icon: &str, job: &TestJob, step: &str) -> bool {
     crate::support::campaign::note_shows(body, icon, &job.name, &job.url, step, "")
 }
 
+/// herald in a CI job of its own named `job`, which the stand-in's merged-results pipeline now
+/// has: its name, a unique id (herald's job memory is keyed by it) and its URL set.
+fn herald_in_job(gitlab: &GitLab, job: &str) -> std::process::Command {
+    let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, job, "test", "running"));
+    let mut command = herald_in_ci(gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER);
+    command.env("CI_JOB_NAME", job).env("CI_JOB_ID", format!("{id}{}", std::process::id())).env("CI_JOB_URL", url);
+    command
+}
+
 /// Runs `jobs` jobs at once in the merged-results pipeline of MR !1, each with 1–3 steps (some
 /// failing), every request exposed to `fault_rate` of 5xx and resets; returns requests per step.
 fn concurrent_pipeline(seed: u64, jobs: usize, fault_rate: f64) -> f64 {
@@ -750,12 +759,8 @@ fn a_jobs_last_step_ends_in_four_round_trips() {
     const ROUND_TRIP: Duration = Duration::from_millis(250);
     let gitlab = GitLab::start();
     let step = |job: &str, command: &str| {
-        let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, job, "test", "running"));
-        let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
-            .env("CI_JOB_NAME", job)
+        let finished = run(herald_in_job(&gitlab, job)
             .env("HERALD_MIN_UPDATE_INTERVAL", "60s")
-            .env("CI_JOB_ID", format!("{id}{}", std::process::id()))
-            .env("CI_JOB_URL", url)
             .args(["run", "--name", job, "--", "sh", "-c", command]));
         assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
     };
@@ -843,17 +848,13 @@ fn a_last_step_leaves_its_write_to_a_step_that_ended_after_it() {
             gitlab.with(|w| w.add_status(PIPELINE_MERGED, &format!("herald/busy-{i}"), "running", &job_url(9000 + i)));
         }
         let step = |job: &str, command: &str| {
-            let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, job, "test", "running"));
-            let mut herald = herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER);
+            let mut herald = herald_in_job(&gitlab, job);
             if planned {
                 herald.env("CI_PROJECT_DIR", checkout.path());
             }
             let finished = run(herald
-                .env("CI_JOB_NAME", job)
                 .env("HERALD_MIN_UPDATE_INTERVAL", "60s")
                 .env("HERALD_LOG", "debug")
-                .env("CI_JOB_ID", format!("{id}{}", std::process::id()))
-                .env("CI_JOB_URL", url)
                 .args(["run", "--name", job, "--", "sh", "-c", command]));
             assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
             finished.stderr_text()
@@ -893,12 +894,7 @@ fn a_last_step_leaves_its_write_to_a_step_that_ended_after_it() {
             let id = w.add_status(PIPELINE_MERGED, "herald/other", "failed", &job_url(9999));
             w.shift_finished_at(id, other_ended);
         });
-        let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, "last", "test", "running"));
-        let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
-            .env("CI_JOB_NAME", "last")
-            .env("CI_JOB_ID", format!("{id}{}", std::process::id()))
-            .env("CI_JOB_URL", url)
-            .args(["run", "--name", "last", "--", "true"]));
+        let finished = run(herald_in_job(&gitlab, "last").args(["run", "--name", "last", "--", "true"]));
         assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
         let created = gitlab.requests().iter().filter(|r| r.method == "POST" && r.path.ends_with("/notes")).count();
         assert_eq!(created, usize::from(!leaves), "the other ended {other_ended} s from now");
@@ -919,11 +915,7 @@ fn live_writes_take_turns_to_claim_the_note_by_the_configurations_order() {
     // The third waits two turns after its live write's look at 1 s: its step has ended by then.
     for (job, step, claims_while_running) in [("first", "a", true), ("third", "c", false)] {
         let gitlab = GitLab::start();
-        let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, job, "test", "running"));
-        let finished = run(herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER)
-            .env("CI_JOB_NAME", job)
-            .env("CI_JOB_ID", format!("{id}{}", std::process::id()))
-            .env("CI_JOB_URL", url)
+        let finished = run(herald_in_job(&gitlab, job)
             .env("CI_PROJECT_DIR", checkout.path())
             .env("HERALD_LOG", "debug")
             .args(["run", "--name", step, "--", "sleep", "1.6"]));
@@ -980,16 +972,12 @@ fn a_writer_writes_again_for_a_step_that_ended_meanwhile_not_for_one_that_starte
     {
         let gitlab = GitLab::start();
         let step = |job: &str| {
-            let (id, url) = gitlab.with(|w| w.add_job(PIPELINE_MERGED, job, "test", "running"));
-            let mut command = herald_in_ci(&gitlab, PipelineKind::MergedResults, TOKEN_DEVELOPER);
+            let mut command = herald_in_job(&gitlab, job);
             if planned {
                 command.env("CI_PROJECT_DIR", checkout.path());
             }
             command
-                .env("CI_JOB_NAME", job)
                 .env("HERALD_MIN_UPDATE_INTERVAL", "60s")
-                .env("CI_JOB_ID", format!("{id}{}", std::process::id()))
-                .env("CI_JOB_URL", url)
                 .args(["run", "--name", job, "--", "true"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())

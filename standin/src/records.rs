@@ -35,6 +35,32 @@ pub struct Job {
     pub finished_at: Option<f64>,
 }
 
+impl Job {
+    /// A job or status of `pipeline` (its ref and SHA), as it is first made: no description,
+    /// link, log or times yet, not retried, not allowed to fail. A status is in the `external`
+    /// stage.
+    pub fn new(id: u64, pipeline: &Pipeline, kind: JobKind, name: &str, status: &str, user_id: u64) -> Job {
+        Job {
+            id,
+            pipeline_id: pipeline.id,
+            kind,
+            stage: "external".into(),
+            name: name.into(),
+            status: status.into(),
+            reference: pipeline.reference.clone(),
+            sha: pipeline.sha.clone(),
+            user_id,
+            description: None,
+            target_url: None,
+            retried: false,
+            allow_failure: false,
+            trace: String::new(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     pub id: u64,

@@ -169,24 +169,8 @@ fn status_moved(
         Some(index) => index,
         None => {
             let id = world.new_id();
-            world.jobs.push(Job {
-                id,
-                pipeline_id: pipeline.id,
-                kind: JobKind::External,
-                stage: "external".into(),
-                name: name.into(),
-                status: "created".into(),
-                reference: pipeline.reference.clone(),
-                sha: sha.into(),
-                user_id,
-                description: None,
-                target_url: None,
-                retried: false,
-                allow_failure: false,
-                trace: String::new(),
-                started_at: None,
-                finished_at: None,
-            });
+            let status = Job { sha: sha.into(), ..Job::new(id, pipeline, JobKind::External, name, "created", user_id) };
+            world.jobs.push(status);
             world.jobs.len() - 1
         }
     };
@@ -287,24 +271,13 @@ impl World {
     /// Adds a commit status of the token's user (100) to a pipeline, as posting it would have.
     pub fn add_status(&mut self, pipeline_id: u64, name: &str, status: &str, target_url: &str) -> u64 {
         let id = self.new_id();
-        let pipeline = self.pipelines.iter().find(|p| p.id == pipeline_id).expect("pipeline").clone();
+        let pipeline = self.pipelines.iter().find(|p| p.id == pipeline_id).expect("pipeline");
         self.jobs.push(Job {
-            id,
-            pipeline_id,
-            kind: JobKind::External,
-            stage: "external".into(),
-            name: name.into(),
-            status: status.into(),
-            reference: pipeline.reference,
-            sha: pipeline.sha,
-            user_id: 100,
             description: Some(format!("{status} in 1 s")),
             target_url: Some(target_url.into()),
-            retried: false,
-            allow_failure: false,
-            trace: String::new(),
             started_at: Some(unix_now()),
             finished_at: ["success", "failed", "canceled"].contains(&status).then(unix_now),
+            ..Job::new(id, pipeline, JobKind::External, name, status, 100)
         });
         id
     }

@@ -235,25 +235,9 @@ impl World {
     /// Adds a CI job to a pipeline; returns its id and web URL (what `CI_JOB_URL` would be).
     pub fn add_job(&mut self, pipeline_id: u64, name: &str, stage: &str, status: &str) -> (u64, String) {
         let id = self.new_id();
-        let pipeline = self.pipelines.iter().find(|p| p.id == pipeline_id).expect("pipeline").clone();
-        self.jobs.push(Job {
-            id,
-            pipeline_id,
-            kind: JobKind::Build,
-            stage: stage.into(),
-            name: name.into(),
-            status: status.into(),
-            reference: pipeline.reference,
-            sha: pipeline.sha,
-            user_id: 102,
-            description: None,
-            target_url: None,
-            retried: false,
-            allow_failure: false,
-            trace: String::new(),
-            started_at: None,
-            finished_at: None,
-        });
+        let pipeline = self.pipelines.iter().find(|p| p.id == pipeline_id).expect("pipeline");
+        let job = Job { stage: stage.into(), ..Job::new(id, pipeline, JobKind::Build, name, status, 102) };
+        self.jobs.push(job);
         (id, job_url(id))
     }
 
