@@ -899,6 +899,23 @@ fn a_last_step_leaves_its_write_to_a_step_that_ended_after_it() {
         let created = gitlab.requests().iter().filter(|r| r.method == "POST" && r.path.ends_with("/notes")).count();
         assert_eq!(created, usize::from(!leaves), "the other ended {other_ended} s from now");
     }
+    // Not while GitLab refuses requests: the later writer meets the same and may run out of
+    // time, leaving the note to its job's `finalize` (a 429 storm once left a pipeline with no
+    // note at all until then). One 429 on this step's status post, and it renders.
+    let gitlab = GitLab::start();
+    gitlab.with(|w| {
+        let id = w.add_status(PIPELINE_MERGED, "herald/other", "failed", &job_url(9999));
+        w.shift_finished_at(id, 60.0);
+        w.faults = Faults::always(Fault::RateLimited { retry_after_secs: 1 }).only("POST", SHA_MERGE).times(1);
+    });
+    let finished =
+        run(herald_in_job(&gitlab, "last").env("HERALD_LOG", "debug").args(["run", "--name", "last", "--", "true"]));
+    let log = finished.stderr_text();
+    assert_eq!(finished.code, Some(0), "{log}");
+    assert!(log.contains("429"), "the fault was not met: {log}");
+    let notes = gitlab.with(|w| w.herald_notes(1));
+    assert_eq!(notes.len(), 1, "{log}");
+    assert!(notes[0].body.contains("✅ last passed in"), "{log}\n{}", notes[0].body);
 }
 
 /// When a pipeline starts, its jobs reach their first live write together: only the first job

@@ -11,6 +11,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -110,6 +111,8 @@ pub struct Client {
     dry_run: bool,
     /// GitLab's clock (its `Date` header), as of the latest answer.
     server_time: Mutex<Option<f64>>,
+    /// A request failed in a way worth trying again (a 409, 429 or 5xx, no answer).
+    troubled: AtomicBool,
 }
 
 impl Client {
@@ -134,13 +137,27 @@ impl Client {
             .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls.build())
             .build();
-        Ok(Client { agent: config.into(), api_url: api_url.to_owned(), token, dry_run, server_time: Mutex::new(None) })
+        Ok(Client {
+            agent: config.into(),
+            api_url: api_url.to_owned(),
+            token,
+            dry_run,
+            server_time: Mutex::new(None),
+            troubled: AtomicBool::new(false),
+        })
     }
 
     /// GitLab's time as of its latest answer, in Unix seconds: for comparing with its
     /// timestamps without trusting this machine's clock.
     pub fn server_time(&self) -> Option<f64> {
         *self.server_time.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether any request through this client failed in a way worth trying again (a 409, 429
+    /// or 5xx, no answer): GitLab is struggling, so what this process counts on other writers to
+    /// do, they may not manage either.
+    pub fn troubled(&self) -> bool {
+        self.troubled.load(Ordering::Relaxed)
     }
 
     pub fn get(&self, path: &str, timeout: Duration) -> Result<Reply, ApiError> {
@@ -185,6 +202,20 @@ impl Client {
     }
 
     fn send(&self, method: Method, path: &str, body: Option<&Value>, timeout: Duration) -> Result<Reply, ApiError> {
+        let sent = self.send_once(method, path, body, timeout);
+        if sent.as_ref().is_err_and(ApiError::is_retryable) {
+            self.troubled.store(true, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<Reply, ApiError> {
         let url = format!("{}{path}", self.api_url);
         if self.dry_run {
             let body = body.map(|b| format!(" {b}")).unwrap_or_default();

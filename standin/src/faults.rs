@@ -37,12 +37,14 @@ pub struct Faults {
     pub method: Option<&'static str>,
     /// Only requests whose path ends with this (e.g. "/notes"); None for all.
     pub path_ends_with: Option<&'static str>,
+    /// How many more faults to inject; None for no end.
+    pub left: Option<u32>,
     random: u64,
 }
 
 impl Faults {
     pub fn random(rate: f64, kinds: &[Fault], seed: u64) -> Faults {
-        Faults { rate, kinds: kinds.to_vec(), always: None, method: None, path_ends_with: None, random: seed | 1 }
+        Faults { rate, kinds: kinds.to_vec(), random: seed | 1, ..Faults::default() }
     }
 
     pub fn always(fault: Fault) -> Faults {
@@ -54,7 +56,22 @@ impl Faults {
         Faults { method: Some(method), path_ends_with: Some(path_ends_with), ..self }
     }
 
+    /// Only the first `n` faults, then none: a GitLab that recovers.
+    pub fn times(self, n: u32) -> Faults {
+        Faults { left: Some(n), ..self }
+    }
+
     pub(crate) fn pick(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let picked = self.pick_any(method, path)?;
+        match &mut self.left {
+            Some(0) => return None,
+            Some(left) => *left -= 1,
+            None => {}
+        }
+        Some(picked)
+    }
+
+    fn pick_any(&mut self, method: &str, path: &str) -> Option<Fault> {
         if self.method.is_some_and(|only| only != method) || self.path_ends_with.is_some_and(|end| !path.ends_with(end))
         {
             return None;

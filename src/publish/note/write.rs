@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::context::PublishContext;
 use crate::gitlab::retry::Backoff;
-use crate::gitlab::{self, CommitStatus, Note, PipelineJob};
+use crate::gitlab::{self, Client, CommitStatus, Note, PipelineJob};
 use crate::publish::status::{FinalState, FinalStatus, StatusName};
 use crate::report::note as view;
 
@@ -274,6 +274,10 @@ impl NoteSync<'_> {
     /// verifies what it wrote like every final writer (mod.rs, 4.), a round trip and a pause
     /// later still: if it is itself left to a later one, the last of them renders. Not for a
     /// step that carries a summary: only this job knows it (job memory) until the job is over.
+    /// Nor while GitLab refuses requests (a 429, a 5xx, no answer, met by this process): the
+    /// later writer meets the same and may run out of time, and then only its job's `finalize`
+    /// writes the note; every writer renders then, as before issue #27 (a 429 storm once left a
+    /// pipeline with no note until then).
     /// Returns the later status, for the log.
     pub(super) fn left_to_a_later_writer<'s>(&self, statuses: &'s [CommitStatus]) -> Option<&'s CommitStatus> {
         let (Some(landed_at), Some((own_name, own_summary))) = (self.expected.landed_at, &self.expected.summary) else {
@@ -282,6 +286,8 @@ impl NoteSync<'_> {
         if self.expected.step.is_none()
             || own_summary.is_some()
             || !crate::publish::job_memory::summaries(&self.job).is_empty()
+            || self.client.troubled()
+            || self.spare.is_some_and(Client::troubled)
         {
             return None;
         }
