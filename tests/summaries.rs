@@ -118,7 +118,7 @@ fn a_failed_steps_summary_is_open_and_its_exit_code_kept() {
 fn a_summary_set_by_the_job_is_left_alone() {
     let dir = TempDir::new("own-summary");
     let own = dir.join("mine.md");
-    let finished = run(herald().env("GITHUB_STEP_SUMMARY", &own).args([
+    let finished = run(herald().env("GITLAB_CI", "true").env("GITHUB_STEP_SUMMARY", &own).args([
         "run",
         "--",
         "sh",
@@ -352,4 +352,40 @@ fn a_plan_summary_reaches_the_note() {
         "{note}"
     );
     assert!(note.contains("- `aws_db_instance.main` — an attribute cannot be updated in place"), "{note}");
+}
+
+/// In a job, the summary file is a private one of its own under TMPDIR, gone once the step has
+/// ended; where nothing reads a summary (outside GitLab CI, nothing to publish), the variables
+/// name /dev/null, so a script's `>> "$HERALD_STEP_SUMMARY"` still works and no file is made.
+#[test]
+fn a_summary_file_is_private_and_removed_and_none_is_made_where_nothing_reads_it() {
+    let tmp = TempDir::new("summary-tmp");
+    let script = r#"echo "$HERALD_STEP_SUMMARY $GITHUB_STEP_SUMMARY"; stat -c '%a %F' "$HERALD_STEP_SUMMARY"; echo '# Built here' >> "$HERALD_STEP_SUMMARY""#;
+    let step = |in_ci: bool| {
+        let mut command = herald();
+        command.env("TMPDIR", tmp.path()).env_remove("GITHUB_STEP_SUMMARY");
+        if in_ci {
+            command.env("GITLAB_CI", "true"); // no token: nothing published, the summary logged
+        }
+        let finished = run(command.args(["run", "--", "sh", "-c", script]));
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
+        finished
+    };
+    let empty = || std::fs::read_dir(tmp.path()).unwrap().count() == 0;
+
+    let finished = step(false);
+    assert_eq!(finished.stdout_text(), "/dev/null /dev/null\n666 character special file\n");
+    assert!(empty(), "a file was made");
+
+    let finished = step(true);
+    let stdout = finished.stdout_text();
+    let (path, mode) = stdout.split_once('\n').unwrap();
+    let (herald_path, github_path) = path.split_once(' ').unwrap();
+    assert_eq!(herald_path, github_path);
+    let path = std::path::Path::new(herald_path);
+    assert_eq!(path.parent(), Some(tmp.path()), "{stdout}");
+    assert!(path.file_name().unwrap().to_string_lossy().starts_with("herald-summary-"), "{stdout}");
+    assert_eq!(mode, "600 regular empty file\n");
+    assert!(empty(), "left behind: {:?}", std::fs::read_dir(tmp.path()).unwrap().collect::<Vec<_>>());
+    assert!(finished.stderr_text().contains("# Built here"), "not in the job log: {}", finished.stderr_text());
 }

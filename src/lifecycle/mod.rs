@@ -36,17 +36,27 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &
         say(&section.start_marker(unix_now()));
     }
     // The step's own, empty summary file, named in its environment (report/summary.rs). Without
-    // one (no private directory could be made), the step runs all the same.
+    // one (no private file could be made), the step runs all the same.
     // Under the stage's own TMPDIR when the executor gives it one: a stage user may not be able to
     // reach herald's.
     let stage_tmp = setup.vars.iter().find(|(name, _)| name == "TMPDIR").map(|(_, dir)| PathBuf::from(dir));
-    let summary_file = SummaryFile::create(stage_tmp.unwrap_or_else(std::env::temp_dir), setup.run_as.as_ref());
+    let summary_file = summary_is_read(settings)
+        .then(|| SummaryFile::create(stage_tmp.unwrap_or_else(std::env::temp_dir), setup.run_as.as_ref()))
+        .flatten();
     let mut vars = setup.vars.clone();
-    if let Some(file) = &summary_file {
-        vars.push(("HERALD_STEP_SUMMARY".to_owned(), file.path.clone().into_os_string()));
+    // Where nothing reads a summary (outside GitLab CI, nothing to publish), the variables name
+    // /dev/null: a script's `>> "$HERALD_STEP_SUMMARY"` still works, and a plain supervisor
+    // makes no file per step.
+    let summary_path = match &summary_file {
+        Some(file) => Some(file.path.clone().into_os_string()),
+        None if !summary_is_read(settings) => Some("/dev/null".into()),
+        None => None,
+    };
+    if let Some(path) = summary_path {
         if !settings.github_summary_set {
-            vars.push(("GITHUB_STEP_SUMMARY".to_owned(), file.path.clone().into_os_string()));
+            vars.push(("GITHUB_STEP_SUMMARY".to_owned(), path.clone()));
         }
+        vars.push(("HERALD_STEP_SUMMARY".to_owned(), path));
     }
     let setup = &ChildSetup { hidden_vars: setup.hidden_vars, vars, run_as: setup.run_as.clone() };
     let spawned = supervisor.spawn(&settings.command, settings.failure_tail, setup);
@@ -146,6 +156,11 @@ fn publish_findings(settings: &RunSettings, flush_timeout: Duration) -> Option<S
             None
         }
     }
+}
+
+/// Whether anything reads the step's summary: the job log (in GitLab CI) or the note.
+fn summary_is_read(settings: &RunSettings) -> bool {
+    settings.summary_to_log || matches!(settings.publishing, Publishing::On(_))
 }
 
 /// What the step wrote to its summary file, in the job log whole (a collapsed section) and, for the
