@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, FromArgMatches, Parser, Subcommand};
 
 use crate::duration::parse_duration;
 
@@ -172,8 +172,29 @@ fn mask_of_this_process() -> impl Fn(&str) -> String + Send + Sync {
     }
 }
 
+/// The command line, as `Cli` defines it. `herald run`, which every script line runs, is first
+/// parsed against its own arguments alone: clap builds every subcommand's definitions before it
+/// parses, and on musl that churn of small allocations cost a tenth of a step's overhead
+/// (docs/benchmarks.md, 2026-12-08). Anything but a plain success there (help, version, an
+/// error) is parsed again whole, so what herald prints is the same.
+fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    match quick_parse_of_run(&args) {
+        Some(run) => Ok(Cli { command: Command::Run(run) }),
+        None => Cli::try_parse_from(args),
+    }
+}
+
+/// `herald run …` parsed against `RunArgs` alone, when that succeeds.
+fn quick_parse_of_run(args: &[OsString]) -> Option<RunArgs> {
+    if args.get(1).is_none_or(|word| word != "run") {
+        return None;
+    }
+    let run = RunArgs::augment_args(clap::Command::new("run").bin_name("herald run"));
+    RunArgs::from_arg_matches(&run.try_get_matches_from(&args[1..]).ok()?).ok()
+}
+
 fn dispatch() -> Outcome {
-    let cli = match Cli::try_parse() {
+    let cli = match parse(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(error) if !error.use_stderr() => {
             // --help and --version: print them; a closed pipe (`herald --help | head -1`) is fine.
@@ -242,6 +263,40 @@ mod tests {
     fn errors_fit_on_one_line() {
         let error = Cli::try_parse_from(["herald", "run"]).unwrap_err();
         assert_eq!(first_paragraph(&error.to_string()), "the following required arguments were not provided: <CMD>...");
+    }
+
+    /// `herald run`'s own parse gives what the whole command line's does, or leaves it to that.
+    #[test]
+    fn the_quick_parse_of_run_agrees_with_the_whole() {
+        let lines: [&[&str]; 12] = [
+            &["run", "--", "true"],
+            &["run", "true"],
+            &["run", "--name", "u", "cargo", "test", "--name", "x"],
+            &["run", "--timeout", "90s", "--grace", "1m", "--", "sh", "-c", "exit 3"],
+            &["run", "--findings", "a.json", "--findings", "b.sarif", "--", "make", "lint"],
+            &["run", "--", "--help"],
+            &["run", "--help"],
+            &["run", "--version"],
+            &["run"],
+            &["run", "--timeout", "soon", "--", "true"],
+            &["run", "--bogus", "--", "true"],
+            &["tasks", "--format", "json"],
+        ];
+        for (i, line) in lines.into_iter().enumerate() {
+            let argv: Vec<OsString> =
+                std::iter::once("herald").chain(line.iter().copied()).map(OsString::from).collect();
+            // The first six are ordinary steps: the quick parse takes them.
+            assert_eq!(quick_parse_of_run(&argv).is_some(), i < 6, "{line:?}");
+            let whole = Cli::try_parse_from(&argv);
+            let parsed = parse(argv);
+            match (&parsed, &whole) {
+                (Ok(parsed), Ok(whole)) => assert_eq!(format!("{parsed:?}"), format!("{whole:?}"), "{line:?}"),
+                (Err(parsed), Err(whole)) => {
+                    assert_eq!((parsed.kind(), parsed.to_string()), (whole.kind(), whole.to_string()), "{line:?}")
+                }
+                _ => panic!("{line:?}: {parsed:?} against {whole:?}"),
+            }
+        }
     }
 
     #[test]
