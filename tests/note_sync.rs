@@ -983,10 +983,16 @@ fn a_writer_writes_again_for_a_step_that_ended_meanwhile_not_for_one_that_starte
                   other:\n  script:\n    - herald run --name build -- make\n    - herald run --name check -- make check\n";
     std::fs::write(checkout.join(".gitlab-ci.yml"), config).unwrap();
     // A passed step whose job has a later step (planned) is not written for: that step's writer
-    // writes after its own final post (issue #27); without the plan, it counts.
-    for (state, planned, writes) in
-        [("running", false, 1), ("failed", false, 2), ("success", false, 2), ("success", true, 1)]
-    {
+    // writes after its own final post (issue #27); without the plan, it counts. It counts too
+    // once GitLab has refused one of this writer's requests (here a 429 on its status post): the
+    // later writer meets the same trouble and may run out of time.
+    for (state, planned, troubled, writes) in [
+        ("running", false, false, 1),
+        ("failed", false, false, 2),
+        ("success", false, false, 2),
+        ("success", true, false, 1),
+        ("success", true, true, 2),
+    ] {
         let gitlab = GitLab::start();
         let step = |job: &str| {
             let mut command = herald_in_job(&gitlab, job);
@@ -1007,6 +1013,9 @@ fn a_writer_writes_again_for_a_step_that_ended_meanwhile_not_for_one_that_starte
             let id = w.herald_notes(1)[0].id;
             w.age_note(id, 30.0);
             w.round_trip = ROUND_TRIP;
+            if troubled {
+                w.faults = Faults::always(Fault::RateLimited { retry_after_secs: 1 }).only("POST", SHA_MERGE).times(1);
+            }
         });
         let before = gitlab.requests().len();
         let child = step("last");
@@ -1016,7 +1025,7 @@ fn a_writer_writes_again_for_a_step_that_ended_meanwhile_not_for_one_that_starte
         gitlab.with(|w| w.add_status(PIPELINE_MERGED, "herald/other › build", state, &url));
         let finished = crate::support::finish(child);
         assert_eq!(finished.code, Some(0), "{}", finished.stderr_text());
-        assert_eq!(puts(before), writes, "a step elsewhere became {state} (planned: {planned})");
+        assert_eq!(puts(before), writes, "a step elsewhere became {state} (planned: {planned}, troubled: {troubled})");
         let note = &gitlab.with(|w| w.herald_notes(1))[0].body;
         assert!(note.contains("✅ last passed in"), "{note}");
         if !planned {

@@ -274,10 +274,7 @@ impl NoteSync<'_> {
     /// verifies what it wrote like every final writer (mod.rs, 4.), a round trip and a pause
     /// later still: if it is itself left to a later one, the last of them renders. Not for a
     /// step that carries a summary: only this job knows it (job memory) until the job is over.
-    /// Nor while GitLab refuses requests (a 429, a 5xx, no answer, met by this process): the
-    /// later writer meets the same and may run out of time, and then only its job's `finalize`
-    /// writes the note; every writer renders then, as before issue #27 (a 429 storm once left a
-    /// pipeline with no note until then).
+    /// Nor once GitLab has refused one of this process's requests (`gitlab_troubled`).
     /// Returns the later status, for the log.
     pub(super) fn left_to_a_later_writer<'s>(&self, statuses: &'s [CommitStatus]) -> Option<&'s CommitStatus> {
         let (Some(landed_at), Some((own_name, own_summary))) = (self.expected.landed_at, &self.expected.summary) else {
@@ -286,8 +283,7 @@ impl NoteSync<'_> {
         if self.expected.step.is_none()
             || own_summary.is_some()
             || !crate::publish::job_memory::summaries(&self.job).is_empty()
-            || self.client.troubled()
-            || self.spare.is_some_and(Client::troubled)
+            || self.gitlab_troubled()
         {
             return None;
         }
@@ -303,16 +299,27 @@ impl NoteSync<'_> {
         })
     }
 
+    /// Whether GitLab refused one of this process's requests (a 409, 429 or 5xx, no answer):
+    /// then it writes what it would otherwise count on a later writer for, as every writer did
+    /// before issue #27. That writer meets the same trouble and may run out of time, leaving the
+    /// note to its job's `finalize` (a 429 storm in CI once left a pipeline with no note, and a
+    /// campaign run one without a middle step, until then).
+    fn gitlab_troubled(&self) -> bool {
+        self.client.troubled() || self.spare.is_some_and(Client::troubled)
+    }
+
     /// The final statuses among `statuses` that call for writing again over a write rendered
     /// from the final ones `before`: all but those newly final that passed and whose job's plan
     /// has a later step. That step's writer writes the note after its own final post, which
     /// shows this one too (a passing step with more to come leaves its note to it, mod.rs), and
     /// its own final state, once posted, is newly final and counts (issue #27: rewrites for
     /// them were most of a big pipeline's). A job that stops after such a step owes the note,
-    /// and `herald finalize` pays it, as without this rule.
+    /// and `herald finalize` pays it, as without this rule. All of them count once GitLab has
+    /// refused a request (`gitlab_troubled`).
     fn counted(&self, statuses: &[CommitStatus], before: &[(u64, String)]) -> Finals {
         let newly_passed_with_more_to_come = |status: &CommitStatus| {
-            !before.iter().any(|(id, _)| *id == status.id)
+            !self.gitlab_troubled()
+                && !before.iter().any(|(id, _)| *id == status.id)
                 && FinalStatus::read(status).is_some_and(|read| read.state == FinalState::Passed)
                 && self.more_steps_follow(&status.name)
         };
