@@ -9,6 +9,7 @@ pub(crate) mod findings;
 pub(crate) mod job_end;
 mod summary_file;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,29 +36,9 @@ pub(crate) fn run_step(supervisor: &Supervisor, settings: &RunSettings, setup: &
     if let Some(section) = &section {
         say(&section.start_marker(unix_now()));
     }
-    // The step's own, empty summary file, named in its environment (report/summary.rs). Without
-    // one (no private file could be made), the step runs all the same.
-    // Under the stage's own TMPDIR when the executor gives it one: a stage user may not be able to
-    // reach herald's.
-    let stage_tmp = setup.vars.iter().find(|(name, _)| name == "TMPDIR").map(|(_, dir)| PathBuf::from(dir));
-    let summary_file = summary_is_read(settings)
-        .then(|| SummaryFile::create(stage_tmp.unwrap_or_else(std::env::temp_dir), setup.run_as.as_ref()))
-        .flatten();
+    let (summary_file, summary_vars) = summary_file_for(settings, setup);
     let mut vars = setup.vars.clone();
-    // Where nothing reads a summary (outside GitLab CI, nothing to publish), the variables name
-    // /dev/null: a script's `>> "$HERALD_STEP_SUMMARY"` still works, and a plain supervisor
-    // makes no file per step.
-    let summary_path = match &summary_file {
-        Some(file) => Some(file.path.clone().into_os_string()),
-        None if !summary_is_read(settings) => Some("/dev/null".into()),
-        None => None,
-    };
-    if let Some(path) = summary_path {
-        if !settings.github_summary_set {
-            vars.push(("GITHUB_STEP_SUMMARY".to_owned(), path.clone()));
-        }
-        vars.push(("HERALD_STEP_SUMMARY".to_owned(), path));
-    }
+    vars.extend(summary_vars);
     let setup = &ChildSetup { hidden_vars: setup.hidden_vars, vars, run_as: setup.run_as.clone() };
     let spawned = supervisor.spawn(&settings.command, settings.failure_tail, setup);
     // Only now, with the step already running, does anything touch the network.
@@ -156,6 +137,31 @@ fn publish_findings(settings: &RunSettings, flush_timeout: Duration) -> Option<S
             None
         }
     }
+}
+
+/// The step's own, empty summary file (report/summary.rs), and the variables that name it to the
+/// step. Without one (no private file could be made), the step runs all the same. Under the
+/// stage's own TMPDIR when the executor gives it one: a stage user may not be able to reach
+/// herald's. Where nothing reads a summary (outside GitLab CI, nothing to publish), the variables
+/// name /dev/null: a script's `>> "$HERALD_STEP_SUMMARY"` still works, and a plain supervisor
+/// makes no file per step.
+fn summary_file_for(settings: &RunSettings, setup: &ChildSetup) -> (Option<SummaryFile>, Vec<(String, OsString)>) {
+    let (file, path) = if summary_is_read(settings) {
+        let stage_tmp = setup.vars.iter().find(|(name, _)| name == "TMPDIR").map(|(_, dir)| PathBuf::from(dir));
+        let file = SummaryFile::create(stage_tmp.unwrap_or_else(std::env::temp_dir), setup.run_as.as_ref());
+        let path = file.as_ref().map(|file| file.path.clone().into_os_string());
+        (file, path)
+    } else {
+        (None, Some(OsString::from("/dev/null")))
+    };
+    let mut vars = Vec::new();
+    if let Some(path) = path {
+        vars.push(("HERALD_STEP_SUMMARY".to_owned(), path.clone()));
+        if !settings.github_summary_set {
+            vars.push(("GITHUB_STEP_SUMMARY".to_owned(), path));
+        }
+    }
+    (file, vars)
 }
 
 /// Whether anything reads the step's summary: the job log (in GitLab CI) or the note.
