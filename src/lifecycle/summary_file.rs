@@ -1,6 +1,6 @@
 //! A step's summary file (`HERALD_STEP_SUMMARY`): made private before the step starts, read
-//! once after it ends, removed. Apart from the lifecycle because it is the
-//! one part of it that makes and owns files on disk.
+//! once after it ends, removed. Apart from the lifecycle because it is the one part of it that
+//! makes and owns files on disk.
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use crate::supervise::RunAs;
 /// user's when the step runs as another), removed once read. Made with `O_EXCL`, so never one
 /// that another user placed there first; in a sticky temporary directory no other user can
 /// replace or remove it. No directory around it: making and removing one cost more than the
-/// rest of a step's start on ext4 (docs/benchmarks.md "Step overhead").
+/// rest of a step's start on ext4 (docs/benchmarks.md, "Step overhead recovered").
 pub(super) struct SummaryFile {
     pub(super) path: PathBuf,
 }
