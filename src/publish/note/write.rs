@@ -270,12 +270,12 @@ impl NoteSync<'_> {
     /// statuses, read after this step's final state landed, show another step's final state
     /// that landed later (GitLab's `finished_at`), whose writer renders the note at once: it
     /// did not pass, or it is its job's last planned step (not one that leaves its write to its
-    /// job's next step). That writer reads the statuses after its own post landed, so after ours, and
-    /// verifies what it wrote like every final writer (mod.rs, 4.), a round trip and a pause
-    /// later still: if it is itself left to a later one, the last of them renders. Not for a
-    /// step that carries a summary: only this job knows it (job memory) until the job is over.
-    /// Nor once GitLab has refused one of this process's requests (`gitlab_troubled`).
-    /// Returns the later status, for the log.
+    /// job's next step). That writer reads the statuses after its own post landed, so after
+    /// ours, and verifies what it wrote like every final writer (mod.rs, 4.), a round trip and a
+    /// pause later still: if it is itself left to a later one, the last of them renders. Not for
+    /// a step that carries a summary: only this job knows it (job memory) until the job is over.
+    /// Nor once GitLab has refused one of this process's requests (`gitlab_troubled`). Returns
+    /// the later status, for the log.
     pub(super) fn left_to_a_later_writer<'s>(&self, statuses: &'s [CommitStatus]) -> Option<&'s CommitStatus> {
         let (Some(landed_at), Some((own_name, own_summary))) = (self.expected.landed_at, &self.expected.summary) else {
             return None;
