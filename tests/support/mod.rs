@@ -26,6 +26,7 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// binary under qemu-user that way.
 pub fn herald() -> Command {
     let binary = std::env::var_os("HERALD_TEST_BINARY").unwrap_or_else(|| env!("CARGO_BIN_EXE_herald").into());
+    let binary = reachable_by_every_user(binary.into());
     let mut command = match std::env::var_os("HERALD_TEST_RUNNER") {
         Some(runner) => {
             let mut command = Command::new(runner);
@@ -43,6 +44,33 @@ pub fn herald() -> Command {
     }
     command.stdin(Stdio::null());
     command
+}
+
+/// `binary`, or, when a directory above it is closed to other users (a checkout under a 0700
+/// home), a copy of it that they can run: some tests run herald as another user (65534). The copy
+/// is made once per test run, in one place per checkout under the temporary directory, replaced
+/// by the next run rather than left to pile up.
+fn reachable_by_every_user(binary: PathBuf) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let searchable = |dir: &Path| std::fs::metadata(dir).is_ok_and(|meta| meta.permissions().mode() & 0o001 != 0);
+    if binary.ancestors().skip(1).filter(|dir| !dir.as_os_str().is_empty()).all(searchable) {
+        return binary;
+    }
+    COPY.get_or_init(|| {
+        let place: u64 =
+            binary.to_string_lossy().bytes().fold(7, |hash, b| hash.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let dir = std::env::temp_dir().join(format!("herald-test-binary-{place:x}"));
+        std::fs::create_dir_all(&dir).expect("a directory for herald's copy");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("open it to every user");
+        let copy = dir.join("herald");
+        // Through a new file and a rename: a copy over the old one could meet it running.
+        let fresh = dir.join(format!("herald.{}", std::process::id()));
+        std::fs::copy(&binary, &fresh).expect("copy herald");
+        std::fs::rename(&fresh, &copy).expect("put herald's copy in place");
+        copy
+    })
+    .clone()
 }
 
 /// gitlab-ci-local 4.72.0, which scripts/test.sh installs: the independent implementation the
